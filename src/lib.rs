@@ -14,6 +14,7 @@
 pub mod config;
 pub mod error;
 pub mod io;
+pub mod model;
 pub mod reference;
 pub mod weights;
 
