@@ -13,8 +13,10 @@
 
 pub mod config;
 pub mod error;
+pub mod formats;
 pub mod io;
 pub mod model;
+pub mod npy;
 pub mod reference;
 pub mod weights;
 

@@ -1,0 +1,223 @@
+//! Importers for the four weight layouts, and conversions between each framework's array shapes
+//! and the canonical [`SeqInput`](crate::SeqInput) / [`GruOutput`](crate::GruOutput) shapes.
+//!
+//! | format | weights (safetensors names) | X | h0 / state | Y |
+//! |---|---|---|---|---|
+//! | [`Format::PyTorch`] | `weight_ih_l{k}[_reverse]` `[3H, I_k]`, `weight_hh_l{k}[_reverse]` `[3H, H]`, optional `bias_ih_l{k}[_reverse]`, `bias_hh_l{k}[_reverse]` `[3H]` | `[T, B, I]` (`[B, T, I]` batch_first) | `[L·D, B, H]` | `[T, B, D·H]` (`[B, T, D·H]`) |
+//! | [`Format::Keras`] | `kernel` `[I, 3H]`, `recurrent_kernel` `[H, 3H]`, optional `bias` `[2, 3H]` or `[3H]` | `[B, T, I]` | `[B, H]` | `[B, T, H]` |
+//! | [`Format::Onnx`] | `W` `[D, 3H, I]`, `R` `[D, 3H, H]`, optional `B` `[D, 6H]` | `[T, B, I]` | `[D, B, H]` | `[T, D, B, H]` |
+//! | [`Format::Seed`] | `W_z`, `W_r`, `W_h` `[H, H+I]`, `b_z`, `b_r`, `b_h` `[H]` | `[T, B, I]` | `[B, H]` | `[T, B, H]` |
+//!
+//! Layers, directions, `H` and `I` are inferred from the tensors; everything else comes from
+//! [`ImportOptions`]. Other tensors in the file (inputs, `expected_*`) are ignored.
+
+mod keras;
+mod onnx;
+mod options;
+mod pytorch;
+mod seed;
+mod shapes;
+mod tensors;
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+pub use options::{MetadataOptions, keras_activation, options_from_metadata, resolve_activations};
+pub use shapes::{FrameworkShapes, TensorNames};
+pub use tensors::{SafetensorsFile, Tensor};
+
+use crate::config::{Direction, GruConfig};
+use crate::error::{Error, Result};
+use crate::weights::Gru;
+
+/// A framework's weight layout and array conventions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// PyTorch `nn.GRU` state_dict.
+    PyTorch,
+    /// Keras `layers.GRU` weights.
+    Keras,
+    /// ONNX `GRU` operator inputs.
+    Onnx,
+    /// The seed's `W_z`/`W_r`/`W_h` cell.
+    Seed,
+}
+
+impl Format {
+    /// All formats, in detection order.
+    pub const ALL: [Format; 4] = [Format::PyTorch, Format::Keras, Format::Onnx, Format::Seed];
+
+    /// The lower-case name (`pytorch`, `keras`, `onnx`, `seed`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::PyTorch => "pytorch",
+            Format::Keras => "keras",
+            Format::Onnx => "onnx",
+            Format::Seed => "seed",
+        }
+    }
+
+    /// Detects the layout from tensor names: `weight_ih_l{k}` or `weight_hh_l{k}` ⇒ PyTorch,
+    /// `kernel` or `recurrent_kernel` ⇒ Keras, `W` or `R` ⇒ ONNX, `W_z`, `W_r` or `W_h` ⇒ seed.
+    /// Exactly one layout must match (the importer then names any tensor still missing).
+    pub fn detect(names: &[String]) -> Result<Format> {
+        let hits: Vec<Format> = Format::ALL
+            .into_iter()
+            .filter(|f| match f {
+                Format::PyTorch => pytorch::detect(names),
+                Format::Keras => keras::detect(names),
+                Format::Onnx => onnx::detect(names),
+                Format::Seed => seed::detect(names),
+            })
+            .collect();
+        match hits.as_slice() {
+            [f] => Ok(*f),
+            [] => {
+                let mut shown: Vec<&str> = names.iter().map(String::as_str).take(12).collect();
+                if names.len() > 12 {
+                    shown.push("…");
+                }
+                Err(Error::UnknownLayout(format!(
+                    "no pytorch (weight_ih_l0), keras (kernel, recurrent_kernel), onnx (W, R) \
+                     or seed (W_z, W_r, W_h) weights among tensors [{}]",
+                    shown.join(", ")
+                )))
+            }
+            many => Err(Error::UnknownLayout(format!(
+                "tensor names match several layouts ({}); pass the format explicitly",
+                many.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Format {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Format> {
+        match s.to_ascii_lowercase().as_str() {
+            "pytorch" | "torch" => Ok(Format::PyTorch),
+            "keras" | "tensorflow" | "tf" => Ok(Format::Keras),
+            "onnx" => Ok(Format::Onnx),
+            "seed" => Ok(Format::Seed),
+            other => Err(Error::arg(
+                "format",
+                format!("unknown format {other:?} (expected pytorch, keras, onnx or seed)"),
+            )),
+        }
+    }
+}
+
+/// What the tensors do not say: options of the framework's layer.
+///
+/// Every field has the framework's default when left at `Default::default()`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImportOptions {
+    /// Direction. `None` infers it: bidirectional when the file holds two directions
+    /// (`_reverse` tensors, ONNX `D = 2`), forward otherwise. `Some` must agree with the file's
+    /// number of directions; `Reverse` is accepted for single-direction files.
+    pub direction: Option<Direction>,
+    /// ONNX `linear_before_reset`: `true` ⇒ reset-after, `false` (ONNX's default) ⇒
+    /// reset-before. Read only for the ONNX layout (PyTorch is always reset-after, the seed
+    /// reset-before, Keras follows its bias shape).
+    pub linear_before_reset: bool,
+    /// Keras `reset_after`, used when the file has no `bias` to infer it from (default `true`);
+    /// when a bias exists, a `Some` value must agree with its shape.
+    pub reset_after: Option<bool>,
+    /// ONNX activation names in ONNX order: `f`, `g` for the first direction, then `f`, `g` for
+    /// the second. Two names apply to every direction. Empty = Sigmoid, Tanh.
+    pub activations: Vec<String>,
+    /// ONNX `activation_alpha`: consumed in order by the activations that take an α.
+    pub activation_alpha: Vec<f32>,
+    /// ONNX `activation_beta`: consumed in order by the activations that take a β.
+    pub activation_beta: Vec<f32>,
+    /// ONNX `clip`: activation inputs are clamped to `[-clip, clip]`.
+    pub clip: Option<f32>,
+    /// Keras `go_backwards`: x is processed reversed and outputs are returned in processing order.
+    pub go_backwards: bool,
+    /// PyTorch `batch_first`: X is `[B, T, I]` and Y `[B, T, D·H]`. Keras is always batch-first;
+    /// ONNX and the seed refuse it.
+    pub batch_first: bool,
+}
+
+/// A model read from a file, with the layout it was read as.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Imported {
+    /// The layout of the weights (and the shape conventions of the inputs and outputs).
+    pub format: Format,
+    /// The canonical model.
+    pub gru: Gru,
+}
+
+impl Imported {
+    /// The shape conversions of this model's framework.
+    pub fn shapes(&self) -> Result<FrameworkShapes> {
+        FrameworkShapes::new(self.format, &self.gru.config)
+    }
+}
+
+/// Imports a GRU from an opened safetensors file. `format: None` detects it from the names.
+pub fn import(
+    file: &SafetensorsFile,
+    format: Option<Format>,
+    opts: &ImportOptions,
+) -> Result<Imported> {
+    let format = match format {
+        Some(f) => f,
+        None => Format::detect(&file.names()?)?,
+    };
+    let gru = match format {
+        Format::PyTorch => pytorch::import(file, opts)?,
+        Format::Keras => keras::import(file, opts)?,
+        Format::Onnx => onnx::import(file, opts)?,
+        Format::Seed => seed::import(file, opts)?,
+    };
+    Ok(Imported { format, gru })
+}
+
+/// Reads `path` and imports the GRU in it; see [`import`].
+pub fn load(
+    path: impl AsRef<Path>,
+    format: Option<Format>,
+    opts: &ImportOptions,
+) -> Result<Imported> {
+    import(&SafetensorsFile::open(path)?, format, opts)
+}
+
+/// Applies the options shared by every layout: direction (checked against the `dirs` directions
+/// found in the file, reported against tensor `tensor`), activations, clip and go_backwards.
+pub(crate) fn finish_config(
+    config: &mut GruConfig,
+    opts: &ImportOptions,
+    dirs: usize,
+    tensor: &str,
+    file: &str,
+) -> Result<()> {
+    config.direction = match (opts.direction, dirs) {
+        (None, 2) | (Some(Direction::Bidirectional), 2) => Direction::Bidirectional,
+        (None, _) | (Some(Direction::Forward), 1) => Direction::Forward,
+        (Some(Direction::Reverse), 1) => Direction::Reverse,
+        (Some(d), n) => {
+            return Err(Error::shape(
+                format!("directions of {tensor} in {file}"),
+                format!("{} for direction {d:?}", d.count()),
+                n,
+            ));
+        }
+    };
+    config.activations = resolve_activations(
+        &opts.activations,
+        &opts.activation_alpha,
+        &opts.activation_beta,
+        config.num_directions(),
+    )?;
+    config.clip = opts.clip;
+    config.go_backwards = opts.go_backwards;
+    Ok(())
+}

@@ -1,0 +1,313 @@
+//! Conversions between each framework's array shapes and the canonical ones.
+
+use super::Format;
+use crate::config::GruConfig;
+use crate::error::{Error, Result};
+use crate::npy::shape_str;
+
+/// The names a framework gives its inputs and outputs (as in the golden files, where the outputs
+/// carry an `expected_` prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TensorNames {
+    /// The input sequence: `input` or ONNX `X`.
+    pub x: &'static str,
+    /// The initial state: `h0` or ONNX `initial_h`.
+    pub h0: &'static str,
+    /// Per-row lengths: `lengths` or ONNX `sequence_lens`.
+    pub lengths: &'static str,
+    /// The output sequence: `output` or ONNX `Y`.
+    pub output: &'static str,
+    /// The final state: PyTorch `h_n`, Keras/seed `state`, ONNX `Y_h`.
+    pub state: &'static str,
+}
+
+/// A framework's array shapes for one model, and the conversions to and from the canonical
+/// [`SeqInput`](crate::SeqInput) / [`GruOutput`](crate::GruOutput) layouts.
+///
+/// | format | X | h0 / state | Y |
+/// |---|---|---|---|
+/// | PyTorch | `[T, B, I]` (`[B, T, I]` batch_first) | `[L·D, B, H]` | `[T, B, D·H]` (`[B, T, D·H]`) |
+/// | Keras | `[B, T, I]` | `[B, H]` | `[B, T, H]` |
+/// | ONNX | `[T, B, I]` | `[D, B, H]` | `[T, D, B, H]` |
+/// | seed | `[T, B, I]` | `[B, H]` | `[T, B, H]` |
+///
+/// X, h0 and the state have the same element order as the canonical arrays in every format
+/// (only their shapes differ); ONNX's Y needs a transpose from the canonical `[T, B, D·H]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameworkShapes {
+    /// The framework.
+    pub format: Format,
+    /// X and Y are batch-major (PyTorch batch_first, always for Keras).
+    pub batch_first: bool,
+    /// Layers `L`.
+    pub layers: usize,
+    /// Directions `D`.
+    pub directions: usize,
+    /// Input features `I`.
+    pub input_size: usize,
+    /// Hidden units `H`.
+    pub hidden_size: usize,
+}
+
+impl FrameworkShapes {
+    /// The shapes of `config` in `format`'s conventions. Refuses configs the format cannot
+    /// express (several layers outside PyTorch, two directions in Keras or the seed, batch-major
+    /// arrays in ONNX or the seed, time-major arrays in Keras).
+    pub fn new(format: Format, config: &GruConfig) -> Result<Self> {
+        let (l, d) = (config.num_layers, config.num_directions());
+        let bad = |why: &str| {
+            Err(Error::arg(
+                format!("{format} shapes"),
+                format!(
+                    "{why} (config has {l} layer(s), {d} direction(s), batch_first={})",
+                    config.batch_first
+                ),
+            ))
+        };
+        match format {
+            Format::PyTorch => {}
+            Format::Keras => {
+                if l != 1 || d != 1 {
+                    return bad("keras arrays hold one layer and one direction");
+                }
+                if !config.batch_first {
+                    return bad("keras arrays are batch-major");
+                }
+            }
+            Format::Seed => {
+                if l != 1 || d != 1 {
+                    return bad("seed arrays hold one layer and one direction");
+                }
+                if config.batch_first {
+                    return bad("seed arrays are time-major");
+                }
+            }
+            Format::Onnx => {
+                if l != 1 {
+                    return bad("onnx arrays hold one layer");
+                }
+                if config.batch_first {
+                    return bad("onnx arrays are time-major (layout=0)");
+                }
+            }
+        }
+        Ok(FrameworkShapes {
+            format,
+            batch_first: config.batch_first,
+            layers: l,
+            directions: d,
+            input_size: config.input_size,
+            hidden_size: config.hidden_size,
+        })
+    }
+
+    /// The framework's names for its inputs and outputs.
+    pub fn names(&self) -> TensorNames {
+        match self.format {
+            Format::PyTorch => TensorNames {
+                x: "input",
+                h0: "h0",
+                lengths: "lengths",
+                output: "output",
+                state: "h_n",
+            },
+            Format::Keras | Format::Seed => TensorNames {
+                x: "input",
+                h0: "h0",
+                lengths: "lengths",
+                output: "output",
+                state: "state",
+            },
+            Format::Onnx => TensorNames {
+                x: "X",
+                h0: "initial_h",
+                lengths: "sequence_lens",
+                output: "Y",
+                state: "Y_h",
+            },
+        }
+    }
+
+    fn x_pattern(&self) -> String {
+        let i = self.input_size;
+        if self.batch_first {
+            format!("[B, T, {i}]")
+        } else {
+            format!("[T, B, {i}]")
+        }
+    }
+
+    /// X's shape for `steps` and `batch`.
+    pub fn x_shape(&self, steps: usize, batch: usize) -> Vec<usize> {
+        if self.batch_first {
+            vec![batch, steps, self.input_size]
+        } else {
+            vec![steps, batch, self.input_size]
+        }
+    }
+
+    /// Reads `(steps, batch)` from X's shape, checking its rank and feature size.
+    pub fn x_dims(&self, shape: &[usize]) -> Result<(usize, usize)> {
+        match *shape {
+            [a, b, i] if i == self.input_size => Ok(if self.batch_first { (b, a) } else { (a, b) }),
+            _ => Err(Error::shape(
+                self.names().x,
+                self.x_pattern(),
+                shape_str(shape),
+            )),
+        }
+    }
+
+    /// The initial state's (and the final state's) shape for `batch`:
+    /// `[L·D, B, H]`, `[B, H]` or `[D, B, H]`.
+    pub fn h0_shape(&self, batch: usize) -> Vec<usize> {
+        let h = self.hidden_size;
+        match self.format {
+            Format::PyTorch => vec![self.layers * self.directions, batch, h],
+            Format::Keras | Format::Seed => vec![batch, h],
+            Format::Onnx => vec![self.directions, batch, h],
+        }
+    }
+
+    /// The final state's shape for `batch` (the same as [`FrameworkShapes::h0_shape`]).
+    pub fn state_shape(&self, batch: usize) -> Vec<usize> {
+        self.h0_shape(batch)
+    }
+
+    /// Checks h0's shape for `batch`.
+    pub fn check_h0(&self, shape: &[usize], batch: usize) -> Result<()> {
+        let want = self.h0_shape(batch);
+        if shape != want {
+            return Err(Error::shape(
+                self.names().h0,
+                shape_str(&want),
+                shape_str(shape),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the lengths' shape, `[B]`.
+    pub fn check_lengths(&self, shape: &[usize], batch: usize) -> Result<()> {
+        if shape != [batch] {
+            return Err(Error::shape(
+                self.names().lengths,
+                shape_str(&[batch]),
+                shape_str(shape),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Y's shape for `steps` and `batch`.
+    pub fn output_shape(&self, steps: usize, batch: usize) -> Vec<usize> {
+        let (d, h) = (self.directions, self.hidden_size);
+        match self.format {
+            Format::Onnx => vec![steps, d, batch, h],
+            _ if self.batch_first => vec![batch, steps, d * h],
+            _ => vec![steps, batch, d * h],
+        }
+    }
+
+    fn check_len(&self, what: &str, shape: &[usize], len: usize) -> Result<()> {
+        let n: usize = shape.iter().product();
+        if n != len {
+            return Err(Error::shape(
+                what,
+                format!("{} ({n} elements)", shape_str(shape)),
+                format!("{len} elements"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Converts a canonical output (`[T, B, D·H]`, or `[B, T, D·H]` when batch-first) into
+    /// the framework's Y (see [`FrameworkShapes::output_shape`]).
+    pub fn output_to_framework(&self, steps: usize, batch: usize, y: &[f32]) -> Result<Vec<f32>> {
+        self.check_len("output", &self.output_shape(steps, batch), y.len())?;
+        if self.format != Format::Onnx || self.directions == 1 {
+            return Ok(y.to_vec());
+        }
+        let (d_n, h) = (self.directions, self.hidden_size);
+        let mut out = vec![0.0; y.len()];
+        for t in 0..steps {
+            for b in 0..batch {
+                for d in 0..d_n {
+                    let src = ((t * batch + b) * d_n + d) * h;
+                    let dst = ((t * d_n + d) * batch + b) * h;
+                    out[dst..dst + h].copy_from_slice(&y[src..src + h]);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Converts the framework's Y into the canonical output layout (the inverse of
+    /// [`FrameworkShapes::output_to_framework`]).
+    pub fn output_from_framework(&self, steps: usize, batch: usize, y: &[f32]) -> Result<Vec<f32>> {
+        self.check_len(
+            self.names().output,
+            &self.output_shape(steps, batch),
+            y.len(),
+        )?;
+        if self.format != Format::Onnx || self.directions == 1 {
+            return Ok(y.to_vec());
+        }
+        let (d_n, h) = (self.directions, self.hidden_size);
+        let mut out = vec![0.0; y.len()];
+        for t in 0..steps {
+            for b in 0..batch {
+                for d in 0..d_n {
+                    let dst = ((t * batch + b) * d_n + d) * h;
+                    let src = ((t * d_n + d) * batch + b) * h;
+                    out[dst..dst + h].copy_from_slice(&y[src..src + h]);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Converts a canonical `h_n` (`[L·D, B, H]`) into the framework's state: the same elements
+    /// under the shape [`FrameworkShapes::state_shape`].
+    pub fn state_to_framework(&self, batch: usize, h_n: &[f32]) -> Result<Vec<f32>> {
+        self.check_len("h_n", &self.state_shape(batch), h_n.len())?;
+        Ok(h_n.to_vec())
+    }
+
+    /// Converts the framework's state into the canonical `h_n` `[L·D, B, H]`.
+    pub fn state_from_framework(&self, batch: usize, state: &[f32]) -> Result<Vec<f32>> {
+        self.check_len(self.names().state, &self.state_shape(batch), state.len())?;
+        Ok(state.to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Direction;
+
+    #[test]
+    fn onnx_transpose_roundtrip() {
+        let cfg = GruConfig::new(3, 2).with_direction(Direction::Bidirectional);
+        let s = FrameworkShapes::new(Format::Onnx, &cfg).unwrap();
+        let (t, b) = (3, 2);
+        let y: Vec<f32> = (0..t * b * 4).map(|v| v as f32).collect();
+        let f = s.output_to_framework(t, b, &y).unwrap();
+        // Y[t=0, d=1, b=0, :] == canonical[t=0, b=0, 2..4]
+        assert_eq!(&f[b * 2..b * 2 + 2], &y[2..4]);
+        assert_eq!(s.output_from_framework(t, b, &f).unwrap(), y);
+        assert_eq!(s.output_shape(t, b), vec![3, 2, 2, 2]);
+        assert!(s.output_to_framework(t, b, &y[1..]).is_err());
+        assert_eq!(s.x_dims(&[4, 5, 3]).unwrap(), (4, 5));
+        assert!(s.x_dims(&[4, 5, 2]).is_err());
+        assert!(s.x_dims(&[4, 5]).is_err());
+    }
+
+    #[test]
+    fn refuses_inexpressible() {
+        let cfg = GruConfig::new(3, 2).with_layers(2);
+        assert!(FrameworkShapes::new(Format::Onnx, &cfg).is_err());
+        assert!(FrameworkShapes::new(Format::Keras, &GruConfig::new(3, 2)).is_err());
+        assert!(FrameworkShapes::new(Format::PyTorch, &cfg).is_ok());
+    }
+}

@@ -1,0 +1,282 @@
+//! Shared golden-case loading for the integration tests (reference, CPU, GPU, CLI).
+//!
+//! A golden case is one safetensors file in `tests/data/golden/` holding a framework's weights,
+//! inputs and `expected_*` outputs; see `tests/data/golden/README.md`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use wgpu_gru::formats::{self, FrameworkShapes, Imported, SafetensorsFile};
+use wgpu_gru::{Gru, GruOutput, Result, SeqInput};
+
+/// The largest error accepted against a framework's outputs.
+pub const TOLERANCE: f32 = 1e-5;
+
+/// All golden case files, sorted.
+pub fn golden_cases() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// An array in a framework's own shape.
+#[derive(Debug, Clone)]
+pub struct Array {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// One golden case, loaded and converted.
+#[derive(Debug)]
+pub struct Case {
+    /// File stem (`pytorch_basic`).
+    pub name: String,
+    pub path: PathBuf,
+    /// The model and its format, imported with the options in the file's metadata.
+    pub imported: Imported,
+    /// The options the metadata gave (for re-importing, e.g. through the CLI).
+    pub meta: formats::MetadataOptions,
+    pub shapes: FrameworkShapes,
+    pub steps: usize,
+    pub batch: usize,
+    /// X in the framework's shape (the same elements as the canonical x).
+    pub x: Array,
+    /// h0 in the framework's shape, if the case has one.
+    pub h0: Option<Array>,
+    /// Per-row lengths, if the case has them.
+    pub lengths: Option<Vec<usize>>,
+    /// Every `expected_*` tensor, by name without the prefix, in the framework's shape.
+    pub expected: Vec<(String, Array)>,
+    /// The expected outputs in canonical form.
+    pub expected_canonical: GruOutput,
+}
+
+impl Case {
+    /// Loads a case: imports the weights through the metadata's options and reads the inputs
+    /// and expected outputs under the framework's names.
+    pub fn load(path: &Path) -> std::result::Result<Case, String> {
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let e = |err: wgpu_gru::Error| format!("{name}: {err}");
+        let file = SafetensorsFile::open(path).map_err(e)?;
+        let meta = formats::options_from_metadata(&file.metadata().map_err(e)?).map_err(e)?;
+        let detected = formats::Format::detect(&file.names().map_err(e)?).map_err(e)?;
+        if let Some(f) = meta.format
+            && f != detected
+        {
+            return Err(format!("{name}: metadata says {f}, names say {detected}"));
+        }
+        let imported = formats::import(&file, None, &meta.options).map_err(e)?;
+        let c = &imported.gru.config;
+        for (what, want, got) in [
+            ("input_size", meta.input_size, c.input_size),
+            ("hidden_size", meta.hidden_size, c.hidden_size),
+            ("num_layers", meta.num_layers, c.num_layers),
+        ] {
+            if let Some(w) = want
+                && w != got
+            {
+                return Err(format!("{name}: metadata {what}={w}, imported {got}"));
+            }
+        }
+        let shapes = imported.shapes().map_err(e)?;
+        let names = shapes.names();
+        let xt = file.require_f32(names.x, "golden case").map_err(e)?;
+        let (steps, batch) = shapes.x_dims(&xt.shape).map_err(e)?;
+        let x = Array {
+            shape: xt.shape,
+            data: xt.data,
+        };
+        let h0 = match file.get_f32(names.h0).map_err(e)? {
+            Some(t) => {
+                shapes.check_h0(&t.shape, batch).map_err(e)?;
+                Some(Array {
+                    shape: t.shape,
+                    data: t.data,
+                })
+            }
+            None => None,
+        };
+        let lengths = match file.get_lengths(names.lengths).map_err(e)? {
+            Some((shape, l)) => {
+                shapes.check_lengths(&shape, batch).map_err(e)?;
+                Some(l)
+            }
+            None => None,
+        };
+        let mut expected = Vec::new();
+        let (mut out, mut state) = (None, None);
+        for n in file.names().map_err(e)? {
+            let Some(short) = n.strip_prefix("expected_") else {
+                continue;
+            };
+            let t = file.require_f32(&n, "golden case").map_err(e)?;
+            if short == names.output {
+                if t.shape != shapes.output_shape(steps, batch) {
+                    return Err(format!("{name}: {n} has shape {:?}", t.shape));
+                }
+                out = Some(
+                    shapes
+                        .output_from_framework(steps, batch, &t.data)
+                        .map_err(e)?,
+                );
+            } else if short == names.state {
+                if t.shape != shapes.state_shape(batch) {
+                    return Err(format!("{name}: {n} has shape {:?}", t.shape));
+                }
+                state = Some(shapes.state_from_framework(batch, &t.data).map_err(e)?);
+            } else {
+                return Err(format!("{name}: unexpected tensor {n}"));
+            }
+            expected.push((
+                short.to_string(),
+                Array {
+                    shape: t.shape,
+                    data: t.data,
+                },
+            ));
+        }
+        let (Some(output), Some(h_n)) = (out, state) else {
+            return Err(format!(
+                "{name}: needs expected_{} and expected_{}",
+                names.output, names.state
+            ));
+        };
+        Ok(Case {
+            name,
+            path: path.to_path_buf(),
+            imported,
+            meta,
+            shapes,
+            steps,
+            batch,
+            x,
+            h0,
+            lengths,
+            expected,
+            expected_canonical: GruOutput { output, h_n },
+        })
+    }
+
+    pub fn gru(&self) -> &Gru {
+        &self.imported.gru
+    }
+
+    /// The canonical input (X, h0 and lengths hold the same elements in both forms).
+    pub fn input(&self) -> SeqInput<'_> {
+        SeqInput {
+            x: &self.x.data,
+            steps: self.steps,
+            batch: self.batch,
+            h0: self.h0.as_ref().map(|a| a.data.as_slice()),
+            lengths: self.lengths.as_deref(),
+        }
+    }
+
+    /// Converts a canonical output to the framework's arrays, by short name (`output`, `Y`, …).
+    pub fn to_framework(
+        &self,
+        out: &GruOutput,
+    ) -> std::result::Result<Vec<(String, Array)>, String> {
+        let names = self.shapes.names();
+        let e = |err: wgpu_gru::Error| format!("{}: {err}", self.name);
+        Ok(vec![
+            (
+                names.output.to_string(),
+                Array {
+                    shape: self.shapes.output_shape(self.steps, self.batch),
+                    data: self
+                        .shapes
+                        .output_to_framework(self.steps, self.batch, &out.output)
+                        .map_err(e)?,
+                },
+            ),
+            (
+                names.state.to_string(),
+                Array {
+                    shape: self.shapes.state_shape(self.batch),
+                    data: self
+                        .shapes
+                        .state_to_framework(self.batch, &out.h_n)
+                        .map_err(e)?,
+                },
+            ),
+        ])
+    }
+
+    /// Compares framework-shaped outputs (by short name) with every `expected_*` tensor;
+    /// returns the largest error, or a description of the first mismatch.
+    pub fn compare(&self, got: &[(String, Array)]) -> std::result::Result<f32, String> {
+        let mut worst = 0.0f32;
+        for (name, want) in &self.expected {
+            let Some((_, g)) = got.iter().find(|(n, _)| n == name) else {
+                return Err(format!("{}: no output for expected_{name}", self.name));
+            };
+            if g.shape != want.shape {
+                return Err(format!(
+                    "{}: {name} has shape {:?}, expected {:?}",
+                    self.name, g.shape, want.shape
+                ));
+            }
+            let err = wgpu_gru::max_abs_diff(&g.data, &want.data);
+            if err.is_nan() || err > TOLERANCE {
+                return Err(format!(
+                    "{}: {name} max abs error {err:e} > {TOLERANCE:e}",
+                    self.name
+                ));
+            }
+            worst = worst.max(err);
+        }
+        Ok(worst)
+    }
+}
+
+/// An engine: runs a model on a canonical input.
+pub type Engine<'a> = dyn FnMut(&Gru, &SeqInput<'_>) -> Result<GruOutput> + 'a;
+
+/// Loads the case at `path`, runs `engine` on it, converts its output to the framework's shapes
+/// and compares it with every `expected_*` tensor. Returns the largest error.
+pub fn run_case(path: &Path, engine: &mut Engine<'_>) -> std::result::Result<f32, String> {
+    let case = Case::load(path)?;
+    let out = engine(case.gru(), &case.input()).map_err(|e| format!("{}: {e}", case.name))?;
+    // Also check the canonical form directly.
+    let canon = out.max_abs_diff(&case.expected_canonical);
+    if canon.is_nan() || canon > TOLERANCE {
+        return Err(format!(
+            "{}: canonical max abs error {canon:e} > {TOLERANCE:e}",
+            case.name
+        ));
+    }
+    case.compare(&case.to_framework(&out)?)
+}
+
+/// Runs `engine` on every golden case, prints one line per case, and panics listing every
+/// failure. Returns the number of cases run.
+pub fn run_all(label: &str, engine: &mut Engine<'_>) -> usize {
+    let cases = golden_cases();
+    let mut failures = Vec::new();
+    for path in &cases {
+        match run_case(path, engine) {
+            Ok(err) => eprintln!(
+                "[{label}] {:<32} max abs error {err:.2e}",
+                path.file_stem().unwrap().to_string_lossy()
+            ),
+            Err(msg) => {
+                eprintln!("[{label}] FAIL {msg}");
+                failures.push(msg);
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "[{label}] {} of {} golden cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+    cases.len()
+}
