@@ -12,8 +12,10 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod cpu;
 pub mod error;
 pub mod formats;
+pub mod gpu;
 pub mod io;
 pub mod model;
 pub mod npy;

@@ -1,0 +1,389 @@
+// The GRU recurrence. Canonical gate order r, z, n; h' = z⊙h + (1−z)⊙n.
+//
+// Entry points, all over one bind group layout:
+// - `step_fused`:     one timestep of reset-after: one pass over W_hh gives r, z, n; then h_t.
+// - `step_gates`:     reset-before, half 1: z and r⊙h.
+// - `step_candidate`: reset-before, half 2: n from U_n·(r⊙h), then h_t.
+// - `sequence`:       all T steps in one dispatch; a workgroup owns a slice of the batch and keeps
+//                     h in workgroup memory (small H). Both variants.
+//
+// Per step s, row b of direction d runs at time t = s (forward), len_b−1−s (reverse) or
+// T−1−s (go_backwards, output at s). Steps past a row's length carry h and write 0 to y.
+
+// Specialisation.
+override H: u32 = 1u;              // hidden units
+override BT: u32 = 4u;             // batch rows per workgroup in the step kernels (1..=4)
+override BS: u32 = 1u;             // batch rows per workgroup in `sequence` (BS·H ≤ 1024)
+override RESET_AFTER: bool = true; // variant, for `sequence`
+override F_KIND: u32 = 0u;         // gate activation (codes as in config.rs)
+override F_ALPHA: f32 = 0.0;
+override F_BETA: f32 = 0.0;
+override G_KIND: u32 = 1u;         // candidate activation
+override G_ALPHA: f32 = 0.0;
+override G_BETA: f32 = 0.0;
+override CLIP: f32 = 0.0;          // 0: no clip
+
+struct Step {
+    s: u32,
+}
+
+struct Layer {
+    steps: u32,     // T
+    batch: u32,     // B
+    dirs: u32,      // D
+    hp4: u32,       // padded H / 4: row length of W_hh and h in vec4s
+    y_st: u32,      // stride of t in y (floats)
+    y_sb: u32,      // stride of b in y
+    y_sd: u32,      // stride of direction in y (H)
+    rev_mask: u32,  // bit d set: direction d runs backwards
+    go_back: u32,   // 1: Keras go_backwards
+    bhh_off: u32,   // offset (floats) of b_hh [D, 3H] in `u`
+    ut_off: u32,    // offset (vec4s) of the transposed W_hh [D, H(k), H(j)] × (r, z, n, 0) in `u`
+    h0_off: u32,    // offset (floats) of this layer's h0 [D, B, H] in `states`
+    hn_off: u32,    // offset (floats) of this layer's h_n [D, B, H] in `states`
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
+}
+
+@group(0) @binding(0) var<uniform> st: Step;                        // dynamic offset per step
+@group(0) @binding(1) var<uniform> ly: Layer;
+@group(0) @binding(2) var<storage, read> xp: array<f32>;             // [T, B, D, 3H]
+@group(0) @binding(3) var<storage, read> u: array<vec4<f32>>;        // [D, 3H, HP] ++ b_hh ++ W_hhᵀ
+@group(0) @binding(4) var<storage, read> lens: array<u32>;           // [B]
+@group(0) @binding(5) var<storage, read_write> hbuf: array<vec4<f32>>; // [2, D, B, HP] ping-pong
+@group(0) @binding(6) var<storage, read_write> y: array<f32>;        // [T, B, D·H] via strides
+@group(0) @binding(7) var<storage, read_write> states: array<f32>;   // h0 [L, D, B, H] ++ h_n [L, D, B, H]
+@group(0) @binding(8) var<storage, read_write> zr: array<vec4<f32>>; // [2, D, B, HP]: z, then r⊙h
+
+fn act(kind: u32, v: f32, alpha: f32, beta: f32) -> f32 {
+    var x = v;
+    if (CLIP > 0.0) { x = clamp(x, -CLIP, CLIP); }
+    switch kind {
+        case 0u: { return 1.0 / (1.0 + exp(-x)); }
+        case 1u: { return tanh_(x); }
+        case 2u: { return max(x, 0.0); }
+        case 3u: { return clamp(alpha * x + beta, 0.0, 1.0); }
+        case 4u: { return select(alpha * x, x, x >= 0.0); }
+        case 5u: { return select(0.0, x, x > alpha); }
+        case 6u: { return alpha * tanh_(beta * x); }
+        case 7u: { return alpha * x + beta; }
+        case 8u: { return select(alpha * (exp(x) - 1.0), x, x >= 0.0); }
+        case 9u: { return x / (1.0 + abs(x)); }
+        default: { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
+    }
+}
+
+// Overflow-free tanh: some backends compute tanh as a ratio of exponentials that is NaN for large |x|.
+fn tanh_(x: f32) -> f32 {
+    let e = exp(-2.0 * abs(x));
+    return sign(x) * (1.0 - e) / (1.0 + e);
+}
+
+fn f_act(x: f32) -> f32 { return act(F_KIND, x, F_ALPHA, F_BETA); }
+fn g_act(x: f32) -> f32 { return act(G_KIND, x, G_ALPHA, G_BETA); }
+
+fn hp() -> u32 { return ly.hp4 * 4u; }
+
+// Previous state of (d, b, k): h0 at step 0, else the ping-pong half written by step s−1.
+fn h_prev(s: u32, d: u32, b: u32, k: u32) -> f32 {
+    if (s == 0u) {
+        return states[ly.h0_off + (d * ly.batch + b) * H + k];
+    }
+    let i = ((s + 1u) % 2u) * ly.dirs * ly.batch * hp() + (d * ly.batch + b) * hp() + k;
+    return hbuf[i / 4u][i % 4u];
+}
+
+fn h_prev4(s: u32, d: u32, b: u32, k4: u32) -> vec4<f32> {
+    if (s == 0u) {
+        let k = k4 * 4u;
+        var v = vec4<f32>(0.0);
+        for (var e = 0u; e < 4u; e++) {
+            if (k + e < H) { v[e] = states[ly.h0_off + (d * ly.batch + b) * H + k + e]; }
+        }
+        return v;
+    }
+    return hbuf[((s + 1u) % 2u) * ly.dirs * ly.batch * ly.hp4 + (d * ly.batch + b) * ly.hp4 + k4];
+}
+
+fn set_h_next(s: u32, d: u32, b: u32, j: u32, v: f32) {
+    let i = (s % 2u) * ly.dirs * ly.batch * hp() + (d * ly.batch + b) * hp() + j;
+    hbuf[i / 4u][i % 4u] = v;
+}
+
+struct Pos {
+    valid: bool,
+    t_in: u32,   // time index of the input read
+    t_out: u32,  // time index of the output written (0 written there when not valid)
+}
+
+fn position(s: u32, d: u32, b: u32) -> Pos {
+    let len = lens[b];
+    var pos: Pos;
+    pos.valid = s < len;
+    if (!pos.valid) {
+        pos.t_in = s;
+        pos.t_out = s;
+    } else if (((ly.rev_mask >> d) & 1u) == 1u) {
+        pos.t_in = len - 1u - s;
+        pos.t_out = pos.t_in;
+    } else if (ly.go_back == 1u) {
+        pos.t_in = ly.steps - 1u - s;
+        pos.t_out = s;
+    } else {
+        pos.t_in = s;
+        pos.t_out = s;
+    }
+    return pos;
+}
+
+fn xp_at(pos: Pos, d: u32, b: u32, row: u32) -> f32 {
+    return xp[((pos.t_in * ly.batch + b) * ly.dirs + d) * 3u * H + row];
+}
+
+fn bhh(d: u32, row: u32) -> f32 {
+    let i = ly.bhh_off + d * 3u * H + row;
+    return u[i / 4u][i % 4u];
+}
+
+fn y_index(t: u32, d: u32, b: u32, j: u32) -> u32 {
+    return t * ly.y_st + b * ly.y_sb + d * ly.y_sd + j;
+}
+
+// Writes h_t of (d, b, j) everywhere it goes: the next ping-pong half, y, and h_n after the last step.
+fn emit(s: u32, pos: Pos, d: u32, b: u32, j: u32, hnew: f32) {
+    set_h_next(s, d, b, j, hnew);
+    y[y_index(pos.t_out, d, b, j)] = select(0.0, hnew, pos.valid);
+    if (s + 1u == ly.steps) {
+        states[ly.hn_off + (d * ly.batch + b) * H + j] = hnew;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-step kernels: a workgroup owns 8 hidden units × BT batch rows of one direction. 32 lanes
+// split K, so each W_hh row is read once per workgroup (vec4 loads) for all of its batch rows.
+
+const UNITS: u32 = 8u;
+const LANES: u32 = 32u;
+var<workgroup> red: array<f32, 3072>;  // [UNITS][4 rows][3 gates][LANES]
+var<workgroup> pre: array<f32, 96>;    // [UNITS][4 rows][3 gates] reduced pre-activations
+
+// Accumulates `ngates` rows of W_hh (starting at gate `g0`) against h_{t-1} (or r⊙h when `use_rh`),
+// reduces over lanes, and leaves the sums in `pre`.
+fn matvec(s: u32, lid: u32, wid: vec3<u32>, g0: u32, ngates: u32, use_rh: bool) {
+    let unit = lid / LANES;
+    let lane = lid % LANES;
+    let j = wid.x * UNITS + unit;
+    let d = wid.z;
+    let b0 = wid.y * BT;
+    var acc: array<vec3<f32>, 4>;
+    for (var i = 0u; i < 4u; i++) { acc[i] = vec3<f32>(0.0); }
+    if (j < H) {
+        let row = (d * 3u * H + g0 * H + j) * ly.hp4;
+        for (var k4 = lane; k4 < ly.hp4; k4 += LANES) {
+            let w0 = u[row + k4];
+            var w1 = vec4<f32>(0.0);
+            var w2 = vec4<f32>(0.0);
+            if (ngates > 1u) { w1 = u[row + H * ly.hp4 + k4]; }
+            if (ngates > 2u) { w2 = u[row + 2u * H * ly.hp4 + k4]; }
+            for (var bb = 0u; bb < BT; bb++) {
+                let b = b0 + bb;
+                if (b >= ly.batch) { break; }
+                var hv: vec4<f32>;
+                if (use_rh) {
+                    hv = zr[(ly.dirs + d) * ly.batch * ly.hp4 + b * ly.hp4 + k4];
+                } else {
+                    hv = h_prev4(s, d, b, k4);
+                }
+                acc[bb] += vec3<f32>(dot(w0, hv), dot(w1, hv), dot(w2, hv));
+            }
+        }
+    }
+    for (var bb = 0u; bb < BT; bb++) {
+        for (var g = 0u; g < 3u; g++) {
+            red[((unit * 4u + bb) * 3u + g) * LANES + lane] = acc[bb][g];
+        }
+    }
+    workgroupBarrier();
+    if (lid < UNITS * 4u * 3u) {
+        var sum = 0.0;
+        for (var l = 0u; l < LANES; l++) { sum += red[lid * LANES + l]; }
+        pre[lid] = sum;
+    }
+    workgroupBarrier();
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn step_fused(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let s = st.s;
+    matvec(s, lid, wid, 0u, 3u, false);
+    if (lid >= UNITS * BT) { return; }
+    let unit = lid / BT;
+    let bb = lid % BT;
+    let j = wid.x * UNITS + unit;
+    let b = wid.y * BT + bb;
+    let d = wid.z;
+    if (j >= H || b >= ly.batch) { return; }
+    let pos = position(s, d, b);
+    let hold = h_prev(s, d, b, j);
+    var hnew = hold;
+    if (pos.valid) {
+        let pi = (unit * 4u + bb) * 3u;
+        let r = f_act(xp_at(pos, d, b, j) + pre[pi] + bhh(d, j));
+        let z = f_act(xp_at(pos, d, b, H + j) + pre[pi + 1u] + bhh(d, H + j));
+        let n = g_act(xp_at(pos, d, b, 2u * H + j) + r * (pre[pi + 2u] + bhh(d, 2u * H + j)));
+        hnew = z * hold + (1.0 - z) * n;
+    }
+    emit(s, pos, d, b, j, hnew);
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn step_gates(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let s = st.s;
+    matvec(s, lid, wid, 0u, 2u, false);
+    if (lid >= UNITS * BT) { return; }
+    let unit = lid / BT;
+    let bb = lid % BT;
+    let j = wid.x * UNITS + unit;
+    let b = wid.y * BT + bb;
+    let d = wid.z;
+    if (j >= H || b >= ly.batch) { return; }
+    let pos = position(s, d, b);
+    if (!pos.valid) { return; }
+    let pi = (unit * 4u + bb) * 3u;
+    let r = f_act(xp_at(pos, d, b, j) + pre[pi] + bhh(d, j));
+    let z = f_act(xp_at(pos, d, b, H + j) + pre[pi + 1u] + bhh(d, H + j));
+    let i = (d * ly.batch + b) * hp() + j;
+    zr[i / 4u][i % 4u] = z;
+    let i2 = ly.dirs * ly.batch * hp() + i;
+    zr[i2 / 4u][i2 % 4u] = r * h_prev(s, d, b, j);
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn step_candidate(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let s = st.s;
+    matvec(s, lid, wid, 2u, 1u, true);
+    if (lid >= UNITS * BT) { return; }
+    let unit = lid / BT;
+    let bb = lid % BT;
+    let j = wid.x * UNITS + unit;
+    let b = wid.y * BT + bb;
+    let d = wid.z;
+    if (j >= H || b >= ly.batch) { return; }
+    let pos = position(s, d, b);
+    let hold = h_prev(s, d, b, j);
+    var hnew = hold;
+    if (pos.valid) {
+        let i = (d * ly.batch + b) * hp() + j;
+        let z = zr[i / 4u][i % 4u];
+        let n = g_act(xp_at(pos, d, b, 2u * H + j) + pre[(unit * 4u + bb) * 3u] + bhh(d, 2u * H + j));
+        hnew = z * hold + (1.0 - z) * n;
+    }
+    emit(s, pos, d, b, j, hnew);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sequence-persistent kernel: one workgroup per (BS batch rows, direction) runs all T steps.
+// h lives in workgroup memory (ping-pong), W_hh is read transposed so that neighbouring
+// invocations (neighbouring units j) read neighbouring vec4s (r, z, n, 0) of the same k.
+
+const SEQ_WG: u32 = 256u;
+const SEQ_MAX: u32 = 1024u; // BS·H ≤ SEQ_MAX
+var<workgroup> hs: array<f32, 2048>;   // [2][BS][H] ping-pong
+var<workgroup> rhs: array<f32, 1024>;  // [BS][H] r⊙h (reset-before)
+
+@compute @workgroup_size(256, 1, 1)
+fn sequence(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let d = wid.z;
+    let b0 = wid.x * BS;
+    let nb = min(BS, ly.batch - b0);
+    let ut = ly.ut_off + d * H * H;
+    for (var i = lid; i < nb * H; i += SEQ_WG) {
+        let bb = i / H;
+        hs[i] = states[ly.h0_off + (d * ly.batch + b0 + bb) * H + (i - bb * H)];
+    }
+    workgroupBarrier();
+    for (var s = 0u; s < ly.steps; s++) {
+        let cur = (s % 2u) * SEQ_MAX;
+        let nxt = SEQ_MAX - cur;
+        if (RESET_AFTER) {
+            for (var j = lid; j < H; j += SEQ_WG) {
+                var acc: array<vec3<f32>, 8>;
+                for (var bb = 0u; bb < BS; bb++) { acc[bb] = vec3<f32>(0.0); }
+                for (var k = 0u; k < H; k++) {
+                    let w = u[ut + k * H + j].xyz;
+                    for (var bb = 0u; bb < BS; bb++) { acc[bb] += w * hs[cur + bb * H + k]; }
+                }
+                for (var bb = 0u; bb < nb; bb++) {
+                    let b = b0 + bb;
+                    let pos = position(s, d, b);
+                    let hold = hs[cur + bb * H + j];
+                    var hnew = hold;
+                    if (pos.valid) {
+                        let r = f_act(xp_at(pos, d, b, j) + acc[bb].x + bhh(d, j));
+                        let z = f_act(xp_at(pos, d, b, H + j) + acc[bb].y + bhh(d, H + j));
+                        let n = g_act(xp_at(pos, d, b, 2u * H + j) + r * (acc[bb].z + bhh(d, 2u * H + j)));
+                        hnew = z * hold + (1.0 - z) * n;
+                    }
+                    hs[nxt + bb * H + j] = hnew;
+                    seq_emit(s, pos, d, b, j, hnew);
+                }
+            }
+        } else {
+            // Half 1: r and z; r⊙h to workgroup memory, z to this invocation's slot in `zr`.
+            for (var j = lid; j < H; j += SEQ_WG) {
+                var acc: array<vec2<f32>, 8>;
+                for (var bb = 0u; bb < BS; bb++) { acc[bb] = vec2<f32>(0.0); }
+                for (var k = 0u; k < H; k++) {
+                    let w = u[ut + k * H + j].xy;
+                    for (var bb = 0u; bb < BS; bb++) { acc[bb] += w * hs[cur + bb * H + k]; }
+                }
+                for (var bb = 0u; bb < nb; bb++) {
+                    let b = b0 + bb;
+                    let pos = position(s, d, b);
+                    var r = 0.0;
+                    var z = 1.0;
+                    if (pos.valid) {
+                        r = f_act(xp_at(pos, d, b, j) + acc[bb].x + bhh(d, j));
+                        z = f_act(xp_at(pos, d, b, H + j) + acc[bb].y + bhh(d, H + j));
+                    }
+                    rhs[bb * H + j] = r * hs[cur + bb * H + j];
+                    let i = (d * ly.batch + b) * hp() + j;
+                    zr[i / 4u][i % 4u] = z;
+                }
+            }
+            workgroupBarrier();
+            // Half 2: the candidate from U_n·(r⊙h), then h_t.
+            for (var j = lid; j < H; j += SEQ_WG) {
+                var acc: array<f32, 8>;
+                for (var bb = 0u; bb < BS; bb++) { acc[bb] = 0.0; }
+                for (var k = 0u; k < H; k++) {
+                    let w = u[ut + k * H + j].z;
+                    for (var bb = 0u; bb < BS; bb++) { acc[bb] += w * rhs[bb * H + k]; }
+                }
+                for (var bb = 0u; bb < nb; bb++) {
+                    let b = b0 + bb;
+                    let pos = position(s, d, b);
+                    let hold = hs[cur + bb * H + j];
+                    var hnew = hold;
+                    if (pos.valid) {
+                        let i = (d * ly.batch + b) * hp() + j;
+                        let z = zr[i / 4u][i % 4u];
+                        let n = g_act(xp_at(pos, d, b, 2u * H + j) + acc[bb] + bhh(d, 2u * H + j));
+                        hnew = z * hold + (1.0 - z) * n;
+                    }
+                    hs[nxt + bb * H + j] = hnew;
+                    seq_emit(s, pos, d, b, j, hnew);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+}
+
+fn seq_emit(s: u32, pos: Pos, d: u32, b: u32, j: u32, hnew: f32) {
+    y[y_index(pos.t_out, d, b, j)] = select(0.0, hnew, pos.valid);
+    if (s + 1u == ly.steps) {
+        states[ly.hn_off + (d * ly.batch + b) * H + j] = hnew;
+    }
+}

@@ -1,0 +1,121 @@
+//! [`GpuContext`]: the app's `Device`/`Queue`, or one this crate picks for examples, CLI and tests.
+
+use crate::error::{Error, Result};
+use std::sync::{Arc, Mutex};
+
+/// A device and queue to run on, with what the adapter reported about itself.
+///
+/// `Device` and `Queue` are cheap clones in wgpu 30, so building several layers from one context
+/// shares one device.
+#[derive(Clone, Debug)]
+pub struct GpuContext {
+    /// The device every buffer and pipeline is created on.
+    pub device: wgpu::Device,
+    /// The queue forwards are submitted to.
+    pub queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+impl GpuContext {
+    /// Wraps the app's own device and queue. `info` names the adapter in reports; pass
+    /// `adapter.get_info()` where you have it.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Self {
+        let lost = Arc::new(Mutex::new(None));
+        let flag = lost.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            if let Ok(mut l) = flag.lock() {
+                *l = Some(format!("{reason:?}: {msg}"));
+            }
+        });
+        GpuContext {
+            device,
+            queue,
+            info,
+            lost,
+        }
+    }
+
+    /// Picks an adapter and creates a device with the adapter's real limits (blocking).
+    ///
+    /// Honours `WGPU_BACKEND` (e.g. `vulkan`, `gl`), `WGPU_ADAPTER_NAME` (a substring of the
+    /// adapter's name) and `WGPU_POWER_PREF`. Returns [`Error::NoAdapter`] when none is found.
+    pub fn new_default() -> Result<Self> {
+        pollster::block_on(Self::new_default_async())
+    }
+
+    /// Async form of [`GpuContext::new_default`].
+    pub async fn new_default_async() -> Result<Self> {
+        Self::with_limits(None).await
+    }
+
+    /// Like [`GpuContext::new_default_async`], but requests `limits` instead of the adapter's own
+    /// (each must be within the adapter's). Tests use it to exercise small-limit paths.
+    pub async fn with_limits(limits: Option<wgpu::Limits>) -> Result<Self> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+        let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
+            Ok(name) => {
+                let name = name.to_lowercase();
+                let all = instance.enumerate_adapters(backends).await;
+                all.into_iter()
+                    .find(|a| a.get_info().name.to_lowercase().contains(&name))
+                    .ok_or_else(|| {
+                        Error::NoAdapter(format!(" matching WGPU_ADAPTER_NAME={name:?}"))
+                    })?
+            }
+            Err(_) => instance
+                .request_adapter(&wgpu::RequestAdapterOptions {
+                    power_preference: wgpu::PowerPreference::from_env()
+                        .unwrap_or(wgpu::PowerPreference::HighPerformance),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| {
+                    Error::NoAdapter(format!(
+                        " ({e}; WGPU_BACKEND={:?})",
+                        std::env::var("WGPU_BACKEND").ok()
+                    ))
+                })?,
+        };
+        let info = adapter.get_info();
+        let wanted = wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY;
+        let features = adapter.features() & wanted;
+        let limits = limits.unwrap_or_else(|| adapter.limits());
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("wgpu-gru device"),
+                required_features: features,
+                required_limits: limits,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::RequestDevice(e.to_string()))?;
+        Ok(Self::from_device(device, queue, info))
+    }
+
+    /// What the adapter reported: name, backend, device type.
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.info
+    }
+
+    /// A one-line description such as `llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({:?}, {:?})",
+            self.info.name, self.info.backend, self.info.device_type
+        )
+    }
+
+    /// `Err(Error::Gpu)` once the device has been lost.
+    pub fn check_lost(&self) -> Result<()> {
+        match self.lost.lock() {
+            Ok(l) => match l.as_ref() {
+                Some(msg) => Err(Error::Gpu(format!("device lost: {msg}"))),
+                None => Ok(()),
+            },
+            Err(_) => Err(Error::Gpu("device-lost flag poisoned".into())),
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! The only `include_str!` site: WGSL sources, and pipelines built once per specialisation.
+
+use crate::config::{Activations, Variant};
+
+/// `shaders/input_proj.wgsl`: the tiled input-projection GEMM.
+pub const INPUT_PROJ_WGSL: &str = include_str!("../../shaders/input_proj.wgsl");
+/// `shaders/gru.wgsl`: step kernels and the sequence-persistent kernel.
+pub const GRU_WGSL: &str = include_str!("../../shaders/gru.wgsl");
+
+/// Every WGSL source of the crate, by file name (for validation and translation tests).
+pub const ALL_SHADERS: &[(&str, &str)] =
+    &[("input_proj.wgsl", INPUT_PROJ_WGSL), ("gru.wgsl", GRU_WGSL)];
+
+/// Rows of the batch one workgroup of the step kernels serves (fixed in `gru.wgsl`).
+pub const STEP_ROWS: u32 = 4;
+/// Hidden units one workgroup of the step kernels serves.
+pub const STEP_UNITS: u32 = 8;
+/// Output tile of the input projection (square).
+pub const PROJ_TILE: u32 = 64;
+/// Largest `rows · H` the sequence kernel keeps in workgroup memory.
+pub const SEQ_MAX: u32 = 1024;
+/// Largest batch slice per workgroup of the sequence kernel.
+pub const SEQ_MAX_ROWS: u32 = 8;
+
+/// Compute pipelines for one model's specialisation (H, variant, activations, clip).
+#[derive(Debug)]
+pub struct Kernels {
+    /// Bind group layout of `input_proj.wgsl`.
+    pub proj_layout: wgpu::BindGroupLayout,
+    /// Bind group layout shared by every entry point of `gru.wgsl`.
+    pub gru_layout: wgpu::BindGroupLayout,
+    /// `input_proj.wgsl::main`.
+    pub proj: wgpu::ComputePipeline,
+    /// `gru.wgsl::step_fused` (reset-after).
+    pub step_fused: Option<wgpu::ComputePipeline>,
+    /// `gru.wgsl::step_gates` (reset-before, half 1).
+    pub step_gates: Option<wgpu::ComputePipeline>,
+    /// `gru.wgsl::step_candidate` (reset-before, half 2).
+    pub step_candidate: Option<wgpu::ComputePipeline>,
+    /// `gru.wgsl::sequence`, by batch rows per workgroup (1, 2, 4, 8 as H allows).
+    pub sequence: Vec<(u32, wgpu::ComputePipeline)>,
+}
+
+fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+fn uniform(binding: u32, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: dynamic,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+impl Kernels {
+    /// Builds every pipeline the model needs. `hidden` is H; activations are shared by all
+    /// directions (the caller checks).
+    pub fn new(
+        device: &wgpu::Device,
+        hidden: u32,
+        variant: Variant,
+        acts: Activations,
+        clip: Option<f32>,
+    ) -> Self {
+        let proj_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("wgpu-gru input_proj layout"),
+            entries: &[
+                uniform(0, false),
+                storage(1, true),
+                storage(2, true),
+                storage(3, true),
+                storage(4, false),
+            ],
+        });
+        let gru_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("wgpu-gru gru layout"),
+            entries: &[
+                uniform(0, true),
+                uniform(1, false),
+                storage(2, true),
+                storage(3, true),
+                storage(4, true),
+                storage(5, false),
+                storage(6, false),
+                storage(7, false),
+                storage(8, false),
+            ],
+        });
+        let proj_module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("wgpu-gru input_proj.wgsl"),
+            source: wgpu::ShaderSource::Wgsl(INPUT_PROJ_WGSL.into()),
+        });
+        let gru_module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("wgpu-gru gru.wgsl"),
+            source: wgpu::ShaderSource::Wgsl(GRU_WGSL.into()),
+        });
+        let proj_pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("wgpu-gru input_proj pipeline layout"),
+            bind_group_layouts: &[Some(&proj_layout)],
+            immediate_size: 0,
+        });
+        let gru_pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("wgpu-gru gru pipeline layout"),
+            bind_group_layouts: &[Some(&gru_layout)],
+            immediate_size: 0,
+        });
+        let proj = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some("wgpu-gru input_proj"),
+            layout: Some(&proj_pl),
+            module: &proj_module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        let (fk, fa, fb) = acts.f.code();
+        let (gk, ga, gb) = acts.g.code();
+        let base: Vec<(&str, f64)> = vec![
+            ("H", hidden as f64),
+            ("F_KIND", fk as f64),
+            ("F_ALPHA", fa as f64),
+            ("F_BETA", fb as f64),
+            ("G_KIND", gk as f64),
+            ("G_ALPHA", ga as f64),
+            ("G_BETA", gb as f64),
+            ("CLIP", clip.unwrap_or(0.0) as f64),
+            (
+                "RESET_AFTER",
+                if variant == Variant::ResetAfter {
+                    1.0
+                } else {
+                    0.0
+                },
+            ),
+        ];
+        let make = |entry: &str, extra: &[(&str, f64)]| {
+            let mut constants = base.clone();
+            constants.extend_from_slice(extra);
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&format!("wgpu-gru {entry}")),
+                layout: Some(&gru_pl),
+                module: &gru_module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &constants,
+                    // Every workgroup variable is written before it is read.
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            })
+        };
+        let (step_fused, step_gates, step_candidate) = match variant {
+            Variant::ResetAfter => (Some(make("step_fused", &[])), None, None),
+            Variant::ResetBefore => (
+                None,
+                Some(make("step_gates", &[])),
+                Some(make("step_candidate", &[])),
+            ),
+        };
+        let sequence = if hidden <= SEQ_MAX {
+            [1u32, 2, 4, 8]
+                .into_iter()
+                .filter(|&bs| bs * hidden <= SEQ_MAX)
+                .map(|bs| (bs, make("sequence", &[("BS", bs as f64)])))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Kernels {
+            proj_layout,
+            gru_layout,
+            proj,
+            step_fused,
+            step_gates,
+            step_candidate,
+            sequence,
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! [`GpuGru`]: uploaded weights, `encode` (the primitive) and a blocking `forward`.
+
+use super::context::GpuContext;
+use super::kernels::{self, Kernels};
+use super::workspace::Workspace;
+use crate::config::{GruConfig, Variant};
+use crate::error::{Error, Result};
+use crate::io::{GruOutput, SeqInput};
+use crate::weights::Gru;
+use std::sync::Mutex;
+use wgpu::util::DeviceExt;
+
+/// How the recurrence is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Algorithm {
+    /// Chosen per forward from H, B and the adapter ([`GpuGru::choose`]).
+    #[default]
+    Auto,
+    /// One dispatch per timestep (reset-after) or two (reset-before), all in one compute pass.
+    PerStep,
+    /// One dispatch for all T steps: a workgroup owns a slice of the batch (needs H ≤ 1024).
+    Sequence,
+}
+
+/// What one recorded forward costs, so the structure can be checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ForwardStats {
+    /// Compute dispatches recorded.
+    pub dispatches: u32,
+    /// Queue submits (0 from [`GpuGru::encode`], which only records).
+    pub submits: u32,
+    /// The algorithm that ran ([`Algorithm::PerStep`] or [`Algorithm::Sequence`]).
+    pub algorithm: Algorithm,
+    /// Batch rows per workgroup of the sequence kernel (0 for per-step).
+    pub rows_per_workgroup: u32,
+}
+
+pub(crate) struct LayerBuffers {
+    pub w_ih: wgpu::Buffer,
+    pub b_ih: wgpu::Buffer,
+    pub u: wgpu::Buffer,
+    pub bhh_off: u32,
+    pub ut_off: u32,
+}
+
+/// A GRU uploaded to a GPU. Built once from a [`Gru`]; runs any `(T, B)`.
+///
+/// `GpuGru` is `Send + Sync`; concurrent [`forward`](GpuGru::forward)s on one instance are
+/// serialised on its internal workspace.
+pub struct GpuGru {
+    pub(crate) ctx: GpuContext,
+    config: GruConfig,
+    pub(crate) layers: Vec<LayerBuffers>,
+    pub(crate) kernels: Kernels,
+    algorithm: Algorithm,
+    workspace: Mutex<Option<Workspace>>,
+}
+
+impl std::fmt::Debug for GpuGru {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuGru")
+            .field("config", &self.config)
+            .field("device", &self.ctx.describe())
+            .finish()
+    }
+}
+
+impl GpuGru {
+    /// Uploads `gru` to `ctx`'s device and builds its pipelines.
+    pub fn new(ctx: &GpuContext, gru: &Gru) -> Result<Self> {
+        gru.validate()?;
+        let c = gru.config.clone();
+        let acts = c.activations_for(0);
+        if c.num_directions() == 2 && c.activations_for(1) != acts {
+            return Err(Error::Unsupported(
+                "different activations per direction on the GPU".into(),
+            ));
+        }
+        let device = &ctx.device;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let h = c.hidden_size;
+        let hp = h.next_multiple_of(4);
+        let d = c.num_directions();
+        let max_bind = device.limits().max_storage_buffer_binding_size;
+        let mut layers = Vec::with_capacity(c.num_layers);
+        for (l, dirs) in gru.weights.layers.iter().enumerate() {
+            let in_w = c.layer_input_size(l);
+            let mut w_ih = Vec::with_capacity(d * 3 * h * in_w);
+            let mut b_ih = Vec::with_capacity(d * 3 * h);
+            for cell in dirs {
+                w_ih.extend_from_slice(&cell.w_ih);
+                b_ih.extend_from_slice(&cell.b_ih);
+            }
+            // `u`: W_hh padded to HP columns, [D, 3H, HP]; then b_hh [D, 3H] padded to a vec4;
+            // then W_hhᵀ as vec4 (r, z, n, 0) per (k, j), [D, H, H].
+            let u_rows = d * 3 * h * hp;
+            let bhh_len = (d * 3 * h).next_multiple_of(4);
+            let total = u_rows + bhh_len + d * h * h * 4;
+            if (total as u64) * 4 > max_bind || (w_ih.len() as u64) * 4 > max_bind {
+                return Err(Error::DeviceLimit {
+                    what: format!("layer {l} weights binding (bytes)"),
+                    needed: (total.max(w_ih.len()) as u64) * 4,
+                    limit: max_bind,
+                });
+            }
+            let mut u = vec![0.0f32; total];
+            for (di, cell) in dirs.iter().enumerate() {
+                for row in 0..3 * h {
+                    let dst = (di * 3 * h + row) * hp;
+                    u[dst..dst + h].copy_from_slice(&cell.w_hh[row * h..(row + 1) * h]);
+                    u[u_rows + di * 3 * h + row] = cell.b_hh[row];
+                }
+                let ut = u_rows + bhh_len + di * h * h * 4;
+                for k in 0..h {
+                    for j in 0..h {
+                        for g in 0..3 {
+                            u[ut + (k * h + j) * 4 + g] = cell.w_hh[(g * h + j) * h + k];
+                        }
+                    }
+                }
+            }
+            let init = |label: String, data: &[f32]| {
+                device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(&label),
+                    contents: bytemuck::cast_slice(data),
+                    usage: wgpu::BufferUsages::STORAGE,
+                })
+            };
+            layers.push(LayerBuffers {
+                w_ih: init(format!("wgpu-gru W_ih l{l}"), &w_ih),
+                b_ih: init(format!("wgpu-gru b_ih l{l}"), &b_ih),
+                u: init(format!("wgpu-gru W_hh l{l}"), &u),
+                bhh_off: u_rows as u32,
+                ut_off: ((u_rows + bhh_len) / 4) as u32,
+            });
+        }
+        let kernels = Kernels::new(device, h as u32, c.variant, acts, c.clip);
+        pop_scopes(oom, scope)?;
+        ctx.check_lost()?;
+        Ok(GpuGru {
+            ctx: ctx.clone(),
+            config: c,
+            layers,
+            kernels,
+            algorithm: Algorithm::Auto,
+            workspace: Mutex::new(None),
+        })
+    }
+
+    /// Forces an algorithm instead of [`Algorithm::Auto`]. `Sequence` falls back to `PerStep`
+    /// where H is too large for it.
+    pub fn with_algorithm(mut self, algorithm: Algorithm) -> Self {
+        self.algorithm = algorithm;
+        self
+    }
+
+    /// The model's configuration.
+    pub fn config(&self) -> &GruConfig {
+        &self.config
+    }
+
+    /// The context this layer runs on.
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    /// Buffers for forwards of shape `(steps, batch)`; reuse it for every forward of that shape.
+    pub fn workspace(&self, steps: usize, batch: usize) -> Result<Workspace> {
+        if steps == 0 || batch == 0 {
+            return Err(Error::arg(
+                "shape",
+                format!("a workspace needs T ≥ 1 and B ≥ 1, got T={steps}, B={batch}"),
+            ));
+        }
+        let device = &self.ctx.device;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let ws = Workspace::new(self, steps, batch);
+        pop_scopes(oom, scope)?;
+        ws
+    }
+
+    /// The algorithm and sequence-kernel rows per workgroup `choose` picks for batch `batch`.
+    ///
+    /// The sequence kernel wins wherever dispatches are expensive relative to the step's work:
+    /// always on software adapters (a dependent dispatch costs ~50 µs on lavapipe), and for
+    /// H ≤ 256 on real GPUs.
+    pub fn choose(&self, batch: usize) -> (Algorithm, u32) {
+        let h = self.config.hidden_size as u32;
+        let seq_ok = !self.kernels.sequence.is_empty();
+        let cpu = self.ctx.adapter_info().device_type == wgpu::DeviceType::Cpu;
+        let algo = match self.algorithm {
+            Algorithm::Auto if seq_ok && (cpu || h <= 256) => Algorithm::Sequence,
+            Algorithm::Sequence if seq_ok => Algorithm::Sequence,
+            _ => Algorithm::PerStep,
+        };
+        if algo == Algorithm::PerStep {
+            return (algo, 0);
+        }
+        // Enough workgroups to fill the device, as few rows each as that allows.
+        let parallel = if cpu { 4 } else { 64 };
+        let want = (batch as u32).div_ceil(parallel).max(1);
+        let rows = self
+            .kernels
+            .sequence
+            .iter()
+            .map(|&(bs, _)| bs)
+            .filter(|&bs| bs <= want.next_power_of_two())
+            .max()
+            .unwrap_or(1);
+        (algo, rows)
+    }
+
+    /// Writes one forward's inputs into `ws`: `x`, `h0` (zeros when `None`) and lengths.
+    pub fn write_input(&self, ws: &mut Workspace, input: &SeqInput<'_>) -> Result<()> {
+        input.validate(&self.config)?;
+        if input.steps != ws.steps || input.batch != ws.batch {
+            return Err(Error::shape(
+                "input (T, B) vs workspace",
+                format!("({}, {})", ws.steps, ws.batch),
+                format!("({}, {})", input.steps, input.batch),
+            ));
+        }
+        let q = &self.ctx.queue;
+        q.write_buffer(&ws.x, 0, bytemuck::cast_slice(input.x));
+        let c = &self.config;
+        let h0_len = c.num_layers * c.num_directions() * input.batch * c.hidden_size;
+        match input.h0 {
+            Some(h0) => q.write_buffer(&ws.states, 0, bytemuck::cast_slice(h0)),
+            // The zero state comes from `clear_buffer` in `encode`.
+            None => {}
+        }
+        ws.zero_h0 = input.h0.is_none().then_some(h0_len as u64 * 4);
+        for (i, v) in ws.lens_host.iter_mut().enumerate() {
+            *v = input.lengths.map_or(input.steps, |l| l[i]) as u32;
+        }
+        q.write_buffer(&ws.lens, 0, bytemuck::cast_slice(&ws.lens_host));
+        Ok(())
+    }
+
+    /// Records a whole forward into `encoder`: for each layer, the input projection and the
+    /// recurrence, in one compute pass. Reads what [`write_input`](Self::write_input) wrote; the
+    /// output stays in [`Workspace::output_buffer`] and h_n in [`Workspace::states_buffer`].
+    pub fn encode(&self, encoder: &mut wgpu::CommandEncoder, ws: &Workspace) -> ForwardStats {
+        let c = &self.config;
+        let (t, b, h) = (ws.steps as u32, ws.batch as u32, c.hidden_size as u32);
+        let d = c.num_directions() as u32;
+        let (algo, rows) = self.choose(ws.batch);
+        if let Some(bytes) = ws.zero_h0 {
+            encoder.clear_buffer(&ws.states, 0, Some(bytes));
+        }
+        let mut stats = ForwardStats {
+            algorithm: algo,
+            rows_per_workgroup: rows,
+            ..Default::default()
+        };
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("wgpu-gru forward"),
+            timestamp_writes: None,
+        });
+        let proj_x = (3 * d * h).div_ceil(kernels::PROJ_TILE);
+        let proj_y = (t * b).div_ceil(kernels::PROJ_TILE);
+        for l in 0..c.num_layers {
+            pass.set_pipeline(&self.kernels.proj);
+            pass.set_bind_group(0, &ws.proj_groups[l], &[]);
+            pass.dispatch_workgroups(proj_x, proj_y, 1);
+            stats.dispatches += 1;
+            if algo == Algorithm::Sequence {
+                if let Some((_, p)) = self.kernels.sequence.iter().find(|(bs, _)| *bs == rows) {
+                    pass.set_pipeline(p);
+                    pass.set_bind_group(0, &ws.gru_groups[l], &[0]);
+                    pass.dispatch_workgroups(b.div_ceil(rows), 1, d);
+                    stats.dispatches += 1;
+                }
+                continue;
+            }
+            let grid = (
+                h.div_ceil(kernels::STEP_UNITS),
+                b.div_ceil(kernels::STEP_ROWS),
+                d,
+            );
+            let steps: &[&Option<wgpu::ComputePipeline>] = match c.variant {
+                Variant::ResetAfter => &[&self.kernels.step_fused],
+                Variant::ResetBefore => &[&self.kernels.step_gates, &self.kernels.step_candidate],
+            };
+            for s in 0..t {
+                for p in steps.iter().filter_map(|p| p.as_ref()) {
+                    pass.set_pipeline(p);
+                    pass.set_bind_group(0, &ws.gru_groups[l], &[s * ws.step_stride]);
+                    pass.dispatch_workgroups(grid.0, grid.1, grid.2);
+                    stats.dispatches += 1;
+                }
+            }
+        }
+        stats
+    }
+
+    /// Runs one forward and reads the results back (blocking): one submit.
+    ///
+    /// Shapes are those of [`SeqInput`] and [`GruOutput`]. `T = 0` or `B = 0` give empty results
+    /// without touching the GPU. The workspace is kept and reused while `(T, B)` stays the same.
+    pub fn forward(&self, input: &SeqInput<'_>) -> Result<GruOutput> {
+        self.forward_with_stats(input).map(|(o, _)| o)
+    }
+
+    /// [`forward`](Self::forward), also returning what it dispatched and submitted.
+    pub fn forward_with_stats(&self, input: &SeqInput<'_>) -> Result<(GruOutput, ForwardStats)> {
+        input.validate(&self.config)?;
+        let c = &self.config;
+        let out_len = input.steps * input.batch * c.output_size();
+        let hn_len = c.num_layers * c.num_directions() * input.batch * c.hidden_size;
+        if input.steps == 0 || input.batch == 0 {
+            return Ok((
+                GruOutput {
+                    output: vec![0.0; out_len],
+                    h_n: vec![0.0; hn_len],
+                },
+                ForwardStats::default(),
+            ));
+        }
+        self.ctx.check_lost()?;
+        let mut guard = self
+            .workspace
+            .lock()
+            .map_err(|_| Error::Gpu("workspace lock poisoned".into()))?;
+        if guard
+            .as_ref()
+            .is_none_or(|w| w.steps != input.steps || w.batch != input.batch)
+        {
+            *guard = None;
+            *guard = Some(self.workspace(input.steps, input.batch)?);
+        }
+        let ws = guard
+            .as_mut()
+            .ok_or_else(|| Error::Gpu("no workspace".into()))?;
+        let device = &self.ctx.device;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        self.write_input(ws, input)?;
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("wgpu-gru forward"),
+        });
+        let mut stats = self.encode(&mut encoder, ws);
+        let y_bytes = out_len as u64 * 4;
+        let h_bytes = hn_len as u64 * 4;
+        encoder.copy_buffer_to_buffer(ws.output_buffer(), 0, &ws.read_y, 0, y_bytes);
+        encoder.copy_buffer_to_buffer(&ws.states, h_bytes, &ws.read_h, 0, h_bytes);
+        self.ctx.queue.submit([encoder.finish()]);
+        stats.submits = 1;
+        let mut output = vec![0.0f32; out_len];
+        let mut h_n = vec![0.0f32; hn_len];
+        let read = read_back(
+            &self.ctx,
+            &mut [(&ws.read_y, &mut output[..]), (&ws.read_h, &mut h_n[..])],
+        );
+        pop_scopes(oom, scope)?;
+        read?;
+        self.ctx.check_lost()?;
+        Ok((GruOutput { output, h_n }, stats))
+    }
+}
+
+/// Maps each buffer, copies its first `dst.len()` floats into `dst`, and unmaps (blocking).
+pub(crate) fn read_back(ctx: &GpuContext, pairs: &mut [(&wgpu::Buffer, &mut [f32])]) -> Result<()> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    for (buf, dst) in pairs.iter() {
+        let tx = tx.clone();
+        buf.slice(..(dst.len() as u64 * 4).max(4))
+            .map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
+    }
+    ctx.device
+        .poll(wgpu::PollType::Wait {
+            submission_index: None,
+            timeout: None,
+        })
+        .map_err(|e| Error::Gpu(format!("poll: {e}")))?;
+    let mut result = Ok(());
+    for _ in 0..pairs.len() {
+        match rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = Err(Error::Gpu(format!("map_async: {e}"))),
+            Err(_) => result = Err(Error::Gpu("map callback dropped".into())),
+        }
+    }
+    if result.is_ok() {
+        for (buf, dst) in pairs.iter_mut() {
+            let n = (dst.len() as u64 * 4).max(4);
+            match buf.slice(..n).get_mapped_range() {
+                Ok(view) => {
+                    let src: &[f32] = bytemuck::cast_slice(&view);
+                    let len = dst.len();
+                    dst.copy_from_slice(&src[..len]);
+                }
+                Err(e) => result = Err(Error::Gpu(format!("mapped range: {e}"))),
+            }
+        }
+    }
+    for (buf, _) in pairs.iter() {
+        buf.unmap();
+    }
+    result
+}
+
+fn pop_scopes(oom: wgpu::ErrorScopeGuard, validation: wgpu::ErrorScopeGuard) -> Result<()> {
+    if let Some(e) = pollster::block_on(oom.pop()) {
+        return Err(Error::Gpu(format!("out of memory: {e}")));
+    }
+    if let Some(e) = pollster::block_on(validation.pop()) {
+        return Err(Error::Gpu(e.to_string()));
+    }
+    Ok(())
+}

@@ -1,0 +1,356 @@
+//! [`Workspace`]: every buffer and bind group one (T, B) needs, reused across forwards.
+
+use super::layer::GpuGru;
+use crate::error::{Error, Result};
+use bytemuck::{Pod, Zeroable};
+use wgpu::util::DeviceExt;
+
+/// Uniform block of `input_proj.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(crate) struct ProjParams {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub rows_per_t: u32,
+    pub a_st: u32,
+    pub a_sb: u32,
+    pub a_off: u32,
+    pub _pad: u32,
+}
+
+/// Uniform block `Layer` of `gru.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(crate) struct LayerParams {
+    pub steps: u32,
+    pub batch: u32,
+    pub dirs: u32,
+    pub hp4: u32,
+    pub y_st: u32,
+    pub y_sb: u32,
+    pub y_sd: u32,
+    pub rev_mask: u32,
+    pub go_back: u32,
+    pub bhh_off: u32,
+    pub ut_off: u32,
+    pub h0_off: u32,
+    pub hn_off: u32,
+    pub _pad: [u32; 3],
+}
+
+/// Buffers for forwards of one shape `(steps, batch)` of one [`GpuGru`].
+///
+/// Create it with [`GpuGru::workspace`]; a repeated forward of the same shape creates no buffers.
+/// Sizes, with `D` directions, `L` layers, `HP` = H rounded up to 4:
+/// `x` `[T, B, I]`, `xp` `[T, B, D, 3H]`, two layer outputs `[T, B, D·H]`,
+/// `h` `[2, D, B, HP]`, `zr` `[2, D, B, HP]`, `states` `[2, L, D, B, H]` (h0 then h_n), `lens` `[B]`.
+#[derive(Debug)]
+pub struct Workspace {
+    pub(crate) steps: usize,
+    pub(crate) batch: usize,
+    pub(crate) x: wgpu::Buffer,
+    pub(crate) ys: Vec<wgpu::Buffer>,
+    pub(crate) states: wgpu::Buffer,
+    pub(crate) lens: wgpu::Buffer,
+    pub(crate) read_y: wgpu::Buffer,
+    pub(crate) read_h: wgpu::Buffer,
+    pub(crate) step_stride: u32,
+    pub(crate) proj_groups: Vec<wgpu::BindGroup>,
+    pub(crate) gru_groups: Vec<wgpu::BindGroup>,
+    pub(crate) lens_host: Vec<u32>,
+    /// Bytes of h0 to clear in `encode` when the input gave none.
+    pub(crate) zero_h0: Option<u64>,
+}
+
+fn bytes(what: &str, elems: usize) -> Result<u64> {
+    elems
+        .checked_mul(4)
+        .map(|b| b.max(16) as u64)
+        .ok_or_else(|| Error::Overflow(what.to_string()))
+}
+
+impl Workspace {
+    /// Steps T this workspace was made for.
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+    /// Batch B this workspace was made for.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+    /// The layer output buffer `[T, B, D·H]` (`[B, T, D·H]` when batch-first) the last forward wrote.
+    pub fn output_buffer(&self) -> &wgpu::Buffer {
+        &self.ys[self.ys.len() - 1]
+    }
+    /// The states buffer: h0 `[L, D, B, H]` at offset 0, then h_n `[L, D, B, H]`.
+    pub fn states_buffer(&self) -> &wgpu::Buffer {
+        &self.states
+    }
+    /// The input buffer `[T, B, I]` (`[B, T, I]` when batch-first), written by `write_input`.
+    pub fn input_buffer(&self) -> &wgpu::Buffer {
+        &self.x
+    }
+
+    pub(crate) fn new(gru: &GpuGru, steps: usize, batch: usize) -> Result<Self> {
+        let c = gru.config();
+        let device = &gru.ctx.device;
+        let limits = device.limits();
+        let (t, b, h) = (steps, batch, c.hidden_size);
+        let d = c.num_directions();
+        let l = c.num_layers;
+        let hp = h.next_multiple_of(4);
+        let tb = t
+            .checked_mul(b)
+            .ok_or_else(|| Error::Overflow("T·B".into()))?;
+        let sizes = [
+            ("input x", tb.checked_mul(c.input_size)),
+            ("projection [T, B, D, 3H]", tb.checked_mul(3 * d * h)),
+            ("output [T, B, D·H]", tb.checked_mul(d * h)),
+            ("states", (2 * l * d * h).checked_mul(b)),
+        ];
+        for (what, n) in sizes {
+            let n = n.ok_or_else(|| Error::Overflow(what.into()))? as u64 * 4;
+            let lim = limits
+                .max_storage_buffer_binding_size
+                .min(limits.max_buffer_size);
+            if n > lim {
+                return Err(Error::DeviceLimit {
+                    what: format!("{what} binding (bytes)"),
+                    needed: n,
+                    limit: lim,
+                });
+            }
+        }
+        if u32::try_from(tb * 3 * d * h).is_err() {
+            return Err(Error::Overflow("T·B·3·D·H exceeds u32 indexing".into()));
+        }
+        let proj_groups_y = (tb as u64).div_ceil(super::kernels::PROJ_TILE as u64);
+        let max_dim = limits.max_compute_workgroups_per_dimension as u64;
+        if proj_groups_y > max_dim
+            || b.div_ceil(super::kernels::STEP_ROWS as usize) as u64 > max_dim
+        {
+            return Err(Error::DeviceLimit {
+                what: "workgroups per dispatch dimension".into(),
+                needed: proj_groups_y,
+                limit: max_dim,
+            });
+        }
+        let storage = |label: &str, size: u64, extra: wgpu::BufferUsages| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage: wgpu::BufferUsages::STORAGE | extra,
+                mapped_at_creation: false,
+            })
+        };
+        let cp = wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
+        let x = storage("wgpu-gru x", bytes("x", tb * c.input_size)?, cp);
+        let xp = storage(
+            "wgpu-gru xp",
+            bytes("xp", tb * 3 * d * h)?,
+            wgpu::BufferUsages::empty(),
+        );
+        let ys: Vec<wgpu::Buffer> = (0..l.min(2))
+            .map(|i| {
+                Ok(storage(
+                    &format!("wgpu-gru y{i}"),
+                    bytes("y", tb * d * h)?,
+                    cp,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        let hbuf = storage(
+            "wgpu-gru h ping-pong",
+            bytes("h", 2 * d * b * hp)?,
+            wgpu::BufferUsages::empty(),
+        );
+        let zr = storage(
+            "wgpu-gru z, r⊙h",
+            bytes("zr", 2 * d * b * hp)?,
+            wgpu::BufferUsages::empty(),
+        );
+        let states = storage("wgpu-gru states", bytes("states", 2 * l * d * b * h)?, cp);
+        let lens = storage("wgpu-gru lengths", bytes("lens", b)?, cp);
+        let read_y = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgpu-gru readback y"),
+            size: bytes("y", tb * d * h)?,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let read_h = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgpu-gru readback h_n"),
+            size: bytes("h_n", l * d * b * h)?,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let align = limits.min_uniform_buffer_offset_alignment.max(16);
+        // One 16-byte step index per aligned slot, read through a dynamic offset.
+        let mut steps_data = vec![0u8; (t.max(1)) * align as usize];
+        for s in 0..t {
+            steps_data[s * align as usize..s * align as usize + 4]
+                .copy_from_slice(&(s as u32).to_le_bytes());
+        }
+        let step_uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("wgpu-gru step indices"),
+            contents: &steps_data,
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let mut proj_groups = Vec::with_capacity(l);
+        let mut gru_groups = Vec::with_capacity(l);
+        let bsz = (l * d * b * h) as u32;
+        for layer in 0..l {
+            let lw = &gru.layers[layer];
+            let in_w = c.layer_input_size(layer);
+            let (a_buf, a_st, a_sb) = if layer == 0 {
+                if c.batch_first {
+                    (&x, in_w, t * in_w)
+                } else {
+                    (&x, b * in_w, in_w)
+                }
+            } else {
+                (&ys[(layer - 1) % 2], b * d * h, d * h)
+            };
+            let pp = ProjParams {
+                m: tb as u32,
+                n: (3 * d * h) as u32,
+                k: in_w as u32,
+                rows_per_t: b as u32,
+                a_st: a_st as u32,
+                a_sb: a_sb as u32,
+                a_off: 0,
+                _pad: 0,
+            };
+            let pp_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(&format!("wgpu-gru proj params l{layer}")),
+                contents: bytemuck::bytes_of(&pp),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+            proj_groups.push(device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(&format!("wgpu-gru proj group l{layer}")),
+                layout: &gru.kernels.proj_layout,
+                entries: &[
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: pp_buf.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: a_buf.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: lw.w_ih.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 3,
+                        resource: lw.b_ih.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 4,
+                        resource: xp.as_entire_binding(),
+                    },
+                ],
+            }));
+            let last = layer + 1 == l;
+            let (y_st, y_sb) = if last && c.batch_first {
+                (d * h, t * d * h)
+            } else {
+                (b * d * h, d * h)
+            };
+            let rev_mask = match c.direction {
+                crate::Direction::Forward => 0,
+                crate::Direction::Reverse => 1,
+                crate::Direction::Bidirectional => 2,
+            };
+            let lp = LayerParams {
+                steps: t as u32,
+                batch: b as u32,
+                dirs: d as u32,
+                hp4: (hp / 4) as u32,
+                y_st: y_st as u32,
+                y_sb: y_sb as u32,
+                y_sd: h as u32,
+                rev_mask,
+                go_back: c.go_backwards as u32,
+                bhh_off: lw.bhh_off,
+                ut_off: lw.ut_off,
+                h0_off: (layer * d * b * h) as u32,
+                hn_off: bsz + (layer * d * b * h) as u32,
+                _pad: [0; 3],
+            };
+            let lp_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(&format!("wgpu-gru layer params l{layer}")),
+                contents: bytemuck::bytes_of(&lp),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+            gru_groups.push(device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(&format!("wgpu-gru gru group l{layer}")),
+                layout: &gru.kernels.gru_layout,
+                entries: &[
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: &step_uniform,
+                            offset: 0,
+                            size: wgpu::BufferSize::new(16),
+                        }),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: lp_buf.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: xp.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 3,
+                        resource: lw.u.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 4,
+                        resource: lens.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 5,
+                        resource: hbuf.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 6,
+                        resource: ys[layer % 2].as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 7,
+                        resource: states.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 8,
+                        resource: zr.as_entire_binding(),
+                    },
+                ],
+            }));
+        }
+        let ys_last = (l - 1) % 2;
+        let mut ys = ys;
+        // Keep the last layer's output last, so `output_buffer` is `ys.last()`.
+        if ys_last == 0 && ys.len() == 2 {
+            ys.swap(0, 1);
+        }
+        Ok(Workspace {
+            steps,
+            batch,
+            x,
+            ys,
+            states,
+            lens,
+            read_y,
+            read_h,
+            step_stride: align,
+            proj_groups,
+            gru_groups,
+            lens_host: vec![0; b],
+            zero_h0: None,
+        })
+    }
+}

@@ -1,0 +1,198 @@
+//! The GPU path against the f64 reference on shapes that are not multiples of any workgroup size.
+
+mod gpu_common;
+
+use gpu_common::{Rng, ctx, random_gru};
+use wgpu_gru::gpu::{Algorithm, GpuGru};
+use wgpu_gru::{Activation, Activations, Direction, GruConfig, SeqInput, Variant, reference};
+
+const TOL: f32 = 1e-5;
+
+fn check(
+    gru: &wgpu_gru::Gru,
+    t: usize,
+    b: usize,
+    seed: u64,
+    h0: bool,
+    lengths: bool,
+    algos: &[Algorithm],
+) {
+    let Some(ctx) = ctx() else { return };
+    let c = &gru.config;
+    let mut rng = Rng(seed | 1);
+    let x = rng.vec(t * b * c.input_size, 1.0);
+    let h0v = rng.vec(c.num_layers * c.num_directions() * b * c.hidden_size, 0.8);
+    let lens: Vec<usize> = (0..b)
+        .map(|i| if i == 0 { t } else { 1 + rng.below(t) })
+        .collect();
+    let mut input = SeqInput::new(&x, t, b);
+    if h0 {
+        input = input.with_h0(&h0v);
+    }
+    if lengths {
+        input = input.with_lengths(&lens);
+    }
+    let want = reference::forward(gru, &input).expect("reference");
+    for &algo in algos {
+        let g = GpuGru::new(ctx, gru).expect("upload").with_algorithm(algo);
+        let (got, stats) = g.forward_with_stats(&input).expect("gpu forward");
+        let err = got.max_abs_diff(&want);
+        assert!(
+            err <= TOL,
+            "max abs error {err} > {TOL}: {algo:?} ran {stats:?}, T={t} B={b} I={} H={} L={} {:?} {:?} h0={h0} lengths={lengths}",
+            c.input_size,
+            c.hidden_size,
+            c.num_layers,
+            c.direction,
+            c.variant
+        );
+    }
+}
+
+const BOTH: &[Algorithm] = &[Algorithm::PerStep, Algorithm::Sequence];
+
+#[test]
+fn random_shapes_single_layer() {
+    let mut seed = 1;
+    for &h in &[1usize, 7, 65, 257] {
+        for &i in &[1usize, 3, 300] {
+            for &b in &[1usize, 5] {
+                for &t in &[1usize, 2, 37] {
+                    for variant in [Variant::ResetAfter, Variant::ResetBefore] {
+                        // Every (H, I, B, T, variant) once; h0 alternates so both appear for each H.
+                        seed += 1;
+                        let gru = random_gru(GruConfig::new(i, h).with_variant(variant), seed);
+                        check(&gru, t, b, seed, seed % 2 == 0, false, BOTH);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn with_and_without_h0() {
+    for variant in [Variant::ResetAfter, Variant::ResetBefore] {
+        for (h, i) in [(7, 3), (65, 1)] {
+            let gru = random_gru(GruConfig::new(i, h).with_variant(variant), 99);
+            check(&gru, 9, 5, 3, true, false, BOTH);
+            check(&gru, 9, 5, 4, false, false, BOTH);
+        }
+    }
+}
+
+#[test]
+fn layers_directions_lengths() {
+    let mut seed = 500;
+    for dir in [
+        Direction::Forward,
+        Direction::Reverse,
+        Direction::Bidirectional,
+    ] {
+        for variant in [Variant::ResetAfter, Variant::ResetBefore] {
+            for layers in [1, 2] {
+                seed += 1;
+                let cfg = GruConfig::new(5, 13)
+                    .with_variant(variant)
+                    .with_direction(dir)
+                    .with_layers(layers);
+                let gru = random_gru(cfg, seed);
+                check(&gru, 11, 6, seed, true, true, BOTH);
+                check(&gru, 11, 6, seed, false, false, BOTH);
+            }
+        }
+    }
+}
+
+#[test]
+fn batch_first_go_backwards_activations_clip() {
+    let mut cfg = GruConfig::new(4, 9).with_layers(2);
+    cfg.batch_first = true;
+    check(&random_gru(cfg.clone(), 7), 6, 3, 7, true, true, BOTH);
+    cfg.batch_first = false;
+    cfg.num_layers = 1;
+    cfg.go_backwards = true;
+    check(&random_gru(cfg.clone(), 8), 6, 3, 8, true, false, BOTH);
+    cfg.go_backwards = false;
+    cfg.clip = Some(0.7);
+    cfg.activations = vec![Activations {
+        f: Activation::HardSigmoid {
+            alpha: 0.3,
+            beta: 0.45,
+        },
+        g: Activation::Relu,
+    }];
+    for variant in [Variant::ResetAfter, Variant::ResetBefore] {
+        cfg.variant = variant;
+        check(&random_gru(cfg.clone(), 9), 7, 4, 9, true, false, BOTH);
+    }
+}
+
+#[test]
+fn sequence_kernel_at_its_limits() {
+    // H·rows at the sequence kernel's workgroup-memory limit, and H just over 256 (the auto crossover).
+    for (h, b) in [(128, 9), (1024, 2), (255, 3), (257, 3)] {
+        let gru = random_gru(GruConfig::new(6, h), h as u64);
+        check(
+            &gru,
+            3,
+            b,
+            11,
+            true,
+            false,
+            &[Algorithm::Auto, Algorithm::Sequence, Algorithm::PerStep],
+        );
+    }
+}
+
+#[test]
+fn repeated_forward_reuses_workspace_and_counts() {
+    let Some(ctx) = ctx() else { return };
+    let gru = random_gru(GruConfig::new(3, 20), 5);
+    let g = GpuGru::new(ctx, &gru)
+        .unwrap()
+        .with_algorithm(Algorithm::PerStep);
+    let x = vec![0.25f32; 10 * 2 * 3];
+    let input = SeqInput::new(&x, 10, 2);
+    let (a, s1) = g.forward_with_stats(&input).unwrap();
+    let (b, s2) = g.forward_with_stats(&input).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(s1, s2);
+    assert_eq!(
+        s1.dispatches,
+        1 + 10,
+        "reset-after: 1 projection + 1 dispatch per step"
+    );
+    assert_eq!(s1.submits, 1);
+    let rb = random_gru(GruConfig::new(3, 20).with_variant(Variant::ResetBefore), 5);
+    let g = GpuGru::new(ctx, &rb)
+        .unwrap()
+        .with_algorithm(Algorithm::PerStep);
+    let (_, s) = g.forward_with_stats(&input).unwrap();
+    assert_eq!(
+        s.dispatches,
+        1 + 2 * 10,
+        "reset-before: at most 2 dispatches per step"
+    );
+    let g = GpuGru::new(ctx, &rb)
+        .unwrap()
+        .with_algorithm(Algorithm::Sequence);
+    let (_, s) = g.forward_with_stats(&input).unwrap();
+    assert_eq!(
+        (s.dispatches, s.submits),
+        (2, 1),
+        "sequence: projection + one dispatch"
+    );
+}
+
+#[test]
+fn empty_shapes_give_empty_outputs() {
+    let Some(ctx) = ctx() else { return };
+    let gru = random_gru(GruConfig::new(3, 4), 1);
+    let g = GpuGru::new(ctx, &gru).unwrap();
+    let out = g.forward(&SeqInput::new(&[], 0, 2)).unwrap();
+    assert!(out.output.is_empty());
+    assert_eq!(out.h_n.len(), 8);
+    let out = g.forward(&SeqInput::new(&[], 5, 0)).unwrap();
+    assert!(out.output.is_empty() && out.h_n.is_empty());
+}

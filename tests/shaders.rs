@@ -1,0 +1,112 @@
+//! Every WGSL shader passes naga's validator (the naga wgpu uses), with its overrides
+//! specialised, and translates to SPIR-V (Vulkan), MSL (Metal), HLSL (DX12) and GLSL (GL).
+
+use wgpu_gru::gpu::kernels::ALL_SHADERS;
+
+fn parse(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {
+    let module = naga::front::wgsl::parse_str(src)
+        .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
+    let info = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    )
+    .validate(&module)
+    .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
+    (module, info)
+}
+
+/// Override values as the crate sets them for a typical model (H = 65, reset-before, clip).
+fn constants() -> naga::back::PipelineConstants {
+    let mut c = naga::back::PipelineConstants::default();
+    for (k, v) in [
+        ("H", 65.0),
+        ("BS", 8.0),
+        ("RESET_AFTER", 0.0),
+        ("F_KIND", 3.0),
+        ("F_ALPHA", 0.2),
+        ("CLIP", 3.0),
+    ] {
+        c.insert(k.to_string(), v);
+    }
+    c
+}
+
+#[test]
+fn every_shader_validates() {
+    assert!(!ALL_SHADERS.is_empty());
+    for (name, src) in ALL_SHADERS {
+        let (module, info) = parse(name, src);
+        assert!(!module.entry_points.is_empty(), "{name} has no entry point");
+        let consts = if module.overrides.is_empty() {
+            naga::back::PipelineConstants::default()
+        } else {
+            constants()
+        };
+        naga::back::pipeline_constants::process_overrides(&module, &info, None, &consts)
+            .unwrap_or_else(|e| panic!("{name}: overrides: {e}"));
+    }
+}
+
+#[test]
+fn every_shader_translates_for_vulkan_metal_dx12_gl() {
+    for (name, src) in ALL_SHADERS {
+        let (module, info) = parse(name, src);
+        let consts = if module.overrides.is_empty() {
+            naga::back::PipelineConstants::default()
+        } else {
+            constants()
+        };
+        let (module, info) =
+            naga::back::pipeline_constants::process_overrides(&module, &info, None, &consts)
+                .unwrap_or_else(|e| panic!("{name}: overrides: {e}"));
+        let (module, info) = (module.into_owned(), info.into_owned());
+
+        naga::back::spv::write_vec(&module, &info, &naga::back::spv::Options::default(), None)
+            .unwrap_or_else(|e| panic!("{name} → SPIR-V: {e}"));
+
+        let mut msl_opts = naga::back::msl::Options::default();
+        msl_opts.lang_version = (2, 4);
+        let pipe = naga::back::msl::PipelineOptions::default();
+        naga::back::msl::write_string(&module, &info, &msl_opts, &pipe)
+            .unwrap_or_else(|e| panic!("{name} → MSL: {e}"));
+
+        let mut hlsl = String::new();
+        let opts = naga::back::hlsl::Options {
+            shader_model: naga::back::hlsl::ShaderModel::V6_0,
+            ..Default::default()
+        };
+        let hlsl_pipe = naga::back::hlsl::PipelineOptions::default();
+        let mut w = naga::back::hlsl::Writer::new(&mut hlsl, &opts, &hlsl_pipe);
+        w.write(&module, &info, None)
+            .unwrap_or_else(|e| panic!("{name} → HLSL: {e}"));
+        assert!(!hlsl.is_empty());
+
+        for ep in &module.entry_points {
+            let mut glsl = String::new();
+            let gl_opts = naga::back::glsl::Options {
+                version: naga::back::glsl::Version::Embedded {
+                    version: 310,
+                    is_webgl: false,
+                },
+                ..Default::default()
+            };
+            let gl_pipe = naga::back::glsl::PipelineOptions {
+                shader_stage: naga::ShaderStage::Compute,
+                entry_point: ep.name.clone(),
+                multiview: None,
+            };
+            let mut w = naga::back::glsl::Writer::new(
+                &mut glsl,
+                &module,
+                &info,
+                &gl_opts,
+                &gl_pipe,
+                naga::proc::BoundsCheckPolicies::default(),
+            )
+            .unwrap_or_else(|e| panic!("{name}:{} → GLSL: {e}", ep.name));
+            w.write()
+                .unwrap_or_else(|e| panic!("{name}:{} → GLSL: {e}", ep.name));
+            assert!(!glsl.is_empty());
+        }
+    }
+}
