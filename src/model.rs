@@ -7,13 +7,11 @@
 
 use std::path::Path;
 
-use safetensors::{Dtype, SafeTensors};
-
-use crate::config::{Direction, GruConfig};
 use crate::error::{Error, Result};
+use crate::formats::{self, Format, ImportOptions, SafetensorsFile};
 use crate::io::SeqInput;
 use crate::reference;
-use crate::weights::{CellWeights, Gru, GruWeights};
+use crate::weights::Gru;
 
 /// A fully connected layer `y = x·Wᵀ + b` (PyTorch's `nn.Linear` layout).
 ///
@@ -166,55 +164,46 @@ impl GruClassifier {
         self.dense.out_features
     }
 
-    /// Reads a classifier from a safetensors file (see [`GruClassifier::from_safetensors_bytes`]).
+    /// Reads a classifier from a safetensors file (see [`GruClassifier::from_file`]).
     pub fn from_safetensors(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::from_safetensors_bytes(&bytes)
+        Self::from_file(&SafetensorsFile::open(path)?)
     }
 
-    /// Reads a classifier from safetensors bytes holding f32 tensors:
+    /// Reads a classifier from the bytes of a safetensors file (see [`GruClassifier::from_file`]).
+    pub fn from_safetensors_bytes(bytes: &[u8]) -> Result<Self> {
+        Self::from_file(&SafetensorsFile::from_bytes(bytes.to_vec(), "<bytes>")?)
+    }
+
+    /// Reads a classifier from a safetensors file holding (as F32, F16, BF16 or F64):
     ///
-    /// - a PyTorch `nn.GRU` state dict, under its own names (`weight_ih_l{k}` `[3H, I_k]`,
-    ///   `weight_hh_l{k}` `[3H, H]`, optional `bias_ih_l{k}`, `bias_hh_l{k}` `[3H]`, and `_reverse`
-    ///   twins when bidirectional), optionally prefixed with `gru.`;
+    /// - a PyTorch `nn.GRU` state dict under `nn.GRU`'s own, unprefixed names (`weight_ih_l{k}`
+    ///   `[3H, I_k]`, `weight_hh_l{k}` `[3H, H]`, optional `bias_ih_l{k}`, `bias_hh_l{k}` `[3H]`,
+    ///   `_reverse` twins when bidirectional), read by [`crate::formats`]' PyTorch importer;
     /// - `dense.weight` `[C, H]` and `dense.bias` `[C]` (or `fc.weight`, `fc.bias`).
     ///
     /// The GRU is read as `batch_first`, as `scripts/train_digits.py` trains it, so
     /// [`GruClassifier::reference_forward`] takes `x` as `[B, T, I]`.
-    pub fn from_safetensors_bytes(bytes: &[u8]) -> Result<Self> {
-        let st = SafeTensors::deserialize(bytes).map_err(|e| Error::Parse {
-            what: "safetensors".into(),
-            reason: e.to_string(),
-        })?;
-        let names = st.names();
-        let has = |n: &str| names.contains(&n);
-        let prefix = if has("weight_ih_l0") {
-            ""
-        } else if has("gru.weight_ih_l0") {
-            "gru."
-        } else {
-            return Err(Error::MissingTensor {
-                name: "weight_ih_l0".into(),
-                context: "PyTorch nn.GRU state dict (optionally prefixed gru.)".into(),
-            });
+    pub fn from_file(file: &SafetensorsFile) -> Result<Self> {
+        let opts = ImportOptions {
+            batch_first: true,
+            ..ImportOptions::default()
         };
-        let mut gru = read_pytorch_gru(&st, prefix, &has)?;
-        gru.config.batch_first = true;
-        let head = if has("dense.weight") { "dense" } else { "fc" };
-        let (weight, wshape) = read_f32(&st, &format!("{head}.weight"))?;
-        let (bias, _) = read_f32(&st, &format!("{head}.bias"))?;
-        let [out_features, in_features] = wshape[..] else {
+        let gru = formats::import(file, Some(Format::PyTorch), &opts)?.gru;
+        let head = if file.contains("dense.weight") {
+            "dense"
+        } else {
+            "fc"
+        };
+        let w = file.require_f32(&format!("{head}.weight"), "classifier head")?;
+        let b = file.require_f32(&format!("{head}.bias"), "classifier head")?;
+        let [out_features, in_features] = w.shape[..] else {
             return Err(Error::shape(
-                format!("{head}.weight"),
+                format!("{head}.weight in {}", file.name()),
                 "[C, H]",
-                format!("{wshape:?}"),
+                format!("{:?}", w.shape),
             ));
         };
-        let dense = Dense::new(in_features, out_features, weight, bias)?;
+        let dense = Dense::new(in_features, out_features, w.data, b.data)?;
         GruClassifier::new(gru, dense)
     }
 
@@ -268,97 +257,4 @@ pub fn argmax_rows(values: &[f32], classes: usize) -> Vec<usize> {
             best
         })
         .collect()
-}
-
-/// Reads an f32 tensor and its shape.
-fn read_f32(st: &SafeTensors<'_>, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
-    let t = st.tensor(name).map_err(|_| Error::MissingTensor {
-        name: name.into(),
-        context: "GRU classifier safetensors".into(),
-    })?;
-    if t.dtype() != Dtype::F32 {
-        return Err(Error::UnsupportedDtype {
-            name: name.into(),
-            dtype: format!("{:?}", t.dtype()),
-        });
-    }
-    let data = t
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    Ok((data, t.shape().to_vec()))
-}
-
-/// Reads an `nn.GRU` state dict (names after `prefix`) into a reset-after [`Gru`].
-fn read_pytorch_gru(st: &SafeTensors<'_>, prefix: &str, has: &dyn Fn(&str) -> bool) -> Result<Gru> {
-    let bidir = has(&format!("{prefix}weight_ih_l0_reverse"));
-    let mut layers = Vec::new();
-    let mut sizes: Option<(usize, usize)> = None; // (input_size, hidden)
-    while has(&format!("{prefix}weight_ih_l{}", layers.len())) {
-        let k = layers.len();
-        let mut dirs = Vec::new();
-        for suffix in if bidir {
-            &["", "_reverse"][..]
-        } else {
-            &[""][..]
-        } {
-            let name = |w: &str| format!("{prefix}{w}_l{k}{suffix}");
-            let (w_ih, s_ih) = read_f32(st, &name("weight_ih"))?;
-            let (w_hh, s_hh) = read_f32(st, &name("weight_hh"))?;
-            let [g3, i] = s_ih[..] else {
-                return Err(Error::shape(
-                    name("weight_ih"),
-                    "[3H, I]",
-                    format!("{s_ih:?}"),
-                ));
-            };
-            if g3 == 0 || !g3.is_multiple_of(3) {
-                return Err(Error::shape(
-                    name("weight_ih"),
-                    "[3H, I]",
-                    format!("{s_ih:?}"),
-                ));
-            }
-            let h = g3 / 3;
-            if s_hh[..] != [g3, h] {
-                return Err(Error::shape(
-                    name("weight_hh"),
-                    format!("[{g3}, {h}]"),
-                    format!("{s_hh:?}"),
-                ));
-            }
-            if k == 0 && sizes.is_none() {
-                sizes = Some((i, h));
-            }
-            let bias = |b: &str| -> Result<Vec<f32>> {
-                if has(&name(b)) {
-                    Ok(read_f32(st, &name(b))?.0)
-                } else {
-                    Ok(vec![0.0; g3])
-                }
-            };
-            dirs.push(CellWeights {
-                w_ih,
-                w_hh,
-                b_ih: bias("bias_ih")?,
-                b_hh: bias("bias_hh")?,
-            });
-        }
-        layers.push(dirs);
-    }
-    let (input_size, hidden) = sizes.ok_or_else(|| Error::MissingTensor {
-        name: format!("{prefix}weight_ih_l0"),
-        context: "PyTorch nn.GRU state dict".into(),
-    })?;
-    let direction = if bidir {
-        Direction::Bidirectional
-    } else {
-        Direction::Forward
-    };
-    let config = GruConfig::new(input_size, hidden)
-        .with_layers(layers.len())
-        .with_direction(direction);
-    // Gru::new checks every later layer's and direction's shapes against the config.
-    Gru::new(config, GruWeights { layers })
 }
