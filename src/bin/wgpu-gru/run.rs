@@ -1,0 +1,355 @@
+//! `wgpu-gru run`: one forward pass from files to files.
+//!
+//! Shapes follow the framework named by `--format` (detected from the tensor names by default):
+//!
+//! | format | X | h0 / state | Y |
+//! |---|---|---|---|
+//! | pytorch | `[T, B, I]` (`[B, T, I]` with `--batch-first`) | `[L·D, B, H]` | `[T, B, D·H]` (`[B, T, D·H]`) |
+//! | keras | `[B, T, I]` | `[B, H]` | `[B, T, H]` |
+//! | onnx | `[T, B, I]` | `[D, B, H]` | `[T, D, B, H]` |
+//! | seed | `[T, B, I]` | `[B, H]` | `[T, B, H]` |
+//!
+//! Lengths are int32 or int64 `[B]`. Outputs are f32 .npy, written to temporary files and
+//! renamed into place only when everything succeeded; on any failure no output file is left.
+
+use std::path::{Path, PathBuf};
+
+use clap::ValueEnum;
+use wgpu_gru::formats::{self, Format, ImportOptions};
+use wgpu_gru::npy::{self, PendingFile, shape_str};
+use wgpu_gru::{Direction, Error, Gru, GruOutput, SeqInput};
+
+/// Weight layout and array conventions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// PyTorch nn.GRU state_dict.
+    Pytorch,
+    /// Keras layers.GRU.
+    Keras,
+    /// ONNX GRU operator.
+    Onnx,
+    /// The seed's W_z/W_r/W_h cell.
+    Seed,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Format {
+        match f {
+            FormatArg::Pytorch => Format::PyTorch,
+            FormatArg::Keras => Format::Keras,
+            FormatArg::Onnx => Format::Onnx,
+            FormatArg::Seed => Format::Seed,
+        }
+    }
+}
+
+/// Direction of the layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DirectionArg {
+    /// Steps 0..T-1.
+    Forward,
+    /// Steps T-1..0.
+    Reverse,
+    /// Both, concatenated (PyTorch) or stacked (ONNX).
+    Bidirectional,
+}
+
+/// Which implementation runs the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// A GPU if there is one, else the CPU path.
+    Auto,
+    /// The GPU; fails when no adapter exists.
+    Gpu,
+    /// The fast f32 CPU path.
+    Cpu,
+    /// The f64 reference.
+    Reference,
+}
+
+/// Arguments of `wgpu-gru run`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Model weights (.safetensors).
+    #[arg(long, value_name = "MODEL.safetensors")]
+    pub weights: PathBuf,
+    /// Input sequence X (.npy, float16/32/64).
+    #[arg(long, value_name = "X.npy")]
+    pub input: PathBuf,
+    /// Output sequence Y (.npy, float32).
+    #[arg(long, value_name = "Y.npy")]
+    pub output: PathBuf,
+    /// Final state (.npy, float32): h_n, state or Y_h.
+    #[arg(long, value_name = "S.npy")]
+    pub state_out: Option<PathBuf>,
+    /// Weight layout and array shapes [default: detected from the tensor names].
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// Initial state (.npy, float).
+    #[arg(long, value_name = "H0.npy")]
+    pub h0: Option<PathBuf>,
+    /// Per-row lengths (.npy, int32 or int64, [B]).
+    #[arg(long, value_name = "LENGTHS.npy")]
+    pub lengths: Option<PathBuf>,
+    /// PyTorch batch_first: X is [B, T, I] and Y [B, T, D·H].
+    #[arg(long)]
+    pub batch_first: bool,
+    /// Keras go_backwards: process X reversed, return outputs in processing order.
+    #[arg(long)]
+    pub go_backwards: bool,
+    /// Direction [default: bidirectional if the weights hold two directions, else forward].
+    #[arg(long, value_enum)]
+    pub direction: Option<DirectionArg>,
+    /// ONNX linear_before_reset=1 (reset-after cell).
+    #[arg(long)]
+    pub linear_before_reset: bool,
+    /// ONNX activations, f,g per direction (e.g. Sigmoid,Tanh).
+    #[arg(long, value_delimiter = ',', value_name = "F,G[,F,G]")]
+    pub activations: Vec<String>,
+    /// ONNX activation_alpha values.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        allow_hyphen_values = true,
+        value_name = "A,.."
+    )]
+    pub activation_alpha: Vec<f32>,
+    /// ONNX activation_beta values.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        allow_hyphen_values = true,
+        value_name = "B,.."
+    )]
+    pub activation_beta: Vec<f32>,
+    /// ONNX clip: activation inputs are clamped to [-C, C].
+    #[arg(long, value_name = "C", allow_hyphen_values = true)]
+    pub clip: Option<f32>,
+    /// Which implementation runs the model.
+    #[arg(long, value_enum, default_value_t = Backend::Auto)]
+    pub backend: Backend,
+}
+
+/// Prefixes `e` with `path` unless the message already names it.
+fn at(path: &Path, e: impl std::fmt::Display) -> String {
+    let p = path.display().to_string();
+    let msg = e.to_string();
+    if msg.contains(&p) {
+        msg
+    } else {
+        format!("{p}: {msg}")
+    }
+}
+
+/// Runs `wgpu-gru run`. On failure, no file is left at the output paths.
+pub fn main(args: Args) -> Result<(), String> {
+    check_paths(&args)?;
+    let result = run(&args);
+    if result.is_err() {
+        // Never leave a stale output from an earlier run next to a failed one.
+        for p in [Some(&args.output), args.state_out.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    result
+}
+
+/// Refuses output paths that coincide with an input or with each other.
+fn check_paths(args: &Args) -> Result<(), String> {
+    let same = |a: &Path, b: &Path| {
+        a == b
+            || match (a.canonicalize(), b.canonicalize()) {
+                (Ok(x), Ok(y)) => x == y,
+                _ => false,
+            }
+    };
+    let inputs = [
+        Some(&args.weights),
+        Some(&args.input),
+        args.h0.as_ref(),
+        args.lengths.as_ref(),
+    ];
+    let outputs = [Some(&args.output), args.state_out.as_ref()];
+    for o in outputs.iter().flatten() {
+        if let Some(i) = inputs.iter().flatten().find(|i| same(o, i)) {
+            return Err(format!(
+                "output {} is also an input ({}); refusing to overwrite it",
+                o.display(),
+                i.display()
+            ));
+        }
+    }
+    for o in outputs.iter().flatten() {
+        let dir = match o.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if !dir.is_dir() {
+            return Err(format!(
+                "output {}: directory {} does not exist",
+                o.display(),
+                dir.display()
+            ));
+        }
+    }
+    if let Some(s) = &args.state_out
+        && same(s, &args.output)
+    {
+        return Err(format!(
+            "--output and --state-out are the same file {}",
+            s.display()
+        ));
+    }
+    Ok(())
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let opts = ImportOptions {
+        direction: args.direction.map(|d| match d {
+            DirectionArg::Forward => Direction::Forward,
+            DirectionArg::Reverse => Direction::Reverse,
+            DirectionArg::Bidirectional => Direction::Bidirectional,
+        }),
+        linear_before_reset: args.linear_before_reset,
+        reset_after: None,
+        activations: args.activations.clone(),
+        activation_alpha: args.activation_alpha.clone(),
+        activation_beta: args.activation_beta.clone(),
+        clip: args.clip,
+        go_backwards: args.go_backwards,
+        batch_first: args.batch_first,
+    };
+    let imported = formats::load(&args.weights, args.format.map(Format::from), &opts)
+        .map_err(|e| at(&args.weights, e))?;
+    let gru = &imported.gru;
+    let shapes = imported.shapes().map_err(|e| at(&args.weights, e))?;
+    let names = shapes.names();
+
+    let x = npy::read(&args.input).map_err(|e| at(&args.input, e))?;
+    let x_shape = x.shape.clone();
+    let x = x.into_f32(names.x).map_err(|e| at(&args.input, e))?;
+    let (steps, batch) = shapes
+        .x_dims(&x_shape)
+        .map_err(|e| at(&args.input, format!("{e} ({} format)", imported.format)))?;
+
+    let h0 = match &args.h0 {
+        Some(p) => {
+            let a = npy::read(p).map_err(|e| at(p, e))?;
+            let shape = a.shape.clone();
+            let data = a.into_f32(names.h0).map_err(|e| at(p, e))?;
+            shapes
+                .check_h0(&shape, batch)
+                .map_err(|e| at(p, format!("{e} ({} format, B = {batch})", imported.format)))?;
+            Some(data)
+        }
+        None => None,
+    };
+    let lengths = match &args.lengths {
+        Some(p) => {
+            let a = npy::read(p).map_err(|e| at(p, e))?;
+            let shape = a.shape.clone();
+            let data = a.into_lengths(names.lengths).map_err(|e| at(p, e))?;
+            shapes.check_lengths(&shape, batch).map_err(|e| at(p, e))?;
+            if let Some((i, l)) = data.iter().enumerate().find(|&(_, &l)| l == 0 || l > steps) {
+                return Err(at(
+                    p,
+                    format!(
+                        "{}[{i}] = {l} is outside 1..={steps} (T = {steps})",
+                        names.lengths
+                    ),
+                ));
+            }
+            Some(data)
+        }
+        None => None,
+    };
+    let input = SeqInput {
+        x: &x,
+        steps,
+        batch,
+        h0: h0.as_deref(),
+        lengths: lengths.as_deref(),
+    };
+    input.validate(&gru.config).map_err(|e| e.to_string())?;
+
+    let out = forward(args.backend, gru, &input)?;
+
+    let y = shapes
+        .output_to_framework(steps, batch, &out.output)
+        .map_err(|e| e.to_string())?;
+    let y_shape = shapes.output_shape(steps, batch);
+    let mut pending = vec![write_pending(&args.output, &y_shape, &y)?];
+    if let Some(p) = &args.state_out {
+        let s = shapes
+            .state_to_framework(batch, &out.h_n)
+            .map_err(|e| e.to_string())?;
+        pending.push(write_pending(p, &shapes.state_shape(batch), &s)?);
+    }
+    // Publish all outputs, or none.
+    let mut done: Vec<PathBuf> = Vec::new();
+    for f in pending {
+        let target = f.target().to_path_buf();
+        if let Err(e) = f.commit() {
+            for d in &done {
+                let _ = std::fs::remove_file(d);
+            }
+            return Err(e.to_string());
+        }
+        done.push(target);
+    }
+    eprintln!(
+        "wgpu-gru: wrote {} {}",
+        args.output.display(),
+        shape_str(&y_shape)
+    );
+    Ok(())
+}
+
+fn write_pending(path: &Path, shape: &[usize], data: &[f32]) -> Result<PendingFile, String> {
+    let bytes = npy::to_bytes_f32(shape, data).map_err(|e| at(path, e))?;
+    PendingFile::create(path, &bytes).map_err(|e| at(path, e))
+}
+
+fn run_reference(gru: &Gru, input: &SeqInput<'_>) -> Result<GruOutput, String> {
+    eprintln!("wgpu-gru: running on the f64 reference (CPU)");
+    wgpu_gru::reference::forward(gru, input).map_err(|e| format!("reference backend: {e}"))
+}
+
+fn run_cpu(gru: &Gru, input: &SeqInput<'_>) -> Result<GruOutput, String> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut cpu = wgpu_gru::cpu::CpuGru::new(gru)
+        .map_err(|e| format!("cpu backend: {e}"))?
+        .with_threads(threads);
+    eprintln!(
+        "wgpu-gru: running on the CPU ({:?}, {} thread(s))",
+        cpu.simd(),
+        cpu.threads()
+    );
+    cpu.forward(input).map_err(|e| format!("cpu backend: {e}"))
+}
+
+fn run_gpu(gru: &Gru, input: &SeqInput<'_>) -> Result<GruOutput, Error> {
+    let ctx = wgpu_gru::gpu::GpuContext::new_default()?;
+    #[allow(unused_mut)]
+    let mut g = wgpu_gru::gpu::GpuGru::new(&ctx, gru)?;
+    eprintln!("wgpu-gru: running on the GPU: {}", ctx.describe());
+    g.forward(input)
+}
+
+fn forward(backend: Backend, gru: &Gru, input: &SeqInput<'_>) -> Result<GruOutput, String> {
+    match backend {
+        Backend::Reference => run_reference(gru, input),
+        Backend::Cpu => run_cpu(gru, input),
+        Backend::Gpu => run_gpu(gru, input).map_err(|e| format!("gpu backend: {e}")),
+        Backend::Auto => match run_gpu(gru, input) {
+            Ok(out) => Ok(out),
+            Err(e) => {
+                eprintln!("wgpu-gru: GPU unavailable ({e}); using the CPU");
+                run_cpu(gru, input)
+            }
+        },
+    }
+}
