@@ -12,7 +12,13 @@ use common::{Array, Case, golden_cases};
 use wgpu_gru::formats::Format;
 use wgpu_gru::npy;
 
-const BIN: &str = env!("CARGO_BIN_EXE_wgpu-gru");
+/// The binary under test; `WGPU_GRU_BIN` overrides the path cargo built (for test binaries
+/// copied to another machine).
+fn bin() -> PathBuf {
+    std::env::var_os("WGPU_GRU_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_wgpu-gru")))
+}
 
 /// A temporary directory removed on drop.
 struct TempDir(PathBuf);
@@ -139,7 +145,7 @@ fn option_flags(case: &Case, explicit_format: bool) -> Vec<String> {
 }
 
 fn run_bin(args: &[String]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
+    Command::new(bin()).args(args).output().unwrap()
 }
 
 fn stderr(o: &Output) -> String {
@@ -570,7 +576,7 @@ fn gpu_backend_fails_without_adapter() {
     let mut args = case_args(&case, &dir, false);
     args.extend(["--backend".into(), "gpu".into()]);
     // An adapter name that matches nothing.
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(&args)
         .env("WGPU_ADAPTER_NAME", "no-such-adapter-anywhere")
         .output()
@@ -585,7 +591,7 @@ fn gpu_backend_fails_without_adapter() {
     // auto, in the same situation, uses the CPU and says so.
     let i = args.iter().position(|a| a == "gpu").unwrap();
     args[i] = "auto".into();
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(&args)
         .env("WGPU_ADAPTER_NAME", "no-such-adapter-anywhere")
         .output()

@@ -12,9 +12,7 @@ use wgpu_gru::{Direction, Error, Variant, reference};
 use common::{Case, golden_cases, run_all};
 
 fn golden(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/golden")
-        .join(format!("{name}.safetensors"))
+    common::golden_dir().join(format!("{name}.safetensors"))
 }
 
 #[test]

@@ -24,9 +24,20 @@ pub fn f32_tolerance(name: &str) -> f32 {
     }
 }
 
+/// The golden case directory: `tests/data/golden` in this crate, or (for test binaries copied to
+/// another machine) relative to the working directory when the build path does not exist.
+pub fn golden_dir() -> PathBuf {
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden");
+    if built.is_dir() {
+        built
+    } else {
+        PathBuf::from("tests/data/golden")
+    }
+}
+
 /// All golden case files, sorted.
 pub fn golden_cases() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden");
+    let dir = golden_dir();
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
