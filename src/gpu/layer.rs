@@ -222,27 +222,114 @@ impl GpuGru {
                 format!("({}, {})", input.steps, input.batch),
             ));
         }
-        let q = &self.ctx.queue;
-        q.write_buffer(&ws.x, 0, bytemuck::cast_slice(input.x));
-        let c = &self.config;
-        let h0_len = c.num_layers * c.num_directions() * input.batch * c.hidden_size;
-        match input.h0 {
-            Some(h0) => q.write_buffer(&ws.states, 0, bytemuck::cast_slice(h0)),
-            // The zero state comes from `clear_buffer` in `encode`.
-            None => {}
-        }
-        ws.zero_h0 = input.h0.is_none().then_some(h0_len as u64 * 4);
-        for (i, v) in ws.lens_host.iter_mut().enumerate() {
-            *v = input.lengths.map_or(input.steps, |l| l[i]) as u32;
-        }
-        q.write_buffer(&ws.lens, 0, bytemuck::cast_slice(&ws.lens_host));
-        Ok(())
+        self.ctx
+            .queue
+            .write_buffer(&ws.x, 0, bytemuck::cast_slice(input.x));
+        self.write_state(ws, input.h0, input.lengths)
     }
 
     /// Records a whole forward into `encoder`: for each layer, the input projection and the
     /// recurrence, in one compute pass. Reads what [`write_input`](Self::write_input) wrote; the
     /// output stays in [`Workspace::output_buffer`] and h_n in [`Workspace::states_buffer`].
     pub fn encode(&self, encoder: &mut wgpu::CommandEncoder, ws: &Workspace) -> ForwardStats {
+        self.encode_inner(encoder, ws, None)
+    }
+
+    /// Like [`encode`](Self::encode), but layer 0 reads its input from `x`, a buffer the app owns
+    /// (usage `STORAGE`), laid out as the config says: `[T, B, I]` f32, or `[B, T, I]` when
+    /// batch-first. Lengths and h0 still come from [`write_input`](Self::write_input) (or
+    /// [`write_state`](Self::write_state)); nothing is copied.
+    pub fn encode_from_buffer(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        ws: &Workspace,
+        x: &wgpu::Buffer,
+    ) -> Result<ForwardStats> {
+        let c = &self.config;
+        let need = (ws.steps * ws.batch * c.input_size * 4) as u64;
+        if x.size() < need {
+            return Err(Error::shape("input buffer (bytes)", need, x.size()));
+        }
+        if !x.usage().contains(wgpu::BufferUsages::STORAGE) {
+            return Err(Error::arg("input buffer", "needs BufferUsages::STORAGE"));
+        }
+        let group = self
+            .ctx
+            .device
+            .create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("wgpu-gru proj group l0 (app input)"),
+                layout: &self.kernels.proj_layout,
+                entries: &[
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: ws.proj0_params.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: x.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: self.layers[0].w_ih.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 3,
+                        resource: self.layers[0].b_ih.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 4,
+                        resource: ws.xp.as_entire_binding(),
+                    },
+                ],
+            });
+        Ok(self.encode_inner(encoder, ws, Some(&group)))
+    }
+
+    /// Sets the lengths (`None`: all T) and marks h0 as zero for the next encode, without
+    /// touching x: for inputs that already live on the GPU.
+    pub fn write_state(
+        &self,
+        ws: &mut Workspace,
+        h0: Option<&[f32]>,
+        lengths: Option<&[usize]>,
+    ) -> Result<()> {
+        let c = &self.config;
+        let h0_len = c.num_layers * c.num_directions() * ws.batch * c.hidden_size;
+        if let Some(h0) = h0 {
+            if h0.len() != h0_len {
+                return Err(Error::shape("h0", h0_len, h0.len()));
+            }
+            self.ctx
+                .queue
+                .write_buffer(&ws.states, 0, bytemuck::cast_slice(h0));
+        }
+        ws.zero_h0 = h0.is_none().then_some(h0_len as u64 * 4);
+        if let Some(l) = lengths {
+            if l.len() != ws.batch {
+                return Err(Error::shape("lengths", ws.batch, l.len()));
+            }
+            if let Some((i, &v)) = l.iter().enumerate().find(|&(_, &v)| v == 0 || v > ws.steps) {
+                return Err(Error::arg(
+                    "lengths",
+                    format!("lengths[{i}] = {v} is outside 1..={}", ws.steps),
+                ));
+            }
+        }
+        for (i, v) in ws.lens_host.iter_mut().enumerate() {
+            *v = lengths.map_or(ws.steps, |l| l[i]) as u32;
+        }
+        self.ctx
+            .queue
+            .write_buffer(&ws.lens, 0, bytemuck::cast_slice(&ws.lens_host));
+        Ok(())
+    }
+
+    fn encode_inner(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        ws: &Workspace,
+        proj0: Option<&wgpu::BindGroup>,
+    ) -> ForwardStats {
         let c = &self.config;
         let (t, b, h) = (ws.steps as u32, ws.batch as u32, c.hidden_size as u32);
         let d = c.num_directions() as u32;
@@ -263,7 +350,11 @@ impl GpuGru {
         let proj_y = (t * b).div_ceil(kernels::PROJ_TILE);
         for l in 0..c.num_layers {
             pass.set_pipeline(&self.kernels.proj);
-            pass.set_bind_group(0, &ws.proj_groups[l], &[]);
+            let group = match (l, proj0) {
+                (0, Some(g)) => g,
+                _ => &ws.proj_groups[l],
+            };
+            pass.set_bind_group(0, group, &[]);
             pass.dispatch_workgroups(proj_x, proj_y, 1);
             stats.dispatches += 1;
             if algo == Algorithm::Sequence {
@@ -294,6 +385,26 @@ impl GpuGru {
             }
         }
         stats
+    }
+
+    /// Encodes, submits and waits for one forward on inputs already in `ws`, reading nothing back:
+    /// the GPU-resident timing that matches a framework's forward on device tensors.
+    pub fn submit_and_wait(&self, ws: &Workspace) -> Result<ForwardStats> {
+        let device = &self.ctx.device;
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("wgpu-gru forward (resident)"),
+        });
+        let mut stats = self.encode(&mut encoder, ws);
+        let index = self.ctx.queue.submit([encoder.finish()]);
+        stats.submits = 1;
+        device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(index),
+                timeout: None,
+            })
+            .map_err(|e| Error::Gpu(format!("poll: {e}")))?;
+        self.ctx.check_lost()?;
+        Ok(stats)
     }
 
     /// Runs one forward and reads the results back (blocking): one submit.

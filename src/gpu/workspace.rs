@@ -57,6 +57,9 @@ pub struct Workspace {
     pub(crate) read_h: wgpu::Buffer,
     pub(crate) step_stride: u32,
     pub(crate) proj_groups: Vec<wgpu::BindGroup>,
+    /// Layer 0's projection parameters and output, for binding an app-owned input buffer.
+    pub(crate) proj0_params: wgpu::Buffer,
+    pub(crate) xp: wgpu::Buffer,
     pub(crate) gru_groups: Vec<wgpu::BindGroup>,
     pub(crate) lens_host: Vec<u32>,
     /// Bytes of h0 to clear in `encode` when the input gave none.
@@ -197,6 +200,7 @@ impl Workspace {
             usage: wgpu::BufferUsages::UNIFORM,
         });
         let mut proj_groups = Vec::with_capacity(l);
+        let mut proj_params = Vec::with_capacity(l);
         let mut gru_groups = Vec::with_capacity(l);
         let bsz = (l * d * b * h) as u32;
         for layer in 0..l {
@@ -226,6 +230,7 @@ impl Workspace {
                 contents: bytemuck::bytes_of(&pp),
                 usage: wgpu::BufferUsages::UNIFORM,
             });
+            proj_params.push(pp_buf.clone());
             proj_groups.push(device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some(&format!("wgpu-gru proj group l{layer}")),
                 layout: &gru.kernels.proj_layout,
@@ -348,6 +353,8 @@ impl Workspace {
             read_h,
             step_stride: align,
             proj_groups,
+            proj0_params: proj_params.swap_remove(0),
+            xp,
             gru_groups,
             lens_host: vec![0; b],
             zero_h0: None,

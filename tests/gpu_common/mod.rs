@@ -2,6 +2,7 @@
 //! random models.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::sync::OnceLock;
 use wgpu_gru::gpu::GpuContext;
 use wgpu_gru::{CellWeights, Gru, GruConfig, GruWeights};
@@ -12,14 +13,18 @@ pub fn ctx() -> Option<&'static GpuContext> {
     static CTX: OnceLock<Option<GpuContext>> = OnceLock::new();
     CTX.get_or_init(|| match GpuContext::new_default() {
         Ok(c) => {
-            eprintln!("GPU tests run on: {}", c.describe());
+            // Straight to stderr, past libtest's capture, so CI logs show the device.
+            let _ = writeln!(std::io::stderr(), "GPU tests run on: {}", c.describe());
             Some(c)
         }
         Err(e) => {
             if std::env::var("REQUIRE_GPU").is_ok_and(|v| v == "1") {
                 panic!("REQUIRE_GPU=1 but no GPU adapter: {e}");
             }
-            eprintln!("SKIPPED: no GPU adapter ({e}); set REQUIRE_GPU=1 to make this a failure");
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: no GPU adapter ({e}); set REQUIRE_GPU=1 to make this a failure"
+            );
             None
         }
     })

@@ -3,6 +3,7 @@
 //! Each subcommand lives in its own file and exposes `Args` (a clap `Args` struct) and
 //! `fn main(args) -> Result<(), String>`; errors are printed as one line.
 
+mod bench;
 mod run;
 
 use std::process::ExitCode;
@@ -21,6 +22,8 @@ struct Cli {
 enum Command {
     /// Run a model from a safetensors file on .npy inputs and write .npy outputs.
     Run(run::Args),
+    /// Time forwards on the standard shapes (or B,T,I,H) for the GPU and CPU paths.
+    Bench(bench::Args),
 }
 
 /// Prints `msg` as one line on stderr.
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Some(Command::Run(args)) => run::main(args),
+        Some(Command::Bench(args)) => bench::main(args),
         None => {
             use clap::CommandFactory;
             let _ = Cli::command().print_help();
