@@ -15,8 +15,10 @@ fn parse(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {
     (module, info)
 }
 
-/// Override values as the crate sets them for a typical model (H = 65, reset-before, clip).
-fn constants() -> naga::back::PipelineConstants {
+/// Override values as the crate sets them for a typical model (H = 65, reset-before, clip; a
+/// head of K = 65 inputs and C = 10 classes), restricted to those `module` declares (naga refuses
+/// unknown names, as wgpu does).
+fn constants(module: &naga::Module) -> naga::back::PipelineConstants {
     let mut c = naga::back::PipelineConstants::default();
     for (k, v) in [
         ("H", 65.0),
@@ -25,8 +27,16 @@ fn constants() -> naga::back::PipelineConstants {
         ("F_KIND", 3.0),
         ("F_ALPHA", 0.2),
         ("CLIP", 3.0),
+        ("K", 65.0),
+        ("C", 10.0),
     ] {
-        c.insert(k.to_string(), v);
+        if module
+            .overrides
+            .iter()
+            .any(|(_, o)| o.name.as_deref() == Some(k))
+        {
+            c.insert(k.to_string(), v);
+        }
     }
     c
 }
@@ -40,7 +50,7 @@ fn every_shader_validates() {
         let consts = if module.overrides.is_empty() {
             naga::back::PipelineConstants::default()
         } else {
-            constants()
+            constants(&module)
         };
         naga::back::pipeline_constants::process_overrides(&module, &info, None, &consts)
             .unwrap_or_else(|e| panic!("{name}: overrides: {e}"));
@@ -54,7 +64,7 @@ fn every_shader_translates_for_vulkan_metal_dx12_gl() {
         let consts = if module.overrides.is_empty() {
             naga::back::PipelineConstants::default()
         } else {
-            constants()
+            constants(&module)
         };
         let (module, info) =
             naga::back::pipeline_constants::process_overrides(&module, &info, None, &consts)

@@ -6,10 +6,15 @@ use crate::config::{Activations, Variant};
 pub const INPUT_PROJ_WGSL: &str = include_str!("../../shaders/input_proj.wgsl");
 /// `shaders/gru.wgsl`: step kernels and the sequence-persistent kernel.
 pub const GRU_WGSL: &str = include_str!("../../shaders/gru.wgsl");
+/// `shaders/head.wgsl`: the classifier head (dense layer and softmax).
+pub const HEAD_WGSL: &str = include_str!("../../shaders/head.wgsl");
 
 /// Every WGSL source of the crate, by file name (for validation and translation tests).
-pub const ALL_SHADERS: &[(&str, &str)] =
-    &[("input_proj.wgsl", INPUT_PROJ_WGSL), ("gru.wgsl", GRU_WGSL)];
+pub const ALL_SHADERS: &[(&str, &str)] = &[
+    ("input_proj.wgsl", INPUT_PROJ_WGSL),
+    ("gru.wgsl", GRU_WGSL),
+    ("head.wgsl", HEAD_WGSL),
+];
 
 /// Rows of the batch one workgroup of the step kernels serves (fixed in `gru.wgsl`).
 pub const STEP_ROWS: u32 = 4;

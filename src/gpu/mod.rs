@@ -4,12 +4,18 @@
 //! - [`GpuGru`]: a model uploaded once; [`GpuGru::encode`] records a forward into your encoder,
 //!   [`GpuGru::forward`] is the blocking convenience.
 //! - [`Workspace`]: buffers for one `(T, B)`, reused across forwards.
+//! - [`GpuClassifier`]: GRU → [`GpuHead`] (dense + softmax) in one submit.
+//! - [`GpuStream`]: feeds a timestep or a chunk at a time, keeping h on the GPU between calls.
 
 mod context;
+mod head;
 pub mod kernels;
 mod layer;
+mod stream;
 mod workspace;
 
 pub use context::GpuContext;
+pub use head::{ClassifierWorkspace, GpuClassifier, GpuHead, HeadBinding, final_state_offset};
 pub use layer::{Algorithm, ForwardStats, GpuGru};
+pub use stream::GpuStream;
 pub use workspace::Workspace;

@@ -1,0 +1,566 @@
+//! The classifier head on the GPU ([`GpuHead`]: dense layer + softmax) and the whole sequence
+//! classifier in one submit ([`GpuClassifier`]: GRU → final state → dense → softmax).
+//!
+//! The head reads the GRU's final state straight out of the workspace's states buffer, so the
+//! only transfers of a forward are the input going up and the `[B, C]` probabilities coming back.
+
+use super::context::GpuContext;
+use super::kernels;
+use super::layer::{Algorithm, ForwardStats, GpuGru, read_back};
+use super::workspace::Workspace;
+use crate::config::GruConfig;
+use crate::error::{Error, Result};
+use crate::io::SeqInput;
+use crate::model::{Dense, GruClassifier, argmax_rows};
+use bytemuck::{Pod, Zeroable};
+use std::sync::Mutex;
+use wgpu::util::DeviceExt;
+
+/// Invocations per workgroup of both head entry points (fixed in `head.wgsl`).
+const HEAD_WG: u32 = 64;
+
+/// Uniform block `Params` of `head.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct HeadParams {
+    batch: u32,
+    x_off: u32,
+    x_sb: u32,
+    _pad: u32,
+}
+
+/// A [`Dense`] layer followed by a softmax over its outputs, uploaded to a GPU.
+///
+/// Input rows `[B, K]` (K = `in_features`) are read from any storage buffer at a float offset and
+/// row stride ([`GpuHead::bind`]); probabilities `[B, C]` (C = `out_features`) are written to a
+/// buffer the binding owns ([`HeadBinding::probs_buffer`]). Pipelines are specialised on K and C
+/// and built once.
+pub struct GpuHead {
+    ctx: GpuContext,
+    in_features: usize,
+    classes: usize,
+    weight: wgpu::Buffer,
+    bias: wgpu::Buffer,
+    layout: wgpu::BindGroupLayout,
+    dense: wgpu::ComputePipeline,
+    softmax: wgpu::ComputePipeline,
+}
+
+impl std::fmt::Debug for GpuHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuHead")
+            .field("in_features", &self.in_features)
+            .field("classes", &self.classes)
+            .field("device", &self.ctx.describe())
+            .finish()
+    }
+}
+
+/// A [`GpuHead`] bound to one input buffer and one batch size: its parameters, its output
+/// buffer `[B, C]` and the bind group. Make it once with [`GpuHead::bind`] and reuse it.
+#[derive(Debug)]
+pub struct HeadBinding {
+    batch: usize,
+    probs: wgpu::Buffer,
+    group: wgpu::BindGroup,
+    dense_grid: (u32, u32),
+    softmax_grid: (u32, u32),
+}
+
+impl HeadBinding {
+    /// Batch B this binding was made for.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+    /// The probabilities `[B, C]` the last encoded head wrote (usage `STORAGE | COPY_SRC`).
+    pub fn probs_buffer(&self) -> &wgpu::Buffer {
+        &self.probs
+    }
+}
+
+fn layout_entry(binding: u32, ty: wgpu::BufferBindingType) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+/// A 1-D count of workgroups as an `(x, y)` grid within the per-dimension limit (the shader
+/// rebuilds the flat index from `num_workgroups`).
+fn grid(items: usize, max_dim: u32, what: &str) -> Result<(u32, u32)> {
+    let groups = items.div_ceil(HEAD_WG as usize).max(1) as u64;
+    let x = groups.min(max_dim as u64);
+    let y = groups.div_ceil(x);
+    if y > max_dim as u64 {
+        return Err(Error::DeviceLimit {
+            what: format!("{what} workgroups"),
+            needed: groups,
+            limit: max_dim as u64 * max_dim as u64,
+        });
+    }
+    Ok((x as u32, y as u32))
+}
+
+impl GpuHead {
+    /// Uploads `dense` (`weight [C, K]`, `bias [C]`) and builds its two pipelines.
+    pub fn new(ctx: &GpuContext, dense: &Dense) -> Result<Self> {
+        dense.validate()?;
+        let (k, c) = (dense.in_features, dense.out_features);
+        let (Ok(k32), Ok(c32)) = (u32::try_from(k), u32::try_from(c)) else {
+            return Err(Error::Overflow(format!("dense [{c}, {k}] as u32")));
+        };
+        let device = &ctx.device;
+        let max_bind = device.limits().max_storage_buffer_binding_size;
+        let w_bytes = dense.weight.len() as u64 * 4;
+        if w_bytes > max_bind {
+            return Err(Error::DeviceLimit {
+                what: "dense weight binding (bytes)".into(),
+                needed: w_bytes,
+                limit: max_bind,
+            });
+        }
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let init = |label: &str, data: &[f32]| {
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::cast_slice(data),
+                usage: wgpu::BufferUsages::STORAGE,
+            })
+        };
+        let weight = init("wgpu-gru head dense.weight", &dense.weight);
+        let bias = init("wgpu-gru head dense.bias", &dense.bias);
+        use wgpu::BufferBindingType as T;
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("wgpu-gru head layout"),
+            entries: &[
+                layout_entry(0, T::Uniform),
+                layout_entry(1, T::Storage { read_only: true }),
+                layout_entry(2, T::Storage { read_only: true }),
+                layout_entry(3, T::Storage { read_only: true }),
+                layout_entry(4, T::Storage { read_only: false }),
+            ],
+        });
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("wgpu-gru head.wgsl"),
+            source: wgpu::ShaderSource::Wgsl(kernels::HEAD_WGSL.into()),
+        });
+        let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("wgpu-gru head pipeline layout"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let constants = [("K", k32 as f64), ("C", c32 as f64)];
+        let make = |entry: &str| {
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&format!("wgpu-gru head {entry}")),
+                layout: Some(&pl),
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &constants,
+                    // The head has no workgroup memory.
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            })
+        };
+        let dense_pipeline = make("dense");
+        let softmax = make("softmax");
+        pop_scopes(oom, scope)?;
+        ctx.check_lost()?;
+        Ok(GpuHead {
+            ctx: ctx.clone(),
+            in_features: k,
+            classes: c,
+            weight,
+            bias,
+            layout,
+            dense: dense_pipeline,
+            softmax,
+        })
+    }
+
+    /// Input features K per row.
+    pub fn in_features(&self) -> usize {
+        self.in_features
+    }
+
+    /// Classes C (outputs per row).
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// Binds the head to `input` for batch `batch`: row `b` of the `[B, K]` input starts at float
+    /// `offset + b · row_stride` of `input` (usage `STORAGE`). Creates the output `[B, C]`.
+    ///
+    /// To read a [`Workspace`]'s final state, use [`final_state_offset`] and `row_stride = H`.
+    pub fn bind(
+        &self,
+        input: &wgpu::Buffer,
+        offset: usize,
+        row_stride: usize,
+        batch: usize,
+    ) -> Result<HeadBinding> {
+        let (k, c) = (self.in_features, self.classes);
+        if batch == 0 {
+            return Err(Error::arg("batch", "a head binding needs B ≥ 1"));
+        }
+        if row_stride < k && batch > 1 {
+            return Err(Error::arg(
+                "row_stride",
+                format!("{row_stride} is less than the {k} input features: rows would overlap"),
+            ));
+        }
+        if !input.usage().contains(wgpu::BufferUsages::STORAGE) {
+            return Err(Error::arg(
+                "head input buffer",
+                "needs BufferUsages::STORAGE",
+            ));
+        }
+        let end = (batch - 1)
+            .checked_mul(row_stride)
+            .and_then(|v| v.checked_add(offset))
+            .and_then(|v| v.checked_add(k))
+            .ok_or_else(|| Error::Overflow("head input extent".into()))?;
+        if end as u64 * 4 > input.size() {
+            return Err(Error::shape(
+                "head input buffer (bytes)",
+                format!("at least {}", end as u64 * 4),
+                input.size(),
+            ));
+        }
+        let out = batch
+            .checked_mul(c)
+            .ok_or_else(|| Error::Overflow(format!("probs [{batch}, {c}]")))?;
+        let (Ok(b32), Ok(off32), Ok(st32), Ok(_)) = (
+            u32::try_from(batch),
+            u32::try_from(offset),
+            u32::try_from(row_stride),
+            u32::try_from(out.max(end)),
+        ) else {
+            return Err(Error::Overflow("head indices exceed u32".into()));
+        };
+        let device = &self.ctx.device;
+        let limits = device.limits();
+        let out_bytes = out as u64 * 4;
+        let lim = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        if out_bytes > lim || input.size() > limits.max_storage_buffer_binding_size {
+            return Err(Error::DeviceLimit {
+                what: "head binding (bytes)".into(),
+                needed: out_bytes.max(input.size()),
+                limit: lim,
+            });
+        }
+        let max_dim = limits.max_compute_workgroups_per_dimension;
+        let dense_grid = grid(out, max_dim, "dense")?;
+        let softmax_grid = grid(batch, max_dim, "softmax")?;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let params = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("wgpu-gru head params"),
+            contents: bytemuck::bytes_of(&HeadParams {
+                batch: b32,
+                x_off: off32,
+                x_sb: st32,
+                _pad: 0,
+            }),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let probs = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgpu-gru head probs"),
+            size: out_bytes.max(16),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("wgpu-gru head group"),
+            layout: &self.layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: params.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: input.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: self.weight.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 3,
+                    resource: self.bias.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 4,
+                    resource: probs.as_entire_binding(),
+                },
+            ],
+        });
+        pop_scopes(oom, scope)?;
+        Ok(HeadBinding {
+            batch,
+            probs,
+            group,
+            dense_grid,
+            softmax_grid,
+        })
+    }
+
+    /// Records the dense layer and the softmax (two dispatches, one compute pass) into `encoder`.
+    /// Whatever earlier commands of the encoder wrote to the bound input is what they read.
+    pub fn encode(&self, encoder: &mut wgpu::CommandEncoder, binding: &HeadBinding) -> u32 {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("wgpu-gru head"),
+            timestamp_writes: None,
+        });
+        pass.set_bind_group(0, &binding.group, &[]);
+        pass.set_pipeline(&self.dense);
+        pass.dispatch_workgroups(binding.dense_grid.0, binding.dense_grid.1, 1);
+        pass.set_pipeline(&self.softmax);
+        pass.dispatch_workgroups(binding.softmax_grid.0, binding.softmax_grid.1, 1);
+        2
+    }
+}
+
+/// Float offset, in [`Workspace::states_buffer`], of the state the classifier reads: the last
+/// layer's forward direction (or only direction) of h_n, rows `[B, H]` with stride H.
+///
+/// The states buffer holds h0 `[L, D, B, H]` then h_n `[L, D, B, H]`, so this is
+/// `L·D·B·H + (L−1)·D·B·H`.
+pub fn final_state_offset(config: &GruConfig, batch: usize) -> usize {
+    let slab = config.num_directions() * batch * config.hidden_size;
+    config.num_layers * slab + (config.num_layers - 1) * slab
+}
+
+/// Buffers for one `(T, B)` of a [`GpuClassifier`]: the GRU's [`Workspace`], the head bound to
+/// its states buffer, and a staging buffer for the probabilities. Reused across forwards.
+#[derive(Debug)]
+pub struct ClassifierWorkspace {
+    gru: Workspace,
+    head: HeadBinding,
+    read: wgpu::Buffer,
+}
+
+impl ClassifierWorkspace {
+    /// Steps T.
+    pub fn steps(&self) -> usize {
+        self.gru.steps()
+    }
+    /// Batch B.
+    pub fn batch(&self) -> usize {
+        self.gru.batch()
+    }
+    /// The GRU's workspace (input buffer `[B, T, I]` or `[T, B, I]`, states, layer output).
+    pub fn gru_workspace(&self) -> &Workspace {
+        &self.gru
+    }
+    /// The GRU's workspace, mutably (for [`GpuGru::write_input`] or [`GpuGru::write_state`]).
+    pub fn gru_workspace_mut(&mut self) -> &mut Workspace {
+        &mut self.gru
+    }
+    /// The probabilities `[B, C]` the last encoded forward wrote; they stay on the GPU until read.
+    pub fn probs_buffer(&self) -> &wgpu::Buffer {
+        self.head.probs_buffer()
+    }
+}
+
+/// A [`GruClassifier`] uploaded to a GPU: GRU → final state → dense → softmax, in one submit.
+///
+/// ```no_run
+/// use wgpu_gru::gpu::{GpuClassifier, GpuContext};
+/// use wgpu_gru::model::GruClassifier;
+/// let model = GruClassifier::from_safetensors("assets/digits_gru.safetensors")?;
+/// let gpu = GpuClassifier::new(&GpuContext::new_default()?, &model)?;
+/// let x = vec![0.0f32; 2 * 8 * 8]; // [B = 2, T = 8, I = 8], batch-first as the file is read
+/// let probs = gpu.predict_proba(&x, 2, 8)?; // [2, 10]
+/// # Ok::<(), wgpu_gru::Error>(())
+/// ```
+///
+/// `GpuClassifier` is `Send + Sync`; concurrent predictions are serialised on its cached
+/// workspace.
+pub struct GpuClassifier {
+    gru: GpuGru,
+    head: GpuHead,
+    cached: Mutex<Option<ClassifierWorkspace>>,
+}
+
+impl std::fmt::Debug for GpuClassifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuClassifier")
+            .field("gru", &self.gru)
+            .field("head", &self.head)
+            .finish()
+    }
+}
+
+impl GpuClassifier {
+    /// Uploads `model` to `ctx`'s device and builds every pipeline.
+    pub fn new(ctx: &GpuContext, model: &GruClassifier) -> Result<Self> {
+        model.validate()?;
+        Ok(GpuClassifier {
+            gru: GpuGru::new(ctx, &model.gru)?,
+            head: GpuHead::new(ctx, &model.dense)?,
+            cached: Mutex::new(None),
+        })
+    }
+
+    /// Forces the GRU's algorithm (see [`GpuGru::with_algorithm`]).
+    pub fn with_algorithm(mut self, algorithm: Algorithm) -> Self {
+        self.gru = self.gru.with_algorithm(algorithm);
+        self
+    }
+
+    /// The recurrent part.
+    pub fn gru(&self) -> &GpuGru {
+        &self.gru
+    }
+
+    /// The dense + softmax head.
+    pub fn head(&self) -> &GpuHead {
+        &self.head
+    }
+
+    /// The context this classifier runs on.
+    pub fn context(&self) -> &GpuContext {
+        self.gru.context()
+    }
+
+    /// Classes C.
+    pub fn num_classes(&self) -> usize {
+        self.head.classes()
+    }
+
+    /// Buffers for forwards of shape `(steps, batch)`; reuse it for every forward of that shape.
+    pub fn workspace(&self, steps: usize, batch: usize) -> Result<ClassifierWorkspace> {
+        let gru = self.gru.workspace(steps, batch)?;
+        let c = self.gru.config();
+        let head = self.head.bind(
+            gru.states_buffer(),
+            final_state_offset(c, batch),
+            c.hidden_size,
+            batch,
+        )?;
+        let device = &self.context().device;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let read = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgpu-gru readback probs"),
+            size: head.probs_buffer().size(),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        pop_scopes(oom, scope)?;
+        Ok(ClassifierWorkspace { gru, head, read })
+    }
+
+    /// Writes `x` (`[B, T, I]` when the GRU is batch-first, as [`GruClassifier::from_file`]
+    /// reads it; `[T, B, I]` otherwise) into `ws`, with zero initial state and full lengths.
+    pub fn write_input(&self, ws: &mut ClassifierWorkspace, x: &[f32]) -> Result<()> {
+        let (t, b) = (ws.steps(), ws.batch());
+        self.gru.write_input(&mut ws.gru, &SeqInput::new(x, t, b))
+    }
+
+    /// Records a whole forward into `encoder`: the GRU, then the head reading its final state.
+    /// The probabilities stay in [`ClassifierWorkspace::probs_buffer`].
+    pub fn encode(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        ws: &ClassifierWorkspace,
+    ) -> ForwardStats {
+        let mut stats = self.gru.encode(encoder, &ws.gru);
+        stats.dispatches += self.head.encode(encoder, &ws.head);
+        stats
+    }
+
+    /// Class probabilities `[B, C]` for `x` (layout as in [`write_input`](Self::write_input)):
+    /// one upload, one submit, one read-back. The workspace is kept while `(T, B)` stays the
+    /// same, so repeated calls of one shape create no buffers. `B = 0` gives an empty result.
+    pub fn predict_proba(&self, x: &[f32], batch: usize, steps: usize) -> Result<Vec<f32>> {
+        self.predict_proba_with_stats(x, batch, steps)
+            .map(|(p, _)| p)
+    }
+
+    /// [`predict_proba`](Self::predict_proba), also returning what it dispatched and submitted.
+    pub fn predict_proba_with_stats(
+        &self,
+        x: &[f32],
+        batch: usize,
+        steps: usize,
+    ) -> Result<(Vec<f32>, ForwardStats)> {
+        SeqInput::new(x, steps, batch).validate(self.gru.config())?;
+        if batch == 0 {
+            return Ok((Vec::new(), ForwardStats::default()));
+        }
+        if steps == 0 {
+            return Err(Error::arg("steps", "a classifier needs T ≥ 1 steps"));
+        }
+        let ctx = self.context();
+        ctx.check_lost()?;
+        let mut guard = self
+            .cached
+            .lock()
+            .map_err(|_| Error::Gpu("classifier workspace lock poisoned".into()))?;
+        if guard
+            .as_ref()
+            .is_none_or(|w| w.steps() != steps || w.batch() != batch)
+        {
+            // Drop the old buffers before allocating the new ones.
+            *guard = None;
+            *guard = Some(self.workspace(steps, batch)?);
+        }
+        let ws = guard
+            .as_mut()
+            .ok_or_else(|| Error::Gpu("no classifier workspace".into()))?;
+        let device = &ctx.device;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        self.write_input(ws, x)?;
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("wgpu-gru classifier forward"),
+        });
+        let mut stats = self.encode(&mut encoder, ws);
+        let n = batch * self.num_classes();
+        encoder.copy_buffer_to_buffer(ws.probs_buffer(), 0, &ws.read, 0, n as u64 * 4);
+        ctx.queue.submit([encoder.finish()]);
+        stats.submits = 1;
+        let mut probs = vec![0.0f32; n];
+        let read = read_back(ctx, &mut [(&ws.read, &mut probs[..])]);
+        pop_scopes(oom, scope)?;
+        read?;
+        ctx.check_lost()?;
+        Ok((probs, stats))
+    }
+
+    /// The most probable class of each row (the first on ties), from
+    /// [`predict_proba`](Self::predict_proba).
+    pub fn predict(&self, x: &[f32], batch: usize, steps: usize) -> Result<Vec<usize>> {
+        let probs = self.predict_proba(x, batch, steps)?;
+        Ok(argmax_rows(&probs, self.num_classes()))
+    }
+}
+
+/// Pops an out-of-memory scope and a validation scope (pushed in that reverse order), turning
+/// either error into [`Error::Gpu`].
+pub(crate) fn pop_scopes(
+    oom: wgpu::ErrorScopeGuard,
+    validation: wgpu::ErrorScopeGuard,
+) -> Result<()> {
+    if let Some(e) = pollster::block_on(oom.pop()) {
+        return Err(Error::Gpu(format!("out of memory: {e}")));
+    }
+    if let Some(e) = pollster::block_on(validation.pop()) {
+        return Err(Error::Gpu(e.to_string()));
+    }
+    Ok(())
+}

@@ -1,0 +1,198 @@
+//! The GPU classifier (GRU → dense → softmax in one submit) on the committed digits model: the
+//! whole test split gives the f64 reference's predictions and PyTorch's accuracy; the head alone
+//! matches the f64 dense + softmax on random shapes.
+
+mod gpu_common;
+
+use gpu_common::{Rng, ctx, random_gru};
+use safetensors::SafeTensors;
+use wgpu_gru::gpu::{Algorithm, GpuClassifier, final_state_offset};
+use wgpu_gru::model::{Dense, GruClassifier, argmax_rows};
+use wgpu_gru::{Direction, Error, GruConfig};
+
+const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/digits_gru.safetensors");
+const TEST: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/assets/digits_test.safetensors"
+);
+
+struct Split {
+    x: Vec<f32>,
+    labels: Vec<usize>,
+    torch_pred: Vec<usize>,
+    torch_probs: Vec<f32>,
+    accuracy: f64,
+}
+
+fn split() -> Split {
+    let f = wgpu_gru::formats::SafetensorsFile::open(TEST).unwrap();
+    let x = f.require_f32("x", "digits test split").unwrap();
+    let (_, labels) = f.get_lengths("labels").unwrap().unwrap();
+    let (_, torch_pred) = f.get_lengths("torch_pred").unwrap().unwrap();
+    let torch_probs = f
+        .require_f32("torch_probs", "digits test split")
+        .unwrap()
+        .data;
+    let bytes = std::fs::read(TEST).unwrap();
+    let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+    let accuracy = meta.metadata().as_ref().unwrap()["accuracy"]
+        .parse()
+        .unwrap();
+    assert_eq!(x.shape[1..], [8, 8]);
+    Split {
+        x: x.data,
+        labels,
+        torch_pred,
+        torch_probs,
+        accuracy,
+    }
+}
+
+#[test]
+fn digits_on_gpu_equal_reference_and_torch() {
+    let Some(ctx) = ctx() else { return };
+    let model = GruClassifier::from_safetensors(MODEL).unwrap();
+    let s = split();
+    let n = s.labels.len();
+    let want = model.reference_forward(&s.x, n, 8).unwrap();
+    let want_pred = model.predict(&want);
+    for algo in [Algorithm::Auto, Algorithm::PerStep, Algorithm::Sequence] {
+        let gpu = GpuClassifier::new(ctx, &model)
+            .unwrap()
+            .with_algorithm(algo);
+        let (probs, stats) = gpu.predict_proba_with_stats(&s.x, n, 8).unwrap();
+        assert_eq!(stats.submits, 1, "{stats:?}");
+        assert_eq!(probs.len(), n * 10);
+        let dp = wgpu_gru::max_abs_diff(&probs, &want);
+        assert!(dp <= 1e-5, "{algo:?}: max |Δprob| vs reference = {dp:e}");
+        let dt = wgpu_gru::max_abs_diff(&probs, &s.torch_probs);
+        assert!(dt <= 1e-5, "{algo:?}: max |Δprob| vs torch = {dt:e}");
+        let pred = gpu.predict(&s.x, n, 8).unwrap();
+        assert_eq!(pred, argmax_rows(&probs, 10));
+        assert_eq!(
+            pred, want_pred,
+            "{algo:?}: predictions differ from the reference"
+        );
+        assert_eq!(
+            pred, s.torch_pred,
+            "{algo:?}: predictions differ from torch"
+        );
+        let correct = pred.iter().zip(&s.labels).filter(|(p, l)| p == l).count();
+        assert_eq!(correct as f64 / n as f64, s.accuracy, "{correct}/{n}");
+        eprintln!(
+            "{algo:?} ({:?}): {correct}/{n}, max |Δprob| {dp:e}",
+            stats.algorithm
+        );
+    }
+}
+
+#[test]
+fn batch_sizes_and_reuse() {
+    let Some(ctx) = ctx() else { return };
+    let model = GruClassifier::from_safetensors(MODEL).unwrap();
+    let s = split();
+    let gpu = GpuClassifier::new(ctx, &model).unwrap();
+    // Odd batch sizes (not multiples of any workgroup) and a repeat of each shape.
+    for b in [1usize, 3, 65, 1, 65] {
+        let x = &s.x[..b * 64];
+        let got = gpu.predict_proba(x, b, 8).unwrap();
+        let want = model.reference_forward(x, b, 8).unwrap();
+        let dp = wgpu_gru::max_abs_diff(&got, &want);
+        assert!(dp <= 1e-5, "B={b}: {dp:e}");
+    }
+    // Fewer steps: the first 5 rows of each image.
+    let x5: Vec<f32> = s.x[..4 * 64]
+        .chunks_exact(64)
+        .flat_map(|img| img[..5 * 8].to_vec())
+        .collect();
+    let got = gpu.predict_proba(&x5, 4, 5).unwrap();
+    let want = model.reference_forward(&x5, 4, 5).unwrap();
+    assert!(wgpu_gru::max_abs_diff(&got, &want) <= 1e-5);
+    assert!(gpu.predict_proba(&[], 0, 8).unwrap().is_empty());
+}
+
+/// Random multi-layer, bidirectional and reverse GRUs with heads of several sizes: the head reads
+/// the forward direction of the last layer, as the reference does.
+#[test]
+fn random_models_match_reference() {
+    let Some(ctx) = ctx() else { return };
+    let cases = [
+        (GruConfig::new(3, 7), 5usize, 2usize, 4usize),
+        (GruConfig::new(5, 33).with_layers(2), 3, 9, 1),
+        (
+            GruConfig::new(4, 16).with_direction(Direction::Bidirectional),
+            6,
+            130,
+            3,
+        ),
+        (
+            GruConfig::new(2, 9)
+                .with_direction(Direction::Reverse)
+                .with_layers(3),
+            4,
+            2,
+            70,
+        ),
+    ];
+    for (seed, (config, t, b, classes)) in cases.into_iter().enumerate() {
+        let h = config.hidden_size;
+        let gru = random_gru(config, seed as u64 + 10);
+        let mut rng = Rng(seed as u64 * 7 + 3);
+        let dense =
+            Dense::new(h, classes, rng.vec(classes * h, 2.0), rng.vec(classes, 1.0)).unwrap();
+        let model = GruClassifier::new(gru, dense).unwrap();
+        let x = rng.vec(t * b * model.gru.config.input_size, 1.0);
+        let want = model.reference_forward(&x, b, t).unwrap();
+        let gpu = GpuClassifier::new(ctx, &model).unwrap();
+        let got = gpu.predict_proba(&x, b, t).unwrap();
+        let dp = wgpu_gru::max_abs_diff(&got, &want);
+        assert!(dp <= 1e-5, "case {seed}: max |Δprob| {dp:e}");
+    }
+}
+
+#[test]
+fn final_state_offset_points_at_last_layer_forward_h_n() {
+    let c = GruConfig::new(3, 5)
+        .with_layers(2)
+        .with_direction(Direction::Bidirectional);
+    // h0 [2, 2, B=3, 5] = 60 floats, then h_n layer 0 (30 floats), then layer 1 forward.
+    assert_eq!(final_state_offset(&c, 3), 60 + 30);
+    assert_eq!(final_state_offset(&GruConfig::new(3, 5), 4), 20);
+}
+
+#[test]
+fn head_errors_are_typed() {
+    let Some(ctx) = ctx() else { return };
+    let model = GruClassifier::from_safetensors(MODEL).unwrap();
+    let gpu = GpuClassifier::new(ctx, &model).unwrap();
+    assert!(matches!(
+        gpu.predict_proba(&[0.0; 63], 1, 8),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        gpu.predict_proba(&[], 2, 0),
+        Err(Error::InvalidArgument { .. })
+    ));
+    // The head refuses inputs that are too small or not bindable as storage.
+    let head = gpu.head();
+    let small = ctx.device.create_buffer(&wgpu_gru::wgpu::BufferDescriptor {
+        label: Some("test small"),
+        size: 64,
+        usage: wgpu_gru::wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    assert!(matches!(
+        head.bind(&small, 0, 128, 1),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    let not_storage = ctx.device.create_buffer(&wgpu_gru::wgpu::BufferDescriptor {
+        label: Some("test copy-only"),
+        size: 4096,
+        usage: wgpu_gru::wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    assert!(matches!(
+        head.bind(&not_storage, 0, 128, 1),
+        Err(Error::InvalidArgument { .. })
+    ));
+}
