@@ -387,3 +387,121 @@ fn seq_emit(s: u32, pos: Pos, d: u32, b: u32, j: u32, hnew: f32) {
         states[ly.hn_off + (d * ly.batch + b) * H + j] = hnew;
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Register-resident sequence kernel (small H, real GPUs): one workgroup per (batch row,
+// direction) runs all T steps, and W_hh never leaves registers. Invocation t owns hidden unit
+// j = t / KS and the K-slice ks = t % KS of 32 columns, holding its 3 gates × 32 weights
+// (96 floats) for the whole sequence; KS = ceil(H / 32), so WG = H·KS invocations (H ≤ 160).
+// Per step: 24 vec4 FMAs against h from workgroup memory, a reduction over the KS slices, and
+// the gate epilogue on slice 0. Only workgroupBarrier synchronises.
+
+override KS: u32 = 1u;    // K-slices of 32 columns per hidden unit
+override WG: u32 = 32u;   // invocations: H·KS rounded up to 32
+
+const REG_MAX4: u32 = 40u;   // vec4s of one h row in workgroup memory (KS ≤ 5 → 5·8)
+var<workgroup> hr: array<vec4<f32>, 80>;   // [2][KS·8] h ping-pong, zero past H
+var<workgroup> rr: array<vec4<f32>, 40>;   // [KS·8] r⊙h (reset-before), zero past H
+var<workgroup> part: array<vec3<f32>, 800>; // [WG] partial sums of the three gates (WG ≤ 160·5)
+var<workgroup> zs: array<f32, 160>;        // [H] z (reset-before)
+
+fn reduce_slices(t: u32) -> vec3<f32> {
+    var sum = part[t];
+    for (var q = 1u; q < KS; q++) { sum += part[t + q]; }
+    return sum;
+}
+
+@compute @workgroup_size(WG, 1, 1)
+fn sequence_regs(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let d = wid.z;
+    let b = wid.x;
+    let j = lid / KS;
+    let ks = lid % KS;
+    let live = j < H;
+    let row4 = KS * 8u;
+    // W_hh slice into registers: w[g·8 + q] = U[g·H + j][ks·32 + 4q .. +4].
+    var w: array<vec4<f32>, 24>;
+    for (var g = 0u; g < 3u; g++) {
+        for (var q = 0u; q < 8u; q++) {
+            let k4 = ks * 8u + q;
+            var v = vec4<f32>(0.0);
+            if (live && k4 < ly.hp4) { v = u[(d * 3u * H + g * H + j) * ly.hp4 + k4]; }
+            w[g * 8u + q] = v;
+        }
+    }
+    for (var i = lid; i < 2u * REG_MAX4; i += WG) { hr[i] = vec4<f32>(0.0); }
+    for (var i = lid; i < REG_MAX4; i += WG) { rr[i] = vec4<f32>(0.0); }
+    workgroupBarrier();
+    if (live && ks == 0u) {
+        let h0 = states[ly.h0_off + (d * ly.batch + b) * H + j];
+        hr[j / 4u][j % 4u] = h0;
+    }
+    workgroupBarrier();
+    for (var s = 0u; s < ly.steps; s++) {
+        let cur = (s % 2u) * row4;
+        let nxt = row4 - cur;
+        let pos = position(s, d, b);
+        if (RESET_AFTER) {
+            var acc = vec3<f32>(0.0);
+            for (var q = 0u; q < 8u; q++) {
+                let hv = hr[cur + ks * 8u + q];
+                acc += vec3<f32>(dot(w[q], hv), dot(w[8u + q], hv), dot(w[16u + q], hv));
+            }
+            part[lid] = acc;
+            workgroupBarrier();
+            if (live && ks == 0u) {
+                let a = reduce_slices(lid);
+                let hold = hr[cur + j / 4u][j % 4u];
+                var hnew = hold;
+                if (pos.valid) {
+                    let r = f_act(xp_at(pos, d, b, j) + a.x + bhh(d, j));
+                    let z = f_act(xp_at(pos, d, b, H + j) + a.y + bhh(d, H + j));
+                    let n = g_act(xp_at(pos, d, b, 2u * H + j) + r * (a.z + bhh(d, 2u * H + j)));
+                    hnew = z * hold + (1.0 - z) * n;
+                }
+                hr[nxt + j / 4u][j % 4u] = hnew;
+                seq_emit(s, pos, d, b, j, hnew);
+            }
+            workgroupBarrier();
+        } else {
+            var acc = vec3<f32>(0.0);
+            for (var q = 0u; q < 8u; q++) {
+                let hv = hr[cur + ks * 8u + q];
+                acc += vec3<f32>(dot(w[q], hv), dot(w[8u + q], hv), 0.0);
+            }
+            part[lid] = acc;
+            workgroupBarrier();
+            if (live && ks == 0u) {
+                let a = reduce_slices(lid);
+                let hold = hr[cur + j / 4u][j % 4u];
+                var r = 0.0;
+                var z = 1.0;
+                if (pos.valid) {
+                    r = f_act(xp_at(pos, d, b, j) + a.x + bhh(d, j));
+                    z = f_act(xp_at(pos, d, b, H + j) + a.y + bhh(d, H + j));
+                }
+                rr[j / 4u][j % 4u] = r * hold;
+                zs[j] = z;
+            }
+            workgroupBarrier();
+            var accn = 0.0;
+            for (var q = 0u; q < 8u; q++) {
+                accn += dot(w[16u + q], rr[ks * 8u + q]);
+            }
+            part[lid] = vec3<f32>(accn, 0.0, 0.0);
+            workgroupBarrier();
+            if (live && ks == 0u) {
+                let a = reduce_slices(lid);
+                let hold = hr[cur + j / 4u][j % 4u];
+                var hnew = hold;
+                if (pos.valid) {
+                    let n = g_act(xp_at(pos, d, b, 2u * H + j) + a.x + bhh(d, 2u * H + j));
+                    hnew = zs[j] * hold + (1.0 - zs[j]) * n;
+                }
+                hr[nxt + j / 4u][j % 4u] = hnew;
+                seq_emit(s, pos, d, b, j, hnew);
+            }
+            workgroupBarrier();
+        }
+    }
+}

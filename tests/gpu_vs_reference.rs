@@ -49,7 +49,12 @@ fn check(
     }
 }
 
-const BOTH: &[Algorithm] = &[Algorithm::PerStep, Algorithm::Sequence];
+const BOTH: &[Algorithm] = &[
+    Algorithm::PerStep,
+    Algorithm::Sequence,
+    Algorithm::SequenceRegisters,
+    Algorithm::Tiled,
+];
 
 #[test]
 fn random_shapes_single_layer() {
@@ -195,4 +200,57 @@ fn empty_shapes_give_empty_outputs() {
     assert_eq!(out.h_n.len(), 8);
     let out = g.forward(&SeqInput::new(&[], 5, 0)).unwrap();
     assert!(out.output.is_empty() && out.h_n.is_empty());
+}
+
+#[test]
+fn tiled_kernels_at_tile_edges() {
+    // B around the 16/32/64-row tiles (8 → 16 rows, 24 → 32, the rest → 64 on a CPU adapter) and
+    // H around the 16-unit tile and the 32-column K-step; h0 and lengths throughout.
+    let mut seed = 900;
+    for &h in &[1usize, 7, 65, 257] {
+        for &b in &[8usize, 24, 63, 64, 65, 130] {
+            for variant in [Variant::ResetAfter, Variant::ResetBefore] {
+                seed += 1;
+                let gru = random_gru(GruConfig::new(3, h).with_variant(variant), seed);
+                check(&gru, 4, b, seed, true, true, &[Algorithm::Tiled]);
+            }
+        }
+    }
+    for variant in [Variant::ResetAfter, Variant::ResetBefore] {
+        seed += 1;
+        let cfg = GruConfig::new(5, 33)
+            .with_variant(variant)
+            .with_direction(Direction::Bidirectional)
+            .with_layers(2);
+        check(
+            &random_gru(cfg, seed),
+            6,
+            65,
+            seed,
+            true,
+            true,
+            &[Algorithm::Tiled],
+        );
+    }
+}
+
+#[test]
+fn tiled_dispatch_counts() {
+    let Some(ctx) = ctx() else { return };
+    let x = vec![0.25f32; 10 * 20 * 3];
+    let input = SeqInput::new(&x, 10, 20);
+    for (variant, per_step) in [(Variant::ResetAfter, 1), (Variant::ResetBefore, 2)] {
+        let gru = random_gru(GruConfig::new(3, 20).with_variant(variant), 5);
+        let g = GpuGru::new(ctx, &gru)
+            .unwrap()
+            .with_algorithm(Algorithm::Tiled);
+        let (_, s) = g.forward_with_stats(&input).unwrap();
+        assert_eq!(s.algorithm, Algorithm::Tiled);
+        assert_eq!(s.rows_per_workgroup, 32, "B = 20 fits a 32-row tile");
+        assert_eq!(
+            (s.dispatches, s.submits),
+            (1 + per_step * 10, 1),
+            "{variant:?}: projection + {per_step} dispatch(es) per step"
+        );
+    }
 }

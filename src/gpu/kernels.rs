@@ -8,18 +8,31 @@ pub const INPUT_PROJ_WGSL: &str = include_str!("../../shaders/input_proj.wgsl");
 pub const GRU_WGSL: &str = include_str!("../../shaders/gru.wgsl");
 /// `shaders/head.wgsl`: the classifier head (dense layer and softmax).
 pub const HEAD_WGSL: &str = include_str!("../../shaders/head.wgsl");
+/// `shaders/step_tiled.wgsl`: GEMM-tiled per-step kernels for larger batches.
+pub const STEP_TILED_WGSL: &str = include_str!("../../shaders/step_tiled.wgsl");
 
 /// Every WGSL source of the crate, by file name (for validation and translation tests).
 pub const ALL_SHADERS: &[(&str, &str)] = &[
     ("input_proj.wgsl", INPUT_PROJ_WGSL),
     ("gru.wgsl", GRU_WGSL),
     ("head.wgsl", HEAD_WGSL),
+    ("step_tiled.wgsl", STEP_TILED_WGSL),
 ];
 
 /// Rows of the batch one workgroup of the step kernels serves (fixed in `gru.wgsl`).
 pub const STEP_ROWS: u32 = 4;
 /// Hidden units one workgroup of the step kernels serves.
 pub const STEP_UNITS: u32 = 8;
+/// Hidden units one workgroup of the tiled step kernels serves (fixed in `step_tiled.wgsl`).
+pub const TILED_UNITS: u32 = 16;
+/// Batch rows per tile of the tiled step kernels, one pipeline each (16 · rows per invocation).
+pub const TILED_ROWS: [u32; 3] = [16, 32, 64];
+/// `Auto` runs per-step work (H too large for the sequence kernels) with the tiled kernels from
+/// this batch size up; below it the 4-row step kernels waste less of a tile. To be tuned.
+pub const TILED_MIN_BATCH: usize = 8;
+/// Workgroups per tiled step dispatch below which `choose` halves the tile rows (down to 16) to
+/// spread a step over more of the device's cores. To be tuned.
+pub const TILED_FILL_WORKGROUPS: u32 = 128;
 /// Output tile of the input projection (square).
 pub const PROJ_TILE: u32 = 64;
 /// Largest `rows · H` the sequence kernel keeps in workgroup memory.
@@ -44,6 +57,25 @@ pub struct Kernels {
     pub step_candidate: Option<wgpu::ComputePipeline>,
     /// `gru.wgsl::sequence`, by batch rows per workgroup (1, 2, 4, 8 as H allows).
     pub sequence: Vec<(u32, wgpu::ComputePipeline)>,
+    /// `gru.wgsl::sequence_regs` (W_hh in registers), where H and the device's limits allow.
+    pub sequence_regs: Option<wgpu::ComputePipeline>,
+    /// `step_tiled.wgsl::tiled_fused` (reset-after), by tile rows ([`TILED_ROWS`]).
+    pub tiled_fused: Vec<(u32, wgpu::ComputePipeline)>,
+    /// `step_tiled.wgsl::tiled_gates` (reset-before, half 1), by tile rows.
+    pub tiled_gates: Vec<(u32, wgpu::ComputePipeline)>,
+    /// `step_tiled.wgsl::tiled_candidate` (reset-before, half 2), by tile rows.
+    pub tiled_candidate: Vec<(u32, wgpu::ComputePipeline)>,
+}
+
+/// Largest H of the register-resident sequence kernel.
+pub const REGS_MAX_H: u32 = 160;
+/// Workgroup memory `sequence_regs` declares (bytes): h ping-pong, r⊙h, partial sums, z.
+pub const REGS_WORKGROUP_BYTES: u32 = 80 * 16 + 40 * 16 + 800 * 16 + 160 * 4;
+
+/// `(KS, WG)` of `sequence_regs` for `hidden`: 32-column K-slices per unit and invocations.
+pub fn regs_shape(hidden: u32) -> (u32, u32) {
+    let ks = hidden.div_ceil(32).max(1);
+    (ks, (hidden * ks).next_multiple_of(32))
 }
 
 fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
@@ -185,6 +217,53 @@ impl Kernels {
         } else {
             Vec::new()
         };
+        let limits = device.limits();
+        let (ks, wg) = regs_shape(hidden);
+        let sequence_regs = (hidden <= REGS_MAX_H
+            && wg <= limits.max_compute_invocations_per_workgroup
+            && wg <= limits.max_compute_workgroup_size_x
+            && REGS_WORKGROUP_BYTES <= limits.max_compute_workgroup_storage_size)
+            .then(|| make("sequence_regs", &[("KS", ks as f64), ("WG", wg as f64)]));
+        // Same specialisation minus the overrides step_tiled.wgsl does not declare (wgpu refuses
+        // unknown names): RESET_AFTER (the entry point is the variant) and the row counts.
+        let tiled_module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("wgpu-gru step_tiled.wgsl"),
+            source: wgpu::ShaderSource::Wgsl(STEP_TILED_WGSL.into()),
+        });
+        let make_tiled = |entry: &str| -> Vec<(u32, wgpu::ComputePipeline)> {
+            TILED_ROWS
+                .iter()
+                .map(|&rows| {
+                    let mut constants: Vec<(&str, f64)> = base
+                        .iter()
+                        .copied()
+                        .filter(|(k, _)| *k != "RESET_AFTER")
+                        .collect();
+                    constants.push(("RPI", (rows / 16) as f64));
+                    let p = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                        label: Some(&format!("wgpu-gru {entry} rows {rows}")),
+                        layout: Some(&gru_pl),
+                        module: &tiled_module,
+                        entry_point: Some(entry),
+                        compilation_options: wgpu::PipelineCompilationOptions {
+                            constants: &constants,
+                            // hs/us are stored before every read (behind a barrier).
+                            zero_initialize_workgroup_memory: false,
+                        },
+                        cache: None,
+                    });
+                    (rows, p)
+                })
+                .collect()
+        };
+        let (tiled_fused, tiled_gates, tiled_candidate) = match variant {
+            Variant::ResetAfter => (make_tiled("tiled_fused"), Vec::new(), Vec::new()),
+            Variant::ResetBefore => (
+                Vec::new(),
+                make_tiled("tiled_gates"),
+                make_tiled("tiled_candidate"),
+            ),
+        };
         Kernels {
             proj_layout,
             gru_layout,
@@ -193,6 +272,10 @@ impl Kernels {
             step_gates,
             step_candidate,
             sequence,
+            sequence_regs,
+            tiled_fused,
+            tiled_gates,
+            tiled_candidate,
         }
     }
 }

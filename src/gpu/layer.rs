@@ -20,6 +20,13 @@ pub enum Algorithm {
     PerStep,
     /// One dispatch for all T steps: a workgroup owns a slice of the batch (needs H ≤ 1024).
     Sequence,
+    /// One dispatch for all T steps with W_hh held in registers: a workgroup owns one batch row
+    /// (needs H ≤ 160 and up to 1024 invocations per workgroup).
+    SequenceRegisters,
+    /// Like [`PerStep`](Self::PerStep) (same dispatches), with the GEMM-tiled step kernels of
+    /// `step_tiled.wgsl`: a workgroup owns 16–64 batch rows × 16 hidden units, so W_hh is read
+    /// once per tile of rows instead of once per 4 rows. For larger batches.
+    Tiled,
 }
 
 /// What one recorded forward costs, so the structure can be checked.
@@ -31,7 +38,8 @@ pub struct ForwardStats {
     pub submits: u32,
     /// The algorithm that ran ([`Algorithm::PerStep`] or [`Algorithm::Sequence`]).
     pub algorithm: Algorithm,
-    /// Batch rows per workgroup of the sequence kernel (0 for per-step).
+    /// Batch rows per workgroup of the sequence kernel or tile of the tiled kernels (0 for
+    /// per-step).
     pub rows_per_workgroup: u32,
 }
 
@@ -183,20 +191,43 @@ impl GpuGru {
 
     /// The algorithm and sequence-kernel rows per workgroup `choose` picks for batch `batch`.
     ///
-    /// The sequence kernel wins wherever dispatches are expensive relative to the step's work:
-    /// always on software adapters (a dependent dispatch costs ~50 µs on lavapipe), and for
-    /// H ≤ 256 on real GPUs.
+    /// A sequence kernel wins wherever dispatches are expensive relative to a step's work: always
+    /// on software adapters (a dependent dispatch costs ~50 µs on lavapipe), and on real GPUs
+    /// wherever W_hh fits in registers (H ≤ 160; measured on an H100, see BENCHMARKS.md).
+    /// Elsewhere one dispatch per step.
     pub fn choose(&self, batch: usize) -> (Algorithm, u32) {
         let h = self.config.hidden_size as u32;
         let seq_ok = !self.kernels.sequence.is_empty();
         let cpu = self.ctx.adapter_info().device_type == wgpu::DeviceType::Cpu;
+        let regs_ok = self.kernels.sequence_regs.is_some();
+        // Measured on lavapipe (2 cores): the register kernel wins at H ≤ 64 or B ≥ 4 (seed:
+        // 191 vs 433 ms), the batch-slice kernel at B = 1, H = 128 (long: 220 vs 364 ms).
+        let cpu_regs = regs_ok && (h <= 64 || batch >= 4);
         let algo = match self.algorithm {
-            Algorithm::Auto if seq_ok && (cpu || h <= 256) => Algorithm::Sequence,
+            Algorithm::Auto if cpu && cpu_regs => Algorithm::SequenceRegisters,
+            Algorithm::Auto if cpu && seq_ok => Algorithm::Sequence,
+            Algorithm::Auto if !cpu && regs_ok => Algorithm::SequenceRegisters,
             Algorithm::Sequence if seq_ok => Algorithm::Sequence,
+            Algorithm::SequenceRegisters if regs_ok => Algorithm::SequenceRegisters,
+            Algorithm::Tiled => Algorithm::Tiled,
             _ => Algorithm::PerStep,
         };
-        if algo == Algorithm::PerStep {
-            return (algo, 0);
+        // Per-step work on a larger batch: the tiled kernels read W_hh once per 16–64 rows.
+        let algo = if algo == Algorithm::PerStep
+            && self.algorithm == Algorithm::Auto
+            && batch >= kernels::TILED_MIN_BATCH
+        {
+            Algorithm::Tiled
+        } else {
+            algo
+        };
+        if algo == Algorithm::Tiled {
+            return (algo, self.tiled_rows(batch, cpu));
+        }
+        match algo {
+            Algorithm::PerStep => return (algo, 0),
+            Algorithm::SequenceRegisters => return (algo, 1),
+            _ => {}
         }
         // Enough workgroups to fill the device, as few rows each as that allows.
         let parallel = if cpu { 4 } else { 64 };
@@ -210,6 +241,29 @@ impl GpuGru {
             .max()
             .unwrap_or(1);
         (algo, rows)
+    }
+
+    /// Tile rows of the tiled kernels for `batch`: the largest tile (fewest W_hh reads) that does
+    /// not leave half a tile empty and still gives [`kernels::TILED_FILL_WORKGROUPS`] workgroups
+    /// per step on a real GPU.
+    fn tiled_rows(&self, batch: usize, cpu: bool) -> u32 {
+        let c = &self.config;
+        let (b, h) = (batch as u32, c.hidden_size as u32);
+        let d = c.num_directions() as u32;
+        let fill = if cpu {
+            0
+        } else {
+            kernels::TILED_FILL_WORKGROUPS
+        };
+        let mut rows = kernels::TILED_ROWS[kernels::TILED_ROWS.len() - 1];
+        while rows > kernels::TILED_ROWS[0] {
+            let groups = h.div_ceil(kernels::TILED_UNITS) * b.div_ceil(rows) * d;
+            if b > rows / 2 && groups >= fill {
+                break;
+            }
+            rows /= 2;
+        }
+        rows
     }
 
     /// Writes one forward's inputs into `ws`: `x`, `h0` (zeros when `None`) and lengths.
@@ -357,12 +411,42 @@ impl GpuGru {
             pass.set_bind_group(0, group, &[]);
             pass.dispatch_workgroups(proj_x, proj_y, 1);
             stats.dispatches += 1;
+            if algo == Algorithm::SequenceRegisters {
+                if let Some(p) = &self.kernels.sequence_regs {
+                    pass.set_pipeline(p);
+                    pass.set_bind_group(0, &ws.gru_groups[l], &[0]);
+                    pass.dispatch_workgroups(b, 1, d);
+                    stats.dispatches += 1;
+                }
+                continue;
+            }
             if algo == Algorithm::Sequence {
                 if let Some((_, p)) = self.kernels.sequence.iter().find(|(bs, _)| *bs == rows) {
                     pass.set_pipeline(p);
                     pass.set_bind_group(0, &ws.gru_groups[l], &[0]);
                     pass.dispatch_workgroups(b.div_ceil(rows), 1, d);
                     stats.dispatches += 1;
+                }
+                continue;
+            }
+            if algo == Algorithm::Tiled {
+                // As PerStep: 1 dispatch per step (reset-after), 2 (reset-before).
+                let tiled: &[&Vec<(u32, wgpu::ComputePipeline)>] = match c.variant {
+                    Variant::ResetAfter => &[&self.kernels.tiled_fused],
+                    Variant::ResetBefore => {
+                        &[&self.kernels.tiled_gates, &self.kernels.tiled_candidate]
+                    }
+                };
+                let grid = (h.div_ceil(kernels::TILED_UNITS), b.div_ceil(rows), d);
+                for s in 0..t {
+                    for by_rows in tiled {
+                        if let Some((_, p)) = by_rows.iter().find(|(r, _)| *r == rows) {
+                            pass.set_pipeline(p);
+                            pass.set_bind_group(0, &ws.gru_groups[l], &[s * ws.step_stride]);
+                            pass.dispatch_workgroups(grid.0, grid.1, grid.2);
+                            stats.dispatches += 1;
+                        }
+                    }
                 }
                 continue;
             }

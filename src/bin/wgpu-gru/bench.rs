@@ -97,9 +97,19 @@ pub fn main(args: Args) -> Result<(), String> {
         _ => (Variant::ResetAfter, "reset-after"),
     };
     for b in &args.backend {
-        if !["gpu", "gpu-step", "gpu-seq", "cpu", "reference"].contains(&b.as_str()) {
+        if ![
+            "gpu",
+            "gpu-step",
+            "gpu-seq",
+            "gpu-regs",
+            "gpu-tiled",
+            "cpu",
+            "reference",
+        ]
+        .contains(&b.as_str())
+        {
             return Err(format!(
-                "--backend: unknown backend {b:?} (gpu, gpu-step, gpu-seq, cpu, reference)"
+                "--backend: unknown backend {b:?} (gpu, gpu-step, gpu-seq, gpu-regs, gpu-tiled, cpu, reference)"
             ));
         }
     }
@@ -172,6 +182,7 @@ pub fn main(args: Args) -> Result<(), String> {
                     let algo = match gpu {
                         "gpu-step" => Algorithm::PerStep,
                         "gpu-seq" => Algorithm::Sequence,
+                        "gpu-regs" => Algorithm::SequenceRegisters,
                         _ => Algorithm::Auto,
                     };
                     let g = GpuGru::new(ctx, &gru)
