@@ -8,6 +8,20 @@ use crate::error::{Error, Result};
 /// - `x`: `[T, B, I]`, or `[B, T, I]` when the config is `batch_first`;
 /// - `h0`: `[L·D, B, H]`, zeros when `None`;
 /// - `lengths`: `[B]` valid steps per row, each in `1..=T`; all `T` when `None`.
+///
+/// Every path checks these shapes (and that `T·B·I` and the output size do not overflow) before
+/// any work, and refuses bad ones with a typed [`Error`].
+///
+/// **Empty problems.** `T = 0` or `B = 0` are not errors: `output` is empty, and `h_n` is the
+/// state after no steps — `h0`, or zeros without one. (With `T = 0` no length is valid, so
+/// `lengths` must be `None`, or empty when `B = 0`.)
+///
+/// **NaN and infinities** are not checked for: they go through the IEEE arithmetic, as in
+/// PyTorch, Keras and ONNX Runtime. A NaN in row `b`'s input at step `t` makes that row's outputs
+/// NaN from step `t` on (in its processing order) and its `h_n` NaN; the other rows are not
+/// affected, and padding past a row's length is never read, so garbage there is harmless. A NaN
+/// in `h0` poisons its row, and one in the weights every row. ±∞ are ordinary values: the
+/// saturating activations map them to their limits, and `∞ − ∞` or `0·∞` give NaN.
 #[derive(Debug, Clone, Copy)]
 pub struct SeqInput<'a> {
     /// Input sequence.

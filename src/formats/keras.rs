@@ -2,7 +2,7 @@
 //! (`[2, 3H]` ⇒ reset_after, row 0 input and row 1 recurrent bias; `[3H]` ⇒ reset_before, the
 //! one bias on the input side). Gate order z, r, h in column blocks.
 
-use super::tensors::{SafetensorsFile, check_rank};
+use super::tensors::{SafetensorsFile, check_rank, times};
 use super::{ImportOptions, finish_config};
 use crate::config::{GruConfig, Variant};
 use crate::error::{Error, Result};
@@ -50,10 +50,10 @@ pub(super) fn import(file: &SafetensorsFile, opts: &ImportOptions) -> Result<Gru
     let rk = file.require_f32("recurrent_kernel", LAYOUT)?;
     check_rank("recurrent_kernel", fname, &rk, 2, "[H, 3H]")?;
     let hidden = rk.shape[0];
-    if hidden == 0 || rk.shape[1] != 3 * hidden {
+    if hidden == 0 || hidden.checked_mul(3) != Some(rk.shape[1]) {
         return Err(Error::shape(
             format!("recurrent_kernel in {fname}"),
-            format!("[H, 3H] = [{hidden}, {}]", 3 * hidden),
+            format!("[H, 3H] = [{hidden}, {}]", times(3, hidden)),
             shape_str(&rk.shape),
         ));
     }

@@ -1,7 +1,7 @@
 //! ONNX `GRU` operator: `W` `[D, 3H, I]`, `R` `[D, 3H, H]`, optional `B` `[D, 6H]`
 //! (`[Wb_z, Wb_r, Wb_h, Rb_z, Rb_r, Rb_h]`). Gate order z, r, h in row blocks.
 
-use super::tensors::{SafetensorsFile, check_rank, check_shape};
+use super::tensors::{SafetensorsFile, check_rank, check_shape, times};
 use super::{ImportOptions, finish_config};
 use crate::config::{GruConfig, Variant};
 use crate::error::{Error, Result};
@@ -32,10 +32,13 @@ pub(super) fn import(file: &SafetensorsFile, opts: &ImportOptions) -> Result<Gru
     let r = file.require_f32("R", LAYOUT)?;
     check_rank("R", fname, &r, 3, "[D, 3H, H]")?;
     let (dirs, hidden) = (r.shape[0], r.shape[2]);
-    if !(dirs == 1 || dirs == 2) || hidden == 0 || r.shape[1] != 3 * hidden {
+    if !(dirs == 1 || dirs == 2) || hidden == 0 || hidden.checked_mul(3) != Some(r.shape[1]) {
         return Err(Error::shape(
             format!("R in {fname}"),
-            format!("[D, 3H, H] with D = 1 or 2 = [D, {}, {hidden}]", 3 * hidden),
+            format!(
+                "[D, 3H, H] with D = 1 or 2 = [D, {}, {hidden}]",
+                times(3, hidden)
+            ),
             shape_str(&r.shape),
         ));
     }

@@ -2,7 +2,7 @@
 //! `weight_hh_l{k}[_reverse]` `[3H, H]`, optional `bias_ih_l{k}[_reverse]` and
 //! `bias_hh_l{k}[_reverse]` `[3H]`. Gate order r, z, n — already the canonical layout.
 
-use super::tensors::{SafetensorsFile, check_rank, check_shape};
+use super::tensors::{SafetensorsFile, check_rank, check_shape, times};
 use super::{ImportOptions, finish_config};
 use crate::config::{GruConfig, Variant};
 use crate::error::{Error, Result};
@@ -51,10 +51,10 @@ pub(super) fn import(file: &SafetensorsFile, opts: &ImportOptions) -> Result<Gru
     let w_hh0 = file.require_f32("weight_hh_l0", LAYOUT)?;
     check_rank("weight_hh_l0", fname, &w_hh0, 2, "[3H, H]")?;
     let hidden = w_hh0.shape[1];
-    if hidden == 0 || w_hh0.shape[0] != 3 * hidden {
+    if hidden == 0 || hidden.checked_mul(3) != Some(w_hh0.shape[0]) {
         return Err(Error::shape(
             format!("weight_hh_l0 in {fname}"),
-            format!("[3H, H] = [{}, {hidden}]", 3 * hidden),
+            format!("[3H, H] = [{}, {hidden}]", times(3, hidden)),
             shape_str(&w_hh0.shape),
         ));
     }

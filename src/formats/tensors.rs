@@ -201,6 +201,13 @@ impl SafetensorsFile {
     }
 }
 
+/// `k·h` as text for error messages, without overflowing when `h` comes from an absurd declared
+/// shape (a zero-element tensor can declare any other dimension).
+pub(crate) fn times(k: usize, h: usize) -> String {
+    h.checked_mul(k)
+        .map_or_else(|| format!("{k}·{h}"), |v| v.to_string())
+}
+
 /// Checks that `t` (called `name`) has shape `expected`.
 pub(crate) fn check_shape(name: &str, file: &str, t: &Tensor, expected: &[usize]) -> Result<()> {
     if t.shape != expected {

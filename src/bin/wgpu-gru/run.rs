@@ -151,7 +151,10 @@ pub fn main(args: Args) -> Result<(), String> {
             .into_iter()
             .flatten()
         {
-            let _ = std::fs::remove_file(p);
+            // Only a regular file we could have written: never a device node or a directory.
+            if std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file()) {
+                let _ = std::fs::remove_file(p);
+            }
         }
     }
     result
@@ -183,6 +186,16 @@ fn check_paths(args: &Args) -> Result<(), String> {
         }
     }
     for o in outputs.iter().flatten() {
+        // The output is renamed into place: that must not replace a directory, a device such as
+        // /dev/null, or a pipe.
+        if let Ok(m) = std::fs::metadata(o)
+            && !m.is_file()
+        {
+            return Err(format!(
+                "output {} exists and is not a regular file",
+                o.display()
+            ));
+        }
         let dir = match o.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
@@ -274,6 +287,7 @@ fn run(args: &Args) -> Result<(), String> {
         lengths: lengths.as_deref(),
     };
     input.validate(&gru.config).map_err(|e| e.to_string())?;
+    check_memory(&gru.config, steps, batch)?;
 
     let out = forward(args.backend, gru, &input)?;
 
@@ -306,6 +320,30 @@ fn run(args: &Args) -> Result<(), String> {
         shape_str(&y_shape)
     );
     Ok(())
+}
+
+/// Refuses, with a message instead of an allocation abort, results that cannot be held in memory:
+/// with T = 0, a few bytes of X can declare any B, and h_n is `[L·D, B, H]`.
+fn check_memory(config: &wgpu_gru::GruConfig, steps: usize, batch: usize) -> Result<(), String> {
+    let states = config.num_layers * config.num_directions();
+    let elements = steps
+        .checked_mul(batch)
+        .and_then(|tb| tb.checked_mul(config.output_size()))
+        .and_then(|y| {
+            states
+                .checked_mul(batch)?
+                .checked_mul(config.hidden_size)?
+                .checked_add(y)
+        });
+    let bytes = elements.and_then(|n| n.checked_mul(4));
+    let ok = bytes.is_some_and(|b| Vec::<u8>::new().try_reserve_exact(b).is_ok());
+    if ok {
+        return Ok(());
+    }
+    Err(format!(
+        "the results for T = {steps}, B = {batch} need {} bytes of memory, which cannot be allocated",
+        bytes.map_or_else(|| "more than usize::MAX".to_string(), |b| b.to_string())
+    ))
 }
 
 fn write_pending(path: &Path, shape: &[usize], data: &[f32]) -> Result<PendingFile, String> {
