@@ -11,6 +11,7 @@
 //! states `[L·D, B, H]`.
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod config;
 pub mod cpu;
 pub mod error;
@@ -39,3 +40,8 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         if d.is_nan() { f32::INFINITY } else { m.max(d) }
     })
 }
+
+/// README's code blocks, compiled as doctests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
