@@ -4,6 +4,7 @@
 //! `fn main(args) -> Result<(), String>`; errors are printed as one line.
 
 mod bench;
+mod demo;
 mod run;
 
 use std::process::ExitCode;
@@ -64,11 +65,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Run(args)) => run::main(args),
         Some(Command::Bench(args)) => bench::main(args),
-        None => {
-            use clap::CommandFactory;
-            let _ = Cli::command().print_help();
-            Ok(())
-        }
+        // No subcommand: the main job, the digits demo (`cargo run --release`).
+        None => demo::main(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
