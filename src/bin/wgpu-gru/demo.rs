@@ -201,9 +201,10 @@ pub fn main() -> Result<(), String> {
     let cpu_probs = cpu_predict(&mut cpu, &model, &s)?;
     let cpu_time = median_time(|| cpu_predict(&mut cpu, &model, &s))?;
     let cpu_label = format!(
-        "CPU: CpuGru f32 ({:?}, {} threads) + f32 dense/softmax",
+        "CPU: CpuGru f32 ({:?}, {} thread{}) + f32 dense/softmax",
         cpu.simd(),
-        cpu.threads()
+        cpu.threads(),
+        if cpu.threads() == 1 { "" } else { "s" }
     );
 
     // The GPU, or the CPU fast path when there is none.
@@ -224,6 +225,12 @@ pub fn main() -> Result<(), String> {
     let (probs, path_name, gpu_time) = match &gpu {
         Some((ctx, g)) => {
             println!("\ndevice: {}", ctx.describe());
+            if ctx.adapter_info().device_type == wgpu_gru::wgpu::DeviceType::Cpu {
+                println!(
+                    "  (a software Vulkan device: the GPU path runs on the CPU's cores, so its \
+                     times are not a GPU's)"
+                );
+            }
             let t0 = Instant::now();
             let (probs, stats) = g
                 .predict_proba_with_stats(&s.x, s.n, s.steps)
