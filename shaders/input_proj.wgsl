@@ -82,3 +82,67 @@ fn main(
         }
     }
 }
+
+// The same product with 128×128 tiles and 8×8 outputs per invocation, for large M·N: twice the
+// arithmetic per workgroup-memory load. Each invocation owns rows {ty·4 + i, 64 + ty·4 + i} and
+// columns {tx·4 + j, 64 + tx·4 + j}, so its vec4 reads of a stage are conflict-free.
+const BIG: u32 = 128u;
+const BKT: u32 = 8u;
+var<workgroup> ab: array<vec4<f32>, 256>; // [BKT][BIG/4]
+var<workgroup> wb: array<vec4<f32>, 256>; // [BKT][BIG/4]
+
+@compute @workgroup_size(16, 16, 1)
+fn main_big(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let row0 = wid.y * BIG;
+    let col0 = wid.x * BIG;
+    var acc: array<vec4<f32>, 16>; // [8 rows][2 column groups]
+    for (var i = 0u; i < 16u; i++) { acc[i] = vec4<f32>(0.0); }
+    // Staging: invocation li loads rows/columns li / 2 and k = (li % 2)·4 .. +4 of the stage.
+    let lr = li / 2u;
+    let lk = (li % 2u) * 4u;
+    for (var k0 = 0u; k0 < p.k; k0 += BKT) {
+        for (var e = 0u; e < 4u; e++) {
+            let kk = k0 + lk + e;
+            let m = row0 + lr;
+            let nn = col0 + lr;
+            var av = 0.0;
+            var wv = 0.0;
+            if (m < p.m && kk < p.k) { av = a[a_index(m, kk)]; }
+            if (nn < p.n && kk < p.k) { wv = w[nn * p.k + kk]; }
+            ab[(lk + e) * 32u + lr / 4u][lr % 4u] = av;
+            wb[(lk + e) * 32u + lr / 4u][lr % 4u] = wv;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < BKT; kk++) {
+            let a0 = ab[kk * 32u + lid.y];
+            let a1 = ab[kk * 32u + 16u + lid.y];
+            let w0 = wb[kk * 32u + lid.x];
+            let w1 = wb[kk * 32u + 16u + lid.x];
+            for (var i = 0u; i < 4u; i++) {
+                acc[i * 2u] += a0[i] * w0;
+                acc[i * 2u + 1u] += a0[i] * w1;
+                acc[8u + i * 2u] += a1[i] * w0;
+                acc[8u + i * 2u + 1u] += a1[i] * w1;
+            }
+        }
+        workgroupBarrier();
+    }
+    for (var half = 0u; half < 2u; half++) {
+        for (var i = 0u; i < 4u; i++) {
+            let m = row0 + half * 64u + lid.y * 4u + i;
+            if (m >= p.m) { continue; }
+            for (var cg = 0u; cg < 2u; cg++) {
+                for (var jj = 0u; jj < 4u; jj++) {
+                    let nn = col0 + cg * 64u + lid.x * 4u + jj;
+                    if (nn < p.n) {
+                        c[m * p.n + nn] = acc[half * 8u + i * 2u + cg][jj] + bias[nn];
+                    }
+                }
+            }
+        }
+    }
+}

@@ -35,6 +35,10 @@ pub const TILED_MIN_BATCH: usize = 8;
 pub const TILED_FILL_WORKGROUPS: u32 = 128;
 /// Output tile of the input projection (square).
 pub const PROJ_TILE: u32 = 64;
+/// Output tile of the large input projection.
+pub const PROJ_TILE_BIG: u32 = 128;
+/// Use the 128×128 projection once it yields at least this many workgroups.
+pub const PROJ_BIG_MIN_TILES: u32 = 256;
 /// Largest `rows · H` the sequence kernel keeps in workgroup memory.
 pub const SEQ_MAX: u32 = 1024;
 /// Largest batch slice per workgroup of the sequence kernel.
@@ -47,8 +51,10 @@ pub struct Kernels {
     pub proj_layout: wgpu::BindGroupLayout,
     /// Bind group layout shared by every entry point of `gru.wgsl`.
     pub gru_layout: wgpu::BindGroupLayout,
-    /// `input_proj.wgsl::main`.
+    /// `input_proj.wgsl::main` (64×64 tiles).
     pub proj: wgpu::ComputePipeline,
+    /// `input_proj.wgsl::main_big` (128×128 tiles), for large M·N.
+    pub proj_big: wgpu::ComputePipeline,
     /// `gru.wgsl::step_fused` (reset-after).
     pub step_fused: Option<wgpu::ComputePipeline>,
     /// `gru.wgsl::step_gates` (reset-before, half 1).
@@ -164,6 +170,14 @@ impl Kernels {
             compilation_options: Default::default(),
             cache: None,
         });
+        let proj_big = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some("wgpu-gru input_proj (128×128)"),
+            layout: Some(&proj_pl),
+            module: &proj_module,
+            entry_point: Some("main_big"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
         let (fk, fa, fb) = acts.f.code();
         let (gk, ga, gb) = acts.g.code();
         let base: Vec<(&str, f64)> = vec![
@@ -268,6 +282,7 @@ impl Kernels {
             proj_layout,
             gru_layout,
             proj,
+            proj_big,
             step_fused,
             step_gates,
             step_candidate,

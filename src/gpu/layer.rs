@@ -400,16 +400,22 @@ impl GpuGru {
             label: Some("wgpu-gru forward"),
             timestamp_writes: None,
         });
-        let proj_x = (3 * d * h).div_ceil(kernels::PROJ_TILE);
-        let proj_y = (t * b).div_ceil(kernels::PROJ_TILE);
+        let (n, m) = (3 * d * h, t * b);
+        let big = n.div_ceil(kernels::PROJ_TILE_BIG) * m.div_ceil(kernels::PROJ_TILE_BIG)
+            >= kernels::PROJ_BIG_MIN_TILES;
+        let (proj, tile) = if big {
+            (&self.kernels.proj_big, kernels::PROJ_TILE_BIG)
+        } else {
+            (&self.kernels.proj, kernels::PROJ_TILE)
+        };
         for l in 0..c.num_layers {
-            pass.set_pipeline(&self.kernels.proj);
+            pass.set_pipeline(proj);
             let group = match (l, proj0) {
                 (0, Some(g)) => g,
                 _ => &ws.proj_groups[l],
             };
             pass.set_bind_group(0, group, &[]);
-            pass.dispatch_workgroups(proj_x, proj_y, 1);
+            pass.dispatch_workgroups(n.div_ceil(tile), m.div_ceil(tile), 1);
             stats.dispatches += 1;
             if algo == Algorithm::SequenceRegisters {
                 if let Some(p) = &self.kernels.sequence_regs {
