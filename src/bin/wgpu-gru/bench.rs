@@ -183,6 +183,7 @@ pub fn main(args: Args) -> Result<(), String> {
                         "gpu-step" => Algorithm::PerStep,
                         "gpu-seq" => Algorithm::Sequence,
                         "gpu-regs" => Algorithm::SequenceRegisters,
+                        "gpu-tiled" => Algorithm::Tiled,
                         _ => Algorithm::Auto,
                     };
                     let g = GpuGru::new(ctx, &gru)
@@ -200,6 +201,7 @@ pub fn main(args: Args) -> Result<(), String> {
                     .map_err(|e| e.to_string())?;
                     let label = match stats.algorithm {
                         Algorithm::Sequence => format!("{gpu}:seq{}", stats.rows_per_workgroup),
+                        Algorithm::Tiled => format!("{gpu}:tiled{}", stats.rows_per_workgroup),
                         _ => format!("{gpu}:step"),
                     };
                     let _ = label;
