@@ -44,8 +44,10 @@ impl Job {
             x: rng.vec(steps * batch * config.input_size, 1.0),
             steps,
             batch,
-            h0: (seed % 2 == 0).then(|| rng.vec(ld * batch * config.hidden_size, 0.5)),
-            lengths: (seed % 3 == 0).then(|| {
+            h0: seed
+                .is_multiple_of(2)
+                .then(|| rng.vec(ld * batch * config.hidden_size, 0.5)),
+            lengths: seed.is_multiple_of(3).then(|| {
                 (0..batch)
                     .map(|b| if b == 0 { steps } else { 1 + rng.below(steps) })
                     .collect()
