@@ -118,7 +118,10 @@ struct Pos {
 }
 
 fn position(s: u32, d: u32, b: u32) -> Pos {
-    let len = lens[b];
+    return position_len(s, d, lens[b]);
+}
+
+fn position_len(s: u32, d: u32, len: u32) -> Pos {
     var pos: Pos;
     pos.valid = s < len;
     if (!pos.valid) {
@@ -436,11 +439,20 @@ fn sequence_regs(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_i
         let h0 = states[ly.h0_off + (d * ly.batch + b) * H + j];
         hr[j / 4u][j % 4u] = h0;
     }
+    // Loop invariants in registers: the row's length and this unit's recurrent biases.
+    let len = lens[b];
+    var bh = vec3<f32>(0.0);
+    if (live) { bh = vec3<f32>(bhh(d, j), bhh(d, H + j), bhh(d, 2u * H + j)); }
     workgroupBarrier();
     for (var s = 0u; s < ly.steps; s++) {
         let cur = (s % 2u) * row4;
         let nxt = row4 - cur;
-        let pos = position(s, d, b);
+        let pos = position_len(s, d, len);
+        // Issue this step's input-projection loads before the FMAs, so their latency overlaps.
+        var xv = vec3<f32>(0.0);
+        if (live && ks == 0u && pos.valid) {
+            xv = vec3<f32>(xp_at(pos, d, b, j), xp_at(pos, d, b, H + j), xp_at(pos, d, b, 2u * H + j));
+        }
         if (RESET_AFTER) {
             var acc = vec3<f32>(0.0);
             for (var q = 0u; q < 8u; q++) {
@@ -454,9 +466,9 @@ fn sequence_regs(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_i
                 let hold = hr[cur + j / 4u][j % 4u];
                 var hnew = hold;
                 if (pos.valid) {
-                    let r = f_act(xp_at(pos, d, b, j) + a.x + bhh(d, j));
-                    let z = f_act(xp_at(pos, d, b, H + j) + a.y + bhh(d, H + j));
-                    let n = g_act(xp_at(pos, d, b, 2u * H + j) + r * (a.z + bhh(d, 2u * H + j)));
+                    let r = f_act(xv.x + a.x + bh.x);
+                    let z = f_act(xv.y + a.y + bh.y);
+                    let n = g_act(xv.z + r * (a.z + bh.z));
                     hnew = z * hold + (1.0 - z) * n;
                 }
                 hr[nxt + j / 4u][j % 4u] = hnew;
@@ -477,8 +489,8 @@ fn sequence_regs(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_i
                 var r = 0.0;
                 var z = 1.0;
                 if (pos.valid) {
-                    r = f_act(xp_at(pos, d, b, j) + a.x + bhh(d, j));
-                    z = f_act(xp_at(pos, d, b, H + j) + a.y + bhh(d, H + j));
+                    r = f_act(xv.x + a.x + bh.x);
+                    z = f_act(xv.y + a.y + bh.y);
                 }
                 rr[j / 4u][j % 4u] = r * hold;
                 zs[j] = z;
@@ -495,7 +507,7 @@ fn sequence_regs(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_i
                 let hold = hr[cur + j / 4u][j % 4u];
                 var hnew = hold;
                 if (pos.valid) {
-                    let n = g_act(xp_at(pos, d, b, 2u * H + j) + a.x + bhh(d, 2u * H + j));
+                    let n = g_act(xv.z + a.x + bh.z);
                     hnew = zs[j] * hold + (1.0 - zs[j]) * n;
                 }
                 hr[nxt + j / 4u][j % 4u] = hnew;
