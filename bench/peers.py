@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Times peer GRU implementations on the five standard shapes.
+
+- ONNX Runtime (CPU execution provider) and PyTorch nn.GRU on the CPU, with `--threads`
+  threads (default 1; OMP_NUM_THREADS is set before torch is imported, or its OpenMP threads
+  spin on these small machines);
+- with `--cuda`, PyTorch nn.GRU (cuDNN) on the GPU too, timed with torch.cuda.synchronize().
+
+Each figure is the median of `--reps` whole forward passes after a warm-up, of a single-layer
+unidirectional GRU in f32 (the PyTorch cell: reset-after). Shapes are (B, T, I, H): batch,
+timesteps, input size, hidden size; FLOPs per forward = 6·H·(H+I)·B·T.
+
+Usage:
+    bench/peers.py [--threads N] [--reps N] [--shapes latency,long] [--backends ort,torch]
+                   [--cuda] [--json FILE]
+
+`--json FILE` writes a list of records with keys shape, batch, steps, input, hidden, backend,
+device, variant, median_ms, gflops (plus threads and versions).
+"""
+import argparse
+import io
+import json
+import os
+import statistics
+import sys
+import time
+
+SHAPES = [
+    ("latency", 1, 256, 256, 256),
+    ("seed", 32, 64, 64, 128),
+    ("medium", 16, 128, 512, 512),
+    ("large", 64, 128, 1024, 1024),
+    ("long", 1, 4096, 32, 128),
+]
+
+
+def median_ms(fn, reps, sync=None):
+    """Median wall time of `fn` in ms over `reps` runs, after one warm-up run."""
+    fn()
+    if sync:
+        sync()
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts) * 1e3
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads for both peers (default 1)")
+    ap.add_argument("--reps", type=int, default=5, help="timed runs per figure (median)")
+    ap.add_argument("--shapes", default="", help="comma-separated subset of " + ",".join(s[0] for s in SHAPES))
+    ap.add_argument("--backends", default="ort,torch", help="comma-separated subset of ort,torch")
+    ap.add_argument("--cuda", action="store_true", help="also time torch nn.GRU on cuda")
+    ap.add_argument("--json", metavar="FILE", help="write the results as JSON records")
+    a = ap.parse_args()
+
+    # Must happen before torch (and its OpenMP runtime) is imported.
+    os.environ["OMP_NUM_THREADS"] = str(a.threads)
+    os.environ.setdefault("MKL_NUM_THREADS", str(a.threads))
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(a.threads)
+    backends = {b.strip() for b in a.backends.split(",") if b.strip()}
+    ort = None
+    if "ort" in backends:
+        import onnxruntime as ort
+
+    wanted = {s.strip() for s in a.shapes.split(",") if s.strip()}
+    unknown = wanted - {s[0] for s in SHAPES}
+    if unknown:
+        ap.error(f"unknown shapes: {sorted(unknown)}")
+    shapes = [s for s in SHAPES if not wanted or s[0] in wanted]
+
+    versions = {"torch": torch.__version__, "numpy": np.__version__}
+    if ort:
+        versions["onnxruntime"] = ort.__version__
+    print("# " + ", ".join(f"{k} {v}" for k, v in versions.items()) + f"; threads={a.threads}", flush=True)
+    if a.cuda and not torch.cuda.is_available():
+        print("# --cuda: torch sees no CUDA device; skipping the GPU", file=sys.stderr)
+        a.cuda = False
+
+    records = []
+
+    def record(name, B, T, I, H, backend, device, ms):
+        flops = 6.0 * H * (H + I) * B * T
+        rec = {
+            "shape": name,
+            "batch": B,
+            "steps": T,
+            "input": I,
+            "hidden": H,
+            "backend": backend,
+            "device": device,
+            "variant": "reset_after",
+            "median_ms": ms,
+            "gflops": flops / ms / 1e6,
+            "threads": a.threads if device == "cpu" else None,
+            "versions": versions,
+        }
+        records.append(rec)
+        print(f"{name:8s} B{B:<3d} T{T:<5d} I{I:<5d} H{H:<5d} {backend:12s} {device:5s} "
+              f"{ms:10.3f} ms {rec['gflops']:8.1f} GFLOP/s", flush=True)
+
+    for name, B, T, I, H in shapes:
+        torch.manual_seed(0)
+        gru = torch.nn.GRU(I, H).eval()
+        x = torch.randn(T, B, I)
+        if ort:
+            buf = io.BytesIO()
+            torch.onnx.export(gru, (x,), buf, input_names=["x"], output_names=["y", "hn"], dynamo=False)
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = a.threads
+            so.inter_op_num_threads = 1
+            sess = ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
+            xn = x.numpy()
+            record(name, B, T, I, H, "onnxruntime", "cpu", median_ms(lambda: sess.run(None, {"x": xn}), a.reps))
+        if "torch" in backends:
+            with torch.inference_mode():
+                record(name, B, T, I, H, "torch", "cpu", median_ms(lambda: gru(x), a.reps))
+        if a.cuda:
+            g = gru.to("cuda")
+            xc = x.to("cuda")
+            with torch.inference_mode():
+                ms = median_ms(lambda: g(xc), a.reps, sync=torch.cuda.synchronize)
+            record(name, B, T, I, H, "torch-cudnn", "cuda", ms)
+
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(records, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,524 @@
+//! The fast f32 CPU path: [`CpuGru`].
+//!
+//! How one forward runs, per layer:
+//! 1. the input projection `X · W_ihᵀ` for all `T·B` rows and both directions as one GEMM
+//!    (the `gemm` crate, which picks AVX-512/AVX2 at run time);
+//! 2. per direction, the time loop (`recurrence.rs`): each step multiplies the running states
+//!    `[B, H]` by the recurrent weights, packed once into column panels (`kernel.rs`), then
+//!    applies the gates in place with vectorised `exp`/`sigmoid`/`tanh` (`simd.rs`).
+//!
+//! The hand kernels are compiled for AVX-512F, AVX2+FMA and portable code, and the best one this
+//! CPU supports is picked at run time, so binaries need no `target-cpu` flag.
+//! All arithmetic is f32; `tests/cpu_vs_reference.rs` holds it within 1e-5 of the f64
+//! [`crate::reference`] (measured maxima are below 1e-6). NaN and ±∞ behave as in the reference.
+//!
+//! Where the time goes: at batch 1 each step streams all of `W_hh` (`12·H²` bytes) from L2, so
+//! the time loop is bound by cache bandwidth and the GEMM by arithmetic; at larger batches both
+//! are compute-bound and run near the FMA peak.
+
+mod kernel;
+mod recurrence;
+mod simd;
+
+use crate::config::{GruConfig, Variant};
+use crate::error::{Error, Result};
+use crate::io::{GruOutput, SeqInput};
+use crate::weights::Gru;
+use kernel::Panels;
+use recurrence::{DirWeights, Job, OutPtr, SeqLayout};
+use simd::Isa;
+
+/// Padding unit of the hidden size: every vector width divides it, so the gate loops have no
+/// tails. Padded lanes carry zero weights and never reach an output.
+const H_ALIGN: usize = 16;
+
+/// A SIMD instruction set level for the hand-written kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SimdLevel {
+    /// Portable Rust (whatever the compile target allows).
+    Portable,
+    /// x86-64 AVX2 with FMA, 8 lanes.
+    Avx2,
+    /// x86-64 AVX-512F, 16 lanes.
+    Avx512,
+}
+
+impl SimdLevel {
+    /// The best level this CPU supports.
+    pub fn detect() -> SimdLevel {
+        level_of(Isa::detect_up_to(SimdLevel::Avx512))
+    }
+}
+
+fn level_of(isa: Isa) -> SimdLevel {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => SimdLevel::Avx512,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => SimdLevel::Avx2,
+        Isa::Portable => SimdLevel::Portable,
+    }
+}
+
+/// A GRU prepared for fast f32 inference on the CPU.
+///
+/// Weights are transposed and packed once by [`CpuGru::new`]; a workspace sized for the last
+/// `(T, B)` is kept, so repeated [`CpuGru::forward_into`] calls of the same shape allocate
+/// nothing (with one thread). Shapes are those of [`SeqInput`] and [`GruOutput`]:
+/// input `[T, B, I]` (`[B, T, I]` if `batch_first`), output `[T, B, D·H]`, states `[L·D, B, H]`.
+///
+/// ```
+/// use wgpu_gru::{CellWeights, Gru, GruConfig, SeqInput, cpu::CpuGru};
+/// let gru = Gru::single(GruConfig::new(3, 4), CellWeights::zeros(3, 4))?;
+/// let mut cpu = CpuGru::new(&gru)?;
+/// let x = vec![0.5f32; 2 * 1 * 3]; // T = 2, B = 1, I = 3
+/// let out = cpu.forward(&SeqInput::new(&x, 2, 1))?;
+/// assert_eq!(out.output.len(), 2 * 1 * 4);
+/// # Ok::<(), wgpu_gru::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct CpuGru {
+    config: GruConfig,
+    isa: Isa,
+    threads: usize,
+    /// Hidden size rounded up to [`H_ALIGN`].
+    hp: usize,
+    layers: Vec<Layer>,
+    ws: Workspace,
+}
+
+/// One layer's packed weights.
+#[derive(Debug, Clone)]
+struct Layer {
+    /// Input features of this layer.
+    in_size: usize,
+    /// `W_ihᵀ` of every direction side by side, `[in_size, D·3·Hp]`; direction `d`, gate `g`,
+    /// unit `j` is column `d·3·Hp + g·Hp + j` (padded columns are zero).
+    w_t: Vec<f32>,
+    /// Per direction.
+    dirs: Vec<DirWeights>,
+}
+
+/// Buffers reused across forwards; only grown, never shrunk.
+#[derive(Debug, Clone, Default)]
+struct Workspace {
+    /// Input projection `[T·B, D·3·Hp]`.
+    gx: Vec<f32>,
+    /// Outputs of inner layers, ping-ponged, `[T·B, D·H]`.
+    mid: [Vec<f32>; 2],
+    /// States `[D, B, Hp]`, rows in chunk order.
+    state: Vec<f32>,
+    /// Recurrent products `[D, B, acc_cols]`.
+    acc: Vec<f32>,
+    /// Reset-before: `r ⊙ h`, `[D, B, Hp]`.
+    rh: Vec<f32>,
+    /// Reset-before: `U_n·(r ⊙ h)`, `[D, B, acc_n_cols]`.
+    acc_n: Vec<f32>,
+    /// Original batch index of each state row; chunks are contiguous, each sorted by length.
+    rows: Vec<usize>,
+    /// Length of each state row.
+    lens: Vec<usize>,
+}
+
+/// Sets `v` to `n` elements without shrinking its capacity (no allocation once warm).
+fn resize(v: &mut Vec<f32>, n: usize) {
+    v.resize(n, 0.0);
+}
+
+impl CpuGru {
+    /// Validates `gru` and packs its weights for the CPU kernels (single-threaded by default).
+    pub fn new(gru: &Gru) -> Result<CpuGru> {
+        gru.validate()?;
+        let c = &gru.config;
+        let h = c.hidden_size;
+        let hp = h.div_ceil(H_ALIGN) * H_ALIGN;
+        let d_n = c.num_directions();
+        let n_cols = d_n * 3 * hp;
+        let mut layers = Vec::with_capacity(c.num_layers);
+        for (l, cells) in gru.weights.layers.iter().enumerate() {
+            let in_size = c.layer_input_size(l);
+            let mut w_t = vec![0.0f32; in_size * n_cols];
+            let mut dirs = Vec::with_capacity(d_n);
+            for (d, cell) in cells.iter().enumerate() {
+                for g in 0..3 {
+                    for j in 0..h {
+                        let src = &cell.w_ih[(g * h + j) * in_size..(g * h + j + 1) * in_size];
+                        let col = d * 3 * hp + g * hp + j;
+                        for (k, &v) in src.iter().enumerate() {
+                            w_t[k * n_cols + col] = v;
+                        }
+                    }
+                }
+                let u_at = |g: usize, c: usize, k: usize| {
+                    if c < h {
+                        cell.w_hh[(g * h + c) * h + k]
+                    } else {
+                        0.0
+                    }
+                };
+                let (u, u_n) = match c.variant {
+                    Variant::ResetAfter => (
+                        Panels::pack(3 * hp, h, |col, k| u_at(col / hp, col % hp, k)),
+                        None,
+                    ),
+                    Variant::ResetBefore => (
+                        Panels::pack(2 * hp, h, |col, k| u_at(col / hp, col % hp, k)),
+                        Some(Panels::pack(hp, h, |col, k| u_at(2, col, k))),
+                    ),
+                };
+                let mut bias = vec![0.0f32; 3 * hp];
+                let mut b_hn = vec![0.0f32; hp];
+                for j in 0..h {
+                    for g in 0..2 {
+                        bias[g * hp + j] = cell.b_ih[g * h + j] + cell.b_hh[g * h + j];
+                    }
+                    match c.variant {
+                        Variant::ResetAfter => {
+                            bias[2 * hp + j] = cell.b_ih[2 * h + j];
+                            b_hn[j] = cell.b_hh[2 * h + j];
+                        }
+                        Variant::ResetBefore => {
+                            bias[2 * hp + j] = cell.b_ih[2 * h + j] + cell.b_hh[2 * h + j];
+                        }
+                    }
+                }
+                let acts = c.activations_for(d);
+                dirs.push(DirWeights {
+                    u,
+                    u_n,
+                    bias,
+                    b_hn,
+                    f: acts.f,
+                    g: acts.g,
+                });
+            }
+            layers.push(Layer { in_size, w_t, dirs });
+        }
+        Ok(CpuGru {
+            config: c.clone(),
+            isa: Isa::detect_up_to(SimdLevel::Avx512),
+            threads: 1,
+            hp,
+            layers,
+            ws: Workspace::default(),
+        })
+    }
+
+    /// Uses up to `n` threads (`0` is taken as 1): batch rows and directions are split across
+    /// threads for the time loop (rows are independent), and the GEMMs use `n` threads too.
+    /// Batch 1 with one direction has nothing to split in the time loop.
+    pub fn with_threads(mut self, n: usize) -> Self {
+        self.threads = n.max(1);
+        self
+    }
+
+    /// Caps the hand kernels' instruction set at `level` (to test or compare the fallbacks);
+    /// the CPU's own support still bounds it. The GEMM keeps its own run-time choice.
+    pub fn with_max_simd(mut self, level: SimdLevel) -> Self {
+        self.isa = Isa::detect_up_to(level);
+        self
+    }
+
+    /// The instruction set the hand kernels use.
+    pub fn simd(&self) -> SimdLevel {
+        level_of(self.isa)
+    }
+
+    /// Threads used.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// The model's configuration.
+    pub fn config(&self) -> &GruConfig {
+        &self.config
+    }
+
+    /// Runs one forward and returns a new [`GruOutput`] (`output` `[T, B, D·H]`, `h_n`
+    /// `[L·D, B, H]`).
+    pub fn forward(&mut self, input: &SeqInput<'_>) -> Result<GruOutput> {
+        let mut out = GruOutput {
+            output: Vec::new(),
+            h_n: Vec::new(),
+        };
+        self.forward_into(input, &mut out)?;
+        Ok(out)
+    }
+
+    /// Runs one forward into `out`, resizing its vectors (keeping their capacity), so that
+    /// repeated calls of the same `(T, B)` allocate nothing with one thread.
+    pub fn forward_into(&mut self, input: &SeqInput<'_>, out: &mut GruOutput) -> Result<()> {
+        input.validate(&self.config)?;
+        let c = &self.config;
+        let (t_len, b_len) = (input.steps, input.batch);
+        let h = c.hidden_size;
+        let hp = self.hp;
+        let d_n = c.num_directions();
+        let l_n = c.num_layers;
+        let out_w = d_n * h;
+        let rows_n = t_len * b_len;
+        resize(&mut out.output, rows_n * out_w);
+        resize(&mut out.h_n, l_n * d_n * b_len * h);
+        if rows_n == 0 {
+            // No steps: the state passes through unchanged.
+            match input.h0 {
+                Some(h0) => out.h_n.copy_from_slice(h0),
+                None => out.h_n.fill(0.0),
+            }
+            return Ok(());
+        }
+
+        let gx_cols = d_n * 3 * hp;
+        let Workspace {
+            gx,
+            mid,
+            state,
+            acc,
+            rh,
+            acc_n,
+            rows,
+            lens,
+        } = &mut self.ws;
+        let first = self.layers.first().and_then(|l| l.dirs.first());
+        let acc_cols = first.map_or(0, |d| d.u.cols());
+        let acc_n_cols = first.and_then(|d| d.u_n.as_ref()).map_or(0, Panels::cols);
+        resize(gx, rows_n * gx_cols);
+        resize(state, d_n * b_len * hp);
+        resize(acc, d_n * b_len * acc_cols);
+        resize(rh, if acc_n_cols > 0 { d_n * b_len * hp } else { 0 });
+        resize(acc_n, d_n * b_len * acc_n_cols);
+
+        // Rows sorted by length, longest first (ties by index: deterministic, and an unstable
+        // sort does not allocate), then dealt round-robin into chunks that balance the work.
+        let n_chunks = (self.threads / d_n).clamp(1, b_len);
+        let len_of = |b: usize| input.lengths.map_or(t_len, |l| l[b]);
+        rows.clear();
+        rows.extend(0..b_len);
+        rows.sort_unstable_by_key(|&b| (std::cmp::Reverse(len_of(b)), b));
+        if n_chunks > 1 {
+            let sorted = rows.clone();
+            rows.clear();
+            for ch in 0..n_chunks {
+                rows.extend(sorted.iter().skip(ch).step_by(n_chunks));
+            }
+        }
+        lens.clear();
+        lens.extend(rows.iter().map(|&b| len_of(b)));
+        // Chunk `ch` holds state rows `bounds(ch)`.
+        let bounds = |ch: usize| {
+            let lo = ch * (b_len / n_chunks) + ch.min(b_len % n_chunks);
+            let n = b_len / n_chunks + usize::from(ch < b_len % n_chunks);
+            (lo, lo + n)
+        };
+
+        let [mid0, mid1] = mid;
+        for (l, layer) in self.layers.iter().enumerate() {
+            let last = l + 1 == l_n;
+            let (prev, next) = if l % 2 == 0 {
+                (&*mid1, &mut *mid0)
+            } else {
+                (&*mid0, &mut *mid1)
+            };
+            let x: &[f32] = if l == 0 { input.x } else { prev };
+            let y: &mut Vec<f32> = if last { &mut out.output } else { next };
+            resize(y, rows_n * out_w);
+            if input.lengths.is_some() {
+                // Steps past a row's length are never written and must read as 0.
+                y.fill(0.0);
+            }
+            input_projection(x, layer, rows_n, gx, gx_cols, self.threads)?;
+
+            // Initial states, in state-row order; padded lanes start (and stay) harmless.
+            state.fill(0.0);
+            if let Some(h0) = input.h0 {
+                for d in 0..d_n {
+                    for (p, &b) in rows.iter().enumerate() {
+                        let src = ((l * d_n + d) * b_len + b) * h;
+                        let dst = (d * b_len + p) * hp;
+                        state[dst..dst + h].copy_from_slice(&h0[src..src + h]);
+                    }
+                }
+            }
+
+            let ctx = JobCtx {
+                layer,
+                h,
+                hp,
+                gx: &gx[..],
+                gx_cols,
+                rows: &rows[..],
+                lens: &lens[..],
+                config: c,
+                steps: t_len,
+                batch: b_len,
+                out: OutPtr(y.as_mut_ptr()),
+            };
+            let isa = self.isa;
+            // Split the scratch buffers per direction, then per chunk of rows.
+            let parallel = self.threads > 1 && d_n * n_chunks > 1;
+            let mut jobs = Vec::new();
+            let mut st = state.as_mut_slice();
+            let mut ac = acc.as_mut_slice();
+            let mut rr = rh.as_mut_slice();
+            let mut an = acc_n.as_mut_slice();
+            let rh_row = if acc_n_cols > 0 { hp } else { 0 };
+            for d in 0..d_n {
+                for ch in 0..n_chunks {
+                    let (lo, hi) = bounds(ch);
+                    let n = hi - lo;
+                    let (s0, s1) = std::mem::take(&mut st).split_at_mut(n * hp);
+                    let (a0, a1) = std::mem::take(&mut ac).split_at_mut(n * acc_cols);
+                    let (r0, r1) = std::mem::take(&mut rr).split_at_mut(n * rh_row);
+                    let (n0, n1) = std::mem::take(&mut an).split_at_mut(n * acc_n_cols);
+                    (st, ac, rr, an) = (s1, a1, r1, n1);
+                    let mut job = ctx.job(d, lo, hi, s0, a0, r0, n0);
+                    if parallel {
+                        jobs.push(job);
+                    } else {
+                        // One thread: run now, so this path allocates nothing.
+                        recurrence::run_dispatch(isa, &mut job);
+                    }
+                }
+            }
+            if parallel {
+                let threads = self.threads.min(jobs.len());
+                let mut groups: Vec<Vec<Job<'_>>> = (0..threads).map(|_| Vec::new()).collect();
+                for (k, job) in jobs.into_iter().enumerate() {
+                    groups[k % threads].push(job);
+                }
+                let mut groups = groups.into_iter();
+                let mine = groups.next().unwrap_or_default();
+                std::thread::scope(|s| {
+                    for group in groups {
+                        s.spawn(move || {
+                            for mut job in group {
+                                recurrence::run_dispatch(isa, &mut job);
+                            }
+                        });
+                    }
+                    for mut job in mine {
+                        recurrence::run_dispatch(isa, &mut job);
+                    }
+                });
+            }
+
+            // Final states, back in batch order.
+            for d in 0..d_n {
+                for (p, &b) in rows.iter().enumerate() {
+                    let src = (d * b_len + p) * hp;
+                    let dst = ((l * d_n + d) * b_len + b) * h;
+                    out.h_n[dst..dst + h].copy_from_slice(&state[src..src + h]);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What every job of one layer shares.
+struct JobCtx<'a> {
+    layer: &'a Layer,
+    h: usize,
+    hp: usize,
+    gx: &'a [f32],
+    gx_cols: usize,
+    rows: &'a [usize],
+    lens: &'a [usize],
+    config: &'a GruConfig,
+    steps: usize,
+    batch: usize,
+    out: OutPtr,
+}
+
+impl<'a> JobCtx<'a> {
+    /// The job of direction `d` over state rows `lo..hi`, with that chunk's scratch buffers.
+    #[allow(clippy::too_many_arguments)]
+    fn job(
+        &self,
+        d: usize,
+        lo: usize,
+        hi: usize,
+        state: &'a mut [f32],
+        acc: &'a mut [f32],
+        rh: &'a mut [f32],
+        acc_n: &'a mut [f32],
+    ) -> Job<'a> {
+        let c = self.config;
+        Job {
+            w: &self.layer.dirs[d],
+            h: self.h,
+            hp: self.hp,
+            gx: self.gx,
+            gx_stride: self.gx_cols,
+            gx_col: d * 3 * self.hp,
+            rows: &self.rows[lo..hi],
+            lens: &self.lens[lo..hi],
+            seq: SeqLayout {
+                steps: self.steps,
+                batch: self.batch,
+                batch_first: c.batch_first,
+                reverse: c.direction.is_reverse(d),
+                go_backwards: c.go_backwards,
+            },
+            state,
+            acc,
+            rh,
+            acc_n,
+            out: self.out,
+            out_stride: c.num_directions() * self.h,
+            out_col: d * self.h,
+            clip: c.clip.unwrap_or(f32::INFINITY),
+        }
+    }
+}
+
+/// `gx[rows, n_cols] = x[rows, in] · W_ihᵀ` (biases are added later, in the gate loop).
+fn input_projection(
+    x: &[f32],
+    layer: &Layer,
+    rows: usize,
+    gx: &mut [f32],
+    n_cols: usize,
+    threads: usize,
+) -> Result<()> {
+    let k = layer.in_size;
+    if x.len() < rows * k || gx.len() < rows * n_cols || layer.w_t.len() < k * n_cols {
+        return Err(Error::shape(
+            "cpu input projection",
+            format!("x [{rows}, {k}], gx [{rows}, {n_cols}]"),
+            format!("{} and {} elements", x.len(), gx.len()),
+        ));
+    }
+    let par = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the three buffers were checked above to hold row-major [rows, k], [k, n_cols]
+    // and [rows, n_cols]; the strides below describe exactly those layouts, and `gx` does not
+    // alias the inputs (it is a distinct `&mut`).
+    unsafe {
+        gemm::gemm(
+            rows,
+            n_cols,
+            k,
+            gx.as_mut_ptr(),
+            1,
+            n_cols as isize,
+            false,
+            x.as_ptr(),
+            1,
+            k as isize,
+            layer.w_t.as_ptr(),
+            1,
+            n_cols as isize,
+            0.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,428 @@
+//! The time loop of one direction of one layer, for one chunk of batch rows.
+//!
+//! Per step: `A = h · Uᵀ` for the active rows ([`super::kernel::matmul`]), then the gates
+//! element-wise, in place on `h`. The input projection `W_ih·x` was computed for every step up
+//! front by one GEMM and is read here row by row.
+//!
+//! Rows are kept sorted by length, longest first, so the rows still running at step `s` are a
+//! prefix of the chunk and finished rows cost nothing (as in PyTorch's packed sequences).
+
+#![allow(unsafe_op_in_unsafe_fn)]
+
+use super::kernel::{Panels, matmul};
+use super::simd::{self, Simd};
+use crate::config::Activation;
+
+/// An activation, applied to a whole vector.
+pub(crate) trait ActFn: Copy {
+    /// # Safety
+    /// `S` must be supported by the CPU.
+    unsafe fn apply<S: Simd>(self, x: S::V) -> S::V;
+}
+
+/// The logistic sigmoid, specialised because it is the default gate activation.
+#[derive(Clone, Copy)]
+pub(crate) struct SigmoidFn;
+/// `tanh`, specialised because it is the default candidate activation.
+#[derive(Clone, Copy)]
+pub(crate) struct TanhFn;
+/// Any [`Activation`], chosen per call.
+#[derive(Clone, Copy)]
+pub(crate) struct DynFn(pub(crate) Activation);
+
+impl ActFn for SigmoidFn {
+    #[inline(always)]
+    unsafe fn apply<S: Simd>(self, x: S::V) -> S::V {
+        simd::sigmoid::<S>(x)
+    }
+}
+
+impl ActFn for TanhFn {
+    #[inline(always)]
+    unsafe fn apply<S: Simd>(self, x: S::V) -> S::V {
+        simd::tanh::<S>(x)
+    }
+}
+
+impl ActFn for DynFn {
+    #[inline(always)]
+    unsafe fn apply<S: Simd>(self, x: S::V) -> S::V {
+        let zero = S::splat(0.0);
+        let one = S::splat(1.0);
+        match self.0 {
+            Activation::Sigmoid => simd::sigmoid::<S>(x),
+            Activation::Tanh => simd::tanh::<S>(x),
+            // x first: NaN gives 0, as f64::max does in the reference.
+            Activation::Relu => S::max(x, zero),
+            // Bounds first so NaN passes (like f64::clamp in the reference).
+            Activation::HardSigmoid { alpha, beta } => S::min(
+                one,
+                S::max(zero, S::fma(S::splat(alpha), x, S::splat(beta))),
+            ),
+            Activation::LeakyRelu { alpha } => S::select_ge(x, zero, x, S::mul(S::splat(alpha), x)),
+            Activation::ThresholdedRelu { alpha } => S::select_gt(x, S::splat(alpha), x, zero),
+            Activation::ScaledTanh { alpha, beta } => {
+                S::mul(S::splat(alpha), simd::tanh::<S>(S::mul(S::splat(beta), x)))
+            }
+            Activation::Affine { alpha, beta } => S::fma(S::splat(alpha), x, S::splat(beta)),
+            Activation::Elu { alpha } => {
+                let em1 = S::sub(simd::exp::<S>(x), one);
+                S::select_ge(x, zero, x, S::mul(S::splat(alpha), em1))
+            }
+            Activation::Softsign => S::div(x, S::add(one, S::abs(x))),
+            Activation::Softplus => {
+                // Rare: per lane, with the stable form `max(x, 0) + ln(1 + e^-|x|)`.
+                let mut buf = [0.0f32; 16];
+                S::store(buf.as_mut_ptr(), x);
+                for v in buf.iter_mut().take(S::W) {
+                    *v = v.max(0.0) + (-v.abs()).exp().ln_1p();
+                }
+                S::load(buf.as_ptr())
+            }
+        }
+    }
+}
+
+/// The packed weights of one direction of one layer.
+#[derive(Debug, Clone)]
+pub(crate) struct DirWeights {
+    /// Reset-after: `U` for r, z, n (`3·Hp` columns, gate `g` at `g·Hp`).
+    /// Reset-before: `U` for r, z only (`2·Hp` columns).
+    pub(crate) u: Panels,
+    /// Reset-before: `U_n` (`Hp` columns); unused for reset-after.
+    pub(crate) u_n: Option<Panels>,
+    /// Biases folded per gate, `[3·Hp]`: `b_ir+b_hr`, `b_iz+b_hz`, and `b_in` (+ `b_hn` for
+    /// reset-before, where it sits outside the reset product).
+    pub(crate) bias: Vec<f32>,
+    /// `b_hn`, `[Hp]`: reset-after multiplies it by r, so it cannot be folded.
+    pub(crate) b_hn: Vec<f32>,
+    /// Gate activation.
+    pub(crate) f: Activation,
+    /// Candidate activation.
+    pub(crate) g: Activation,
+}
+
+/// Where each step reads its input projection and writes its output.
+#[derive(Clone, Copy)]
+pub(crate) struct SeqLayout {
+    /// Steps `T`.
+    pub(crate) steps: usize,
+    /// Batch `B`.
+    pub(crate) batch: usize,
+    /// Rows are `[B, T]` rather than `[T, B]`.
+    pub(crate) batch_first: bool,
+    /// This direction runs `len−1 … 0`.
+    pub(crate) reverse: bool,
+    /// Keras `go_backwards`: read `T−1−s`, write `s`.
+    pub(crate) go_backwards: bool,
+}
+
+impl SeqLayout {
+    /// Row of `(t, b)` in x, the projection and the output.
+    #[inline(always)]
+    pub(crate) fn row(&self, t: usize, b: usize) -> usize {
+        if self.batch_first {
+            b * self.steps + t
+        } else {
+            t * self.batch + b
+        }
+    }
+    /// `(t_in, t_out)` for step `s` of a row of length `len`.
+    #[inline(always)]
+    fn times(&self, s: usize, len: usize) -> (usize, usize) {
+        if self.reverse {
+            (len - 1 - s, len - 1 - s)
+        } else if self.go_backwards {
+            (self.steps - 1 - s, s)
+        } else {
+            (s, s)
+        }
+    }
+}
+
+/// A raw output pointer that may cross threads: every job writes a disjoint set of
+/// `(row, column range)` cells, so no two threads touch the same element.
+#[derive(Clone, Copy)]
+pub(crate) struct OutPtr(pub(crate) *mut f32);
+// SAFETY: see the type's docs; the owner of the buffer outlives the scoped threads.
+unsafe impl Send for OutPtr {}
+// SAFETY: as above.
+unsafe impl Sync for OutPtr {}
+
+/// One direction's recurrence over one chunk of batch rows.
+pub(crate) struct Job<'a> {
+    /// The direction's weights.
+    pub(crate) w: &'a DirWeights,
+    /// Hidden size `H` and its padded width `Hp` (a multiple of every vector width).
+    pub(crate) h: usize,
+    /// Padded hidden size.
+    pub(crate) hp: usize,
+    /// The input projection, `[T·B rows, gx_stride]`; this direction's `3·Hp` columns start at
+    /// `gx_col`.
+    pub(crate) gx: &'a [f32],
+    /// Row stride of `gx`.
+    pub(crate) gx_stride: usize,
+    /// First column of this direction in `gx`.
+    pub(crate) gx_col: usize,
+    /// Original batch index of each chunk row, sorted by length, longest first.
+    pub(crate) rows: &'a [usize],
+    /// Length of each chunk row (same order, non-increasing, each ≥ 1).
+    pub(crate) lens: &'a [usize],
+    /// Time layout.
+    pub(crate) seq: SeqLayout,
+    /// State `[rows, Hp]`, initialised by the caller; holds the final states after.
+    pub(crate) state: &'a mut [f32],
+    /// Scratch `[rows, u.cols()]`.
+    pub(crate) acc: &'a mut [f32],
+    /// Reset-before scratch `[rows, Hp]` (r ⊙ h); empty for reset-after.
+    pub(crate) rh: &'a mut [f32],
+    /// Reset-before scratch `[rows, u_n.cols()]`; empty for reset-after.
+    pub(crate) acc_n: &'a mut [f32],
+    /// Output `[T·B rows, out_stride]`; this direction writes `H` columns from `out_col`.
+    pub(crate) out: OutPtr,
+    /// Row stride of the output.
+    pub(crate) out_stride: usize,
+    /// First output column of this direction.
+    pub(crate) out_col: usize,
+    /// Clip bound (`∞` when the config has none).
+    pub(crate) clip: f32,
+}
+
+/// Runs the job with the activations specialised where they are the defaults.
+///
+/// # Safety
+/// `S` must be supported by the CPU; the buffers must have the sizes documented on [`Job`], and
+/// no other thread may write the output cells this job writes.
+#[inline(always)]
+pub(crate) unsafe fn run<S: Simd>(job: &mut Job<'_>) {
+    match (job.w.f, job.w.g) {
+        (Activation::Sigmoid, Activation::Tanh) => run_with::<S, _, _>(job, SigmoidFn, TanhFn),
+        (f, g) => run_with::<S, _, _>(job, DynFn(f), DynFn(g)),
+    }
+}
+
+#[inline(always)]
+unsafe fn run_with<S: Simd, F: ActFn, G: ActFn>(job: &mut Job<'_>, f: F, g: G) {
+    let n_rows = job.rows.len();
+    if n_rows == 0 {
+        return;
+    }
+    let (h, hp) = (job.h, job.hp);
+    let w = job.w;
+    let clip = job.clip;
+    let acc_stride = w.u.cols();
+    let state = job.state.as_mut_ptr();
+    let acc = job.acc.as_mut_ptr();
+    let max_len = job.lens[0];
+    let mut active = n_rows;
+    for s in 0..max_len {
+        while active > 0 && job.lens[active - 1] <= s {
+            active -= 1;
+        }
+        matmul::<S>(&w.u, state, hp, active, acc, acc_stride);
+        match &w.u_n {
+            Some(u_n) => {
+                let rh = job.rh.as_mut_ptr();
+                let acc_n = job.acc_n.as_mut_ptr();
+                // Phase 1: r and z; keep z in the accumulator, r ⊙ h in `rh`.
+                for i in 0..active {
+                    let gx = gx_row(job, i, s);
+                    gates_rz::<S, F>(
+                        f,
+                        clip,
+                        hp,
+                        gx,
+                        w.bias.as_ptr(),
+                        acc.add(i * acc_stride),
+                        state.add(i * hp),
+                        rh.add(i * hp),
+                    );
+                }
+                matmul::<S>(u_n, rh, hp, active, acc_n, u_n.cols());
+                // Phase 2: n and the new state.
+                for i in 0..active {
+                    let gx = gx_row(job, i, s);
+                    update_before::<S, G>(
+                        g,
+                        clip,
+                        hp,
+                        gx.add(2 * hp),
+                        w.bias.as_ptr().add(2 * hp),
+                        acc.add(i * acc_stride + hp),
+                        acc_n.add(i * u_n.cols()),
+                        state.add(i * hp),
+                    );
+                    write_out(job, i, s, h);
+                }
+            }
+            None => {
+                for i in 0..active {
+                    let gx = gx_row(job, i, s);
+                    update_after::<S, F, G>(
+                        f,
+                        g,
+                        clip,
+                        hp,
+                        gx,
+                        w.bias.as_ptr(),
+                        w.b_hn.as_ptr(),
+                        acc.add(i * acc_stride),
+                        state.add(i * hp),
+                    );
+                    write_out(job, i, s, h);
+                }
+            }
+        }
+    }
+}
+
+/// Start of chunk row `i`'s input projection at step `s`.
+#[inline(always)]
+unsafe fn gx_row(job: &Job<'_>, i: usize, s: usize) -> *const f32 {
+    let (t_in, _) = job.seq.times(s, job.lens[i]);
+    let r = job.seq.row(t_in, job.rows[i]);
+    job.gx.as_ptr().add(r * job.gx_stride + job.gx_col)
+}
+
+/// Copies chunk row `i`'s new state (its first `H` values) to the output at step `s`.
+#[inline(always)]
+unsafe fn write_out(job: &Job<'_>, i: usize, s: usize, h: usize) {
+    let (_, t_out) = job.seq.times(s, job.lens[i]);
+    let r = job.seq.row(t_out, job.rows[i]);
+    let dst = job.out.0.add(r * job.out_stride + job.out_col);
+    std::ptr::copy_nonoverlapping(job.state.as_ptr().add(i * job.hp), dst, h);
+}
+
+/// Clamps to `[-c, c]`; NaN passes through (bounds are the first operands, see [`Simd::min`]).
+#[inline(always)]
+unsafe fn clamp<S: Simd>(x: S::V, c: f32) -> S::V {
+    S::min(S::splat(c), S::max(S::splat(-c), x))
+}
+
+/// Reset-after, one row: `r, z = f(gx + b + a)`, `n = g(gx_n + b_in + r⊙(a_n + b_hn))`,
+/// `h ← n + z⊙(h − n)` (= `z⊙h + (1−z)⊙n`).
+///
+/// Two simple passes rather than one: r and z sit side by side (`2·Hp` values), so the first
+/// pass is one independent map, and each pass has a short dependency chain per vector, which
+/// lets the core overlap more vectors than one long r → n → h chain would.
+/// `acc` is overwritten with r and z.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn update_after<S: Simd, F: ActFn, G: ActFn>(
+    f: F,
+    g: G,
+    clip: f32,
+    hp: usize,
+    gx: *const f32,
+    bias: *const f32,
+    b_hn: *const f32,
+    acc: *mut f32,
+    state: *mut f32,
+) {
+    let mut j = 0;
+    while j < 2 * hp {
+        let pre = S::add(
+            S::add(S::load(gx.add(j)), S::load(bias.add(j))),
+            S::load(acc.add(j)),
+        );
+        S::store(acc.add(j), f.apply::<S>(clamp::<S>(pre, clip)));
+        j += S::W;
+    }
+    let mut j = 0;
+    while j < hp {
+        let o = 2 * hp + j;
+        let r = S::load(acc.add(j));
+        let z = S::load(acc.add(hp + j));
+        let hn = S::add(S::load(acc.add(o)), S::load(b_hn.add(j)));
+        let xn = S::add(S::load(gx.add(o)), S::load(bias.add(o)));
+        let n = g.apply::<S>(clamp::<S>(S::fma(r, hn, xn), clip));
+        let hv = S::load(state.add(j));
+        S::store(state.add(j), S::fma(z, S::sub(hv, n), n));
+        j += S::W;
+    }
+}
+
+/// Reset-before, phase 1: `r, z = f(gx + b + a)`; stores `z` over `a_z` and `r⊙h` into `rh`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn gates_rz<S: Simd, F: ActFn>(
+    f: F,
+    clip: f32,
+    hp: usize,
+    gx: *const f32,
+    bias: *const f32,
+    acc: *mut f32,
+    state: *const f32,
+    rh: *mut f32,
+) {
+    let mut j = 0;
+    while j < hp {
+        let pre = |gate: usize| {
+            let o = gate * hp + j;
+            S::add(
+                S::add(S::load(gx.add(o)), S::load(bias.add(o))),
+                S::load(acc.add(o)),
+            )
+        };
+        let r = f.apply::<S>(clamp::<S>(pre(0), clip));
+        let z = f.apply::<S>(clamp::<S>(pre(1), clip));
+        S::store(acc.add(hp + j), z);
+        S::store(rh.add(j), S::mul(r, S::load(state.add(j))));
+        j += S::W;
+    }
+}
+
+/// Reset-before, phase 2: `n = g(gx_n + b_n + U_n·(r⊙h))`, `h ← n + z⊙(h − n)`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn update_before<S: Simd, G: ActFn>(
+    g: G,
+    clip: f32,
+    hp: usize,
+    gx_n: *const f32,
+    bias_n: *const f32,
+    z: *const f32,
+    acc_n: *const f32,
+    state: *mut f32,
+) {
+    let mut j = 0;
+    while j < hp {
+        let pre = S::add(
+            S::add(S::load(gx_n.add(j)), S::load(bias_n.add(j))),
+            S::load(acc_n.add(j)),
+        );
+        let n = g.apply::<S>(clamp::<S>(pre, clip));
+        let zv = S::load(z.add(j));
+        let hv = S::load(state.add(j));
+        S::store(state.add(j), S::fma(zv, S::sub(hv, n), n));
+        j += S::W;
+    }
+}
+
+/// Runs `job` on the best ISA; the `#[target_feature]` entry points make every inlined kernel
+/// above compile to that ISA.
+pub(crate) fn run_dispatch(isa: simd::Isa, job: &mut Job<'_>) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::detect` saw AVX-512F on this CPU; buffer sizes are the caller's contract,
+        // checked by `CpuGru` when it sizes the workspace.
+        simd::Isa::Avx512 => unsafe { run_avx512(job) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::detect` saw AVX2 and FMA on this CPU.
+        simd::Isa::Avx2 => unsafe { run_avx2(job) },
+        // SAFETY: portable code needs no CPU feature.
+        simd::Isa::Portable => unsafe { run::<simd::Portable>(job) },
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn run_avx512(job: &mut Job<'_>) {
+    run::<simd::Avx512>(job)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_avx2(job: &mut Job<'_>) {
+    run::<simd::Avx2>(job)
+}

@@ -1,0 +1,508 @@
+//! The f32 CPU path against the f64 reference, on random models and awkward shapes (sizes that
+//! are not multiples of any vector width), for every SIMD level this CPU has.
+
+use wgpu_gru::cpu::{CpuGru, SimdLevel};
+use wgpu_gru::{
+    Activation, Activations, CellWeights, Direction, Error, Gru, GruConfig, GruOutput, GruWeights,
+    SeqInput, Variant, reference,
+};
+
+const TOL: f32 = 1e-5;
+
+/// xorshift64*: small, deterministic, good enough for test data.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in `[-a, a)`.
+    fn uniform(&mut self, a: f32) -> f32 {
+        let u = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+        (2.0 * u - 1.0) * a
+    }
+    fn vec(&mut self, n: usize, a: f32) -> Vec<f32> {
+        (0..n).map(|_| self.uniform(a)).collect()
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+/// Random weights for `config`, uniform in ±1/√H like PyTorch's initialisation.
+fn random_gru(config: GruConfig, rng: &mut Rng) -> Gru {
+    let h = config.hidden_size;
+    let a = 1.0 / (h as f32).sqrt();
+    let layers = (0..config.num_layers)
+        .map(|l| {
+            let i = config.layer_input_size(l);
+            (0..config.num_directions())
+                .map(|_| CellWeights {
+                    w_ih: rng.vec(3 * h * i, a),
+                    w_hh: rng.vec(3 * h * h, a),
+                    b_ih: rng.vec(3 * h, a),
+                    b_hh: rng.vec(3 * h, a),
+                })
+                .collect()
+        })
+        .collect();
+    Gru::new(config, GruWeights { layers }).expect("valid random model")
+}
+
+/// The SIMD levels to test: every one up to what this CPU has.
+fn levels() -> Vec<SimdLevel> {
+    [SimdLevel::Portable, SimdLevel::Avx2, SimdLevel::Avx512]
+        .into_iter()
+        .filter(|&l| l <= SimdLevel::detect())
+        .collect()
+}
+
+/// Runs `gru` on random inputs through the reference and through `CpuGru` at every SIMD level
+/// (and `threads`), and checks the largest difference.
+#[allow(clippy::too_many_arguments)]
+fn check(
+    name: &str,
+    gru: &Gru,
+    steps: usize,
+    batch: usize,
+    with_h0: bool,
+    lengths: Option<&[usize]>,
+    threads: usize,
+    rng: &mut Rng,
+) {
+    let c = &gru.config;
+    let x = rng.vec(steps * batch * c.input_size, 1.0);
+    let h0 = rng.vec(
+        c.num_layers * c.num_directions() * batch * c.hidden_size,
+        1.0,
+    );
+    let mut input = SeqInput::new(&x, steps, batch);
+    if with_h0 {
+        input = input.with_h0(&h0);
+    }
+    if let Some(l) = lengths {
+        input = input.with_lengths(l);
+    }
+    let want = reference::forward(gru, &input).expect("reference");
+    for level in levels() {
+        let mut cpu = CpuGru::new(gru)
+            .expect("CpuGru::new")
+            .with_threads(threads)
+            .with_max_simd(level);
+        let got = cpu.forward(&input).expect("CpuGru::forward");
+        assert_eq!(got.output.len(), want.output.len(), "{name}: output length");
+        assert_eq!(got.h_n.len(), want.h_n.len(), "{name}: h_n length");
+        let err = got.max_abs_diff(&want);
+        assert!(
+            err <= TOL,
+            "{name} ({level:?}, {threads} threads): max abs error {err:e} > {TOL:e}"
+        );
+        if let Some(l) = lengths {
+            // Outputs past a row's length must be exactly zero.
+            let ow = c.output_size();
+            for (b, &len) in l.iter().enumerate() {
+                for t in len..steps {
+                    let r = if c.batch_first {
+                        b * steps + t
+                    } else {
+                        t * batch + b
+                    };
+                    assert!(
+                        got.output[r * ow..(r + 1) * ow].iter().all(|&v| v == 0.0),
+                        "{name}: output at t={t} b={b} past length {len} is not 0"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Every size combination of the grid, for one variant.
+fn shape_grid(variant: Variant, seed: u64) {
+    let mut rng = Rng::new(seed);
+    for h in [1, 7, 65, 257] {
+        for i in [1, 3, 300] {
+            let gru = random_gru(GruConfig::new(i, h).with_variant(variant), &mut rng);
+            for batch in [1, 5] {
+                for steps in [1, 2, 37] {
+                    // The largest combination is slow in the (debug-built) reference and adds
+                    // nothing the others do not cover.
+                    if h == 257 && i == 300 && steps == 37 && batch == 5 {
+                        continue;
+                    }
+                    for with_h0 in [false, true] {
+                        let name = format!("{variant:?} H{h} I{i} B{batch} T{steps} h0={with_h0}");
+                        check(&name, &gru, steps, batch, with_h0, None, 1, &mut rng);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn shape_grid_reset_after() {
+    shape_grid(Variant::ResetAfter, 1);
+}
+
+#[test]
+fn shape_grid_reset_before() {
+    shape_grid(Variant::ResetBefore, 14);
+}
+
+#[test]
+fn multi_layer_bidirectional_with_lengths() {
+    let mut rng = Rng::new(2);
+    for variant in [Variant::ResetAfter, Variant::ResetBefore] {
+        for direction in [
+            Direction::Forward,
+            Direction::Reverse,
+            Direction::Bidirectional,
+        ] {
+            let cfg = GruConfig::new(13, 33)
+                .with_variant(variant)
+                .with_layers(3)
+                .with_direction(direction);
+            let gru = random_gru(cfg, &mut rng);
+            let lengths = [9, 1, 11, 4, 11, 7];
+            for with_h0 in [false, true] {
+                let name = format!("{variant:?} {direction:?} L3 h0={with_h0}");
+                check(&name, &gru, 11, 6, with_h0, None, 1, &mut rng);
+                let name = format!("{name} lengths");
+                check(&name, &gru, 11, 6, with_h0, Some(&lengths), 1, &mut rng);
+            }
+        }
+    }
+}
+
+#[test]
+fn reverse_with_lengths_reads_len_minus_one_down() {
+    let mut rng = Rng::new(3);
+    let cfg = GruConfig::new(5, 20).with_direction(Direction::Reverse);
+    let gru = random_gru(cfg, &mut rng);
+    check(
+        "reverse",
+        &gru,
+        8,
+        4,
+        true,
+        Some(&[8, 3, 5, 1]),
+        1,
+        &mut rng,
+    );
+}
+
+#[test]
+fn go_backwards() {
+    let mut rng = Rng::new(4);
+    for variant in [Variant::ResetAfter, Variant::ResetBefore] {
+        let mut cfg = GruConfig::new(6, 17).with_variant(variant).with_layers(2);
+        cfg.go_backwards = true;
+        let gru = random_gru(cfg, &mut rng);
+        check("go_backwards", &gru, 9, 3, true, None, 1, &mut rng);
+    }
+}
+
+#[test]
+fn batch_first() {
+    let mut rng = Rng::new(5);
+    for direction in [Direction::Forward, Direction::Bidirectional] {
+        let mut cfg = GruConfig::new(7, 19)
+            .with_layers(2)
+            .with_direction(direction);
+        cfg.batch_first = true;
+        let gru = random_gru(cfg, &mut rng);
+        check("batch_first", &gru, 6, 4, true, None, 1, &mut rng);
+        check(
+            "batch_first lengths",
+            &gru,
+            6,
+            4,
+            true,
+            Some(&[2, 6, 1, 5]),
+            1,
+            &mut rng,
+        );
+    }
+}
+
+#[test]
+fn activations_and_clip() {
+    let mut rng = Rng::new(6);
+    let hs = |alpha, beta| Activation::HardSigmoid { alpha, beta };
+    let cases: Vec<(Activation, Activation, Option<f32>)> = vec![
+        (hs(0.2, 0.5), Activation::Tanh, None),
+        (hs(1.0 / 6.0, 0.5), Activation::Relu, Some(3.0)),
+        (Activation::Sigmoid, Activation::Relu, Some(2.0)),
+        (Activation::Sigmoid, Activation::Tanh, Some(0.7)),
+        (
+            hs(0.3, 0.4),
+            Activation::LeakyRelu { alpha: 0.05 },
+            Some(4.0),
+        ),
+        (
+            Activation::Sigmoid,
+            Activation::ThresholdedRelu { alpha: 0.1 },
+            Some(3.0),
+        ),
+        (
+            Activation::Sigmoid,
+            Activation::ScaledTanh {
+                alpha: 1.5,
+                beta: 0.7,
+            },
+            None,
+        ),
+        (
+            Activation::Sigmoid,
+            Activation::Affine {
+                alpha: 0.5,
+                beta: 0.1,
+            },
+            Some(2.0),
+        ),
+        (
+            Activation::Sigmoid,
+            Activation::Elu { alpha: 0.8 },
+            Some(5.0),
+        ),
+        (Activation::Sigmoid, Activation::Softsign, None),
+        (Activation::Sigmoid, Activation::Softplus, Some(3.0)),
+        (Activation::Tanh, Activation::Sigmoid, None),
+    ];
+    for variant in [Variant::ResetAfter, Variant::ResetBefore] {
+        for &(f, g, clip) in &cases {
+            let mut cfg = GruConfig::new(9, 23).with_variant(variant);
+            cfg.activations = vec![Activations { f, g }];
+            cfg.clip = clip;
+            let gru = random_gru(cfg, &mut rng);
+            let name = format!("{variant:?} f={f:?} g={g:?} clip={clip:?}");
+            check(&name, &gru, 12, 3, true, None, 1, &mut rng);
+        }
+    }
+    // Different activations per direction.
+    let mut cfg = GruConfig::new(4, 18).with_direction(Direction::Bidirectional);
+    cfg.activations = vec![
+        Activations::default(),
+        Activations {
+            f: hs(0.2, 0.5),
+            g: Activation::Relu,
+        },
+    ];
+    cfg.clip = Some(2.5);
+    let gru = random_gru(cfg, &mut rng);
+    check(
+        "per-direction activations",
+        &gru,
+        10,
+        2,
+        true,
+        Some(&[10, 6]),
+        1,
+        &mut rng,
+    );
+}
+
+#[test]
+fn large_inputs_saturate_without_nan() {
+    // Pre-activations far outside the polynomial ranges: exp must clamp, not overflow.
+    let mut rng = Rng::new(7);
+    let gru = random_gru(GruConfig::new(3, 16), &mut rng);
+    let x: Vec<f32> = rng.vec(5 * 2 * 3, 1.0).iter().map(|v| v * 500.0).collect();
+    let input = SeqInput::new(&x, 5, 2);
+    let want = reference::forward(&gru, &input).unwrap();
+    let got = CpuGru::new(&gru).unwrap().forward(&input).unwrap();
+    assert!(got.output.iter().all(|v| v.is_finite()));
+    assert!(got.max_abs_diff(&want) <= TOL);
+}
+
+#[test]
+fn threads_match_one_thread() {
+    let mut rng = Rng::new(8);
+    for direction in [Direction::Forward, Direction::Bidirectional] {
+        for variant in [Variant::ResetAfter, Variant::ResetBefore] {
+            let cfg = GruConfig::new(10, 40)
+                .with_layers(2)
+                .with_direction(direction)
+                .with_variant(variant);
+            let gru = random_gru(cfg, &mut rng);
+            for threads in [2, 3, 4] {
+                let name = format!("{direction:?} {variant:?} threads={threads}");
+                check(&name, &gru, 7, 5, true, None, threads, &mut rng);
+                let lengths = [3, 7, 1, 7, 5];
+                check(&name, &gru, 7, 5, true, Some(&lengths), threads, &mut rng);
+            }
+        }
+    }
+}
+
+#[test]
+fn workspace_reuse_across_shapes() {
+    let mut rng = Rng::new(9);
+    let cfg = GruConfig::new(8, 24)
+        .with_layers(2)
+        .with_direction(Direction::Bidirectional);
+    let gru = random_gru(cfg, &mut rng);
+    let mut cpu = CpuGru::new(&gru).unwrap();
+    let mut out = GruOutput {
+        output: Vec::new(),
+        h_n: Vec::new(),
+    };
+    // (T, B, lengths): shrink, grow, and lengths then none, so stale workspace data would show.
+    let shapes: [(usize, usize, Option<Vec<usize>>); 5] = [
+        (9, 4, None),
+        (3, 2, Some(vec![1, 3])),
+        (9, 4, None),
+        (12, 6, Some(vec![12, 2, 5, 12, 1, 7])),
+        (12, 6, None),
+    ];
+    for (t, b, lengths) in shapes {
+        let x = rng.vec(t * b * 8, 1.0);
+        let h0 = rng.vec(2 * 2 * b * 24, 1.0);
+        let mut input = SeqInput::new(&x, t, b).with_h0(&h0);
+        if let Some(l) = &lengths {
+            input = input.with_lengths(l);
+        }
+        cpu.forward_into(&input, &mut out).unwrap();
+        let want = reference::forward(&gru, &input).unwrap();
+        let err = out.max_abs_diff(&want);
+        assert!(err <= TOL, "T{t} B{b} {lengths:?}: {err:e}");
+    }
+}
+
+#[test]
+fn empty_sequences() {
+    let mut rng = Rng::new(10);
+    let gru = random_gru(GruConfig::new(3, 5).with_layers(2), &mut rng);
+    let mut cpu = CpuGru::new(&gru).unwrap();
+    let h0 = rng.vec(2 * 2 * 5, 1.0);
+    let input = SeqInput::new(&[], 0, 2).with_h0(&h0);
+    let got = cpu.forward(&input).unwrap();
+    let want = reference::forward(&gru, &input).unwrap();
+    assert_eq!(got, want);
+    let got = cpu.forward(&SeqInput::new(&[], 4, 0)).unwrap();
+    assert!(got.output.is_empty() && got.h_n.is_empty());
+}
+
+#[test]
+fn invalid_inputs_are_errors() {
+    let mut rng = Rng::new(11);
+    let gru = random_gru(GruConfig::new(3, 5), &mut rng);
+    let mut cpu = CpuGru::new(&gru).unwrap();
+    let x = vec![0.0f32; 4 * 2 * 3];
+    assert!(matches!(
+        cpu.forward(&SeqInput::new(&x[1..], 4, 2)),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        cpu.forward(&SeqInput::new(&x, 4, 2).with_h0(&[0.0; 3])),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        cpu.forward(&SeqInput::new(&x, 4, 2).with_lengths(&[4, 0])),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        cpu.forward(&SeqInput::new(&x, 4, 2).with_lengths(&[4, 5])),
+        Err(Error::InvalidArgument { .. })
+    ));
+    // A model whose weights do not match its config is refused at construction.
+    let mut bad = gru.clone();
+    bad.weights.layers[0][0].w_hh.pop();
+    assert!(CpuGru::new(&bad).is_err());
+}
+
+#[test]
+fn random_configurations() {
+    // A broad sweep: every option drawn at random, many times.
+    let mut rng = Rng::new(12);
+    for case in 0..60 {
+        let direction = [
+            Direction::Forward,
+            Direction::Reverse,
+            Direction::Bidirectional,
+        ][rng.below(3)];
+        let variant = [Variant::ResetAfter, Variant::ResetBefore][rng.below(2)];
+        let mut cfg = GruConfig::new(1 + rng.below(40), 1 + rng.below(70))
+            .with_variant(variant)
+            .with_layers(1 + rng.below(3))
+            .with_direction(direction);
+        cfg.batch_first = rng.below(2) == 1;
+        cfg.go_backwards = direction == Direction::Forward && rng.below(3) == 0;
+        if rng.below(3) == 0 {
+            cfg.clip = Some(0.5 + rng.uniform(0.4) + 0.4);
+        }
+        let gru = random_gru(cfg.clone(), &mut rng);
+        let steps = 1 + rng.below(20);
+        let batch = 1 + rng.below(9);
+        let lengths: Vec<usize> = (0..batch).map(|_| 1 + rng.below(steps)).collect();
+        let use_lengths = !cfg.go_backwards && rng.below(2) == 1;
+        let threads = 1 + rng.below(3);
+        let name = format!("case {case}: {cfg:?} T{steps} B{batch} threads={threads}");
+        check(
+            &name,
+            &gru,
+            steps,
+            batch,
+            rng.below(2) == 1,
+            use_lengths.then_some(lengths.as_slice()),
+            threads,
+            &mut rng,
+        );
+    }
+}
+
+#[test]
+fn nan_and_infinity_follow_the_reference() {
+    // NaN must propagate (not be clamped away by the fast exp or clip), ±∞ must saturate like
+    // the f64 reference, and both must stay in their own row.
+    let mut rng = Rng::new(13);
+    for variant in [Variant::ResetAfter, Variant::ResetBefore] {
+        for clip in [None, Some(2.0)] {
+            let mut cfg = GruConfig::new(3, 20)
+                .with_variant(variant)
+                .with_direction(Direction::Bidirectional);
+            cfg.clip = clip;
+            let gru = random_gru(cfg, &mut rng);
+            let (t, b) = (4, 3);
+            let mut x = rng.vec(t * b * 3, 1.0);
+            x[b * 3 + 1] = f32::NAN; // t = 1, row 0
+            x[(2 * b + 2) * 3] = f32::INFINITY; // t = 2, row 2
+            x[(3 * b + 2) * 3 + 2] = f32::NEG_INFINITY; // t = 3, row 2
+            let input = SeqInput::new(&x, t, b);
+            let want = reference::forward(&gru, &input).unwrap();
+            for level in levels() {
+                let got = CpuGru::new(&gru)
+                    .unwrap()
+                    .with_max_simd(level)
+                    .forward(&input)
+                    .unwrap();
+                for (name, g, w) in [
+                    ("output", &got.output, &want.output),
+                    ("h_n", &got.h_n, &want.h_n),
+                ] {
+                    for (k, (a, e)) in g.iter().zip(w.iter()).enumerate() {
+                        assert_eq!(
+                            a.is_nan(),
+                            e.is_nan(),
+                            "{variant:?} clip={clip:?} {level:?} {name}[{k}]: {a} vs {e}"
+                        );
+                        if !e.is_nan() {
+                            assert!(
+                                (a - e).abs() <= TOL,
+                                "{variant:?} clip={clip:?} {level:?} {name}[{k}]: {a} vs {e}"
+                            );
+                        }
+                    }
+                }
+                assert!(got.output.iter().any(|v| v.is_nan()), "NaN was lost");
+            }
+        }
+    }
+}
