@@ -35,6 +35,10 @@ pub struct Args {
     /// Run the reference even on shapes above 2 GFLOP (slow: f64, unoptimised).
     #[arg(long)]
     force_reference: bool,
+    /// Draw time per forward against H for each backend as an SVG. Without --shape, sweeps
+    /// H = 32 … 1024 at B = 16, T = 64, I = H.
+    #[arg(long)]
+    plot: Option<std::path::PathBuf>,
 }
 
 struct Row {
@@ -83,7 +87,18 @@ fn cpu_name() -> String {
 
 /// Runs the benchmark and prints a table (and JSON when asked).
 pub fn main(args: Args) -> Result<(), String> {
-    let shapes: Vec<Shape> = if args.shapes.is_empty() {
+    let shapes: Vec<Shape> = if args.shapes.is_empty() && args.plot.is_some() {
+        [32, 64, 128, 256, 512, 1024]
+            .into_iter()
+            .map(|h| Shape {
+                name: None,
+                batch: 16,
+                steps: 64,
+                input: h,
+                hidden: h,
+            })
+            .collect()
+    } else if args.shapes.is_empty() {
         STANDARD_SHAPES.to_vec()
     } else {
         args.shapes
@@ -230,6 +245,10 @@ pub fn main(args: Args) -> Result<(), String> {
             rows.push(row);
         }
     }
+    if let Some(path) = &args.plot {
+        plot(path, &rows)?;
+        eprintln!("wrote {}", path.display());
+    }
     if let Some(path) = &args.json {
         let arr = serde_json::Value::Array(rows.iter().map(Row::json).collect());
         let text = serde_json::to_string_pretty(&arr).map_err(|e| e.to_string())?;
@@ -239,4 +258,103 @@ pub fn main(args: Args) -> Result<(), String> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// Time per forward (log) against H (log), one line per backend, written atomically.
+fn plot(path: &std::path::Path, rows: &[Row]) -> Result<(), String> {
+    use plotters::prelude::*;
+    if rows.is_empty() {
+        return Err("--plot: nothing was measured".into());
+    }
+    let (hmin, hmax) = rows.iter().fold((usize::MAX, 0), |(a, b), r| {
+        (a.min(r.shape.hidden), b.max(r.shape.hidden))
+    });
+    let (tmin, tmax) = rows.iter().fold((f64::MAX, 0.0f64), |(a, b), r| {
+        (a.min(r.median_ms), b.max(r.median_ms))
+    });
+    let mut backends: Vec<&str> = rows.iter().map(|r| r.backend.as_str()).collect();
+    backends.dedup();
+    backends.sort_unstable();
+    backends.dedup();
+    let devices: Vec<String> = {
+        let mut d: Vec<String> = rows
+            .iter()
+            .map(|r| format!("{}: {}", r.backend, r.device))
+            .collect();
+        d.sort();
+        d.dedup();
+        d
+    };
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 560)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let shapes: Vec<String> = {
+            let mut v: Vec<String> = rows
+                .iter()
+                .map(|r| format!("B={} T={}", r.shape.batch, r.shape.steps))
+                .collect();
+            v.dedup();
+            v
+        };
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!(
+                    "wgpu-gru: time per forward vs hidden size ({})",
+                    shapes.join(", ")
+                ),
+                ("sans-serif", 18),
+            )
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(
+                ((hmin as f64) * 0.8..(hmax as f64) * 1.25).log_scale(),
+                (tmin * 0.7..tmax * 1.4).log_scale(),
+            )
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("hidden size H (I = H)")
+            .y_desc("median ms per forward")
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (i, backend) in backends.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let mut pts: Vec<(f64, f64)> = rows
+                .iter()
+                .filter(|r| r.backend == *backend)
+                .map(|r| (r.shape.hidden as f64, r.median_ms))
+                .collect();
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            chart
+                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(backend.to_string())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (i, d) in devices.iter().enumerate() {
+            root.draw(&Text::new(
+                d.clone(),
+                (80, 500 + 16 * i as i32 - 16 * devices.len() as i32),
+                ("sans-serif", 12),
+            ))
+            .map_err(|e| e.to_string())?;
+        }
+        root.present().map_err(|e| e.to_string())?;
+    }
+    let tmp = path.with_extension("svg.tmp");
+    std::fs::write(&tmp, svg).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
 }
