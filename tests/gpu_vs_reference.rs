@@ -254,3 +254,11 @@ fn tiled_dispatch_counts() {
         );
     }
 }
+
+#[test]
+fn large_projection_tiles() {
+    // T·B = 16 640 rows × 3H = 195 columns: enough 128×128 tiles for the large projection kernel,
+    // with I = 37 not a multiple of its 8-column stages.
+    let gru = random_gru(GruConfig::new(37, 65), 77);
+    check(&gru, 128, 130, 77, true, false, &[Algorithm::Auto]);
+}
