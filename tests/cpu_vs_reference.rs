@@ -9,6 +9,36 @@ use wgpu_gru::{
 
 const TOL: f32 = 1e-5;
 
+/// Counts the allocations made by the current thread, so one test can check that a warm
+/// `forward_into` allocates nothing while other tests run in parallel.
+struct CountingAlloc;
+
+thread_local! {
+    static ALLOCS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+// SAFETY: forwards every call to the system allocator; the counter is a const-initialised
+// thread-local `Cell`, which never allocates.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new: usize) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.realloc(ptr, layout, new) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
 /// xorshift64*: small, deterministic, good enough for test data.
 struct Rng(u64);
 
@@ -373,6 +403,42 @@ fn workspace_reuse_across_shapes() {
         let want = reference::forward(&gru, &input).unwrap();
         let err = out.max_abs_diff(&want);
         assert!(err <= TOL, "T{t} B{b} {lengths:?}: {err:e}");
+    }
+}
+
+#[test]
+fn warm_forward_into_does_not_allocate() {
+    let mut rng = Rng::new(15);
+    for variant in [Variant::ResetAfter, Variant::ResetBefore] {
+        let cfg = GruConfig::new(12, 40)
+            .with_variant(variant)
+            .with_layers(2)
+            .with_direction(Direction::Bidirectional);
+        let gru = random_gru(cfg, &mut rng);
+        for (t, b, lengths) in [(50, 1, None), (20, 5, Some(vec![20, 3, 9, 20, 1]))] {
+            let mut cpu = CpuGru::new(&gru).unwrap();
+            let x = rng.vec(t * b * 12, 1.0);
+            let h0 = rng.vec(2 * 2 * b * 40, 1.0);
+            let mut input = SeqInput::new(&x, t, b).with_h0(&h0);
+            if let Some(l) = &lengths {
+                input = input.with_lengths(l);
+            }
+            let mut out = GruOutput {
+                output: Vec::new(),
+                h_n: Vec::new(),
+            };
+            cpu.forward_into(&input, &mut out).unwrap();
+            cpu.forward_into(&input, &mut out).unwrap();
+            let before = ALLOCS.with(|c| c.get());
+            for _ in 0..3 {
+                cpu.forward_into(&input, &mut out).unwrap();
+            }
+            let n = ALLOCS.with(|c| c.get()) - before;
+            assert_eq!(
+                n, 0,
+                "{variant:?} T{t} B{b}: {n} allocations in 3 warm forwards"
+            );
+        }
     }
 }
 

@@ -1,8 +1,8 @@
 //! The fast f32 CPU path: [`CpuGru`].
 //!
 //! How one forward runs, per layer:
-//! 1. the input projection `X · W_ihᵀ` for all `T·B` rows and both directions as one GEMM
-//!    (the `gemm` crate, which picks AVX-512/AVX2 at run time);
+//! 1. the input projection `X · W_ihᵀ` for all `T·B` rows and both directions as one GEMM, on
+//!    weights packed once at load and the same micro-kernels as the time loop (`kernel.rs`);
 //! 2. per direction, the time loop (`recurrence.rs`): each step multiplies the running states
 //!    `[B, H]` by the recurrent weights, packed once into column panels (`kernel.rs`), then
 //!    applies the gates in place with vectorised `exp`/`sigmoid`/`tanh` (`simd.rs`).
@@ -92,9 +92,9 @@ pub struct CpuGru {
 struct Layer {
     /// Input features of this layer.
     in_size: usize,
-    /// `W_ihᵀ` of every direction side by side, `[in_size, D·3·Hp]`; direction `d`, gate `g`,
-    /// unit `j` is column `d·3·Hp + g·Hp + j` (padded columns are zero).
-    w_t: Vec<f32>,
+    /// `W_ihᵀ` of every direction side by side, packed as column panels over `D·3·Hp` columns:
+    /// direction `d`, gate `g`, unit `j` is column `d·3·Hp + g·Hp + j` (padding is zero).
+    w_panels: Panels,
     /// Per direction.
     dirs: Vec<DirWeights>,
 }
@@ -137,18 +137,8 @@ impl CpuGru {
         let mut layers = Vec::with_capacity(c.num_layers);
         for (l, cells) in gru.weights.layers.iter().enumerate() {
             let in_size = c.layer_input_size(l);
-            let mut w_t = vec![0.0f32; in_size * n_cols];
             let mut dirs = Vec::with_capacity(d_n);
             for (d, cell) in cells.iter().enumerate() {
-                for g in 0..3 {
-                    for j in 0..h {
-                        let src = &cell.w_ih[(g * h + j) * in_size..(g * h + j + 1) * in_size];
-                        let col = d * 3 * hp + g * hp + j;
-                        for (k, &v) in src.iter().enumerate() {
-                            w_t[k * n_cols + col] = v;
-                        }
-                    }
-                }
                 let u_at = |g: usize, c: usize, k: usize| {
                     if c < h {
                         cell.w_hh[(g * h + c) * h + k]
@@ -192,7 +182,20 @@ impl CpuGru {
                     g: acts.g,
                 });
             }
-            layers.push(Layer { in_size, w_t, dirs });
+            // Column d·3·Hp + g·Hp + j is W_ih row g·H + j of direction d.
+            let w_panels = Panels::pack(n_cols, in_size, |col, k| {
+                let (d, g, j) = (col / (3 * hp), col % (3 * hp) / hp, col % hp);
+                if j < h {
+                    cells[d].w_ih[(g * h + j) * in_size + k]
+                } else {
+                    0.0
+                }
+            });
+            layers.push(Layer {
+                in_size,
+                w_panels,
+                dirs,
+            });
         }
         Ok(CpuGru {
             config: c.clone(),
@@ -268,7 +271,8 @@ impl CpuGru {
             return Ok(());
         }
 
-        let gx_cols = d_n * 3 * hp;
+        // Row stride of the projection: whole panels, so the GEMM's tiles never spill over.
+        let gx_cols = (d_n * 3 * hp).div_ceil(kernel::NR) * kernel::NR;
         let Workspace {
             gx,
             mid,
@@ -326,7 +330,7 @@ impl CpuGru {
                 // Steps past a row's length are never written and must read as 0.
                 y.fill(0.0);
             }
-            input_projection(x, layer, rows_n, gx, gx_cols, self.threads)?;
+            input_projection(self.isa, self.threads, layer, x, rows_n, gx, gx_cols)?;
 
             // Initial states, in state-row order; padded lanes start (and stay) harmless.
             state.fill(0.0);
@@ -467,58 +471,64 @@ impl<'a> JobCtx<'a> {
             out: self.out,
             out_stride: c.num_directions() * self.h,
             out_col: d * self.h,
-            clip: c.clip.unwrap_or(f32::INFINITY),
+            clip: c.clip,
         }
     }
 }
 
-/// `gx[rows, n_cols] = x[rows, in] · W_ihᵀ` (biases are added later, in the gate loop).
+/// `gx[rows, gx_cols] = x[rows, in] · W_ihᵀ` (biases are added later, in the gate loop), split
+/// by rows over `threads` threads.
 fn input_projection(
-    x: &[f32],
+    isa: Isa,
+    threads: usize,
     layer: &Layer,
+    x: &[f32],
     rows: usize,
     gx: &mut [f32],
-    n_cols: usize,
-    threads: usize,
+    gx_cols: usize,
 ) -> Result<()> {
     let k = layer.in_size;
-    if x.len() < rows * k || gx.len() < rows * n_cols || layer.w_t.len() < k * n_cols {
+    if x.len() < rows * k || gx.len() < rows * gx_cols || gx_cols < layer.w_panels.cols() {
         return Err(Error::shape(
             "cpu input projection",
-            format!("x [{rows}, {k}], gx [{rows}, {n_cols}]"),
+            format!("x [{rows}, {k}], gx [{rows}, {gx_cols}]"),
             format!("{} and {} elements", x.len(), gx.len()),
         ));
     }
-    let par = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
+    let run = |r0: usize, out: &mut [f32]| {
+        let n = out.len() / gx_cols;
+        // SAFETY: rows r0..r0+n of x exist (checked above: x holds `rows` rows of `k`), `out`
+        // holds exactly those n rows of gx, and gx_cols covers every panel column.
+        unsafe {
+            recurrence::gemm_dispatch(
+                isa,
+                &layer.w_panels,
+                x[r0 * k..].as_ptr(),
+                k,
+                n,
+                out.as_mut_ptr(),
+                gx_cols,
+            )
+        }
     };
-    // SAFETY: the three buffers were checked above to hold row-major [rows, k], [k, n_cols]
-    // and [rows, n_cols]; the strides below describe exactly those layouts, and `gx` does not
-    // alias the inputs (it is a distinct `&mut`).
-    unsafe {
-        gemm::gemm(
-            rows,
-            n_cols,
-            k,
-            gx.as_mut_ptr(),
-            1,
-            n_cols as isize,
-            false,
-            x.as_ptr(),
-            1,
-            k as isize,
-            layer.w_t.as_ptr(),
-            1,
-            n_cols as isize,
-            0.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            par,
-        );
+    let gx = &mut gx[..rows * gx_cols];
+    // Rows are independent: with threads, each takes a contiguous band of them.
+    let per = rows.div_ceil(threads.max(1));
+    if threads <= 1 || per >= rows {
+        run(0, gx);
+    } else {
+        std::thread::scope(|s| {
+            let mut rest = gx;
+            let mut r0 = 0;
+            while r0 < rows {
+                let n = per.min(rows - r0);
+                let (band, tail) = std::mem::take(&mut rest).split_at_mut(n * gx_cols);
+                rest = tail;
+                let run = &run;
+                s.spawn(move || run(r0, band));
+                r0 += n;
+            }
+        });
     }
     Ok(())
 }

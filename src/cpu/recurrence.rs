@@ -29,6 +29,20 @@ pub(crate) struct TanhFn;
 /// Any [`Activation`], chosen per call.
 #[derive(Clone, Copy)]
 pub(crate) struct DynFn(pub(crate) Activation);
+/// ONNX `clip`: clamps the input to `[-c, c]` before the activation. A separate wrapper so that
+/// models without a clip (nearly all) pay nothing for it.
+#[derive(Clone, Copy)]
+pub(crate) struct Clipped<A>(pub(crate) A, pub(crate) f32);
+
+impl<A: ActFn> ActFn for Clipped<A> {
+    #[inline(always)]
+    unsafe fn apply<S: Simd>(self, x: S::V) -> S::V {
+        // Bounds first: x86 min/max return the second operand for NaN, so NaN passes through.
+        let c = self.1;
+        self.0
+            .apply::<S>(S::min(S::splat(c), S::max(S::splat(-c), x)))
+    }
+}
 
 impl ActFn for SigmoidFn {
     #[inline(always)]
@@ -184,8 +198,8 @@ pub(crate) struct Job<'a> {
     pub(crate) out_stride: usize,
     /// First output column of this direction.
     pub(crate) out_col: usize,
-    /// Clip bound (`∞` when the config has none).
-    pub(crate) clip: f32,
+    /// ONNX clip bound, if any.
+    pub(crate) clip: Option<f32>,
 }
 
 /// Runs the job with the activations specialised where they are the defaults.
@@ -195,9 +209,15 @@ pub(crate) struct Job<'a> {
 /// no other thread may write the output cells this job writes.
 #[inline(always)]
 pub(crate) unsafe fn run<S: Simd>(job: &mut Job<'_>) {
-    match (job.w.f, job.w.g) {
-        (Activation::Sigmoid, Activation::Tanh) => run_with::<S, _, _>(job, SigmoidFn, TanhFn),
-        (f, g) => run_with::<S, _, _>(job, DynFn(f), DynFn(g)),
+    match (job.w.f, job.w.g, job.clip) {
+        (Activation::Sigmoid, Activation::Tanh, None) => {
+            run_with::<S, _, _>(job, SigmoidFn, TanhFn)
+        }
+        (Activation::Sigmoid, Activation::Tanh, Some(c)) => {
+            run_with::<S, _, _>(job, Clipped(SigmoidFn, c), Clipped(TanhFn, c))
+        }
+        (f, g, None) => run_with::<S, _, _>(job, DynFn(f), DynFn(g)),
+        (f, g, Some(c)) => run_with::<S, _, _>(job, Clipped(DynFn(f), c), Clipped(DynFn(g), c)),
     }
 }
 
@@ -209,7 +229,6 @@ unsafe fn run_with<S: Simd, F: ActFn, G: ActFn>(job: &mut Job<'_>, f: F, g: G) {
     }
     let (h, hp) = (job.h, job.hp);
     let w = job.w;
-    let clip = job.clip;
     let acc_stride = w.u.cols();
     let state = job.state.as_mut_ptr();
     let acc = job.acc.as_mut_ptr();
@@ -218,6 +237,21 @@ unsafe fn run_with<S: Simd, F: ActFn, G: ActFn>(job: &mut Job<'_>, f: F, g: G) {
     for s in 0..max_len {
         while active > 0 && job.lens[active - 1] <= s {
             active -= 1;
+        }
+        // The projection was written long ago (it is `T·B·3·Hp` floats, usually out of L2) and
+        // each step reads one row per batch row: fetch the next step's rows now, so they arrive
+        // while this step's matrix product runs instead of stalling the gate loop.
+        if s + 1 < max_len {
+            for i in 0..active {
+                if job.lens[i] > s + 1 {
+                    let g = gx_row(job, i, s + 1);
+                    let mut off = 0;
+                    while off < 3 * hp {
+                        S::prefetch(g.add(off));
+                        off += 16;
+                    }
+                }
+            }
         }
         matmul::<S>(&w.u, state, hp, active, acc, acc_stride);
         match &w.u_n {
@@ -229,7 +263,6 @@ unsafe fn run_with<S: Simd, F: ActFn, G: ActFn>(job: &mut Job<'_>, f: F, g: G) {
                     let gx = gx_row(job, i, s);
                     gates_rz::<S, F>(
                         f,
-                        clip,
                         hp,
                         gx,
                         w.bias.as_ptr(),
@@ -244,7 +277,6 @@ unsafe fn run_with<S: Simd, F: ActFn, G: ActFn>(job: &mut Job<'_>, f: F, g: G) {
                     let gx = gx_row(job, i, s);
                     update_before::<S, G>(
                         g,
-                        clip,
                         hp,
                         gx.add(2 * hp),
                         w.bias.as_ptr().add(2 * hp),
@@ -261,7 +293,6 @@ unsafe fn run_with<S: Simd, F: ActFn, G: ActFn>(job: &mut Job<'_>, f: F, g: G) {
                     update_after::<S, F, G>(
                         f,
                         g,
-                        clip,
                         hp,
                         gx,
                         w.bias.as_ptr(),
@@ -293,12 +324,6 @@ unsafe fn write_out(job: &Job<'_>, i: usize, s: usize, h: usize) {
     std::ptr::copy_nonoverlapping(job.state.as_ptr().add(i * job.hp), dst, h);
 }
 
-/// Clamps to `[-c, c]`; NaN passes through (bounds are the first operands, see [`Simd::min`]).
-#[inline(always)]
-unsafe fn clamp<S: Simd>(x: S::V, c: f32) -> S::V {
-    S::min(S::splat(c), S::max(S::splat(-c), x))
-}
-
 /// Reset-after, one row: `r, z = f(gx + b + a)`, `n = g(gx_n + b_in + r⊙(a_n + b_hn))`,
 /// `h ← n + z⊙(h − n)` (= `z⊙h + (1−z)⊙n`).
 ///
@@ -311,7 +336,6 @@ unsafe fn clamp<S: Simd>(x: S::V, c: f32) -> S::V {
 unsafe fn update_after<S: Simd, F: ActFn, G: ActFn>(
     f: F,
     g: G,
-    clip: f32,
     hp: usize,
     gx: *const f32,
     bias: *const f32,
@@ -325,7 +349,7 @@ unsafe fn update_after<S: Simd, F: ActFn, G: ActFn>(
             S::add(S::load(gx.add(j)), S::load(bias.add(j))),
             S::load(acc.add(j)),
         );
-        S::store(acc.add(j), f.apply::<S>(clamp::<S>(pre, clip)));
+        S::store(acc.add(j), f.apply::<S>(pre));
         j += S::W;
     }
     let mut j = 0;
@@ -335,7 +359,7 @@ unsafe fn update_after<S: Simd, F: ActFn, G: ActFn>(
         let z = S::load(acc.add(hp + j));
         let hn = S::add(S::load(acc.add(o)), S::load(b_hn.add(j)));
         let xn = S::add(S::load(gx.add(o)), S::load(bias.add(o)));
-        let n = g.apply::<S>(clamp::<S>(S::fma(r, hn, xn), clip));
+        let n = g.apply::<S>(S::fma(r, hn, xn));
         let hv = S::load(state.add(j));
         S::store(state.add(j), S::fma(z, S::sub(hv, n), n));
         j += S::W;
@@ -347,7 +371,6 @@ unsafe fn update_after<S: Simd, F: ActFn, G: ActFn>(
 #[inline(always)]
 unsafe fn gates_rz<S: Simd, F: ActFn>(
     f: F,
-    clip: f32,
     hp: usize,
     gx: *const f32,
     bias: *const f32,
@@ -364,8 +387,8 @@ unsafe fn gates_rz<S: Simd, F: ActFn>(
                 S::load(acc.add(o)),
             )
         };
-        let r = f.apply::<S>(clamp::<S>(pre(0), clip));
-        let z = f.apply::<S>(clamp::<S>(pre(1), clip));
+        let r = f.apply::<S>(pre(0));
+        let z = f.apply::<S>(pre(1));
         S::store(acc.add(hp + j), z);
         S::store(rh.add(j), S::mul(r, S::load(state.add(j))));
         j += S::W;
@@ -377,7 +400,6 @@ unsafe fn gates_rz<S: Simd, F: ActFn>(
 #[inline(always)]
 unsafe fn update_before<S: Simd, G: ActFn>(
     g: G,
-    clip: f32,
     hp: usize,
     gx_n: *const f32,
     bias_n: *const f32,
@@ -391,7 +413,7 @@ unsafe fn update_before<S: Simd, G: ActFn>(
             S::add(S::load(gx_n.add(j)), S::load(bias_n.add(j))),
             S::load(acc_n.add(j)),
         );
-        let n = g.apply::<S>(clamp::<S>(pre, clip));
+        let n = g.apply::<S>(pre);
         let zv = S::load(z.add(j));
         let hv = S::load(state.add(j));
         S::store(state.add(j), S::fma(zv, S::sub(hv, n), n));
@@ -413,6 +435,59 @@ pub(crate) fn run_dispatch(isa: simd::Isa, job: &mut Job<'_>) {
         // SAFETY: portable code needs no CPU feature.
         simd::Isa::Portable => unsafe { run::<simd::Portable>(job) },
     }
+}
+
+/// `out = x · U` ([`super::kernel::gemm`]) on the best ISA.
+///
+/// # Safety
+/// The buffers must satisfy [`super::kernel::gemm`]'s contract.
+pub(crate) unsafe fn gemm_dispatch(
+    isa: simd::Isa,
+    u: &Panels,
+    x: *const f32,
+    x_stride: usize,
+    rows: usize,
+    out: *mut f32,
+    out_stride: usize,
+) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::detect_up_to` saw AVX-512F (and AVX2, FMA); buffers per our contract.
+        simd::Isa::Avx512 => unsafe { gemm_avx512(u, x, x_stride, rows, out, out_stride) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::detect_up_to` saw AVX2 and FMA.
+        simd::Isa::Avx2 => unsafe { gemm_avx2(u, x, x_stride, rows, out, out_stride) },
+        // SAFETY: portable code needs no CPU feature.
+        simd::Isa::Portable => unsafe {
+            super::kernel::gemm::<simd::Portable>(u, x, x_stride, rows, out, out_stride)
+        },
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn gemm_avx512(
+    u: &Panels,
+    x: *const f32,
+    x_stride: usize,
+    rows: usize,
+    out: *mut f32,
+    out_stride: usize,
+) {
+    super::kernel::gemm::<simd::Avx512>(u, x, x_stride, rows, out, out_stride)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemm_avx2(
+    u: &Panels,
+    x: *const f32,
+    x_stride: usize,
+    rows: usize,
+    out: *mut f32,
+    out_stride: usize,
+) {
+    super::kernel::gemm::<simd::Avx2>(u, x, x_stride, rows, out, out_stride)
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -19,6 +19,9 @@ pub(crate) trait Simd: Copy {
     type V: Copy;
     /// Lanes per vector.
     const W: usize;
+    /// Most rows a matrix micro-kernel keeps in registers (`MR × 4` accumulators, leaving room
+    /// for the weight vectors and a broadcast).
+    const MR: usize;
     unsafe fn splat(x: f32) -> Self::V;
     /// Unaligned load of `W` floats.
     unsafe fn load(p: *const f32) -> Self::V;
@@ -50,6 +53,11 @@ pub(crate) trait Simd: Copy {
     #[inline(always)]
     unsafe fn recip(a: Self::V) -> Self::V {
         Self::div(Self::splat(1.0), a)
+    }
+    /// Hints that the cache line holding `p` will be read soon (no-op where unsupported).
+    #[inline(always)]
+    unsafe fn prefetch(p: *const f32) {
+        let _ = p;
     }
     /// `a · 2^n` for integral `n` in `[-126, 127]`.
     #[inline(always)]
@@ -177,6 +185,7 @@ macro_rules! lanes {
 impl Simd for Portable {
     type V = [f32; 8];
     const W: usize = 8;
+    const MR: usize = 3;
     #[inline(always)]
     unsafe fn splat(x: f32) -> Self::V {
         [x; 8]
@@ -260,6 +269,7 @@ mod x86 {
     impl Simd for Avx2 {
         type V = __m256;
         const W: usize = 8;
+        const MR: usize = 3;
         #[inline(always)]
         unsafe fn splat(x: f32) -> Self::V {
             _mm256_set1_ps(x)
@@ -322,6 +332,10 @@ mod x86 {
             _mm256_blendv_ps(b, a, _mm256_cmp_ps::<_CMP_GE_OQ>(x, y))
         }
         #[inline(always)]
+        unsafe fn prefetch(p: *const f32) {
+            _mm_prefetch::<_MM_HINT_T0>(p as *const i8)
+        }
+        #[inline(always)]
         unsafe fn copysign(a: Self::V, s: Self::V) -> Self::V {
             let sign = _mm256_set1_ps(-0.0);
             _mm256_or_ps(a, _mm256_and_ps(s, sign))
@@ -335,6 +349,7 @@ mod x86 {
     impl Simd for Avx512 {
         type V = __m512;
         const W: usize = 16;
+        const MR: usize = 6;
         #[inline(always)]
         unsafe fn splat(x: f32) -> Self::V {
             _mm512_set1_ps(x)
@@ -395,6 +410,10 @@ mod x86 {
         #[inline(always)]
         unsafe fn select_ge(x: Self::V, y: Self::V, a: Self::V, b: Self::V) -> Self::V {
             _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_GE_OQ>(x, y), b, a)
+        }
+        #[inline(always)]
+        unsafe fn prefetch(p: *const f32) {
+            _mm_prefetch::<_MM_HINT_T0>(p as *const i8)
         }
         #[inline(always)]
         unsafe fn recip(a: Self::V) -> Self::V {
