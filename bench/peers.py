@@ -5,6 +5,8 @@
   threads (default 1; OMP_NUM_THREADS is set before torch is imported, or its OpenMP threads
   spin on these small machines);
 - with `--cuda`, PyTorch nn.GRU (cuDNN) on the GPU too, timed with torch.cuda.synchronize().
+  PyTorch lets cuDNN use TF32 tensor cores by default (not full f32); `--no-tf32` turns that
+  off for an f32-for-f32 comparison. Each record says which was used.
 
 Each figure is the median of `--reps` whole forward passes after a warm-up, of a single-layer
 unidirectional GRU in f32 (the PyTorch cell: reset-after). Shapes are (B, T, I, H): batch,
@@ -12,10 +14,10 @@ timesteps, input size, hidden size; FLOPs per forward = 6·H·(H+I)·B·T.
 
 Usage:
     bench/peers.py [--threads N] [--reps N] [--shapes latency,long] [--backends ort,torch]
-                   [--cuda] [--json FILE]
+                   [--cuda [--no-tf32]] [--json FILE]
 
 `--json FILE` writes a list of records with keys shape, batch, steps, input, hidden, backend,
-device, variant, median_ms, gflops (plus threads and versions).
+device, variant, median_ms, gflops (plus threads, tf32 for cuda, and versions).
 """
 import argparse
 import io
@@ -34,9 +36,10 @@ SHAPES = [
 ]
 
 
-def median_ms(fn, reps, sync=None):
-    """Median wall time of `fn` in ms over `reps` runs, after one warm-up run."""
-    fn()
+def median_ms(fn, reps, sync=None, warmup=1):
+    """Median wall time of `fn` in ms over `reps` runs, after `warmup` untimed runs."""
+    for _ in range(warmup):
+        fn()
     if sync:
         sync()
     ts = []
@@ -56,6 +59,7 @@ def main():
     ap.add_argument("--shapes", default="", help="comma-separated subset of " + ",".join(s[0] for s in SHAPES))
     ap.add_argument("--backends", default="ort,torch", help="comma-separated subset of ort,torch")
     ap.add_argument("--cuda", action="store_true", help="also time torch nn.GRU on cuda")
+    ap.add_argument("--no-tf32", action="store_true", help="with --cuda: forbid cuDNN's TF32 tensor cores")
     ap.add_argument("--json", metavar="FILE", help="write the results as JSON records")
     a = ap.parse_args()
 
@@ -84,6 +88,14 @@ def main():
     if a.cuda and not torch.cuda.is_available():
         print("# --cuda: torch sees no CUDA device; skipping the GPU", file=sys.stderr)
         a.cuda = False
+    if a.cuda:
+        if a.no_tf32:
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
+        versions["cuda_device"] = torch.cuda.get_device_name(0)
+        versions["cudnn"] = torch.backends.cudnn.version()
+        print(f"# cuda: {versions['cuda_device']}, cuDNN {versions['cudnn']}, "
+              f"tf32={torch.backends.cudnn.allow_tf32}", flush=True)
 
     records = []
 
@@ -101,6 +113,7 @@ def main():
             "median_ms": ms,
             "gflops": flops / ms / 1e6,
             "threads": a.threads if device == "cpu" else None,
+            "tf32": bool(torch.backends.cudnn.allow_tf32) if device == "cuda" else None,
             "versions": versions,
         }
         records.append(rec)
@@ -127,7 +140,8 @@ def main():
             g = gru.to("cuda")
             xc = x.to("cuda")
             with torch.inference_mode():
-                ms = median_ms(lambda: g(xc), a.reps, sync=torch.cuda.synchronize)
+                # Several warm-ups: the first calls pick cuDNN algorithms and settle clocks.
+                ms = median_ms(lambda: g(xc), a.reps, sync=torch.cuda.synchronize, warmup=3)
             record(name, B, T, I, H, "torch-cudnn", "cuda", ms)
 
     if a.json:
