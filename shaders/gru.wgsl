@@ -394,23 +394,32 @@ fn seq_emit(s: u32, pos: Pos, d: u32, b: u32, j: u32, hnew: f32) {
 // ---------------------------------------------------------------------------------------------
 // Register-resident sequence kernel (small H, real GPUs): one workgroup per (batch row,
 // direction) runs all T steps, and W_hh never leaves registers. Invocation t owns hidden unit
-// j = t / KS and the K-slice ks = t % KS of 32 columns, holding its 3 gates × 32 weights
-// (96 floats) for the whole sequence; KS = ceil(H / 32), so WG = H·KS invocations (H ≤ 160).
+// j = t / KS and the K-slice ks = t % KS of 4·KQ columns, holding its 3 gates × 4·KQ weights
+// for the whole sequence; KS = ceil(H / 4KQ), so WG = H·KS invocations (H ≤ 160, WG ≤ 1024).
 // Per step: 24 vec4 FMAs against h from workgroup memory, a reduction over the KS slices, and
 // the gate epilogue on slice 0. Only workgroupBarrier synchronises.
 
-override KS: u32 = 1u;    // K-slices of 32 columns per hidden unit
+override KQ: u32 = 8u;    // vec4s of each gate's row slice per invocation (2, 4 or 8)
+override KS: u32 = 1u;    // K-slices of 4·KQ columns per hidden unit
 override WG: u32 = 32u;   // invocations: H·KS rounded up to 32
 
-const REG_MAX4: u32 = 40u;   // vec4s of one h row in workgroup memory (KS ≤ 5 → 5·8)
-var<workgroup> hr: array<vec4<f32>, 80>;   // [2][KS·8] h ping-pong, zero past H
-var<workgroup> rr: array<vec4<f32>, 40>;   // [KS·8] r⊙h (reset-before), zero past H
-var<workgroup> part: array<vec3<f32>, 800>; // [WG] partial sums of the three gates (WG ≤ 160·5)
+const REG_MAX4: u32 = 40u;   // vec4s of one h row in workgroup memory (KS·KQ ≤ 40)
+var<workgroup> hr: array<vec4<f32>, 80>;   // [2][KS·KQ] h ping-pong, zero past H
+var<workgroup> rr: array<vec4<f32>, 40>;   // [KS·KQ] r⊙h (reset-before), zero past H
+var<workgroup> part_r: array<f32, 1024>;   // [WG] partial sums, gate r (or n in half 2)
+var<workgroup> part_z: array<f32, 1024>;   // [WG] gate z
+var<workgroup> part_n: array<f32, 1024>;   // [WG] gate n
 var<workgroup> zs: array<f32, 160>;        // [H] z (reset-before)
 
+fn set_part(t: u32, v: vec3<f32>) {
+    part_r[t] = v.x;
+    part_z[t] = v.y;
+    part_n[t] = v.z;
+}
+
 fn reduce_slices(t: u32) -> vec3<f32> {
-    var sum = part[t];
-    for (var q = 1u; q < KS; q++) { sum += part[t + q]; }
+    var sum = vec3<f32>(part_r[t], part_z[t], part_n[t]);
+    for (var q = 1u; q < KS; q++) { sum += vec3<f32>(part_r[t + q], part_z[t + q], part_n[t + q]); }
     return sum;
 }
 
@@ -421,12 +430,12 @@ fn sequence_regs(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_i
     let j = lid / KS;
     let ks = lid % KS;
     let live = j < H;
-    let row4 = KS * 8u;
-    // W_hh slice into registers: w[g·8 + q] = U[g·H + j][ks·32 + 4q .. +4].
+    let row4 = KS * KQ;
+    // W_hh slice into registers: w[g·8 + q] = U[g·H + j][4·(ks·KQ + q) .. +4].
     var w: array<vec4<f32>, 24>;
     for (var g = 0u; g < 3u; g++) {
-        for (var q = 0u; q < 8u; q++) {
-            let k4 = ks * 8u + q;
+        for (var q = 0u; q < KQ; q++) {
+            let k4 = ks * KQ + q;
             var v = vec4<f32>(0.0);
             if (live && k4 < ly.hp4) { v = u[(d * 3u * H + g * H + j) * ly.hp4 + k4]; }
             w[g * 8u + q] = v;
@@ -455,11 +464,11 @@ fn sequence_regs(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_i
         }
         if (RESET_AFTER) {
             var acc = vec3<f32>(0.0);
-            for (var q = 0u; q < 8u; q++) {
-                let hv = hr[cur + ks * 8u + q];
+            for (var q = 0u; q < KQ; q++) {
+                let hv = hr[cur + ks * KQ + q];
                 acc += vec3<f32>(dot(w[q], hv), dot(w[8u + q], hv), dot(w[16u + q], hv));
             }
-            part[lid] = acc;
+            set_part(lid, acc);
             workgroupBarrier();
             if (live && ks == 0u) {
                 let a = reduce_slices(lid);
@@ -477,11 +486,11 @@ fn sequence_regs(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_i
             workgroupBarrier();
         } else {
             var acc = vec3<f32>(0.0);
-            for (var q = 0u; q < 8u; q++) {
-                let hv = hr[cur + ks * 8u + q];
+            for (var q = 0u; q < KQ; q++) {
+                let hv = hr[cur + ks * KQ + q];
                 acc += vec3<f32>(dot(w[q], hv), dot(w[8u + q], hv), 0.0);
             }
-            part[lid] = acc;
+            set_part(lid, acc);
             workgroupBarrier();
             if (live && ks == 0u) {
                 let a = reduce_slices(lid);
@@ -497,10 +506,10 @@ fn sequence_regs(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_i
             }
             workgroupBarrier();
             var accn = 0.0;
-            for (var q = 0u; q < 8u; q++) {
-                accn += dot(w[16u + q], rr[ks * 8u + q]);
+            for (var q = 0u; q < KQ; q++) {
+                accn += dot(w[16u + q], rr[ks * KQ + q]);
             }
-            part[lid] = vec3<f32>(accn, 0.0, 0.0);
+            set_part(lid, vec3<f32>(accn, 0.0, 0.0));
             workgroupBarrier();
             if (live && ks == 0u) {
                 let a = reduce_slices(lid);

@@ -52,32 +52,16 @@ impl GpuContext {
     /// Like [`GpuContext::new_default_async`], but requests `limits` instead of the adapter's own
     /// (each must be within the adapter's). Tests use it to exercise small-limit paths.
     pub async fn with_limits(limits: Option<wgpu::Limits>) -> Result<Self> {
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
-        let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
-            Ok(name) => {
-                let name = name.to_lowercase();
-                let all = instance.enumerate_adapters(backends).await;
-                all.into_iter()
-                    .find(|a| a.get_info().name.to_lowercase().contains(&name))
-                    .ok_or_else(|| {
-                        Error::NoAdapter(format!(" matching WGPU_ADAPTER_NAME={name:?}"))
-                    })?
-            }
-            Err(_) => instance
-                .request_adapter(&wgpu::RequestAdapterOptions {
-                    power_preference: wgpu::PowerPreference::from_env()
-                        .unwrap_or(wgpu::PowerPreference::HighPerformance),
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| {
-                    Error::NoAdapter(format!(
-                        " ({e}; WGPU_BACKEND={:?})",
-                        std::env::var("WGPU_BACKEND").ok()
-                    ))
-                })?,
+        // Without WGPU_BACKEND, try the primary backends (Vulkan, Metal, DX12) first and GL only
+        // where none answers: probing GL needlessly can open a display connection.
+        let adapter = match wgpu::Backends::from_env() {
+            Some(backends) => Self::pick_adapter(backends).await?,
+            None => match Self::pick_adapter(wgpu::Backends::PRIMARY).await {
+                Ok(a) => a,
+                Err(primary) => Self::pick_adapter(wgpu::Backends::GL)
+                    .await
+                    .map_err(|_| primary)?,
+            },
         };
         let info = adapter.get_info();
         let wanted = wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY;
@@ -93,6 +77,29 @@ impl GpuContext {
             .await
             .map_err(|e| Error::RequestDevice(e.to_string()))?;
         Ok(Self::from_device(device, queue, info))
+    }
+
+    async fn pick_adapter(backends: wgpu::Backends) -> Result<wgpu::Adapter> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        desc.backends = backends;
+        let instance = wgpu::Instance::new(desc);
+        if let Ok(name) = std::env::var("WGPU_ADAPTER_NAME") {
+            let name = name.to_lowercase();
+            return instance
+                .enumerate_adapters(backends)
+                .await
+                .into_iter()
+                .find(|a| a.get_info().name.to_lowercase().contains(&name))
+                .ok_or_else(|| Error::NoAdapter(format!(" matching WGPU_ADAPTER_NAME={name:?}")));
+        }
+        instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::from_env()
+                    .unwrap_or(wgpu::PowerPreference::HighPerformance),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::NoAdapter(format!(" ({e}; backends {backends:?})")))
     }
 
     /// What the adapter reported: name, backend, device type.

@@ -27,18 +27,11 @@ pub const STEP_UNITS: u32 = 8;
 pub const TILED_UNITS: u32 = 16;
 /// Batch rows per tile of the tiled step kernels, one pipeline each (16 · rows per invocation).
 pub const TILED_ROWS: [u32; 3] = [16, 32, 64];
-/// `Auto` runs per-step work (H too large for the sequence kernels) with the tiled kernels from
-/// this batch size up; below it the 4-row step kernels waste less of a tile. To be tuned.
-pub const TILED_MIN_BATCH: usize = 8;
 /// Workgroups per tiled step dispatch below which `choose` halves the tile rows (down to 16) to
-/// spread a step over more of the device's cores. To be tuned.
+/// spread a step over more of the device's cores.
 pub const TILED_FILL_WORKGROUPS: u32 = 128;
 /// Output tile of the input projection (square).
 pub const PROJ_TILE: u32 = 64;
-/// Output tile of the large input projection.
-pub const PROJ_TILE_BIG: u32 = 128;
-/// Use the 128×128 projection once it yields at least this many workgroups.
-pub const PROJ_BIG_MIN_TILES: u32 = 256;
 /// Largest `rows · H` the sequence kernel keeps in workgroup memory.
 pub const SEQ_MAX: u32 = 1024;
 /// Largest batch slice per workgroup of the sequence kernel.
@@ -53,8 +46,6 @@ pub struct Kernels {
     pub gru_layout: wgpu::BindGroupLayout,
     /// `input_proj.wgsl::main` (64×64 tiles).
     pub proj: wgpu::ComputePipeline,
-    /// `input_proj.wgsl::main_big` (128×128 tiles), for large M·N.
-    pub proj_big: wgpu::ComputePipeline,
     /// `gru.wgsl::step_fused` (reset-after).
     pub step_fused: Option<wgpu::ComputePipeline>,
     /// `gru.wgsl::step_gates` (reset-before, half 1).
@@ -76,11 +67,14 @@ pub struct Kernels {
 /// Largest H of the register-resident sequence kernel.
 pub const REGS_MAX_H: u32 = 160;
 /// Workgroup memory `sequence_regs` declares (bytes): h ping-pong, r⊙h, partial sums, z.
-pub const REGS_WORKGROUP_BYTES: u32 = 80 * 16 + 40 * 16 + 800 * 16 + 160 * 4;
+pub const REGS_WORKGROUP_BYTES: u32 = 80 * 16 + 40 * 16 + 3 * 1024 * 4 + 160 * 4;
+/// Default K-columns per invocation of `sequence_regs` (each invocation holds 3× this many weights).
+pub const REGS_DEFAULT_COLUMNS: u32 = 32;
 
-/// `(KS, WG)` of `sequence_regs` for `hidden`: 32-column K-slices per unit and invocations.
-pub fn regs_shape(hidden: u32) -> (u32, u32) {
-    let ks = hidden.div_ceil(32).max(1);
+/// `(KS, WG)` of `sequence_regs` for `hidden` with `columns` K-columns per invocation:
+/// K-slices per unit and invocations per workgroup.
+pub fn regs_shape(hidden: u32, columns: u32) -> (u32, u32) {
+    let ks = hidden.div_ceil(columns).max(1);
     (ks, (hidden * ks).next_multiple_of(32))
 }
 
@@ -119,6 +113,7 @@ impl Kernels {
         variant: Variant,
         acts: Activations,
         clip: Option<f32>,
+        regs_columns: u32,
     ) -> Self {
         let proj_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("wgpu-gru input_proj layout"),
@@ -170,14 +165,7 @@ impl Kernels {
             compilation_options: Default::default(),
             cache: None,
         });
-        let proj_big = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("wgpu-gru input_proj (128×128)"),
-            layout: Some(&proj_pl),
-            module: &proj_module,
-            entry_point: Some("main_big"),
-            compilation_options: Default::default(),
-            cache: None,
-        });
+
         let (fk, fa, fb) = acts.f.code();
         let (gk, ga, gb) = acts.g.code();
         let base: Vec<(&str, f64)> = vec![
@@ -232,12 +220,19 @@ impl Kernels {
             Vec::new()
         };
         let limits = device.limits();
-        let (ks, wg) = regs_shape(hidden);
+        let kq = (regs_columns / 4).clamp(1, 8);
+        let (ks, wg) = regs_shape(hidden, kq * 4);
         let sequence_regs = (hidden <= REGS_MAX_H
             && wg <= limits.max_compute_invocations_per_workgroup
             && wg <= limits.max_compute_workgroup_size_x
+            && ks * kq <= 40
             && REGS_WORKGROUP_BYTES <= limits.max_compute_workgroup_storage_size)
-            .then(|| make("sequence_regs", &[("KS", ks as f64), ("WG", wg as f64)]));
+            .then(|| {
+                make(
+                    "sequence_regs",
+                    &[("KQ", kq as f64), ("KS", ks as f64), ("WG", wg as f64)],
+                )
+            });
         // Same specialisation minus the overrides step_tiled.wgsl does not declare (wgpu refuses
         // unknown names): RESET_AFTER (the entry point is the variant) and the row counts.
         let tiled_module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -282,7 +277,6 @@ impl Kernels {
             proj_layout,
             gru_layout,
             proj,
-            proj_big,
             step_fused,
             step_gates,
             step_candidate,

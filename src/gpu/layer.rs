@@ -29,6 +29,26 @@ pub enum Algorithm {
     Tiled,
 }
 
+/// Tuning options of [`GpuGru::with_options`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GpuOptions {
+    /// The recurrence algorithm (default [`Algorithm::Auto`]).
+    pub algorithm: Algorithm,
+    /// K-columns of W_hh each invocation of the register-resident sequence kernel holds per gate:
+    /// 8, 16 or 32 (default 32). Fewer columns mean more invocations per workgroup and fewer
+    /// registers each.
+    pub register_columns: u32,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        GpuOptions {
+            algorithm: Algorithm::Auto,
+            register_columns: kernels::REGS_DEFAULT_COLUMNS,
+        }
+    }
+}
+
 /// What one recorded forward costs, so the structure can be checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ForwardStats {
@@ -76,6 +96,11 @@ impl std::fmt::Debug for GpuGru {
 impl GpuGru {
     /// Uploads `gru` to `ctx`'s device and builds its pipelines.
     pub fn new(ctx: &GpuContext, gru: &Gru) -> Result<Self> {
+        Self::with_options(ctx, gru, GpuOptions::default())
+    }
+
+    /// [`new`](Self::new) with tuning options.
+    pub fn with_options(ctx: &GpuContext, gru: &Gru, options: GpuOptions) -> Result<Self> {
         gru.validate()?;
         let c = gru.config.clone();
         let acts = c.activations_for(0);
@@ -143,7 +168,20 @@ impl GpuGru {
                 ut_off: ((u_rows + bhh_len) / 4) as u32,
             });
         }
-        let kernels = Kernels::new(device, h as u32, c.variant, acts, c.clip);
+        if ![8, 16, 32].contains(&options.register_columns) {
+            return Err(Error::arg(
+                "register_columns",
+                format!("{} is not 8, 16 or 32", options.register_columns),
+            ));
+        }
+        let kernels = Kernels::new(
+            device,
+            h as u32,
+            c.variant,
+            acts,
+            c.clip,
+            options.register_columns,
+        );
         pop_scopes(oom, scope)?;
         ctx.check_lost()?;
         Ok(GpuGru {
@@ -151,7 +189,7 @@ impl GpuGru {
             config: c,
             layers,
             kernels,
-            algorithm: Algorithm::Auto,
+            algorithm: options.algorithm,
             workspace: Mutex::new(None),
         })
     }
@@ -212,15 +250,8 @@ impl GpuGru {
             Algorithm::Tiled => Algorithm::Tiled,
             _ => Algorithm::PerStep,
         };
-        // Per-step work on a larger batch: the tiled kernels read W_hh once per 16–64 rows.
-        let algo = if algo == Algorithm::PerStep
-            && self.algorithm == Algorithm::Auto
-            && batch >= kernels::TILED_MIN_BATCH
-        {
-            Algorithm::Tiled
-        } else {
-            algo
-        };
+        // `Auto` never picks the tiled kernels: on the H100 they lost to the per-step kernel at
+        // every measured shape (B = 1…64, H = 64…1024; BENCHMARKS.md), and on lavapipe at medium.
         if algo == Algorithm::Tiled {
             return (algo, self.tiled_rows(batch, cpu));
         }
@@ -401,13 +432,7 @@ impl GpuGru {
             timestamp_writes: None,
         });
         let (n, m) = (3 * d * h, t * b);
-        let big = n.div_ceil(kernels::PROJ_TILE_BIG) * m.div_ceil(kernels::PROJ_TILE_BIG)
-            >= kernels::PROJ_BIG_MIN_TILES;
-        let (proj, tile) = if big {
-            (&self.kernels.proj_big, kernels::PROJ_TILE_BIG)
-        } else {
-            (&self.kernels.proj, kernels::PROJ_TILE)
-        };
+        let (proj, tile) = (&self.kernels.proj, kernels::PROJ_TILE);
         for l in 0..c.num_layers {
             pass.set_pipeline(proj);
             let group = match (l, proj0) {

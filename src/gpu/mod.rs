@@ -16,6 +16,6 @@ mod workspace;
 
 pub use context::GpuContext;
 pub use head::{ClassifierWorkspace, GpuClassifier, GpuHead, HeadBinding, final_state_offset};
-pub use layer::{Algorithm, ForwardStats, GpuGru};
+pub use layer::{Algorithm, ForwardStats, GpuGru, GpuOptions};
 pub use stream::GpuStream;
 pub use workspace::Workspace;

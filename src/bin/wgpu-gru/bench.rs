@@ -5,7 +5,7 @@ use std::io::Write;
 use clap::Args as ClapArgs;
 use wgpu_gru::bench::{STANDARD_SHAPES, Shape, median_ms};
 use wgpu_gru::cpu::CpuGru;
-use wgpu_gru::gpu::{Algorithm, GpuContext, GpuGru};
+use wgpu_gru::gpu::{Algorithm, GpuContext, GpuGru, GpuOptions};
 use wgpu_gru::{GruOutput, SeqInput, Variant, reference};
 
 /// Arguments of `wgpu-gru bench`.
@@ -26,6 +26,9 @@ pub struct Args {
     /// Untimed forwards first.
     #[arg(long, default_value_t = 2)]
     warmup: usize,
+    /// K-columns per invocation of the register-resident sequence kernel (8, 16 or 32).
+    #[arg(long, default_value_t = 32)]
+    regs_cols: u32,
     /// Threads for the cpu backend.
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -201,9 +204,15 @@ pub fn main(args: Args) -> Result<(), String> {
                         "gpu-tiled" => Algorithm::Tiled,
                         _ => Algorithm::Auto,
                     };
-                    let g = GpuGru::new(ctx, &gru)
-                        .map_err(|e| e.to_string())?
-                        .with_algorithm(algo);
+                    let g = GpuGru::with_options(
+                        ctx,
+                        &gru,
+                        GpuOptions {
+                            algorithm: algo,
+                            register_columns: args.regs_cols,
+                        },
+                    )
+                    .map_err(|e| e.to_string())?;
                     let mut ws = g
                         .workspace(shape.steps, shape.batch)
                         .map_err(|e| e.to_string())?;
