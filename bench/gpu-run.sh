@@ -19,12 +19,15 @@ nvidia-smi -L || true
 export WGPU_BACKEND=${WGPU_BACKEND:-vulkan}
 
 echo "== wgpu-gru bench: standard shapes, reset-after =="
-"$BIN/wgpu-gru" bench --backend gpu,gpu-step,gpu-seq --reps "${REPS:-20}" --json "$OUT/wgpu.json"
+"$BIN/wgpu-gru" bench --backend gpu,gpu-step,gpu-tiled --reps "${REPS:-20}" --json "$OUT/wgpu.json"
 echo "== wgpu-gru bench: standard shapes, reset-before =="
 "$BIN/wgpu-gru" bench --backend gpu --variant reset-before --reps "${REPS:-20}" --json "$OUT/wgpu-rb.json"
-echo "== crossover sweep: H at B=1 and B=32, T=64 =="
-sweep=()
-for b in 1 32; do for h in 64 128 256 384 512 768 1024; do sweep+=(--shape "$b,64,$h,$h"); done; done
-"$BIN/wgpu-gru" bench "${sweep[@]}" --backend gpu-step,gpu-seq --reps 10 --json "$OUT/sweep.json"
+echo "== register kernel: K-columns per invocation (32, 16, 8) =="
+for c in 32 16 8; do
+  "$BIN/wgpu-gru" bench --shape seed --shape long --shape 1,64,64,64 --backend gpu-regs --regs-cols "$c" \
+    --reps "${REPS:-20}" --json "$OUT/regs-$c.json"
+done
+echo "== plot: time per forward against H (B = 16, T = 64, I = H) =="
+"$BIN/wgpu-gru" bench --plot "$OUT/plot.svg" --backend gpu,cpu --reps 5 --json "$OUT/plot.json"
 echo "== cuDNN (torch.nn.GRU on cuda) =="
 python3 bench/peers.py --backends none --cuda --reps "${REPS:-20}" --json "$OUT/cudnn.json"
