@@ -378,6 +378,17 @@ impl GpuGru {
         h0: Option<&[f32]>,
         lengths: Option<&[usize]>,
     ) -> Result<()> {
+        self.write_state_inner(ws, h0, lengths, false)
+    }
+
+    /// `allow_zero`: a time chunk of a longer sequence may hold none of a row's steps.
+    fn write_state_inner(
+        &self,
+        ws: &mut Workspace,
+        h0: Option<&[f32]>,
+        lengths: Option<&[usize]>,
+        allow_zero: bool,
+    ) -> Result<()> {
         let c = &self.config;
         let h0_len = c.num_layers * c.num_directions() * ws.batch * c.hidden_size;
         if let Some(h0) = h0 {
@@ -393,7 +404,11 @@ impl GpuGru {
             if l.len() != ws.batch {
                 return Err(Error::shape("lengths", ws.batch, l.len()));
             }
-            if let Some((i, &v)) = l.iter().enumerate().find(|&(_, &v)| v == 0 || v > ws.steps) {
+            if let Some((i, &v)) = l
+                .iter()
+                .enumerate()
+                .find(|&(_, &v)| (v == 0 && !allow_zero) || v > ws.steps)
+            {
                 return Err(Error::arg(
                     "lengths",
                     format!("lengths[{i}] = {v} is outside 1..={}", ws.steps),
@@ -545,6 +560,30 @@ impl GpuGru {
                 ForwardStats::default(),
             ));
         }
+
+        match Workspace::check(self, input.steps, input.batch) {
+            Ok(()) => {
+                self.forward_single(input.x, input.steps, input.batch, input.h0, input.lengths)
+            }
+            Err(e @ (Error::DeviceLimit { .. } | Error::Overflow(_))) => {
+                self.forward_chunked(input, e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One forward of a shape that fits the device; inputs already validated.
+    fn forward_single(
+        &self,
+        x: &[f32],
+        steps: usize,
+        batch: usize,
+        h0: Option<&[f32]>,
+        lengths: Option<&[usize]>,
+    ) -> Result<(GruOutput, ForwardStats)> {
+        let c = &self.config;
+        let out_len = steps * batch * c.output_size();
+        let hn_len = c.num_layers * c.num_directions() * batch * c.hidden_size;
         self.ctx.check_lost()?;
         let mut guard = self
             .workspace
@@ -552,10 +591,10 @@ impl GpuGru {
             .map_err(|_| Error::Gpu("workspace lock poisoned".into()))?;
         if guard
             .as_ref()
-            .is_none_or(|w| w.steps != input.steps || w.batch != input.batch)
+            .is_none_or(|w| w.steps != steps || w.batch != batch)
         {
             *guard = None;
-            *guard = Some(self.workspace(input.steps, input.batch)?);
+            *guard = Some(self.workspace(steps, batch)?);
         }
         let ws = guard
             .as_mut()
@@ -563,7 +602,10 @@ impl GpuGru {
         let device = &self.ctx.device;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        self.write_input(ws, input)?;
+        self.ctx
+            .queue
+            .write_buffer(&ws.x, 0, bytemuck::cast_slice(x));
+        self.write_state_inner(ws, h0, lengths, true)?;
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("wgpu-gru forward"),
         });
@@ -583,6 +625,110 @@ impl GpuGru {
         pop_scopes(oom, scope)?;
         read?;
         self.ctx.check_lost()?;
+        Ok((GruOutput { output, h_n }, stats))
+    }
+
+    /// A forward too large for one workspace: split over the batch, and where one row is still
+    /// too large, over time (forward-running models only), carrying h_n into the next chunk's h0.
+    /// Each chunk is one submit.
+    fn forward_chunked(
+        &self,
+        input: &SeqInput<'_>,
+        limit: Error,
+    ) -> Result<(GruOutput, ForwardStats)> {
+        let c = &self.config;
+        let (t, b) = (input.steps, input.batch);
+        let fits = |steps, batch| Workspace::check(self, steps, batch).is_ok();
+        let mut bc = b;
+        while bc > 1 && !fits(t, bc) {
+            bc = bc.div_ceil(2);
+        }
+        let mut tc = t;
+        if !fits(t, bc) {
+            if c.direction != crate::Direction::Forward || c.go_backwards {
+                return Err(limit);
+            }
+            while tc > 1 && !fits(tc, 1) {
+                tc = tc.div_ceil(2);
+            }
+            if !fits(tc, 1) {
+                return Err(limit);
+            }
+        }
+        let (i_w, o_w, h) = (c.input_size, c.output_size(), c.hidden_size);
+        let slots = c.num_layers * c.num_directions();
+        let mut output = vec![0.0f32; t * b * o_w];
+        let mut h_n = vec![0.0f32; slots * b * h];
+        let mut stats = ForwardStats::default();
+        for b0 in (0..b).step_by(bc) {
+            let nb = bc.min(b - b0);
+            let rows = |v: &[f32], w: usize| -> Vec<f32> {
+                (0..slots)
+                    .flat_map(|s| v[(s * b + b0) * w..(s * b + b0 + nb) * w].iter().copied())
+                    .collect()
+            };
+            let mut carry: Option<Vec<f32>> = input.h0.map(|h0| rows(h0, h));
+            for t0 in (0..t).step_by(tc) {
+                let nt = tc.min(t - t0);
+                // x chunk in the config's layout: [nt, nb, I] or [nb, nt, I].
+                let mut xc = Vec::with_capacity(nt * nb * i_w);
+                let at = |tt: usize, bb: usize| {
+                    if c.batch_first {
+                        bb * t + tt
+                    } else {
+                        tt * b + bb
+                    }
+                };
+                if c.batch_first {
+                    for bb in b0..b0 + nb {
+                        for tt in t0..t0 + nt {
+                            xc.extend_from_slice(
+                                &input.x[at(tt, bb) * i_w..(at(tt, bb) + 1) * i_w],
+                            );
+                        }
+                    }
+                } else {
+                    for tt in t0..t0 + nt {
+                        for bb in b0..b0 + nb {
+                            xc.extend_from_slice(
+                                &input.x[at(tt, bb) * i_w..(at(tt, bb) + 1) * i_w],
+                            );
+                        }
+                    }
+                }
+                let lens: Option<Vec<usize>> = input.lengths.map(|l| {
+                    l[b0..b0 + nb]
+                        .iter()
+                        .map(|&len| len.saturating_sub(t0).min(nt))
+                        .collect()
+                });
+                let (out, st) =
+                    self.forward_single(&xc, nt, nb, carry.as_deref(), lens.as_deref())?;
+                stats.dispatches += st.dispatches;
+                stats.submits += st.submits;
+                stats.algorithm = st.algorithm;
+                stats.rows_per_workgroup = st.rows_per_workgroup;
+                for tt in 0..nt {
+                    for bb in 0..nb {
+                        let src = if c.batch_first {
+                            bb * nt + tt
+                        } else {
+                            tt * nb + bb
+                        };
+                        let dst = at(t0 + tt, b0 + bb);
+                        output[dst * o_w..(dst + 1) * o_w]
+                            .copy_from_slice(&out.output[src * o_w..(src + 1) * o_w]);
+                    }
+                }
+                carry = Some(out.h_n);
+            }
+            if let Some(hc) = carry {
+                for s in 0..slots {
+                    h_n[(s * b + b0) * h..(s * b + b0 + nb) * h]
+                        .copy_from_slice(&hc[s * nb * h..(s + 1) * nb * h]);
+                }
+            }
+        }
         Ok((GruOutput { output, h_n }, stats))
     }
 }

@@ -95,14 +95,15 @@ impl Workspace {
         &self.x
     }
 
-    pub(crate) fn new(gru: &GpuGru, steps: usize, batch: usize) -> Result<Self> {
+    /// Checks that a workspace of `(steps, batch)` fits the device's buffer, binding and
+    /// dispatch limits (and u32 indexing), without creating anything.
+    pub(crate) fn check(gru: &GpuGru, steps: usize, batch: usize) -> Result<()> {
         let c = gru.config();
         let device = &gru.ctx.device;
         let limits = device.limits();
         let (t, b, h) = (steps, batch, c.hidden_size);
         let d = c.num_directions();
         let l = c.num_layers;
-        let hp = h.next_multiple_of(4);
         let tb = t
             .checked_mul(b)
             .ok_or_else(|| Error::Overflow("T·B".into()))?;
@@ -130,15 +131,26 @@ impl Workspace {
         }
         let proj_groups_y = (tb as u64).div_ceil(super::kernels::PROJ_TILE as u64);
         let max_dim = limits.max_compute_workgroups_per_dimension as u64;
-        if proj_groups_y > max_dim
-            || b.div_ceil(super::kernels::STEP_ROWS as usize) as u64 > max_dim
-        {
+        if proj_groups_y > max_dim || b as u64 > max_dim {
             return Err(Error::DeviceLimit {
                 what: "workgroups per dispatch dimension".into(),
                 needed: proj_groups_y,
                 limit: max_dim,
             });
         }
+        Ok(())
+    }
+
+    pub(crate) fn new(gru: &GpuGru, steps: usize, batch: usize) -> Result<Self> {
+        Self::check(gru, steps, batch)?;
+        let c = gru.config();
+        let device = &gru.ctx.device;
+        let limits = device.limits();
+        let (t, b, h) = (steps, batch, c.hidden_size);
+        let d = c.num_directions();
+        let l = c.num_layers;
+        let hp = h.next_multiple_of(4);
+        let tb = t * b;
         let storage = |label: &str, size: u64, extra: wgpu::BufferUsages| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
