@@ -98,6 +98,21 @@ pub(crate) unsafe fn matmul<S: Simd>(
 ) {
     let base = u.data.as_ptr();
     let tile_cols = NV * S::W;
+    if rows == 1 && tile_cols == NR {
+        // Batch 1: three panels at a time share each broadcast of h[k] (measured on Zen 4:
+        // 3–5% faster than one panel with two k-streams; 4 panels no better than 3).
+        let mut p = 0;
+        while p < u.n_panels {
+            let (w, o) = (base.add(p * u.k * NR), out.add(p * NR));
+            match u.n_panels - p {
+                1 => block1::<S>(w, u.k, h, o),
+                2 => block1xp::<S, 2>(w, u.k, h, o),
+                _ => block1xp::<S, 3>(w, u.k, h, o),
+            }
+            p += 3;
+        }
+        return;
+    }
     for p in 0..u.n_panels {
         for c0 in (0..NR).step_by(tile_cols) {
             let w = base.add(p * u.k * NR + c0);
@@ -203,6 +218,33 @@ unsafe fn block1<S: Simd>(w: *const f32, k_len: usize, h: *const f32, out: *mut 
     }
     for (v, (x0, x1)) in a0.iter().zip(a1.iter()).enumerate() {
         S::store(out.add(v * S::W), S::add(*x0, *x1));
+    }
+}
+
+/// One row × `P` consecutive panels (`w + q·k_len·NR`), `P·NV` accumulators: each broadcast of
+/// `h[k]` serves `P` panels, and `P` streams are in flight at once.
+#[inline(always)]
+unsafe fn block1xp<S: Simd, const P: usize>(
+    w: *const f32,
+    k_len: usize,
+    h: *const f32,
+    out: *mut f32,
+) {
+    let zero = S::splat(0.0);
+    let mut acc = [[zero; NV]; P];
+    for k in 0..k_len {
+        let hb = S::splat(*h.add(k));
+        for (q, a) in acc.iter_mut().enumerate() {
+            let wk = w.add((q * k_len + k) * NR);
+            for (v, x) in a.iter_mut().enumerate() {
+                *x = S::fma(hb, S::load(wk.add(v * S::W)), *x);
+            }
+        }
+    }
+    for (q, a) in acc.iter().enumerate() {
+        for (v, x) in a.iter().enumerate() {
+            S::store(out.add(q * NR + v * S::W), *x);
+        }
     }
 }
 
