@@ -42,6 +42,9 @@ pub struct Args {
     /// H = 32 … 1024 at B = 16, T = 64, I = H.
     #[arg(long)]
     plot: Option<std::path::PathBuf>,
+    /// With --plot: draw the results of an earlier `--json` file instead of measuring.
+    #[arg(long, requires = "plot")]
+    from_json: Option<std::path::PathBuf>,
 }
 
 struct Row {
@@ -88,8 +91,58 @@ fn cpu_name() -> String {
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 
+/// Rows of an earlier `--json` file.
+fn read_rows(path: &std::path::Path) -> Result<Vec<Row>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let arr = v
+        .as_array()
+        .ok_or_else(|| format!("{}: not a JSON array", path.display()))?;
+    arr.iter()
+        .map(|r| {
+            let n = |k: &str| r.get(k).and_then(|x| x.as_u64()).map(|x| x as usize);
+            let text = |k: &str| r.get(k).and_then(|x| x.as_str()).map(str::to_string);
+            let bad = || {
+                format!(
+                    "{}: a record lacks batch/steps/input/hidden/backend/median_ms",
+                    path.display()
+                )
+            };
+            let shape = Shape {
+                name: None,
+                batch: n("batch").ok_or_else(bad)?,
+                steps: n("steps").ok_or_else(bad)?,
+                input: n("input").ok_or_else(bad)?,
+                hidden: n("hidden").ok_or_else(bad)?,
+            };
+            Ok(Row {
+                shape,
+                backend: text("backend").ok_or_else(bad)?,
+                device: text("device").unwrap_or_default(),
+                variant: if text("variant").as_deref() == Some("reset-before") {
+                    "reset-before"
+                } else {
+                    "reset-after"
+                },
+                median_ms: r
+                    .get("median_ms")
+                    .and_then(|x| x.as_f64())
+                    .ok_or_else(bad)?,
+                dispatches: n("dispatches").unwrap_or(0) as u32,
+                submits: n("submits").unwrap_or(0) as u32,
+            })
+        })
+        .collect()
+}
+
 /// Runs the benchmark and prints a table (and JSON when asked).
 pub fn main(args: Args) -> Result<(), String> {
+    if let (Some(plot_path), Some(json)) = (&args.plot, &args.from_json) {
+        plot(plot_path, &read_rows(json)?)?;
+        eprintln!("wrote {}", plot_path.display());
+        return Ok(());
+    }
     let shapes: Vec<Shape> = if args.shapes.is_empty() && args.plot.is_some() {
         [32, 64, 128, 256, 512, 1024]
             .into_iter()
@@ -324,6 +377,9 @@ fn plot(path: &std::path::Path, rows: &[Row]) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
+            .x_labels(6)
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.3}"))
             .x_desc("hidden size H (I = H)")
             .y_desc("median ms per forward")
             .draw()
@@ -356,7 +412,7 @@ fn plot(path: &std::path::Path, rows: &[Row]) -> Result<(), String> {
         for (i, d) in devices.iter().enumerate() {
             root.draw(&Text::new(
                 d.clone(),
-                (80, 500 + 16 * i as i32 - 16 * devices.len() as i32),
+                (90, 48 + 16 * i as i32),
                 ("sans-serif", 12),
             ))
             .map_err(|e| e.to_string())?;
