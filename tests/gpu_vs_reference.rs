@@ -33,8 +33,10 @@ fn check(
         input = input.with_lengths(&lens);
     }
     let want = reference::forward(gru, &input).expect("reference");
+    // One upload (and one set of pipelines) per model; only the algorithm changes.
+    let mut g = GpuGru::new(ctx, gru).expect("upload");
     for &algo in algos {
-        let g = GpuGru::new(ctx, gru).expect("upload").with_algorithm(algo);
+        g = g.with_algorithm(algo);
         let (got, stats) = g.forward_with_stats(&input).expect("gpu forward");
         let err = got.max_abs_diff(&want);
         assert!(
