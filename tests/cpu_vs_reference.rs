@@ -1,6 +1,8 @@
 //! The f32 CPU path against the f64 reference, on random models and awkward shapes (sizes that
 //! are not multiples of any vector width), for every SIMD level this CPU has.
 
+mod common;
+
 use wgpu_gru::cpu::{CpuGru, SimdLevel};
 use wgpu_gru::{
     Activation, Activations, CellWeights, Direction, Error, Gru, GruConfig, GruOutput, GruWeights,
@@ -569,6 +571,26 @@ fn nan_and_infinity_follow_the_reference() {
                 }
                 assert!(got.output.iter().any(|v| v.is_nan()), "NaN was lost");
             }
+        }
+    }
+}
+
+#[test]
+fn all_golden_cases_match_on_cpu() {
+    // The frameworks' own outputs (PyTorch, Keras, ONNX, the seed), through the importers.
+    for level in levels() {
+        for threads in [1, 2] {
+            let n = common::run_all_within(
+                &format!("cpu {level:?} x{threads}"),
+                &mut |g, i| {
+                    CpuGru::new(g)?
+                        .with_max_simd(level)
+                        .with_threads(threads)
+                        .forward(i)
+                },
+                &common::f32_tolerance,
+            );
+            assert!(n > 0, "no golden cases found");
         }
     }
 }
