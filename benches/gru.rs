@@ -43,7 +43,10 @@ fn bench(c: &mut Criterion) {
         }
 
         let mut cpu = CpuGru::new(&gru).expect("cpu");
-        let mut out = GruOutput { output: Vec::new(), h_n: Vec::new() };
+        let mut out = GruOutput {
+            output: Vec::new(),
+            h_n: Vec::new(),
+        };
         group.bench_function(BenchmarkId::new("cpu", &name), |b| {
             b.iter(|| cpu.forward_into(&input, &mut out).expect("forward"))
         });
