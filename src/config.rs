@@ -325,12 +325,12 @@ impl GruConfig {
                 self.num_directions()
             )));
         }
-        if let Some(c) = self.clip {
-            if !(c.is_finite() && c > 0.0) {
-                return Err(Error::InvalidConfig(format!(
-                    "clip must be finite and > 0, got {c}"
-                )));
-            }
+        if let Some(c) = self.clip
+            && !(c.is_finite() && c > 0.0)
+        {
+            return Err(Error::InvalidConfig(format!(
+                "clip must be finite and > 0, got {c}"
+            )));
         }
         if self.go_backwards && self.direction != Direction::Forward {
             return Err(Error::InvalidConfig(

@@ -66,11 +66,17 @@ impl CellWeights {
             for j in 0..hidden {
                 let row = g * hidden + j;
                 let src = &w[j * cols..(j + 1) * cols];
-                for k in 0..hidden {
-                    c.w_hh[row * hidden + k] = sign * src[k];
+                for (dst, &v) in c.w_hh[row * hidden..(row + 1) * hidden]
+                    .iter_mut()
+                    .zip(&src[..hidden])
+                {
+                    *dst = sign * v;
                 }
-                for k in 0..input {
-                    c.w_ih[row * input + k] = sign * src[hidden + k];
+                for (dst, &v) in c.w_ih[row * input..(row + 1) * input]
+                    .iter_mut()
+                    .zip(&src[hidden..])
+                {
+                    *dst = sign * v;
                 }
                 c.b_ih[row] = sign * b[j];
             }

@@ -74,8 +74,10 @@ fn every_shader_translates_for_vulkan_metal_dx12_gl() {
         naga::back::spv::write_vec(&module, &info, &naga::back::spv::Options::default(), None)
             .unwrap_or_else(|e| panic!("{name} → SPIR-V: {e}"));
 
-        let mut msl_opts = naga::back::msl::Options::default();
-        msl_opts.lang_version = (2, 4);
+        let msl_opts = naga::back::msl::Options {
+            lang_version: (2, 4),
+            ..Default::default()
+        };
         let pipe = naga::back::msl::PipelineOptions::default();
         naga::back::msl::write_string(&module, &info, &msl_opts, &pipe)
             .unwrap_or_else(|e| panic!("{name} → MSL: {e}"));
