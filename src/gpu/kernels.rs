@@ -8,22 +8,19 @@ pub const INPUT_PROJ_WGSL: &str = include_str!("../../shaders/input_proj.wgsl");
 pub const GRU_WGSL: &str = include_str!("../../shaders/gru.wgsl");
 /// `shaders/head.wgsl`: the classifier head (dense layer and softmax).
 pub const HEAD_WGSL: &str = include_str!("../../shaders/head.wgsl");
-/// `shaders/step_tiled.wgsl`: GEMM-tiled per-step kernels for larger batches.
-pub const STEP_TILED_WGSL: &str = include_str!("../../shaders/step_tiled.wgsl");
 
 /// Every WGSL source of the crate, by file name (for validation and translation tests).
 pub const ALL_SHADERS: &[(&str, &str)] = &[
     ("input_proj.wgsl", INPUT_PROJ_WGSL),
     ("gru.wgsl", GRU_WGSL),
     ("head.wgsl", HEAD_WGSL),
-    ("step_tiled.wgsl", STEP_TILED_WGSL),
 ];
 
 /// Rows of the batch one workgroup of the step kernels serves (fixed in `gru.wgsl`).
 pub const STEP_ROWS: u32 = 4;
 /// Hidden units one workgroup of the step kernels serves.
 pub const STEP_UNITS: u32 = 8;
-/// Hidden units one workgroup of the tiled step kernels serves (fixed in `step_tiled.wgsl`).
+/// Hidden units one workgroup of the tiled step kernels serves (fixed in `gru.wgsl`).
 pub const TILED_UNITS: u32 = 16;
 /// Batch rows per tile of the tiled step kernels, one pipeline each (16 · rows per invocation).
 pub const TILED_ROWS: [u32; 3] = [16, 32, 64];
@@ -56,11 +53,11 @@ pub struct Kernels {
     pub sequence: Vec<(u32, wgpu::ComputePipeline)>,
     /// `gru.wgsl::sequence_regs` (W_hh in registers), where H and the device's limits allow.
     pub sequence_regs: Option<wgpu::ComputePipeline>,
-    /// `step_tiled.wgsl::tiled_fused` (reset-after), by tile rows ([`TILED_ROWS`]).
+    /// `gru.wgsl::tiled_fused` (reset-after), by tile rows ([`TILED_ROWS`]).
     pub tiled_fused: Vec<(u32, wgpu::ComputePipeline)>,
-    /// `step_tiled.wgsl::tiled_gates` (reset-before, half 1), by tile rows.
+    /// `gru.wgsl::tiled_gates` (reset-before, half 1), by tile rows.
     pub tiled_gates: Vec<(u32, wgpu::ComputePipeline)>,
-    /// `step_tiled.wgsl::tiled_candidate` (reset-before, half 2), by tile rows.
+    /// `gru.wgsl::tiled_candidate` (reset-before, half 2), by tile rows.
     pub tiled_candidate: Vec<(u32, wgpu::ComputePipeline)>,
 }
 
@@ -233,35 +230,11 @@ impl Kernels {
                     &[("KQ", kq as f64), ("KS", ks as f64), ("WG", wg as f64)],
                 )
             });
-        // Same specialisation minus the overrides step_tiled.wgsl does not declare (wgpu refuses
-        // unknown names): RESET_AFTER (the entry point is the variant) and the row counts.
-        let tiled_module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("wgpu-gru step_tiled.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(STEP_TILED_WGSL.into()),
-        });
         let make_tiled = |entry: &str| -> Vec<(u32, wgpu::ComputePipeline)> {
             TILED_ROWS
                 .iter()
                 .map(|&rows| {
-                    let mut constants: Vec<(&str, f64)> = base
-                        .iter()
-                        .copied()
-                        .filter(|(k, _)| *k != "RESET_AFTER")
-                        .collect();
-                    constants.push(("RPI", (rows / 16) as f64));
-                    let p = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                        label: Some(&format!("wgpu-gru {entry} rows {rows}")),
-                        layout: Some(&gru_pl),
-                        module: &tiled_module,
-                        entry_point: Some(entry),
-                        compilation_options: wgpu::PipelineCompilationOptions {
-                            constants: &constants,
-                            // hs/us are stored before every read (behind a barrier).
-                            zero_initialize_workgroup_memory: false,
-                        },
-                        cache: None,
-                    });
-                    (rows, p)
+                    (rows, make(entry, &[("RPI", (rows / 16) as f64)]))
                 })
                 .collect()
         };

@@ -24,7 +24,7 @@ pub enum Algorithm {
     /// (needs H ≤ 160 and up to 1024 invocations per workgroup).
     SequenceRegisters,
     /// Like [`PerStep`](Self::PerStep) (same dispatches), with the GEMM-tiled step kernels of
-    /// `step_tiled.wgsl`: a workgroup owns 16–64 batch rows × 16 hidden units, so W_hh is read
+    /// `gru.wgsl::tiled_*`: a workgroup owns 16–64 batch rows × 16 hidden units, so W_hh is read
     /// once per tile of rows instead of once per 4 rows. For larger batches.
     Tiled,
 }
