@@ -6,7 +6,7 @@
 
 use super::context::GpuContext;
 use super::kernels;
-use super::layer::{Algorithm, ForwardStats, GpuGru, read_back};
+use super::layer::{Algorithm, ForwardStats, GpuGru, pop_scopes, read_back};
 use super::workspace::Workspace;
 use crate::config::GruConfig;
 use crate::error::{Error, Result};
@@ -548,19 +548,4 @@ impl GpuClassifier {
         let probs = self.predict_proba(x, batch, steps)?;
         Ok(argmax_rows(&probs, self.num_classes()))
     }
-}
-
-/// Pops an out-of-memory scope and a validation scope (pushed in that reverse order), turning
-/// either error into [`Error::Gpu`].
-pub(crate) fn pop_scopes(
-    oom: wgpu::ErrorScopeGuard,
-    validation: wgpu::ErrorScopeGuard,
-) -> Result<()> {
-    if let Some(e) = pollster::block_on(oom.pop()) {
-        return Err(Error::Gpu(format!("out of memory: {e}")));
-    }
-    if let Some(e) = pollster::block_on(validation.pop()) {
-        return Err(Error::Gpu(e.to_string()));
-    }
-    Ok(())
 }

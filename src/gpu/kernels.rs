@@ -233,9 +233,7 @@ impl Kernels {
         let make_tiled = |entry: &str| -> Vec<(u32, wgpu::ComputePipeline)> {
             TILED_ROWS
                 .iter()
-                .map(|&rows| {
-                    (rows, make(entry, &[("RPI", (rows / 16) as f64)]))
-                })
+                .map(|&rows| (rows, make(entry, &[("RPI", (rows / 16) as f64)])))
                 .collect()
         };
         let (tiled_fused, tiled_gates, tiled_candidate) = match variant {

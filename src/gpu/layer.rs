@@ -776,7 +776,11 @@ pub(crate) fn read_back(ctx: &GpuContext, pairs: &mut [(&wgpu::Buffer, &mut [f32
     result
 }
 
-fn pop_scopes(oom: wgpu::ErrorScopeGuard, validation: wgpu::ErrorScopeGuard) -> Result<()> {
+/// Pops an out-of-memory scope and a validation scope (pushed in that order) into `Error::Gpu`.
+pub(crate) fn pop_scopes(
+    oom: wgpu::ErrorScopeGuard,
+    validation: wgpu::ErrorScopeGuard,
+) -> Result<()> {
     if let Some(e) = pollster::block_on(oom.pop()) {
         return Err(Error::Gpu(format!("out of memory: {e}")));
     }

@@ -7,7 +7,7 @@
 //! the workspace's staging buffer. The carry is a buffer of its own because wgpu refuses a copy
 //! whose source and destination are the same buffer (h_n and h0 share the states buffer).
 
-use super::head::pop_scopes;
+use super::layer::pop_scopes;
 use super::layer::{GpuGru, read_back};
 use super::workspace::Workspace;
 use crate::config::Direction;
