@@ -1091,27 +1091,45 @@ fn impossible_workspace_is_a_typed_error() {
     g.forward(&SeqInput::new(&x, 2, 1)).unwrap();
 }
 
-/// After the device is destroyed, building or running a layer returns `Error::Gpu`, never panics.
-#[test]
-#[ignore = "bug in src/gpu/layer.rs and workspace.rs: create_buffer_init panics inside wgpu on a lost device (check_lost first, or create_buffer + write_buffer)"]
-fn destroyed_device_is_an_error() {
-    if ctx().is_none() {
-        return;
-    }
-    // A device of its own: the shared one must survive for the other tests.
+/// A layer on a device of its own (the shared one must survive for the other tests), and that
+/// device destroyed.
+fn destroyed() -> Option<(GpuContext, wgpu_gru::Gru, GpuGru)> {
+    ctx()?;
     let own = GpuContext::new_default().expect("second device");
     let gru = small_gru(Variant::ResetAfter, Direction::Forward, 1);
     let g = GpuGru::new(&own, &gru).unwrap();
     let x = vec![0.5; 2 * 3];
     g.forward(&SeqInput::new(&x, 2, 1)).unwrap();
     own.device.destroy();
-    let r = g.forward(&SeqInput::new(&x, 2, 1));
-    refused(r, |e| matches!(e, Error::Gpu(_)), &[]);
-    let r = g.forward(&SeqInput::new(&x, 1, 2));
-    refused(r, |e| matches!(e, Error::Gpu(_)), &[]);
-    let r = GpuGru::new(&own, &gru);
-    refused(r, |e| matches!(e, Error::Gpu(_)), &[]);
+    Some((own, gru, g))
+}
+
+/// After the device is destroyed, forwards return `Error::Gpu` (same shape, or a new shape that
+/// needs a new workspace), never panic.
+#[test]
+fn forward_on_destroyed_device_is_an_error() {
+    let Some((own, _gru, g)) = destroyed() else {
+        return;
+    };
+    let x = vec![0.5; 2 * 3];
+    for _ in 0..2 {
+        let r = g.forward(&SeqInput::new(&x, 2, 1));
+        refused(r, |e| matches!(e, Error::Gpu(_)), &[]);
+        let r = g.forward(&SeqInput::new(&x, 1, 2));
+        refused(r, |e| matches!(e, Error::Gpu(_)), &[]);
+    }
     assert!(own.check_lost().is_err());
+}
+
+/// Building a layer on a destroyed device returns `Error::Gpu`, never panics.
+#[test]
+#[ignore = "bug in src/gpu/layer.rs and workspace.rs: create_buffer_init panics inside wgpu on a lost device (check_lost first, or create_buffer + write_buffer)"]
+fn new_on_destroyed_device_is_an_error() {
+    let Some((own, gru, g)) = destroyed() else {
+        return;
+    };
+    refused(GpuGru::new(&own, &gru), |e| matches!(e, Error::Gpu(_)), &[]);
+    refused(g.workspace(3, 3), |e| matches!(e, Error::Gpu(_)), &[]);
 }
 
 // ---------------------------------------------------------------------------------------------
