@@ -1056,13 +1056,10 @@ fn infinities_are_ieee_values(which: Impl) {
 }
 
 per_impl!(nan_propagates_like_the_frameworks: nan_propagates_reference,
-    #[ignore = "bug in src/cpu/simd.rs: exp() clamps with max(x, LO)/min(x, HI), which return the bound for NaN, so sigmoid/tanh turn NaN into finite values"]
     nan_propagates_cpu, nan_propagates_gpu);
 per_impl!(nan_weights_poison_everything: nan_weights_reference,
-    #[ignore = "bug in src/cpu/simd.rs: exp() clamps with max(x, LO)/min(x, HI), which return the bound for NaN, so sigmoid/tanh turn NaN into finite values"]
     nan_weights_cpu, nan_weights_gpu);
 per_impl!(infinities_are_ieee_values: infinities_reference,
-    #[ignore = "bug in src/cpu/simd.rs: exp() clamps with max(x, LO)/min(x, HI), which return the bound for NaN, so sigmoid/tanh turn NaN into finite values"]
     infinities_cpu, infinities_gpu);
 
 // ---------------------------------------------------------------------------------------------
@@ -1476,8 +1473,7 @@ fn cli_passes_nan_through() {
     let mut x = vec![0.5f32; 2 * 2 * 3];
     x[0] = f32::NAN;
     npy::write_f32(dir.path("x.npy"), &[2, 2, 3], &x).unwrap();
-    // The CPU path is left out until it propagates NaN (see `nan_propagates_cpu`).
-    for backend in ["reference"] {
+    for backend in ["reference", "cpu"] {
         let a = args(&[
             "run",
             "--weights",
