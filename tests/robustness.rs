@@ -1120,7 +1120,6 @@ fn forward_on_destroyed_device_is_an_error() {
 
 /// Building a layer on a destroyed device returns `Error::Gpu`, never panics.
 #[test]
-#[ignore = "bug in src/gpu/layer.rs and workspace.rs: create_buffer_init panics inside wgpu on a lost device (check_lost first, or create_buffer + write_buffer)"]
 fn new_on_destroyed_device_is_an_error() {
     let Some((own, gru, g)) = destroyed() else {
         return;

@@ -115,6 +115,13 @@ impl GpuContext {
         )
     }
 
+    /// Lets wgpu deliver a pending device-lost callback, then [`check_lost`](Self::check_lost).
+    pub fn refresh_lost(&self) -> Result<()> {
+        // A poll error here is itself a sign of loss; the flag below says which.
+        let _ = self.device.poll(wgpu::PollType::Poll);
+        self.check_lost()
+    }
+
     /// `Err(Error::Gpu)` once the device has been lost.
     pub fn check_lost(&self) -> Result<()> {
         match self.lost.lock() {

@@ -102,6 +102,8 @@ impl GpuGru {
     /// [`new`](Self::new) with tuning options.
     pub fn with_options(ctx: &GpuContext, gru: &Gru, options: GpuOptions) -> Result<Self> {
         gru.validate()?;
+        // wgpu panics in buffer creation on a lost device; refuse first.
+        ctx.refresh_lost()?;
         let c = gru.config.clone();
         let acts = c.activations_for(0);
         if c.num_directions() == 2 && c.activations_for(1) != acts {
@@ -219,6 +221,7 @@ impl GpuGru {
                 format!("a workspace needs T ≥ 1 and B ≥ 1, got T={steps}, B={batch}"),
             ));
         }
+        self.ctx.refresh_lost()?;
         let device = &self.ctx.device;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
