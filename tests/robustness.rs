@@ -925,9 +925,7 @@ fn empty_problems(which: Impl) {
     }
 }
 
-per_impl!(empty_problems: empty_problems_reference, empty_problems_cpu,
-    #[ignore = "bug in src/gpu/layer.rs: with T = 0 GpuGru::forward returns zeros for h_n instead of h0"]
-    empty_problems_gpu);
+per_impl!(empty_problems: empty_problems_reference, empty_problems_cpu, empty_problems_gpu);
 
 // ---------------------------------------------------------------------------------------------
 // NaN and Inf.
