@@ -555,10 +555,12 @@ impl GpuGru {
         let out_len = input.steps * input.batch * c.output_size();
         let hn_len = c.num_layers * c.num_directions() * input.batch * c.hidden_size;
         if input.steps == 0 || input.batch == 0 {
+            // No step runs: the final state is the initial one, as on every other path.
+            let h_n = input.h0.map_or_else(|| vec![0.0; hn_len], <[f32]>::to_vec);
             return Ok((
                 GruOutput {
                     output: vec![0.0; out_len],
-                    h_n: vec![0.0; hn_len],
+                    h_n,
                 },
                 ForwardStats::default(),
             ));
