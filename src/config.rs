@@ -166,7 +166,14 @@ impl Activation {
         match self {
             Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
             Activation::Tanh => x.tanh(),
-            Activation::Relu => x.max(0.0),
+            // f64::max would turn NaN into 0; the frameworks propagate it.
+            Activation::Relu => {
+                if x.is_nan() {
+                    x
+                } else {
+                    x.max(0.0)
+                }
+            }
             Activation::HardSigmoid { alpha, beta } => {
                 (alpha as f64 * x + beta as f64).clamp(0.0, 1.0)
             }

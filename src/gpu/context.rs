@@ -15,6 +15,7 @@ pub struct GpuContext {
     pub queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
     lost: Arc<Mutex<Option<String>>>,
+    uncaptured: Arc<Mutex<Option<String>>>,
 }
 
 impl GpuContext {
@@ -33,6 +34,7 @@ impl GpuContext {
             queue,
             info,
             lost,
+            uncaptured: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -76,7 +78,19 @@ impl GpuContext {
             })
             .await
             .map_err(|e| Error::RequestDevice(e.to_string()))?;
-        Ok(Self::from_device(device, queue, info))
+        let ctx = Self::from_device(device, queue, info);
+        // A device this crate made is ours to configure: record errors that escape every error
+        // scope (wgpu's default handler panics) and report them from the next call.
+        let flag = ctx.lost.clone();
+        ctx.device
+            .on_uncaptured_error(std::sync::Arc::new(move |e: wgpu::Error| {
+                if let Ok(mut l) = flag.lock()
+                    && l.is_none()
+                {
+                    *l = Some(format!("uncaptured: {e}"));
+                }
+            }));
+        Ok(ctx)
     }
 
     async fn pick_adapter(backends: wgpu::Backends) -> Result<wgpu::Adapter> {
@@ -122,8 +136,12 @@ impl GpuContext {
         self.check_lost()
     }
 
-    /// `Err(Error::Gpu)` once the device has been lost.
+    /// `Err(Error::Gpu)` once the device has been lost (for good), or once for each error that
+    /// escaped every error scope on a device this crate created.
     pub fn check_lost(&self) -> Result<()> {
+        if let Some(msg) = self.uncaptured.lock().ok().and_then(|mut u| u.take()) {
+            return Err(Error::Gpu(format!("uncaptured wgpu error: {msg}")));
+        }
         match self.lost.lock() {
             Ok(l) => match l.as_ref() {
                 Some(msg) => Err(Error::Gpu(format!("device lost: {msg}"))),
