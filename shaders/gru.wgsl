@@ -12,6 +12,7 @@
 // Per step s, row b of direction d runs at time t = s (forward), len_b−1−s (reverse) or
 // T−1−s (go_backwards, output at s). Steps past a row's length carry h and write 0 to y.
 
+// ==== prelude: shared verbatim with gru_subgroup.wgsl (tests/shaders.rs checks) ====
 // Specialisation.
 override H: u32 = 1u;              // hidden units
 override BT: u32 = 4u;             // batch rows per workgroup in the step kernels (1..=4)
@@ -164,6 +165,15 @@ fn emit(s: u32, pos: Pos, d: u32, b: u32, j: u32, hnew: f32) {
         states[ly.hn_off + (d * ly.batch + b) * H + j] = hnew;
     }
 }
+
+// Writes h_t of (d, b, j) of a sequence kernel to y, and to h_n after the last step.
+fn seq_emit(s: u32, pos: Pos, d: u32, b: u32, j: u32, hnew: f32) {
+    y[y_index(pos.t_out, d, b, j)] = select(0.0, hnew, pos.valid);
+    if (s + 1u == ly.steps) {
+        states[ly.hn_off + (d * ly.batch + b) * H + j] = hnew;
+    }
+}
+// ==== end of prelude ====
 
 // ---------------------------------------------------------------------------------------------
 // Per-step kernels: a workgroup owns 8 hidden units × BT batch rows of one direction. 32 lanes
@@ -384,13 +394,6 @@ fn sequence(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wi
             }
         }
         workgroupBarrier();
-    }
-}
-
-fn seq_emit(s: u32, pos: Pos, d: u32, b: u32, j: u32, hnew: f32) {
-    y[y_index(pos.t_out, d, b, j)] = select(0.0, hnew, pos.valid);
-    if (s + 1u == ly.steps) {
-        states[ly.hn_off + (d * ly.batch + b) * H + j] = hnew;
     }
 }
 

@@ -3,6 +3,7 @@
 mod gpu_common;
 
 use gpu_common::{Rng, ctx, random_gru};
+use std::io::Write;
 use wgpu_gru::gpu::{Algorithm, GpuGru};
 use wgpu_gru::{Activation, Activations, Direction, GruConfig, SeqInput, Variant, reference};
 
@@ -279,6 +280,7 @@ fn register_kernel_slice_widths() {
                 let opts = wgpu_gru::gpu::GpuOptions {
                     algorithm: Algorithm::SequenceRegisters,
                     register_columns: cols,
+                    ..Default::default()
                 };
                 let g = GpuGru::with_options(ctx, &gru, opts).unwrap();
                 let (got, stats) = g.forward_with_stats(&input).unwrap();
@@ -290,4 +292,74 @@ fn register_kernel_slice_widths() {
             }
         }
     }
+}
+
+/// The subgroup kernels (`gru_subgroup.wgsl`) and the portable ones, each against the reference,
+/// on both variants, both directions with lengths, at H around the register kernel's limits.
+/// Prints whether the subgroup kernels ran, so CI can require them on adapters that have them.
+#[test]
+fn subgroup_and_portable_kernels() {
+    let Some(ctx) = ctx() else { return };
+    let has = ctx.device.features().contains(wgpu::Features::SUBGROUP);
+    let info = ctx.device.adapter_info();
+    let mut ran = false;
+    for (h, b, bidir) in [
+        (1, 3, true),
+        (7, 5, false),
+        (65, 2, true),
+        (128, 3, false),
+        (160, 1, false),
+        (257, 6, true),
+    ] {
+        for variant in [Variant::ResetAfter, Variant::ResetBefore] {
+            let mut cfg = GruConfig::new(9, h).with_variant(variant);
+            if bidir {
+                cfg = cfg.with_direction(Direction::Bidirectional);
+            }
+            let gru = random_gru(cfg, 7 * h as u64 + b as u64);
+            let mut rng = Rng(h as u64 + 11);
+            let t = 9;
+            let x = rng.vec(t * b * 9, 1.0);
+            let h0 = rng.vec(gru.config.num_directions() * b * h, 0.5);
+            let lens: Vec<usize> = (0..b).map(|i| t - (i * 3) % t).collect();
+            let input = SeqInput::new(&x, t, b).with_h0(&h0).with_lengths(&lens);
+            let want = reference::forward(&gru, &input).unwrap();
+            for subgroups in [true, false] {
+                for algorithm in [Algorithm::PerStep, Algorithm::SequenceRegisters] {
+                    let opts = wgpu_gru::gpu::GpuOptions {
+                        algorithm,
+                        subgroups,
+                        ..Default::default()
+                    };
+                    let g = GpuGru::with_options(ctx, &gru, opts).unwrap();
+                    let (got, stats) = g.forward_with_stats(&input).unwrap();
+                    let err = got.max_abs_diff(&want);
+                    assert!(
+                        err <= TOL,
+                        "H {h} B {b} {variant:?} subgroups {subgroups} {algorithm:?}: {err} ({stats:?})"
+                    );
+                    if !subgroups || !has {
+                        assert!(!stats.subgroups, "{stats:?}");
+                    } else if stats.algorithm == Algorithm::PerStep {
+                        assert!(stats.subgroups, "per-step without subgroups: {stats:?}");
+                    }
+                    ran |= stats.subgroups;
+                    if has && subgroups && algorithm == Algorithm::SequenceRegisters && h <= 128 {
+                        // KS ≤ 4 at H ≤ 128: within every adapter's smallest subgroup (≥ 4).
+                        assert!(stats.subgroups, "H {h}: {stats:?}");
+                    }
+                }
+            }
+        }
+    }
+    let msg = if ran {
+        format!(
+            "subgroup kernels: ran (subgroup size {}..{})",
+            info.subgroup_min_size, info.subgroup_max_size
+        )
+    } else {
+        "subgroup kernels: not on this adapter (no Features::SUBGROUP); portable kernels only"
+            .into()
+    };
+    let _ = writeln!(std::io::stderr(), "{msg}");
 }

@@ -1126,6 +1126,36 @@ fn new_on_destroyed_device_is_an_error() {
     refused(g.workspace(3, 3), |e| matches!(e, Error::Gpu(_)), &[]);
 }
 
+/// On a device the crate created, a wgpu error that escapes every error scope (here the app's own
+/// invalid buffer) is returned once, as `Error::Gpu`, by the next call, instead of wgpu's
+/// default handler panicking; the device is not lost, so later calls work.
+#[test]
+fn uncaptured_error_is_reported_once() {
+    if ctx().is_none() {
+        return;
+    }
+    let own = GpuContext::new_default().expect("second device");
+    let gru = small_gru(Variant::ResetAfter, Direction::Forward, 1);
+    let g = GpuGru::new(&own, &gru).unwrap();
+    let x = vec![0.5; 2 * 3];
+    let want = g.forward(&SeqInput::new(&x, 2, 1)).unwrap();
+    // MAP_READ with MAP_WRITE is invalid without MAPPABLE_PRIMARY_BUFFERS.
+    let _bad = own.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("invalid on purpose"),
+        size: 16,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::MAP_WRITE,
+        mapped_at_creation: false,
+    });
+    refused(
+        g.forward(&SeqInput::new(&x, 2, 1)),
+        |e| matches!(e, Error::Gpu(m) if m.contains("uncaptured")),
+        &[],
+    );
+    let again = g.forward(&SeqInput::new(&x, 2, 1)).unwrap();
+    assert_eq!(again.output, want.output);
+    assert!(own.check_lost().is_ok());
+}
+
 // ---------------------------------------------------------------------------------------------
 // The CLI.
 

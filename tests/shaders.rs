@@ -122,3 +122,39 @@ fn every_shader_translates_for_vulkan_metal_dx12_gl() {
         }
     }
 }
+
+/// WGSL has no includes, so `gru_subgroup.wgsl` carries a copy of `gru.wgsl`'s prelude (overrides,
+/// bindings, helpers). The two copies must stay identical: both modules share one bind group
+/// layout and one set of override values.
+#[test]
+fn subgroup_shader_shares_the_prelude_verbatim() {
+    use wgpu_gru::gpu::kernels::{GRU_SUBGROUP_WGSL, GRU_WGSL};
+    fn prelude(src: &str) -> &str {
+        let a = src.find("// ==== prelude").expect("prelude start marker");
+        let b = src
+            .find("// ==== end of prelude ====")
+            .expect("prelude end marker");
+        &src[a..b]
+    }
+    assert!(prelude(GRU_WGSL).len() > 1000);
+    assert_eq!(prelude(GRU_WGSL), prelude(GRU_SUBGROUP_WGSL));
+}
+
+/// Only `gru_subgroup.wgsl` needs the subgroup capability: the crate builds it only on devices with
+/// `Features::SUBGROUP`, and every other shader must run without it (GL has none).
+#[test]
+fn only_the_subgroup_shader_needs_subgroups() {
+    let caps = naga::valid::Capabilities::all()
+        - naga::valid::Capabilities::SUBGROUP
+        - naga::valid::Capabilities::SUBGROUP_BARRIER;
+    for (name, src) in ALL_SHADERS {
+        let module = naga::front::wgsl::parse_str(src).unwrap();
+        let res = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
+            .validate(&module);
+        assert_eq!(
+            res.is_err(),
+            *name == "gru_subgroup.wgsl",
+            "{name}: {res:?}"
+        );
+    }
+}

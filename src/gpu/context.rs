@@ -81,7 +81,7 @@ impl GpuContext {
         let ctx = Self::from_device(device, queue, info);
         // A device this crate made is ours to configure: record errors that escape every error
         // scope (wgpu's default handler panics) and report them from the next call.
-        let flag = ctx.lost.clone();
+        let flag = ctx.uncaptured.clone();
         ctx.device
             .on_uncaptured_error(std::sync::Arc::new(move |e: wgpu::Error| {
                 if let Ok(mut l) = flag.lock()

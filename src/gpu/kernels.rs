@@ -6,6 +6,9 @@ use crate::config::{Activations, Variant};
 pub const INPUT_PROJ_WGSL: &str = include_str!("../../shaders/input_proj.wgsl");
 /// `shaders/gru.wgsl`: step kernels and the sequence-persistent kernel.
 pub const GRU_WGSL: &str = include_str!("../../shaders/gru.wgsl");
+/// `shaders/gru_subgroup.wgsl`: step and register kernels with subgroup reductions (needs
+/// `Features::SUBGROUP`).
+pub const GRU_SUBGROUP_WGSL: &str = include_str!("../../shaders/gru_subgroup.wgsl");
 /// `shaders/head.wgsl`: the classifier head (dense layer and softmax).
 pub const HEAD_WGSL: &str = include_str!("../../shaders/head.wgsl");
 
@@ -13,6 +16,7 @@ pub const HEAD_WGSL: &str = include_str!("../../shaders/head.wgsl");
 pub const ALL_SHADERS: &[(&str, &str)] = &[
     ("input_proj.wgsl", INPUT_PROJ_WGSL),
     ("gru.wgsl", GRU_WGSL),
+    ("gru_subgroup.wgsl", GRU_SUBGROUP_WGSL),
     ("head.wgsl", HEAD_WGSL),
 ];
 
@@ -59,12 +63,44 @@ pub struct Kernels {
     pub tiled_gates: Vec<(u32, wgpu::ComputePipeline)>,
     /// `gru.wgsl::tiled_candidate` (reset-before, half 2), by tile rows.
     pub tiled_candidate: Vec<(u32, wgpu::ComputePipeline)>,
+    /// The subgroup kernels of `gru_subgroup.wgsl`, where the device has `Features::SUBGROUP` and
+    /// they were asked for.
+    pub subgroup: Option<SubgroupKernels>,
+}
+
+/// Pipelines of `gru_subgroup.wgsl`.
+#[derive(Debug)]
+pub struct SubgroupKernels {
+    /// Hidden units per workgroup of the step kernels: 256 / the adapter's largest subgroup.
+    pub units: u32,
+    /// `step_fused_sg` (reset-after).
+    pub step_fused: Option<wgpu::ComputePipeline>,
+    /// `step_gates_sg` (reset-before, half 1).
+    pub step_gates: Option<wgpu::ComputePipeline>,
+    /// `step_candidate_sg` (reset-before, half 2).
+    pub step_candidate: Option<wgpu::ComputePipeline>,
+    /// `sequence_regs_sg`, where H, the device's limits and its smallest subgroup allow.
+    pub sequence_regs: Option<wgpu::ComputePipeline>,
+}
+
+/// Invocations per workgroup of the subgroup step kernels (fixed in `gru_subgroup.wgsl`).
+pub const SG_STEP_INVOCATIONS: u32 = 256;
+
+/// `(KQ, KS, WG)` of `sequence_regs_sg` for `hidden` with up to `columns` K-columns per
+/// invocation: KS is rounded up to a power of two (the shuffle reduction needs it) and KQ shrunk to
+/// match.
+pub fn regs_sg_shape(hidden: u32, columns: u32) -> (u32, u32, u32) {
+    let ks = hidden.div_ceil(columns).max(1).next_power_of_two();
+    let kq = hidden.div_ceil(4).div_ceil(ks).max(1);
+    (kq, ks, (hidden * ks).next_multiple_of(32))
 }
 
 /// Largest H of the register-resident sequence kernel.
 pub const REGS_MAX_H: u32 = 160;
 /// Workgroup memory `sequence_regs` declares (bytes): h ping-pong, r⊙h, partial sums, z.
 pub const REGS_WORKGROUP_BYTES: u32 = 80 * 16 + 40 * 16 + 3 * 1024 * 4 + 160 * 4;
+/// Workgroup memory `sequence_regs_sg` declares (bytes): h ping-pong, r⊙h.
+pub const REGS_SG_WORKGROUP_BYTES: u32 = 80 * 16 + 40 * 16;
 /// Default K-columns per invocation of `sequence_regs` (each invocation holds 3× this many weights).
 pub const REGS_DEFAULT_COLUMNS: u32 = 32;
 
@@ -111,6 +147,7 @@ impl Kernels {
         acts: Activations,
         clip: Option<f32>,
         regs_columns: u32,
+        subgroups: bool,
     ) -> Self {
         let proj_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("wgpu-gru input_proj layout"),
@@ -183,13 +220,13 @@ impl Kernels {
                 },
             ),
         ];
-        let make = |entry: &str, extra: &[(&str, f64)]| {
+        let make_in = |module: &wgpu::ShaderModule, entry: &str, extra: &[(&str, f64)]| {
             let mut constants = base.clone();
             constants.extend_from_slice(extra);
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(&format!("wgpu-gru {entry}")),
                 layout: Some(&gru_pl),
-                module: &gru_module,
+                module,
                 entry_point: Some(entry),
                 compilation_options: wgpu::PipelineCompilationOptions {
                     constants: &constants,
@@ -199,6 +236,7 @@ impl Kernels {
                 cache: None,
             })
         };
+        let make = |entry: &str, extra: &[(&str, f64)]| make_in(&gru_module, entry, extra);
         let (step_fused, step_gates, step_candidate) = match variant {
             Variant::ResetAfter => (Some(make("step_fused", &[])), None, None),
             Variant::ResetBefore => (
@@ -244,6 +282,45 @@ impl Kernels {
                 make_tiled("tiled_candidate"),
             ),
         };
+        let subgroup =
+            (subgroups && device.features().contains(wgpu::Features::SUBGROUP)).then(|| {
+                let info = device.adapter_info();
+                let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some("wgpu-gru gru_subgroup.wgsl"),
+                    source: wgpu::ShaderSource::Wgsl(GRU_SUBGROUP_WGSL.into()),
+                });
+                let units = (SG_STEP_INVOCATIONS / info.subgroup_max_size.max(1)).max(1);
+                let step = |entry: &str| make_in(&module, entry, &[("SG_UNITS", units as f64)]);
+                let (step_fused, step_gates, step_candidate) = match variant {
+                    Variant::ResetAfter => (Some(step("step_fused_sg")), None, None),
+                    Variant::ResetBefore => (
+                        None,
+                        Some(step("step_gates_sg")),
+                        Some(step("step_candidate_sg")),
+                    ),
+                };
+                let (kq, ks, wg) = regs_sg_shape(hidden, kq * 4);
+                let sequence_regs = (hidden <= REGS_MAX_H
+                    && ks <= info.subgroup_min_size
+                    && wg <= limits.max_compute_invocations_per_workgroup
+                    && wg <= limits.max_compute_workgroup_size_x
+                    && ks * kq <= 40
+                    && REGS_SG_WORKGROUP_BYTES <= limits.max_compute_workgroup_storage_size)
+                    .then(|| {
+                        make_in(
+                            &module,
+                            "sequence_regs_sg",
+                            &[("KQ", kq as f64), ("KS", ks as f64), ("WG", wg as f64)],
+                        )
+                    });
+                SubgroupKernels {
+                    units,
+                    step_fused,
+                    step_gates,
+                    step_candidate,
+                    sequence_regs,
+                }
+            });
         Kernels {
             proj_layout,
             gru_layout,
@@ -256,6 +333,7 @@ impl Kernels {
             tiled_fused,
             tiled_gates,
             tiled_candidate,
+            subgroup,
         }
     }
 }

@@ -38,6 +38,9 @@ pub struct GpuOptions {
     /// 8, 16 or 32 (default 32). Fewer columns mean more invocations per workgroup and fewer
     /// registers each.
     pub register_columns: u32,
+    /// Use the subgroup-reduction kernels of `gru_subgroup.wgsl` where the device has
+    /// `Features::SUBGROUP` (default `true`); `false` always runs the portable kernels.
+    pub subgroups: bool,
 }
 
 impl Default for GpuOptions {
@@ -45,6 +48,7 @@ impl Default for GpuOptions {
         GpuOptions {
             algorithm: Algorithm::Auto,
             register_columns: kernels::REGS_DEFAULT_COLUMNS,
+            subgroups: true,
         }
     }
 }
@@ -61,6 +65,8 @@ pub struct ForwardStats {
     /// Batch rows per workgroup of the sequence kernel or tile of the tiled kernels (0 for
     /// per-step).
     pub rows_per_workgroup: u32,
+    /// Whether the recurrence ran a subgroup-reduction kernel (`gru_subgroup.wgsl`).
+    pub subgroups: bool,
 }
 
 pub(crate) struct LayerBuffers {
@@ -183,6 +189,7 @@ impl GpuGru {
             acts,
             c.clip,
             options.register_columns,
+            options.subgroups,
         );
         pop_scopes(oom, scope)?;
         ctx.check_lost()?;
@@ -240,7 +247,12 @@ impl GpuGru {
         let h = self.config.hidden_size as u32;
         let seq_ok = !self.kernels.sequence.is_empty();
         let cpu = self.ctx.adapter_info().device_type == wgpu::DeviceType::Cpu;
-        let regs_ok = self.kernels.sequence_regs.is_some();
+        let regs_ok = self.kernels.sequence_regs.is_some()
+            || self
+                .kernels
+                .subgroup
+                .as_ref()
+                .is_some_and(|k| k.sequence_regs.is_some());
         // Measured on lavapipe (2 cores): the register kernel wins at H ≤ 64 or B ≥ 4 (seed:
         // 191 vs 433 ms), the batch-slice kernel at B = 1, H = 128 (long: 220 vs 364 ms).
         let cpu_regs = regs_ok && (h <= 64 || batch >= 4);
@@ -460,8 +472,11 @@ impl GpuGru {
             pass.set_bind_group(0, group, &[]);
             pass.dispatch_workgroups(n.div_ceil(tile), m.div_ceil(tile), 1);
             stats.dispatches += 1;
+            let sg = self.kernels.subgroup.as_ref();
             if algo == Algorithm::SequenceRegisters {
-                if let Some(p) = &self.kernels.sequence_regs {
+                let sg_regs = sg.and_then(|k| k.sequence_regs.as_ref());
+                stats.subgroups = sg_regs.is_some();
+                if let Some(p) = sg_regs.or(self.kernels.sequence_regs.as_ref()) {
                     pass.set_pipeline(p);
                     pass.set_bind_group(0, &ws.gru_groups[l], &[0]);
                     pass.dispatch_workgroups(b, 1, d);
@@ -499,15 +514,19 @@ impl GpuGru {
                 }
                 continue;
             }
-            let grid = (
-                h.div_ceil(kernels::STEP_UNITS),
-                b.div_ceil(kernels::STEP_ROWS),
-                d,
-            );
-            let steps: &[&Option<wgpu::ComputePipeline>] = match c.variant {
-                Variant::ResetAfter => &[&self.kernels.step_fused],
-                Variant::ResetBefore => &[&self.kernels.step_gates, &self.kernels.step_candidate],
+            let (units, steps): (u32, [&Option<wgpu::ComputePipeline>; 2]) = match (sg, c.variant) {
+                (Some(k), Variant::ResetAfter) => (k.units, [&k.step_fused, &None]),
+                (Some(k), Variant::ResetBefore) => (k.units, [&k.step_gates, &k.step_candidate]),
+                (None, Variant::ResetAfter) => {
+                    (kernels::STEP_UNITS, [&self.kernels.step_fused, &None])
+                }
+                (None, Variant::ResetBefore) => (
+                    kernels::STEP_UNITS,
+                    [&self.kernels.step_gates, &self.kernels.step_candidate],
+                ),
             };
+            stats.subgroups = sg.is_some();
+            let grid = (h.div_ceil(units), b.div_ceil(kernels::STEP_ROWS), d);
             for s in 0..t {
                 for p in steps.iter().filter_map(|p| p.as_ref()) {
                     pass.set_pipeline(p);

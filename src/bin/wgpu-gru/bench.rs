@@ -29,6 +29,9 @@ pub struct Args {
     /// K-columns per invocation of the register-resident sequence kernel (8, 16 or 32).
     #[arg(long, default_value_t = 32)]
     regs_cols: u32,
+    /// Run the portable GPU kernels even where the adapter has subgroups.
+    #[arg(long)]
+    no_subgroups: bool,
     /// Threads for the cpu backend.
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -263,6 +266,7 @@ pub fn main(args: Args) -> Result<(), String> {
                         GpuOptions {
                             algorithm: algo,
                             register_columns: args.regs_cols,
+                            subgroups: !args.no_subgroups,
                         },
                     )
                     .map_err(|e| e.to_string())?;
@@ -276,12 +280,6 @@ pub fn main(args: Args) -> Result<(), String> {
                         Ok(())
                     })
                     .map_err(|e| e.to_string())?;
-                    let label = match stats.algorithm {
-                        Algorithm::Sequence => format!("{gpu}:seq{}", stats.rows_per_workgroup),
-                        Algorithm::Tiled => format!("{gpu}:tiled{}", stats.rows_per_workgroup),
-                        _ => format!("{gpu}:step"),
-                    };
-                    let _ = label;
                     Row {
                         shape: *shape,
                         backend: backend.clone(),
