@@ -26,6 +26,7 @@ override G_KIND: u32 = 1u;         // candidate activation
 override G_ALPHA: f32 = 0.0;
 override G_BETA: f32 = 0.0;
 override CLIP: f32 = 0.0;          // 0: no clip
+override SEQ_STEPS: u32 = 0u;      // steps per dispatch of the sequence kernels (0: all T)
 
 struct Step {
     s: u32,
@@ -164,6 +165,30 @@ fn emit(s: u32, pos: Pos, d: u32, b: u32, j: u32, hnew: f32) {
     if (s + 1u == ly.steps) {
         states[ly.hn_off + (d * ly.batch + b) * H + j] = hnew;
     }
+}
+
+// A sequence kernel's dispatch runs steps [first, seq_end(first)), `first` from the dynamic step
+// offset. The host splits T where a driver caps the loop iterations of one invocation (Mesa's
+// llvmpipe ends every loop after 65,535 iterations shared by the whole shader).
+fn seq_end(first: u32) -> u32 {
+    if (SEQ_STEPS == 0u) { return ly.steps; }
+    return min(ly.steps, first + SEQ_STEPS);
+}
+
+// h of (d, b, j) where a sequence dispatch starts: h0, or what the previous dispatch left in
+// half 0 of `hbuf`.
+fn seq_h_start(first: u32, d: u32, b: u32, j: u32) -> f32 {
+    if (first == 0u) {
+        return states[ly.h0_off + (d * ly.batch + b) * H + j];
+    }
+    let i = (d * ly.batch + b) * hp() + j;
+    return hbuf[i / 4u][i % 4u];
+}
+
+// Leaves h of (d, b, j) in half 0 of `hbuf` for the next sequence dispatch.
+fn seq_h_save(d: u32, b: u32, j: u32, v: f32) {
+    let i = (d * ly.batch + b) * hp() + j;
+    hbuf[i / 4u][i % 4u] = v;
 }
 
 // Writes h_t of (d, b, j) of a sequence kernel to y, and to h_n after the last step.
@@ -314,13 +339,15 @@ fn sequence(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wi
     let b0 = wid.x * BS;
     let nb = min(BS, ly.batch - b0);
     let ut = ly.ut_off + d * H * H;
+    let first = st.s;
+    let end = seq_end(first);
     for (var i = lid; i < nb * H; i += SEQ_WG) {
         let bb = i / H;
-        hs[i] = states[ly.h0_off + (d * ly.batch + b0 + bb) * H + (i - bb * H)];
+        hs[i] = seq_h_start(first, d, b0 + bb, i - bb * H);
     }
     workgroupBarrier();
-    for (var s = 0u; s < ly.steps; s++) {
-        let cur = (s % 2u) * SEQ_MAX;
+    for (var s = first; s < end; s++) {
+        let cur = ((s - first) % 2u) * SEQ_MAX;
         let nxt = SEQ_MAX - cur;
         if (RESET_AFTER) {
             for (var j = lid; j < H; j += SEQ_WG) {
@@ -395,6 +422,13 @@ fn sequence(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wi
         }
         workgroupBarrier();
     }
+    if (end < ly.steps) {
+        let last = ((end - first) % 2u) * SEQ_MAX;
+        for (var i = lid; i < nb * H; i += SEQ_WG) {
+            let bb = i / H;
+            seq_h_save(d, b0 + bb, i - bb * H, hs[last + i]);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -450,17 +484,18 @@ fn sequence_regs(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_i
     for (var i = lid; i < 2u * REG_MAX4; i += WG) { hr[i] = vec4<f32>(0.0); }
     for (var i = lid; i < REG_MAX4; i += WG) { rr[i] = vec4<f32>(0.0); }
     workgroupBarrier();
+    let first = st.s;
+    let end = seq_end(first);
     if (live && ks == 0u) {
-        let h0 = states[ly.h0_off + (d * ly.batch + b) * H + j];
-        hr[j / 4u][j % 4u] = h0;
+        hr[j / 4u][j % 4u] = seq_h_start(first, d, b, j);
     }
     // Loop invariants in registers: the row's length and this unit's recurrent biases.
     let len = lens[b];
     var bh = vec3<f32>(0.0);
     if (live) { bh = vec3<f32>(bhh(d, j), bhh(d, H + j), bhh(d, 2u * H + j)); }
     workgroupBarrier();
-    for (var s = 0u; s < ly.steps; s++) {
-        let cur = (s % 2u) * row4;
+    for (var s = first; s < end; s++) {
+        let cur = ((s - first) % 2u) * row4;
         let nxt = row4 - cur;
         let pos = position_len(s, d, len);
         // Issue this step's input-projection loads before the FMAs, so their latency overlaps.
@@ -530,6 +565,9 @@ fn sequence_regs(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_i
             }
             workgroupBarrier();
         }
+    }
+    if (end < ly.steps && live && ks == 0u) {
+        seq_h_save(d, b, j, hr[((end - first) % 2u) * row4 + j / 4u][j % 4u]);
     }
 }
 

@@ -363,3 +363,50 @@ fn subgroup_and_portable_kernels() {
     };
     let _ = writeln!(std::io::stderr(), "{msg}");
 }
+
+/// Sequences long enough that one sequence-kernel dispatch would pass Mesa's llvmpipe cap on loop
+/// iterations per invocation (65,535, shared by all loops; past it results are silently wrong):
+/// on software adapters the host splits T over several dispatches, carrying h between them.
+/// Every sequence kernel, both variants, both directions with lengths.
+#[test]
+fn sequence_kernels_over_long_sequences() {
+    let Some(ctx) = ctx() else { return };
+    let cpu = ctx.device.adapter_info().device_type == wgpu::DeviceType::Cpu;
+    for (algorithm, h, b, t) in [
+        (Algorithm::Sequence, 33, 3, 2100),
+        (Algorithm::SequenceRegisters, 20, 2, 3000),
+    ] {
+        for variant in [Variant::ResetAfter, Variant::ResetBefore] {
+            let cfg = GruConfig::new(3, h)
+                .with_variant(variant)
+                .with_direction(Direction::Bidirectional);
+            let gru = random_gru(cfg, h as u64 + t as u64);
+            let mut rng = Rng(t as u64);
+            let x = rng.vec(t * b * 3, 1.0);
+            let h0 = rng.vec(2 * b * h, 0.5);
+            let lens: Vec<usize> = (0..b).map(|i| t - 700 * i).collect();
+            let input = SeqInput::new(&x, t, b).with_h0(&h0).with_lengths(&lens);
+            let want = reference::forward(&gru, &input).unwrap();
+            for subgroups in [true, false] {
+                let opts = wgpu_gru::gpu::GpuOptions {
+                    algorithm,
+                    subgroups,
+                    ..Default::default()
+                };
+                let g = GpuGru::with_options(ctx, &gru, opts).unwrap();
+                let (got, stats) = g.forward_with_stats(&input).unwrap();
+                let err = got.max_abs_diff(&want);
+                assert!(
+                    err <= TOL,
+                    "{algorithm:?} H {h} T {t} {variant:?} subgroups {subgroups}: {err} ({stats:?})"
+                );
+                assert_eq!(stats.algorithm, algorithm);
+                if cpu {
+                    assert!(stats.dispatches > 2, "T not split: {stats:?}");
+                } else {
+                    assert_eq!(stats.dispatches, 2, "{stats:?}");
+                }
+            }
+        }
+    }
+}

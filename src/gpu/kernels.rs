@@ -54,9 +54,9 @@ pub struct Kernels {
     /// `gru.wgsl::step_candidate` (reset-before, half 2).
     pub step_candidate: Option<wgpu::ComputePipeline>,
     /// `gru.wgsl::sequence`, by batch rows per workgroup (1, 2, 4, 8 as H allows).
-    pub sequence: Vec<(u32, wgpu::ComputePipeline)>,
+    pub sequence: Vec<SeqKernel>,
     /// `gru.wgsl::sequence_regs` (W_hh in registers), where H and the device's limits allow.
-    pub sequence_regs: Option<wgpu::ComputePipeline>,
+    pub sequence_regs: Option<SeqKernel>,
     /// `gru.wgsl::tiled_fused` (reset-after), by tile rows ([`TILED_ROWS`]).
     pub tiled_fused: Vec<(u32, wgpu::ComputePipeline)>,
     /// `gru.wgsl::tiled_gates` (reset-before, half 1), by tile rows.
@@ -66,6 +66,8 @@ pub struct Kernels {
     /// The subgroup kernels of `gru_subgroup.wgsl`, where the device has `Features::SUBGROUP` and
     /// they were asked for.
     pub subgroup: Option<SubgroupKernels>,
+    /// Whether the device is a software adapter (device type `Cpu`, such as lavapipe).
+    pub software: bool,
 }
 
 /// Pipelines of `gru_subgroup.wgsl`.
@@ -80,7 +82,32 @@ pub struct SubgroupKernels {
     /// `step_candidate_sg` (reset-before, half 2).
     pub step_candidate: Option<wgpu::ComputePipeline>,
     /// `sequence_regs_sg`, where H, the device's limits and its smallest subgroup allow.
-    pub sequence_regs: Option<wgpu::ComputePipeline>,
+    pub sequence_regs: Option<SeqKernel>,
+}
+
+/// A sequence-persistent pipeline and how many steps one dispatch of it may run.
+#[derive(Debug)]
+pub struct SeqKernel {
+    /// Batch rows per workgroup.
+    pub rows: u32,
+    /// Steps per dispatch (its `SEQ_STEPS`); 0 runs all T in one.
+    pub steps: u32,
+    /// The pipeline.
+    pub pipeline: wgpu::ComputePipeline,
+}
+
+/// Loop iterations one shader invocation may run on Mesa's llvmpipe (`LP_MAX_TGSI_LOOP_ITERATIONS`,
+/// shared by every loop of the shader): past it, loops end early and results are silently wrong.
+pub const LLVMPIPE_LOOP_LIMIT: u32 = 65_535;
+
+/// Steps per dispatch of a sequence kernel whose steps each run up to `per_step` loop iterations:
+/// 0 (all T) on hardware, and within [`LLVMPIPE_LOOP_LIMIT`], with room for the prologue, on
+/// software adapters.
+pub fn seq_steps(software: bool, per_step: u32) -> u32 {
+    if !software {
+        return 0;
+    }
+    ((LLVMPIPE_LOOP_LIMIT - 5_535) / per_step.max(1)).max(1)
 }
 
 /// Invocations per workgroup of the subgroup step kernels (fixed in `gru_subgroup.wgsl`).
@@ -200,6 +227,7 @@ impl Kernels {
             cache: None,
         });
 
+        let software = device.adapter_info().device_type == wgpu::DeviceType::Cpu;
         let (fk, fa, fb) = acts.f.code();
         let (gk, ga, gb) = acts.g.code();
         let base: Vec<(&str, f64)> = vec![
@@ -249,7 +277,20 @@ impl Kernels {
             [1u32, 2, 4, 8]
                 .into_iter()
                 .filter(|&bs| bs * hidden <= SEQ_MAX)
-                .map(|bs| (bs, make("sequence", &[("BS", bs as f64)])))
+                .map(|bs| {
+                    // Per step, both halves (reset-before), every loop counted: units per
+                    // invocation × (H iterations over k, each with BS rows, and the row loops).
+                    let per_step = 2 * hidden.div_ceil(256) * (hidden * (1 + bs) + 2 * bs) + 4;
+                    let steps = seq_steps(software, per_step);
+                    SeqKernel {
+                        rows: bs,
+                        steps,
+                        pipeline: make(
+                            "sequence",
+                            &[("BS", bs as f64), ("SEQ_STEPS", steps as f64)],
+                        ),
+                    }
+                })
                 .collect()
         } else {
             Vec::new()
@@ -263,10 +304,20 @@ impl Kernels {
             && ks * kq <= 40
             && REGS_WORKGROUP_BYTES <= limits.max_compute_workgroup_storage_size)
             .then(|| {
-                make(
-                    "sequence_regs",
-                    &[("KQ", kq as f64), ("KS", ks as f64), ("WG", wg as f64)],
-                )
+                let steps = seq_steps(software, 3 * kq + ks + 8);
+                SeqKernel {
+                    rows: 1,
+                    steps,
+                    pipeline: make(
+                        "sequence_regs",
+                        &[
+                            ("KQ", kq as f64),
+                            ("KS", ks as f64),
+                            ("WG", wg as f64),
+                            ("SEQ_STEPS", steps as f64),
+                        ],
+                    ),
+                }
             });
         let make_tiled = |entry: &str| -> Vec<(u32, wgpu::ComputePipeline)> {
             TILED_ROWS
@@ -307,11 +358,21 @@ impl Kernels {
                     && ks * kq <= 40
                     && REGS_SG_WORKGROUP_BYTES <= limits.max_compute_workgroup_storage_size)
                     .then(|| {
-                        make_in(
-                            &module,
-                            "sequence_regs_sg",
-                            &[("KQ", kq as f64), ("KS", ks as f64), ("WG", wg as f64)],
-                        )
+                        let steps = seq_steps(software, 3 * kq + ks + 8);
+                        SeqKernel {
+                            rows: 1,
+                            steps,
+                            pipeline: make_in(
+                                &module,
+                                "sequence_regs_sg",
+                                &[
+                                    ("KQ", kq as f64),
+                                    ("KS", ks as f64),
+                                    ("WG", wg as f64),
+                                    ("SEQ_STEPS", steps as f64),
+                                ],
+                            ),
+                        }
                     });
                 SubgroupKernels {
                     units,
@@ -334,6 +395,7 @@ impl Kernels {
             tiled_gates,
             tiled_candidate,
             subgroup,
+            software,
         }
     }
 }

@@ -244,22 +244,19 @@ impl GpuGru {
     /// wherever W_hh fits in registers (H ≤ 160; measured on an H100, see BENCHMARKS.md).
     /// Elsewhere one dispatch per step.
     pub fn choose(&self, batch: usize) -> (Algorithm, u32) {
-        let h = self.config.hidden_size as u32;
         let seq_ok = !self.kernels.sequence.is_empty();
-        let cpu = self.ctx.adapter_info().device_type == wgpu::DeviceType::Cpu;
+        let cpu = self.kernels.software;
         let regs_ok = self.kernels.sequence_regs.is_some()
             || self
                 .kernels
                 .subgroup
                 .as_ref()
                 .is_some_and(|k| k.sequence_regs.is_some());
-        // Measured on lavapipe (2 cores): the register kernel wins at H ≤ 64 or B ≥ 4 (seed:
-        // 191 vs 433 ms), the batch-slice kernel at B = 1, H = 128 (long: 220 vs 364 ms).
-        let cpu_regs = regs_ok && (h <= 64 || batch >= 4);
+        // Measured on lavapipe (2 cores, BENCHMARKS.md): the register kernel beats the batch-slice
+        // kernel wherever it runs, by 2.7–4× at B ≤ 2 and more at larger batches.
         let algo = match self.algorithm {
-            Algorithm::Auto if cpu && cpu_regs => Algorithm::SequenceRegisters,
+            Algorithm::Auto if regs_ok => Algorithm::SequenceRegisters,
             Algorithm::Auto if cpu && seq_ok => Algorithm::Sequence,
-            Algorithm::Auto if !cpu && regs_ok => Algorithm::SequenceRegisters,
             Algorithm::Sequence if seq_ok => Algorithm::Sequence,
             Algorithm::SequenceRegisters if regs_ok => Algorithm::SequenceRegisters,
             Algorithm::Tiled => Algorithm::Tiled,
@@ -282,7 +279,7 @@ impl GpuGru {
             .kernels
             .sequence
             .iter()
-            .map(|&(bs, _)| bs)
+            .map(|k| k.rows)
             .filter(|&bs| bs <= want.next_power_of_two())
             .max()
             .unwrap_or(1);
@@ -476,20 +473,14 @@ impl GpuGru {
             if algo == Algorithm::SequenceRegisters {
                 let sg_regs = sg.and_then(|k| k.sequence_regs.as_ref());
                 stats.subgroups = sg_regs.is_some();
-                if let Some(p) = sg_regs.or(self.kernels.sequence_regs.as_ref()) {
-                    pass.set_pipeline(p);
-                    pass.set_bind_group(0, &ws.gru_groups[l], &[0]);
-                    pass.dispatch_workgroups(b, 1, d);
-                    stats.dispatches += 1;
+                if let Some(k) = sg_regs.or(self.kernels.sequence_regs.as_ref()) {
+                    stats.dispatches += encode_sequence(&mut pass, k, &ws.gru_groups[l], ws, b, d);
                 }
                 continue;
             }
             if algo == Algorithm::Sequence {
-                if let Some((_, p)) = self.kernels.sequence.iter().find(|(bs, _)| *bs == rows) {
-                    pass.set_pipeline(p);
-                    pass.set_bind_group(0, &ws.gru_groups[l], &[0]);
-                    pass.dispatch_workgroups(b.div_ceil(rows), 1, d);
-                    stats.dispatches += 1;
+                if let Some(k) = self.kernels.sequence.iter().find(|k| k.rows == rows) {
+                    stats.dispatches += encode_sequence(&mut pass, k, &ws.gru_groups[l], ws, b, d);
                 }
                 continue;
             }
@@ -758,6 +749,28 @@ impl GpuGru {
 }
 
 /// Maps each buffer, copies its first `dst.len()` floats into `dst`, and unmaps (blocking).
+/// Records a sequence kernel over all of `ws`'s steps: one dispatch, or one per `k.steps` steps
+/// (each starting at its step's dynamic offset). Returns the dispatches recorded.
+fn encode_sequence(
+    pass: &mut wgpu::ComputePass<'_>,
+    k: &kernels::SeqKernel,
+    group: &wgpu::BindGroup,
+    ws: &Workspace,
+    batch: u32,
+    dirs: u32,
+) -> u32 {
+    let t = ws.steps as u32;
+    let per = if k.steps == 0 { t } else { k.steps };
+    pass.set_pipeline(&k.pipeline);
+    let mut n = 0;
+    for first in (0..t).step_by(per.max(1) as usize) {
+        pass.set_bind_group(0, group, &[first * ws.step_stride]);
+        pass.dispatch_workgroups(batch.div_ceil(k.rows), 1, dirs);
+        n += 1;
+    }
+    n
+}
+
 pub(crate) fn read_back(ctx: &GpuContext, pairs: &mut [(&wgpu::Buffer, &mut [f32])]) -> Result<()> {
     let (tx, rx) = std::sync::mpsc::channel();
     for (buf, dst) in pairs.iter() {
