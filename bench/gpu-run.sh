@@ -22,6 +22,8 @@ echo "== wgpu-gru bench: standard shapes, reset-after =="
 "$BIN/wgpu-gru" bench --backend gpu,gpu-step,gpu-tiled --reps "${REPS:-20}" --json "$OUT/wgpu.json"
 echo "== wgpu-gru bench: standard shapes, reset-before =="
 "$BIN/wgpu-gru" bench --backend gpu --variant reset-before --reps "${REPS:-20}" --json "$OUT/wgpu-rb.json"
+echo "== portable kernels (no subgroups), standard shapes, reset-after =="
+"$BIN/wgpu-gru" bench --backend gpu,gpu-step --no-subgroups --reps "${REPS:-20}" --json "$OUT/wgpu-nosg.json"
 echo "== register kernel: K-columns per invocation (32, 16, 8) =="
 for c in 32 16 8; do
   "$BIN/wgpu-gru" bench --shape seed --shape long --shape 1,64,64,64 --backend gpu-regs --regs-cols "$c" \
