@@ -399,3 +399,32 @@ impl Kernels {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn register_kernel_shapes() {
+        assert_eq!(regs_shape(128, 32), (4, 512));
+        assert_eq!(regs_shape(160, 32), (5, 800));
+        // The subgroup kernel rounds K-slices up to a power of two and shrinks KQ to match.
+        assert_eq!(regs_sg_shape(128, 32), (8, 4, 512));
+        assert_eq!(regs_sg_shape(65, 32), (5, 4, 288));
+        assert_eq!(regs_sg_shape(20, 32), (5, 1, 32));
+        assert_eq!(regs_sg_shape(160, 32), (5, 8, 1280));
+    }
+
+    #[test]
+    fn sequence_steps_stay_under_llvmpipe_cap() {
+        assert_eq!(seq_steps(false, 1000), 0);
+        for per_step in [1, 36, 1032, 70_000] {
+            let n = seq_steps(true, per_step);
+            assert!(n >= 1);
+            assert!(
+                n == 1 || n * per_step < LLVMPIPE_LOOP_LIMIT,
+                "{per_step}: {n}"
+            );
+        }
+    }
+}
