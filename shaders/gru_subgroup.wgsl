@@ -207,11 +207,11 @@ fn seq_emit(s: u32, pos: Pos, d: u32, b: u32, j: u32, hnew: f32) {
 
 // ---------------------------------------------------------------------------------------------
 // Per-step kernels. A workgroup of 256 invocations owns SG_UNITS hidden units × BT batch rows of
-// one direction; subgroup g takes units g, g + num_subgroups, … (more than one only when the
-// subgroups are smaller than the host assumed). Lanes stride K in vec4s, so each W_hh row is read
-// once per workgroup for all BT rows.
+// one direction; subgroup g takes units g, g + num_subgroups, … (SG_UNITS is sized for the
+// smallest subgroup, so with larger ones each subgroup takes several units). Lanes stride K in
+// vec4s, so each W_hh row is read once per workgroup for all BT rows.
 
-override SG_UNITS: u32 = 8u; // hidden units per workgroup: 256 / the adapter's largest subgroup
+override SG_UNITS: u32 = 8u; // hidden units per workgroup: 256 / the adapter's smallest subgroup
 
 // Sums, over K, `ngates` rows of W_hh (from gate `g0`) of unit j against h_{t−1} (or r⊙h when
 // `use_rh`) for the BT rows from b0. Every lane of the subgroup gets every sum.

@@ -410,3 +410,45 @@ fn sequence_kernels_over_long_sequences() {
         }
     }
 }
+
+/// The subgroup step kernels with more hidden units per workgroup than it has subgroups (each
+/// subgroup then takes several units in turn, as on adapters that pick a larger subgroup than
+/// their smallest), and fewer; out-of-range values are refused before any GPU work.
+#[test]
+fn subgroup_step_kernels_with_several_units_per_subgroup() {
+    let Some(ctx) = ctx() else { return };
+    for (h, b) in [(65, 3), (257, 5)] {
+        for variant in [Variant::ResetAfter, Variant::ResetBefore] {
+            let gru = random_gru(GruConfig::new(4, h).with_variant(variant), h as u64 + 3);
+            let mut rng = Rng(5);
+            let (t, x) = (5, rng.vec(5 * b * 4, 1.0));
+            let h0 = rng.vec(b * h, 0.5);
+            let input = SeqInput::new(&x, t, b).with_h0(&h0);
+            let want = reference::forward(&gru, &input).unwrap();
+            for units in [1, 3, 64, 256] {
+                let opts = wgpu_gru::gpu::GpuOptions {
+                    algorithm: Algorithm::PerStep,
+                    subgroup_units: units,
+                    ..Default::default()
+                };
+                let g = GpuGru::with_options(ctx, &gru, opts).unwrap();
+                let (got, stats) = g.forward_with_stats(&input).unwrap();
+                let err = got.max_abs_diff(&want);
+                assert!(
+                    err <= TOL,
+                    "units {units} H {h} {variant:?}: {err} ({stats:?})"
+                );
+            }
+        }
+    }
+    let gru = random_gru(GruConfig::new(4, 8), 1);
+    let opts = wgpu_gru::gpu::GpuOptions {
+        subgroup_units: 257,
+        ..Default::default()
+    };
+    let err = GpuGru::with_options(ctx, &gru, opts).unwrap_err();
+    assert!(
+        matches!(err, wgpu_gru::Error::InvalidArgument { .. }),
+        "{err:?}"
+    );
+}

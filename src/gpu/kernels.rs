@@ -1,5 +1,6 @@
 //! The only `include_str!` site: WGSL sources, and pipelines built once per specialisation.
 
+use super::layer::GpuOptions;
 use crate::config::{Activations, Variant};
 
 /// `shaders/input_proj.wgsl`: the tiled input-projection GEMM.
@@ -73,7 +74,8 @@ pub struct Kernels {
 /// Pipelines of `gru_subgroup.wgsl`.
 #[derive(Debug)]
 pub struct SubgroupKernels {
-    /// Hidden units per workgroup of the step kernels: 256 / the adapter's largest subgroup.
+    /// Hidden units per workgroup of the step kernels: 256 / the adapter's smallest subgroup, so
+    /// every subgroup has a unit at any subgroup size the driver picks.
     pub units: u32,
     /// `step_fused_sg` (reset-after).
     pub step_fused: Option<wgpu::ComputePipeline>,
@@ -173,9 +175,9 @@ impl Kernels {
         variant: Variant,
         acts: Activations,
         clip: Option<f32>,
-        regs_columns: u32,
-        subgroups: bool,
+        options: &GpuOptions,
     ) -> Self {
+        let regs_columns = options.register_columns;
         let proj_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("wgpu-gru input_proj layout"),
             entries: &[
@@ -333,14 +335,17 @@ impl Kernels {
                 make_tiled("tiled_candidate"),
             ),
         };
-        let subgroup =
-            (subgroups && device.features().contains(wgpu::Features::SUBGROUP)).then(|| {
+        let subgroup = (options.subgroups && device.features().contains(wgpu::Features::SUBGROUP))
+            .then(|| {
                 let info = device.adapter_info();
                 let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                     label: Some("wgpu-gru gru_subgroup.wgsl"),
                     source: wgpu::ShaderSource::Wgsl(GRU_SUBGROUP_WGSL.into()),
                 });
-                let units = (SG_STEP_INVOCATIONS / info.subgroup_max_size.max(1)).max(1);
+                let units = match options.subgroup_units {
+                    0 => (SG_STEP_INVOCATIONS / info.subgroup_min_size.max(1)).max(1),
+                    n => n,
+                };
                 let step = |entry: &str| make_in(&module, entry, &[("SG_UNITS", units as f64)]);
                 let (step_fused, step_gates, step_candidate) = match variant {
                     Variant::ResetAfter => (Some(step("step_fused_sg")), None, None),

@@ -41,6 +41,10 @@ pub struct GpuOptions {
     /// Use the subgroup-reduction kernels of `gru_subgroup.wgsl` where the device has
     /// `Features::SUBGROUP` (default `true`); `false` always runs the portable kernels.
     pub subgroups: bool,
+    /// Hidden units per workgroup of the subgroup step kernels, 1 to 256; 0 (default) sizes it
+    /// for the adapter's smallest subgroup (256 invocations / its size), so each subgroup owns one
+    /// unit. With more units than subgroups, each subgroup takes several in turn.
+    pub subgroup_units: u32,
 }
 
 impl Default for GpuOptions {
@@ -49,6 +53,7 @@ impl Default for GpuOptions {
             algorithm: Algorithm::Auto,
             register_columns: kernels::REGS_DEFAULT_COLUMNS,
             subgroups: true,
+            subgroup_units: 0,
         }
     }
 }
@@ -108,6 +113,22 @@ impl GpuGru {
     /// [`new`](Self::new) with tuning options.
     pub fn with_options(ctx: &GpuContext, gru: &Gru, options: GpuOptions) -> Result<Self> {
         gru.validate()?;
+        if options.subgroup_units > kernels::SG_STEP_INVOCATIONS {
+            return Err(Error::arg(
+                "subgroup_units",
+                format!(
+                    "{} is more than {}",
+                    options.subgroup_units,
+                    kernels::SG_STEP_INVOCATIONS
+                ),
+            ));
+        }
+        if ![8, 16, 32].contains(&options.register_columns) {
+            return Err(Error::arg(
+                "register_columns",
+                format!("{} is not 8, 16 or 32", options.register_columns),
+            ));
+        }
         // wgpu panics in buffer creation on a lost device; refuse first.
         ctx.refresh_lost()?;
         let c = gru.config.clone();
@@ -176,21 +197,7 @@ impl GpuGru {
                 ut_off: ((u_rows + bhh_len) / 4) as u32,
             });
         }
-        if ![8, 16, 32].contains(&options.register_columns) {
-            return Err(Error::arg(
-                "register_columns",
-                format!("{} is not 8, 16 or 32", options.register_columns),
-            ));
-        }
-        let kernels = Kernels::new(
-            device,
-            h as u32,
-            c.variant,
-            acts,
-            c.clip,
-            options.register_columns,
-            options.subgroups,
-        );
+        let kernels = Kernels::new(device, h as u32, c.variant, acts, c.clip, &options);
         pop_scopes(oom, scope)?;
         ctx.check_lost()?;
         Ok(GpuGru {

@@ -267,6 +267,7 @@ pub fn main(args: Args) -> Result<(), String> {
                             algorithm: algo,
                             register_columns: args.regs_cols,
                             subgroups: !args.no_subgroups,
+                            ..Default::default()
                         },
                     )
                     .map_err(|e| e.to_string())?;
