@@ -20,6 +20,16 @@ struct Params {
 @group(0) @binding(2) var<storage, read> w: array<f32>;        // [N, K] row-major
 @group(0) @binding(3) var<storage, read> bias: array<f32>;     // [N]
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;  // [M, N] row-major
+@group(0) @binding(5) var<uniform> chunk: Chunk;              // dynamic offset: this dispatch's K-chunk
+
+// K-columns per dispatch (0: all K). Where a driver caps the loop iterations of one invocation
+// (Mesa's llvmpipe: 65,535, shared by all loops) the host splits K over dispatches: chunk 0 writes
+// A·Wᵀ + bias over its columns, each later chunk adds its columns to C.
+override K_CHUNK: u32 = 0u;
+
+struct Chunk {
+    i: u32,
+}
 
 const TILE: u32 = 64u;
 const KT: u32 = 16u;
@@ -48,15 +58,21 @@ fn main(
     // Each invocation stages 4 elements of each tile: row = li / 4 (0..63), k = (li % 4) * 4 + e.
     let lr = li / 4u;
     let lk = (li % 4u) * 4u;
-    for (var k0 = 0u; k0 < p.k; k0 += KT) {
+    var k_begin = 0u;
+    var k_end = p.k;
+    if (K_CHUNK > 0u) {
+        k_begin = chunk.i * K_CHUNK;
+        k_end = min(p.k, k_begin + K_CHUNK);
+    }
+    for (var k0 = k_begin; k0 < k_end; k0 += KT) {
         for (var e = 0u; e < 4u; e++) {
             let kk = k0 + lk + e;
             let m = row0 + lr;
             let nn = col0 + lr;
             var av = 0.0;
             var wv = 0.0;
-            if (m < p.m && kk < p.k) { av = a[a_index(m, kk)]; }
-            if (nn < p.n && kk < p.k) { wv = w[nn * p.k + kk]; }
+            if (m < p.m && kk < k_end) { av = a[a_index(m, kk)]; }
+            if (nn < p.n && kk < k_end) { wv = w[nn * p.k + kk]; }
             as_[(lk + e) * 16u + lr / 4u][lr % 4u] = av;
             ws_[(lk + e) * 16u + lr / 4u][lr % 4u] = wv;
         }
@@ -77,7 +93,8 @@ fn main(
         for (var jj = 0u; jj < 4u; jj++) {
             let nn = col0 + lid.x * 4u + jj;
             if (nn < p.n) {
-                c[m * p.n + nn] = acc[i][jj] + bias[nn];
+                let o = m * p.n + nn;
+                c[o] = acc[i][jj] + select(bias[nn], c[o], k_begin > 0u);
             }
         }
     }

@@ -452,3 +452,32 @@ fn subgroup_step_kernels_with_several_units_per_subgroup() {
         "{err:?}"
     );
 }
+
+/// An input wide enough (I = 70,000) that one projection dispatch would pass llvmpipe's loop cap:
+/// on software adapters the host splits K over dispatches that accumulate into xp. Two layers,
+/// so the second projection (K = 2H) runs unsplit beside it.
+#[test]
+fn projection_over_a_very_wide_input() {
+    let Some(ctx) = ctx() else { return };
+    let cpu = ctx.device.adapter_info().device_type == wgpu::DeviceType::Cpu;
+    let (t, b, i, h) = (3, 2, 70_000, 5);
+    let cfg = GruConfig::new(i, h)
+        .with_layers(2)
+        .with_direction(Direction::Bidirectional);
+    let gru = random_gru(cfg, 70);
+    let mut rng = Rng(70);
+    let x = rng.vec(t * b * i, 1.0);
+    let input = SeqInput::new(&x, t, b);
+    let want = reference::forward(&gru, &input).unwrap();
+    let g = GpuGru::new(ctx, &gru)
+        .unwrap()
+        .with_algorithm(Algorithm::SequenceRegisters);
+    let (got, stats) = g.forward_with_stats(&input).unwrap();
+    // 70,000-term f32 sums: allow their rounding.
+    let err = got.max_abs_diff(&want);
+    assert!(err <= 2e-5, "{err} ({stats:?})");
+    // Per layer a projection and one sequence dispatch; layer 0's projection in 2 K-chunks on
+    // software adapters.
+    assert_eq!(stats.algorithm, Algorithm::SequenceRegisters);
+    assert_eq!(stats.dispatches, if cpu { 5 } else { 4 }, "{stats:?}");
+}

@@ -150,6 +150,34 @@ fn random_models_match_reference() {
     }
 }
 
+/// A softmax over 30,000 classes: one workgroup per row strides over them (one invocation per row
+/// would pass llvmpipe's 65,535-iteration loop cap and leave the row unnormalised).
+#[test]
+fn wide_softmax_matches_reference() {
+    let Some(ctx) = ctx() else { return };
+    let (t, b, classes) = (3, 3, 30_000);
+    let gru = random_gru(GruConfig::new(2, 4), 99);
+    let mut rng = Rng(99);
+    let dense = Dense::new(4, classes, rng.vec(classes * 4, 4.0), rng.vec(classes, 1.0)).unwrap();
+    let model = GruClassifier::new(gru, dense).unwrap();
+    let x = rng.vec(t * b * 2, 1.0);
+    let want = model.reference_forward(&x, b, t).unwrap();
+    let got = GpuClassifier::new(ctx, &model)
+        .unwrap()
+        .predict_proba(&x, b, t)
+        .unwrap();
+    for (row, (g, w)) in got.chunks(classes).zip(want.chunks(classes)).enumerate() {
+        let top = w.iter().cloned().fold(0.0f32, f32::max);
+        let err = wgpu_gru::max_abs_diff(g, w);
+        assert!(
+            err <= 1e-5 * top,
+            "row {row}: {err:e} against a top probability {top}"
+        );
+        let sum: f32 = g.iter().sum();
+        assert!((sum - 1.0).abs() < 1e-4, "row {row} sums to {sum}");
+    }
+}
+
 #[test]
 fn final_state_offset_points_at_last_layer_forward_h_n() {
     let c = GruConfig::new(3, 5)

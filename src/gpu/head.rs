@@ -262,7 +262,8 @@ impl GpuHead {
         }
         let max_dim = limits.max_compute_workgroups_per_dimension;
         let dense_grid = grid(out, max_dim, "dense")?;
-        let softmax_grid = grid(batch, max_dim, "softmax")?;
+        // One workgroup per row.
+        let softmax_grid = grid(batch.saturating_mul(HEAD_WG as usize), max_dim, "softmax")?;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let params = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {

@@ -32,6 +32,8 @@ pub const TILED_ROWS: [u32; 3] = [16, 32, 64];
 /// Workgroups per tiled step dispatch below which `choose` halves the tile rows (down to 16) to
 /// spread a step over more of the device's cores.
 pub const TILED_FILL_WORKGROUPS: u32 = 128;
+/// K-columns per stage of the input projection (fixed in `input_proj.wgsl`).
+pub const PROJ_KT: u32 = 16;
 /// Output tile of the input projection (square).
 pub const PROJ_TILE: u32 = 64;
 /// Largest `rows · H` the sequence kernel keeps in workgroup memory.
@@ -48,6 +50,8 @@ pub struct Kernels {
     pub gru_layout: wgpu::BindGroupLayout,
     /// `input_proj.wgsl::main` (64×64 tiles).
     pub proj: wgpu::ComputePipeline,
+    /// K-columns per projection dispatch (0: all in one; see [`seq_steps`]).
+    pub proj_k_chunk: u32,
     /// `gru.wgsl::step_fused` (reset-after).
     pub step_fused: Option<wgpu::ComputePipeline>,
     /// `gru.wgsl::step_gates` (reset-before, half 1).
@@ -102,9 +106,9 @@ pub struct SeqKernel {
 /// shared by every loop of the shader): past it, loops end early and results are silently wrong.
 pub const LLVMPIPE_LOOP_LIMIT: u32 = 65_535;
 
-/// Steps per dispatch of a sequence kernel whose steps each run up to `per_step` loop iterations:
-/// 0 (all T) on hardware, and within [`LLVMPIPE_LOOP_LIMIT`], with room for the prologue, on
-/// software adapters.
+/// Units of work (sequence steps, projection K-stages) per dispatch of a kernel whose units each
+/// run up to `per_step` loop iterations: 0 (all in one dispatch) on hardware, and within
+/// [`LLVMPIPE_LOOP_LIMIT`], with room for the prologue, on software adapters.
 pub fn seq_steps(software: bool, per_step: u32) -> u32 {
     if !software {
         return 0;
@@ -186,6 +190,7 @@ impl Kernels {
                 storage(2, true),
                 storage(3, true),
                 storage(4, false),
+                uniform(5, true),
             ],
         });
         let gru_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
@@ -220,16 +225,21 @@ impl Kernels {
             bind_group_layouts: &[Some(&gru_layout)],
             immediate_size: 0,
         });
+        let software = device.adapter_info().device_type == wgpu::DeviceType::Cpu;
+        // Per 16-column K-stage: the stage, its 4 loads and 16 FMAs, should none be unrolled.
+        let proj_k_chunk = seq_steps(software, 21) * PROJ_KT;
         let proj = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some("wgpu-gru input_proj"),
             layout: Some(&proj_pl),
             module: &proj_module,
             entry_point: Some("main"),
-            compilation_options: Default::default(),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &[("K_CHUNK", proj_k_chunk as f64)],
+                ..Default::default()
+            },
             cache: None,
         });
 
-        let software = device.adapter_info().device_type == wgpu::DeviceType::Cpu;
         let (fk, fa, fb) = acts.f.code();
         let (gk, ga, gb) = acts.g.code();
         let base: Vec<(&str, f64)> = vec![
@@ -391,6 +401,7 @@ impl Kernels {
             proj_layout,
             gru_layout,
             proj,
+            proj_k_chunk,
             step_fused,
             step_gates,
             step_candidate,

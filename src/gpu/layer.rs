@@ -293,6 +293,23 @@ impl GpuGru {
         (algo, rows)
     }
 
+    /// Dispatches of layer `l`'s input projection: 1, or one per K-chunk on software adapters.
+    fn proj_chunks(&self, l: usize) -> u32 {
+        let k = self.config.layer_input_size(l) as u32;
+        match self.kernels.proj_k_chunk {
+            0 => 1,
+            kc => k.div_ceil(kc).max(1),
+        }
+    }
+
+    /// The most projection dispatches of any layer.
+    pub(crate) fn proj_chunks_max(&self) -> usize {
+        (0..self.config.num_layers)
+            .map(|l| self.proj_chunks(l) as usize)
+            .max()
+            .unwrap_or(1)
+    }
+
     /// Tile rows of the tiled kernels for `batch`: the largest tile (fewest W_hh reads) that does
     /// not leave half a tile empty and still gives [`kernels::TILED_FILL_WORKGROUPS`] workgroups
     /// per step on a real GPU.
@@ -384,6 +401,14 @@ impl GpuGru {
                         binding: 4,
                         resource: ws.xp.as_entire_binding(),
                     },
+                    wgpu::BindGroupEntry {
+                        binding: 5,
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: &ws.step_uniform,
+                            offset: 0,
+                            size: wgpu::BufferSize::new(16),
+                        }),
+                    },
                 ],
             });
         Ok(self.encode_inner(encoder, ws, Some(&group)))
@@ -473,9 +498,11 @@ impl GpuGru {
                 (0, Some(g)) => g,
                 _ => &ws.proj_groups[l],
             };
-            pass.set_bind_group(0, group, &[]);
-            pass.dispatch_workgroups(n.div_ceil(tile), m.div_ceil(tile), 1);
-            stats.dispatches += 1;
+            for i in 0..self.proj_chunks(l) {
+                pass.set_bind_group(0, group, &[i * ws.step_stride]);
+                pass.dispatch_workgroups(n.div_ceil(tile), m.div_ceil(tile), 1);
+                stats.dispatches += 1;
+            }
             let sg = self.kernels.subgroup.as_ref();
             if algo == Algorithm::SequenceRegisters {
                 let sg_regs = sg.and_then(|k| k.sequence_regs.as_ref());

@@ -56,6 +56,8 @@ pub struct Workspace {
     pub(crate) read_y: wgpu::Buffer,
     pub(crate) read_h: wgpu::Buffer,
     pub(crate) step_stride: u32,
+    /// Index slots read through dynamic offsets (see `step_stride`).
+    pub(crate) step_uniform: wgpu::Buffer,
     pub(crate) proj_groups: Vec<wgpu::BindGroup>,
     /// Layer 0's projection parameters and output, for binding an app-owned input buffer.
     pub(crate) proj0_params: wgpu::Buffer,
@@ -200,9 +202,11 @@ impl Workspace {
             mapped_at_creation: false,
         });
         let align = limits.min_uniform_buffer_offset_alignment.max(16);
-        // One 16-byte step index per aligned slot, read through a dynamic offset.
-        let mut steps_data = vec![0u8; (t.max(1)) * align as usize];
-        for s in 0..t {
+        // One 16-byte index per aligned slot, read through a dynamic offset: the step of a step
+        // kernel, the first step of a sequence-kernel dispatch, or the K-chunk of a projection.
+        let slots = t.max(gru.proj_chunks_max());
+        let mut steps_data = vec![0u8; slots.max(1) * align as usize];
+        for s in 0..slots {
             steps_data[s * align as usize..s * align as usize + 4]
                 .copy_from_slice(&(s as u32).to_le_bytes());
         }
@@ -266,6 +270,14 @@ impl Workspace {
                     wgpu::BindGroupEntry {
                         binding: 4,
                         resource: xp.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 5,
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: &step_uniform,
+                            offset: 0,
+                            size: wgpu::BufferSize::new(16),
+                        }),
                     },
                 ],
             }));
@@ -364,6 +376,7 @@ impl Workspace {
             read_y,
             read_h,
             step_stride: align,
+            step_uniform,
             proj_groups,
             proj0_params: proj_params.swap_remove(0),
             xp,
