@@ -272,47 +272,6 @@ fn regs_dot_n(at: u32) -> f32 {
     if (KQ > 7u) { a += dot(w[23], rr[at + 7u]); }
     return a;
 }
-// The vec4 k4 of row b's recurrent input in a per-step kernel: h_{t−1}, or r⊙h when `use_rh`.
-fn h_in4(s: u32, d: u32, b: u32, k4: u32, use_rh: bool) -> vec4<f32> {
-    if (use_rh) {
-        return zr[(ly.dirs + d) * ly.batch * ly.hp4 + b * ly.hp4 + k4];
-    }
-    return h_prev4(s, d, b, k4);
-}
-
-// `ngates` rows of W_hh of unit j (from gate g0) against up to 4 batch rows from b0, summed over
-// this lane's share of K (k4 = lane, lane + stride, …). One accumulator per row, named rather than
-// an array indexed by the row, so that they stay in registers.
-struct Acc4 {
-    a0: vec3<f32>,
-    a1: vec3<f32>,
-    a2: vec3<f32>,
-    a3: vec3<f32>,
-}
-
-fn rows_dot(w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, hv: vec4<f32>) -> vec3<f32> {
-    return vec3<f32>(dot(w0, hv), dot(w1, hv), dot(w2, hv));
-}
-
-fn step_dots(s: u32, lane: u32, stride: u32, j: u32, d: u32, b0: u32, g0: u32, ngates: u32, use_rh: bool) -> Acc4 {
-    var acc = Acc4(vec3<f32>(0.0), vec3<f32>(0.0), vec3<f32>(0.0), vec3<f32>(0.0));
-    if (j >= H || b0 >= ly.batch) { return acc; }
-    let nb = min(min(BT, 4u), ly.batch - b0);
-    let row = (d * 3u * H + g0 * H + j) * ly.hp4;
-    for (var k4 = lane; k4 < ly.hp4; k4 += stride) {
-        let w0 = u[row + k4];
-        var w1 = vec4<f32>(0.0);
-        var w2 = vec4<f32>(0.0);
-        if (ngates > 1u) { w1 = u[row + H * ly.hp4 + k4]; }
-        if (ngates > 2u) { w2 = u[row + 2u * H * ly.hp4 + k4]; }
-        acc.a0 += rows_dot(w0, w1, w2, h_in4(s, d, b0, k4, use_rh));
-        if (nb > 1u) { acc.a1 += rows_dot(w0, w1, w2, h_in4(s, d, b0 + 1u, k4, use_rh)); }
-        if (nb > 2u) { acc.a2 += rows_dot(w0, w1, w2, h_in4(s, d, b0 + 2u, k4, use_rh)); }
-        if (nb > 3u) { acc.a3 += rows_dot(w0, w1, w2, h_in4(s, d, b0 + 3u, k4, use_rh)); }
-    }
-    return acc;
-}
-
 // ==== end of prelude ====
 
 // ---------------------------------------------------------------------------------------------
@@ -330,11 +289,36 @@ fn matvec(s: u32, lid: u32, wid: vec3<u32>, g0: u32, ngates: u32, use_rh: bool) 
     let unit = lid / LANES;
     let lane = lid % LANES;
     let j = wid.x * UNITS + unit;
-    let acc = step_dots(s, lane, LANES, j, wid.z, wid.y * BT, g0, ngates, use_rh);
-    stash_red(unit * 4u, lane, acc.a0);
-    stash_red(unit * 4u + 1u, lane, acc.a1);
-    stash_red(unit * 4u + 2u, lane, acc.a2);
-    stash_red(unit * 4u + 3u, lane, acc.a3);
+    let d = wid.z;
+    let b0 = wid.y * BT;
+    var acc: array<vec3<f32>, 4>;
+    for (var i = 0u; i < 4u; i++) { acc[i] = vec3<f32>(0.0); }
+    if (j < H) {
+        let row = (d * 3u * H + g0 * H + j) * ly.hp4;
+        for (var k4 = lane; k4 < ly.hp4; k4 += LANES) {
+            let w0 = u[row + k4];
+            var w1 = vec4<f32>(0.0);
+            var w2 = vec4<f32>(0.0);
+            if (ngates > 1u) { w1 = u[row + H * ly.hp4 + k4]; }
+            if (ngates > 2u) { w2 = u[row + 2u * H * ly.hp4 + k4]; }
+            for (var bb = 0u; bb < BT; bb++) {
+                let b = b0 + bb;
+                if (b >= ly.batch) { break; }
+                var hv: vec4<f32>;
+                if (use_rh) {
+                    hv = zr[(ly.dirs + d) * ly.batch * ly.hp4 + b * ly.hp4 + k4];
+                } else {
+                    hv = h_prev4(s, d, b, k4);
+                }
+                acc[bb] += vec3<f32>(dot(w0, hv), dot(w1, hv), dot(w2, hv));
+            }
+        }
+    }
+    for (var bb = 0u; bb < BT; bb++) {
+        for (var g = 0u; g < 3u; g++) {
+            red[((unit * 4u + bb) * 3u + g) * LANES + lane] = acc[bb][g];
+        }
+    }
     workgroupBarrier();
     if (lid < UNITS * 4u * 3u) {
         var sum = 0.0;
@@ -342,13 +326,6 @@ fn matvec(s: u32, lid: u32, wid: vec3<u32>, g0: u32, ngates: u32, use_rh: bool) 
         pre[lid] = sum;
     }
     workgroupBarrier();
-}
-
-// Lane `lane`'s partial sums of the 3 gates of (unit, row) slot `ur` into `red`.
-fn stash_red(ur: u32, lane: u32, a: vec3<f32>) {
-    red[(ur * 3u) * LANES + lane] = a.x;
-    red[(ur * 3u + 1u) * LANES + lane] = a.y;
-    red[(ur * 3u + 2u) * LANES + lane] = a.z;
 }
 
 @compute @workgroup_size(256, 1, 1)

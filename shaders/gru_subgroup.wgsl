@@ -277,47 +277,6 @@ fn regs_dot_n(at: u32) -> f32 {
     if (KQ > 7u) { a += dot(w[23], rr[at + 7u]); }
     return a;
 }
-// The vec4 k4 of row b's recurrent input in a per-step kernel: h_{t−1}, or r⊙h when `use_rh`.
-fn h_in4(s: u32, d: u32, b: u32, k4: u32, use_rh: bool) -> vec4<f32> {
-    if (use_rh) {
-        return zr[(ly.dirs + d) * ly.batch * ly.hp4 + b * ly.hp4 + k4];
-    }
-    return h_prev4(s, d, b, k4);
-}
-
-// `ngates` rows of W_hh of unit j (from gate g0) against up to 4 batch rows from b0, summed over
-// this lane's share of K (k4 = lane, lane + stride, …). One accumulator per row, named rather than
-// an array indexed by the row, so that they stay in registers.
-struct Acc4 {
-    a0: vec3<f32>,
-    a1: vec3<f32>,
-    a2: vec3<f32>,
-    a3: vec3<f32>,
-}
-
-fn rows_dot(w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, hv: vec4<f32>) -> vec3<f32> {
-    return vec3<f32>(dot(w0, hv), dot(w1, hv), dot(w2, hv));
-}
-
-fn step_dots(s: u32, lane: u32, stride: u32, j: u32, d: u32, b0: u32, g0: u32, ngates: u32, use_rh: bool) -> Acc4 {
-    var acc = Acc4(vec3<f32>(0.0), vec3<f32>(0.0), vec3<f32>(0.0), vec3<f32>(0.0));
-    if (j >= H || b0 >= ly.batch) { return acc; }
-    let nb = min(min(BT, 4u), ly.batch - b0);
-    let row = (d * 3u * H + g0 * H + j) * ly.hp4;
-    for (var k4 = lane; k4 < ly.hp4; k4 += stride) {
-        let w0 = u[row + k4];
-        var w1 = vec4<f32>(0.0);
-        var w2 = vec4<f32>(0.0);
-        if (ngates > 1u) { w1 = u[row + H * ly.hp4 + k4]; }
-        if (ngates > 2u) { w2 = u[row + 2u * H * ly.hp4 + k4]; }
-        acc.a0 += rows_dot(w0, w1, w2, h_in4(s, d, b0, k4, use_rh));
-        if (nb > 1u) { acc.a1 += rows_dot(w0, w1, w2, h_in4(s, d, b0 + 1u, k4, use_rh)); }
-        if (nb > 2u) { acc.a2 += rows_dot(w0, w1, w2, h_in4(s, d, b0 + 2u, k4, use_rh)); }
-        if (nb > 3u) { acc.a3 += rows_dot(w0, w1, w2, h_in4(s, d, b0 + 3u, k4, use_rh)); }
-    }
-    return acc;
-}
-
 // ==== end of prelude ====
 
 // ---------------------------------------------------------------------------------------------
@@ -330,20 +289,33 @@ override SG_UNITS: u32 = 8u; // hidden units per workgroup: 256 / the adapter's 
 
 // Sums, over K, `ngates` rows of W_hh (from gate `g0`) of unit j against h_{t−1} (or r⊙h when
 // `use_rh`) for the BT rows from b0. Every lane of the subgroup gets every sum.
-fn matvec_sg(s: u32, lane: u32, sg: u32, j: u32, d: u32, b0: u32, g0: u32, ngates: u32, use_rh: bool) -> Acc4 {
-    let acc = step_dots(s, lane, sg, j, d, b0, g0, ngates, use_rh);
-    // Reconverged: every lane of the subgroup reaches these.
-    return Acc4(subgroupAdd(acc.a0), subgroupAdd(acc.a1), subgroupAdd(acc.a2), subgroupAdd(acc.a3));
-}
-
-// Row `bb`'s sums (bb < 4).
-fn row_of(acc: Acc4, bb: u32) -> vec3<f32> {
-    switch bb {
-        case 0u: { return acc.a0; }
-        case 1u: { return acc.a1; }
-        case 2u: { return acc.a2; }
-        default: { return acc.a3; }
+fn matvec_sg(s: u32, lane: u32, sg: u32, j: u32, d: u32, b0: u32, g0: u32, ngates: u32, use_rh: bool) -> array<vec3<f32>, 4> {
+    var acc: array<vec3<f32>, 4>;
+    for (var i = 0u; i < 4u; i++) { acc[i] = vec3<f32>(0.0); }
+    if (j < H) {
+        let row = (d * 3u * H + g0 * H + j) * ly.hp4;
+        for (var k4 = lane; k4 < ly.hp4; k4 += sg) {
+            let w0 = u[row + k4];
+            var w1 = vec4<f32>(0.0);
+            var w2 = vec4<f32>(0.0);
+            if (ngates > 1u) { w1 = u[row + H * ly.hp4 + k4]; }
+            if (ngates > 2u) { w2 = u[row + 2u * H * ly.hp4 + k4]; }
+            for (var bb = 0u; bb < BT; bb++) {
+                let b = b0 + bb;
+                if (b >= ly.batch) { break; }
+                var hv: vec4<f32>;
+                if (use_rh) {
+                    hv = zr[(ly.dirs + d) * ly.batch * ly.hp4 + b * ly.hp4 + k4];
+                } else {
+                    hv = h_prev4(s, d, b, k4);
+                }
+                acc[bb] += vec3<f32>(dot(w0, hv), dot(w1, hv), dot(w2, hv));
+            }
+        }
     }
+    // Reconverged: every lane of the subgroup reaches these.
+    for (var bb = 0u; bb < 4u; bb++) { acc[bb] = subgroupAdd(acc[bb]); }
+    return acc;
 }
 
 @compute @workgroup_size(256, 1, 1)
@@ -363,7 +335,7 @@ fn step_fused_sg(
         // Lane bb finishes batch row b0 + bb (subgroups have at least 4 lanes).
         let b = b0 + lane;
         if (j < H && lane < BT && b < ly.batch) {
-            let a = row_of(pre, lane);
+            let a = pre[lane];
             let pos = position(s, d, b);
             let hold = h_prev(s, d, b, j);
             var hnew = hold;
@@ -396,7 +368,7 @@ fn step_gates_sg(
         if (j < H && lane < BT && b < ly.batch) {
             let pos = position(s, d, b);
             if (pos.valid) {
-                let a = row_of(pre, lane);
+                let a = pre[lane];
                 let r = f_act(xp_at(pos, d, b, j) + a.x + bhh(d, j));
                 let z = f_act(xp_at(pos, d, b, H + j) + a.y + bhh(d, H + j));
                 let i = (d * ly.batch + b) * hp() + j;
@@ -430,7 +402,7 @@ fn step_candidate_sg(
             if (pos.valid) {
                 let i = (d * ly.batch + b) * hp() + j;
                 let z = zr[i / 4u][i % 4u];
-                let n = g_act(xp_at(pos, d, b, 2u * H + j) + row_of(pre, lane).x + bhh(d, 2u * H + j));
+                let n = g_act(xp_at(pos, d, b, 2u * H + j) + pre[lane].x + bhh(d, 2u * H + j));
                 hnew = z * hold + (1.0 - z) * n;
             }
             emit(s, pos, d, b, j, hnew);
