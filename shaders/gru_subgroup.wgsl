@@ -203,80 +203,6 @@ fn seq_emit(s: u32, pos: Pos, d: u32, b: u32, j: u32, hnew: f32) {
         states[ly.hn_off + (d * ly.batch + b) * H + j] = hnew;
     }
 }
-// Register-resident sequence kernels (`sequence_regs`, `sequence_regs_sg`): invocation state and
-// the per-step dot products over its K-slice, unrolled by hand (KQ ≤ 8, the `if`s fold at
-// pipeline creation) so that every index into `w` is a constant: drivers keep a constantly
-// indexed array in registers, but may put a dynamically indexed one in memory, and a loop over q
-// need not be unrolled.
-override KQ: u32 = 8u;    // vec4s of each gate's row slice per invocation (≤ 8)
-override KS: u32 = 1u;    // K-slices of 4·KQ columns per hidden unit
-override WG: u32 = 32u;   // invocations: H·KS rounded up to 32
-
-const REG_MAX4: u32 = 40u;                 // vec4s of one h row in workgroup memory (KS·KQ ≤ 40)
-var<workgroup> hr: array<vec4<f32>, 80>;   // [2][KS·KQ] h ping-pong, zero past H
-var<workgroup> rr: array<vec4<f32>, 40>;   // [KS·KQ] r⊙h (reset-before), zero past H
-var<private> w: array<vec4<f32>, 24>;      // [3 gates][8] this invocation's W_hh slice
-
-// U[g·H + j][4·(ks·KQ + q) .. +4] of direction d, zero past the row or for idle invocations.
-fn regs_w(d: u32, g: u32, j: u32, ks: u32, q: u32, live: bool) -> vec4<f32> {
-    let k4 = ks * KQ + q;
-    if (!live || k4 >= ly.hp4) { return vec4<f32>(0.0); }
-    return u[(d * 3u * H + g * H + j) * ly.hp4 + k4];
-}
-
-fn regs_load(d: u32, j: u32, ks: u32, live: bool) {
-    if (KQ > 0u) { w[0] = regs_w(d, 0u, j, ks, 0u, live); w[8] = regs_w(d, 1u, j, ks, 0u, live); w[16] = regs_w(d, 2u, j, ks, 0u, live); }
-    if (KQ > 1u) { w[1] = regs_w(d, 0u, j, ks, 1u, live); w[9] = regs_w(d, 1u, j, ks, 1u, live); w[17] = regs_w(d, 2u, j, ks, 1u, live); }
-    if (KQ > 2u) { w[2] = regs_w(d, 0u, j, ks, 2u, live); w[10] = regs_w(d, 1u, j, ks, 2u, live); w[18] = regs_w(d, 2u, j, ks, 2u, live); }
-    if (KQ > 3u) { w[3] = regs_w(d, 0u, j, ks, 3u, live); w[11] = regs_w(d, 1u, j, ks, 3u, live); w[19] = regs_w(d, 2u, j, ks, 3u, live); }
-    if (KQ > 4u) { w[4] = regs_w(d, 0u, j, ks, 4u, live); w[12] = regs_w(d, 1u, j, ks, 4u, live); w[20] = regs_w(d, 2u, j, ks, 4u, live); }
-    if (KQ > 5u) { w[5] = regs_w(d, 0u, j, ks, 5u, live); w[13] = regs_w(d, 1u, j, ks, 5u, live); w[21] = regs_w(d, 2u, j, ks, 5u, live); }
-    if (KQ > 6u) { w[6] = regs_w(d, 0u, j, ks, 6u, live); w[14] = regs_w(d, 1u, j, ks, 6u, live); w[22] = regs_w(d, 2u, j, ks, 6u, live); }
-    if (KQ > 7u) { w[7] = regs_w(d, 0u, j, ks, 7u, live); w[15] = regs_w(d, 1u, j, ks, 7u, live); w[23] = regs_w(d, 2u, j, ks, 7u, live); }
-}
-
-// r, z and n rows of the slice against h vec4s hr[at ..].
-fn regs_dots(at: u32) -> vec3<f32> {
-    var a = vec3<f32>(0.0);
-    if (KQ > 0u) { let v = hr[at]; a += vec3<f32>(dot(w[0], v), dot(w[8], v), dot(w[16], v)); }
-    if (KQ > 1u) { let v = hr[at + 1u]; a += vec3<f32>(dot(w[1], v), dot(w[9], v), dot(w[17], v)); }
-    if (KQ > 2u) { let v = hr[at + 2u]; a += vec3<f32>(dot(w[2], v), dot(w[10], v), dot(w[18], v)); }
-    if (KQ > 3u) { let v = hr[at + 3u]; a += vec3<f32>(dot(w[3], v), dot(w[11], v), dot(w[19], v)); }
-    if (KQ > 4u) { let v = hr[at + 4u]; a += vec3<f32>(dot(w[4], v), dot(w[12], v), dot(w[20], v)); }
-    if (KQ > 5u) { let v = hr[at + 5u]; a += vec3<f32>(dot(w[5], v), dot(w[13], v), dot(w[21], v)); }
-    if (KQ > 6u) { let v = hr[at + 6u]; a += vec3<f32>(dot(w[6], v), dot(w[14], v), dot(w[22], v)); }
-    if (KQ > 7u) { let v = hr[at + 7u]; a += vec3<f32>(dot(w[7], v), dot(w[15], v), dot(w[23], v)); }
-    return a;
-}
-
-// r and z rows of the slice against h vec4s hr[at ..] (reset-before's first half); z of the
-// result is 0.
-fn regs_dots_rz(at: u32) -> vec3<f32> {
-    var a = vec2<f32>(0.0);
-    if (KQ > 0u) { let v = hr[at]; a += vec2<f32>(dot(w[0], v), dot(w[8], v)); }
-    if (KQ > 1u) { let v = hr[at + 1u]; a += vec2<f32>(dot(w[1], v), dot(w[9], v)); }
-    if (KQ > 2u) { let v = hr[at + 2u]; a += vec2<f32>(dot(w[2], v), dot(w[10], v)); }
-    if (KQ > 3u) { let v = hr[at + 3u]; a += vec2<f32>(dot(w[3], v), dot(w[11], v)); }
-    if (KQ > 4u) { let v = hr[at + 4u]; a += vec2<f32>(dot(w[4], v), dot(w[12], v)); }
-    if (KQ > 5u) { let v = hr[at + 5u]; a += vec2<f32>(dot(w[5], v), dot(w[13], v)); }
-    if (KQ > 6u) { let v = hr[at + 6u]; a += vec2<f32>(dot(w[6], v), dot(w[14], v)); }
-    if (KQ > 7u) { let v = hr[at + 7u]; a += vec2<f32>(dot(w[7], v), dot(w[15], v)); }
-    return vec3<f32>(a, 0.0);
-}
-
-// The n row of the slice against r⊙h vec4s rr[at ..].
-fn regs_dot_n(at: u32) -> f32 {
-    var a = 0.0;
-    if (KQ > 0u) { a += dot(w[16], rr[at]); }
-    if (KQ > 1u) { a += dot(w[17], rr[at + 1u]); }
-    if (KQ > 2u) { a += dot(w[18], rr[at + 2u]); }
-    if (KQ > 3u) { a += dot(w[19], rr[at + 3u]); }
-    if (KQ > 4u) { a += dot(w[20], rr[at + 4u]); }
-    if (KQ > 5u) { a += dot(w[21], rr[at + 5u]); }
-    if (KQ > 6u) { a += dot(w[22], rr[at + 6u]); }
-    if (KQ > 7u) { a += dot(w[23], rr[at + 7u]); }
-    return a;
-}
 // ==== end of prelude ====
 
 // ---------------------------------------------------------------------------------------------
@@ -417,7 +343,13 @@ fn step_candidate_sg(
 // than the adapter's smallest subgroup (the host checks), so a unit's slices are KS neighbouring
 // lanes of one subgroup and `subgroupShuffleXor` over the low bits sums them.
 
-// KQ, KS (here a power of two), WG, hr, rr and w are in the prelude.
+override KQ: u32 = 8u;    // vec4s of each gate's row slice per invocation (2, 4 or 8)
+override KS: u32 = 1u;    // K-slices per hidden unit: a power of two
+override WG: u32 = 32u;   // invocations: H·KS rounded up to 32
+
+const SGR_MAX4: u32 = 40u;   // vec4s of one h row in workgroup memory (KS·KQ ≤ 40)
+var<workgroup> sgr_h: array<vec4<f32>, 80>;   // [2][KS·KQ] h ping-pong, zero past H
+var<workgroup> sgr_rh: array<vec4<f32>, 40>;  // [KS·KQ] r⊙h (reset-before), zero past H
 
 fn slice_sum(v: vec3<f32>) -> vec3<f32> {
     var a = v;
@@ -441,14 +373,22 @@ fn sequence_regs_sg(
     let live = j < H;
     let lead = live && ks == 0u;
     let row4 = KS * KQ;
-    regs_load(d, j, ks, live);
-    for (var i = lid; i < 2u * REG_MAX4; i += WG) { hr[i] = vec4<f32>(0.0); }
-    for (var i = lid; i < REG_MAX4; i += WG) { rr[i] = vec4<f32>(0.0); }
+    var w: array<vec4<f32>, 24>;   // w[g·8 + q] = U[g·H + j][4·(ks·KQ + q) .. +4]
+    for (var g = 0u; g < 3u; g++) {
+        for (var q = 0u; q < KQ; q++) {
+            let k4 = ks * KQ + q;
+            var v = vec4<f32>(0.0);
+            if (live && k4 < ly.hp4) { v = u[(d * 3u * H + g * H + j) * ly.hp4 + k4]; }
+            w[g * 8u + q] = v;
+        }
+    }
+    for (var i = lid; i < 2u * SGR_MAX4; i += WG) { sgr_h[i] = vec4<f32>(0.0); }
+    for (var i = lid; i < SGR_MAX4; i += WG) { sgr_rh[i] = vec4<f32>(0.0); }
     workgroupBarrier();
     let first = st.s;
     let end = seq_end(first);
     if (lead) {
-        hr[j / 4u][j % 4u] = seq_h_start(first, d, b, j);
+        sgr_h[j / 4u][j % 4u] = seq_h_start(first, d, b, j);
     }
     let len = lens[b];
     var bh = vec3<f32>(0.0);
@@ -463,9 +403,14 @@ fn sequence_regs_sg(
             xv = vec3<f32>(xp_at(pos, d, b, j), xp_at(pos, d, b, H + j), xp_at(pos, d, b, 2u * H + j));
         }
         if (RESET_AFTER) {
-            let a = slice_sum(regs_dots(cur + ks * KQ));
+            var acc = vec3<f32>(0.0);
+            for (var q = 0u; q < KQ; q++) {
+                let hv = sgr_h[cur + ks * KQ + q];
+                acc += vec3<f32>(dot(w[q], hv), dot(w[8u + q], hv), dot(w[16u + q], hv));
+            }
+            let a = slice_sum(acc);
             if (lead) {
-                let hold = hr[cur + j / 4u][j % 4u];
+                let hold = sgr_h[cur + j / 4u][j % 4u];
                 var hnew = hold;
                 if (pos.valid) {
                     let r = f_act(xv.x + a.x + bh.x);
@@ -473,38 +418,47 @@ fn sequence_regs_sg(
                     let n = g_act(xv.z + r * (a.z + bh.z));
                     hnew = z * hold + (1.0 - z) * n;
                 }
-                hr[nxt + j / 4u][j % 4u] = hnew;
+                sgr_h[nxt + j / 4u][j % 4u] = hnew;
                 seq_emit(s, pos, d, b, j, hnew);
             }
             workgroupBarrier();
         } else {
-            let a = slice_sum(regs_dots_rz(cur + ks * KQ));
+            var acc = vec3<f32>(0.0);
+            for (var q = 0u; q < KQ; q++) {
+                let hv = sgr_h[cur + ks * KQ + q];
+                acc += vec3<f32>(dot(w[q], hv), dot(w[8u + q], hv), 0.0);
+            }
+            let a = slice_sum(acc);
             var z = 1.0;
             if (lead) {
-                let hold = hr[cur + j / 4u][j % 4u];
+                let hold = sgr_h[cur + j / 4u][j % 4u];
                 var r = 0.0;
                 if (pos.valid) {
                     r = f_act(xv.x + a.x + bh.x);
                     z = f_act(xv.y + a.y + bh.y);
                 }
-                rr[j / 4u][j % 4u] = r * hold;
+                sgr_rh[j / 4u][j % 4u] = r * hold;
             }
             workgroupBarrier();
-            let n_pre = slice_sum(vec3<f32>(regs_dot_n(ks * KQ), 0.0, 0.0)).x;
+            var accn = 0.0;
+            for (var q = 0u; q < KQ; q++) {
+                accn += dot(w[16u + q], sgr_rh[ks * KQ + q]);
+            }
+            let n_pre = slice_sum(vec3<f32>(accn, 0.0, 0.0)).x;
             if (lead) {
-                let hold = hr[cur + j / 4u][j % 4u];
+                let hold = sgr_h[cur + j / 4u][j % 4u];
                 var hnew = hold;
                 if (pos.valid) {
                     let n = g_act(xv.z + n_pre + bh.z);
                     hnew = z * hold + (1.0 - z) * n;
                 }
-                hr[nxt + j / 4u][j % 4u] = hnew;
+                sgr_h[nxt + j / 4u][j % 4u] = hnew;
                 seq_emit(s, pos, d, b, j, hnew);
             }
             workgroupBarrier();
         }
     }
     if (end < ly.steps && lead) {
-        seq_h_save(d, b, j, hr[((end - first) % 2u) * row4 + j / 4u][j % 4u]);
+        seq_h_save(d, b, j, sgr_h[((end - first) % 2u) * row4 + j / 4u][j % 4u]);
     }
 }
