@@ -359,7 +359,9 @@ impl GpuGru {
     /// Like [`encode`](Self::encode), but layer 0 reads its input from `x`, a buffer the app owns
     /// (usage `STORAGE`), laid out as the config says: `[T, B, I]` f32, or `[B, T, I]` when
     /// batch-first. Lengths and h0 still come from [`write_input`](Self::write_input) (or
-    /// [`write_state`](Self::write_state)); nothing is copied.
+    /// [`write_state`](Self::write_state)); nothing is copied. The bind group over `x` is made on
+    /// the first call and reused while later calls pass the same buffer (the workspace holds a
+    /// handle to it until then).
     pub fn encode_from_buffer(
         &self,
         encoder: &mut wgpu::CommandEncoder,
@@ -374,44 +376,55 @@ impl GpuGru {
         if !x.usage().contains(wgpu::BufferUsages::STORAGE) {
             return Err(Error::arg("input buffer", "needs BufferUsages::STORAGE"));
         }
-        let group = self
-            .ctx
-            .device
-            .create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("wgpu-gru proj group l0 (app input)"),
-                layout: &self.kernels.proj_layout,
-                entries: &[
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: ws.proj0_params.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: x.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 2,
-                        resource: self.layers[0].w_ih.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 3,
-                        resource: self.layers[0].b_ih.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 4,
-                        resource: ws.xp.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 5,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: &ws.step_uniform,
-                            offset: 0,
-                            size: wgpu::BufferSize::new(16),
-                        }),
-                    },
-                ],
-            });
-        Ok(self.encode_inner(encoder, ws, Some(&group)))
+        // One bind group per app buffer, reused while the app passes the same one.
+        let mut cache = ws
+            .app_input
+            .lock()
+            .map_err(|_| Error::Gpu("workspace input cache poisoned".into()))?;
+        let w_ih = &self.layers[0].w_ih;
+        if !matches!(&*cache, Some((bx, bw, _)) if bx == x && bw == w_ih) {
+            *cache = None;
+        }
+        let make = || {
+            self.ctx
+                .device
+                .create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("wgpu-gru proj group l0 (app input)"),
+                    layout: &self.kernels.proj_layout,
+                    entries: &[
+                        wgpu::BindGroupEntry {
+                            binding: 0,
+                            resource: ws.proj0_params.as_entire_binding(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 1,
+                            resource: x.as_entire_binding(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 2,
+                            resource: self.layers[0].w_ih.as_entire_binding(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 3,
+                            resource: self.layers[0].b_ih.as_entire_binding(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 4,
+                            resource: ws.xp.as_entire_binding(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 5,
+                            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                buffer: &ws.step_uniform,
+                                offset: 0,
+                                size: wgpu::BufferSize::new(16),
+                            }),
+                        },
+                    ],
+                })
+        };
+        let (_, _, group) = cache.get_or_insert_with(|| (x.clone(), w_ih.clone(), make()));
+        Ok(self.encode_inner(encoder, ws, Some(group)))
     }
 
     /// Sets the lengths (`None`: all T) and marks h0 as zero for the next encode, without

@@ -5,6 +5,9 @@ use crate::error::{Error, Result};
 use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
+/// A bind group over an app's input buffer: (input buffer, W_ih buffer, group).
+pub(crate) type AppInput = (wgpu::Buffer, wgpu::Buffer, wgpu::BindGroup);
+
 /// Uniform block of `input_proj.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -58,6 +61,9 @@ pub struct Workspace {
     pub(crate) step_stride: u32,
     /// Index slots read through dynamic offsets (see `step_stride`).
     pub(crate) step_uniform: wgpu::Buffer,
+    /// Layer 0's projection bind group over an app-owned input buffer, kept for the next
+    /// `encode_from_buffer` with the same buffer (and the same weights): (input, W_ih, group).
+    pub(crate) app_input: std::sync::Mutex<Option<AppInput>>,
     pub(crate) proj_groups: Vec<wgpu::BindGroup>,
     /// Layer 0's projection parameters and output, for binding an app-owned input buffer.
     pub(crate) proj0_params: wgpu::Buffer,
@@ -377,6 +383,7 @@ impl Workspace {
             read_h,
             step_stride: align,
             step_uniform,
+            app_input: std::sync::Mutex::new(None),
             proj_groups,
             proj0_params: proj_params.swap_remove(0),
             xp,
