@@ -1,10 +1,11 @@
 //! A small, strict `.npy` reader and an atomic `.npy` writer.
 //!
-//! Reading accepts format versions 1.0, 2.0 and 3.0, C order, little-endian (or
-//! byte-order-free) data of dtype `f2`, `f4`, `f8` (returned as `f32`) and `i4`, `i8`
-//! (returned as `i64`, for lengths). Everything else — Fortran order, big-endian data,
-//! other dtypes, truncated or over-long data, absurd shapes, size overflow — is refused
-//! with a typed [`Error`], never a panic.
+//! Reading accepts what numpy writes for the arrays this crate takes: format versions 1.0,
+//! 2.0 and 3.0; C or Fortran order (Fortran-ordered data is transposed into C order once,
+//! while reading); little- or big-endian `f2`, `f4`, `f8` (returned as `f32`), `i4`, `i8`
+//! (returned as `i64`, for lengths) and `b1`/`u1` (returned as `i64`, for masks). Everything
+//! else — other dtypes, truncated or over-long data, absurd shapes, size overflow — is
+//! refused with a typed [`Error`], never a panic.
 //!
 //! Writing produces version 1.0 (2.0 for huge headers) `<f4` C-order files, through a
 //! temporary file in the same directory that is renamed over the target, so a reader
@@ -36,12 +37,17 @@ pub enum NpyDtype {
     I32,
     /// Signed 64-bit integer (`<i8`).
     I64,
+    /// Unsigned byte (`|u1`).
+    U8,
+    /// Boolean (`|b1`), one byte of 0 or 1.
+    Bool,
 }
 
 impl NpyDtype {
     /// Bytes per element.
     pub fn size(self) -> usize {
         match self {
+            NpyDtype::U8 | NpyDtype::Bool => 1,
             NpyDtype::F16 => 2,
             NpyDtype::F32 | NpyDtype::I32 => 4,
             NpyDtype::F64 | NpyDtype::I64 => 8,
@@ -59,6 +65,8 @@ impl NpyDtype {
             NpyDtype::F64 => "float64",
             NpyDtype::I32 => "int32",
             NpyDtype::I64 => "int64",
+            NpyDtype::U8 => "uint8",
+            NpyDtype::Bool => "bool",
         }
     }
 }
@@ -68,7 +76,7 @@ impl NpyDtype {
 pub enum NpyData {
     /// Data of a float dtype (`f2`, `f4`, `f8`), converted to `f32`.
     Float(Vec<f32>),
-    /// Data of an integer dtype (`i4`, `i8`), converted to `i64`.
+    /// Data of an integer or boolean dtype (`i4`, `i8`, `u1`, `b1`), converted to `i64`.
     Int(Vec<i64>),
 }
 
@@ -115,6 +123,21 @@ impl NpyArray {
             NpyData::Float(_) => Err(Error::UnsupportedDtype {
                 name: what.to_string(),
                 dtype: format!("{} (expected int32 or int64)", self.dtype.name()),
+            }),
+        }
+    }
+
+    /// The data as a mask (nonzero means valid); takes bool, uint8, int32 and int64 arrays
+    /// and refuses float arrays. `what` names the array in errors.
+    pub fn into_mask(self, what: &str) -> Result<Vec<bool>> {
+        match self.data {
+            NpyData::Int(v) => Ok(v.iter().map(|&x| x != 0).collect()),
+            NpyData::Float(_) => Err(Error::UnsupportedDtype {
+                name: what.to_string(),
+                dtype: format!(
+                    "{} (expected bool, uint8, int32 or int64)",
+                    self.dtype.name()
+                ),
             }),
         }
     }
@@ -191,14 +214,12 @@ pub fn parse(bytes: &[u8], what: &str) -> Result<NpyArray> {
         std::str::from_utf8(header).map_err(|e| perr(format!("header is not ASCII: {e}")))?
     };
     let h = parse_header(header).map_err(perr)?;
-    if h.fortran_order {
-        return Err(perr(
-            "fortran_order is True; only C-order arrays are supported".into(),
-        ));
-    }
-    let dtype = parse_descr(&h.descr).ok_or_else(|| Error::UnsupportedDtype {
+    let (dtype, big) = parse_descr(&h.descr).ok_or_else(|| Error::UnsupportedDtype {
         name: what.to_string(),
-        dtype: format!("{:?} (supported: <f2, <f4, <f8, <i4, <i8)", h.descr),
+        dtype: format!(
+            "{:?} (supported: f2, f4, f8, i4, i8 either endian, b1, u1)",
+            h.descr
+        ),
     })?;
     let count = h
         .shape
@@ -223,33 +244,24 @@ pub fn parse(bytes: &[u8], what: &str) -> Result<NpyArray> {
         )));
     }
     let data = match dtype {
-        NpyDtype::F16 => NpyData::Float(
-            data.chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-        ),
-        NpyDtype::F32 => NpyData::Float(
-            data.chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        ),
-        NpyDtype::F64 => NpyData::Float(
-            data.chunks_exact(8)
-                .map(|c| {
-                    f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
-                })
-                .collect(),
-        ),
-        NpyDtype::I32 => NpyData::Int(
-            data.chunks_exact(4)
-                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
-                .collect(),
-        ),
-        NpyDtype::I64 => NpyData::Int(
-            data.chunks_exact(8)
-                .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-                .collect(),
-        ),
+        NpyDtype::F16 => {
+            NpyData::Float(decode(data, big, |b| half::f16::from_le_bytes(b).to_f32()))
+        }
+        NpyDtype::F32 => NpyData::Float(decode(data, big, f32::from_le_bytes)),
+        NpyDtype::F64 => NpyData::Float(decode(data, big, |b| f64::from_le_bytes(b) as f32)),
+        NpyDtype::I32 => NpyData::Int(decode(data, big, |b| i32::from_le_bytes(b) as i64)),
+        NpyDtype::I64 => NpyData::Int(decode(data, big, i64::from_le_bytes)),
+        NpyDtype::U8 => NpyData::Int(data.iter().map(|&b| b as i64).collect()),
+        // numpy reads any nonzero byte as True.
+        NpyDtype::Bool => NpyData::Int(data.iter().map(|&b| (b != 0) as i64).collect()),
+    };
+    let data = if h.fortran_order && h.shape.len() > 1 {
+        match data {
+            NpyData::Float(v) => NpyData::Float(fortran_to_c(&v, &h.shape)),
+            NpyData::Int(v) => NpyData::Int(fortran_to_c(&v, &h.shape)),
+        }
+    } else {
+        data
     };
     Ok(NpyArray {
         dtype,
@@ -258,19 +270,63 @@ pub fn parse(bytes: &[u8], what: &str) -> Result<NpyArray> {
     })
 }
 
-fn parse_descr(d: &str) -> Option<NpyDtype> {
+/// The dtype and whether its bytes are big-endian. numpy writes `<`/`>` for multi-byte types
+/// and `|` for single bytes; `=` and `|` (native) read as little-endian, as numpy does here.
+fn parse_descr(d: &str) -> Option<(NpyDtype, bool)> {
     let (order, code) = d.split_at_checked(1)?;
-    if !matches!(order, "<" | "|") {
-        return None;
-    }
-    Some(match code {
+    let big = match order {
+        "<" | "=" | "|" => false,
+        ">" => true,
+        _ => return None,
+    };
+    let dtype = match code {
         "f2" | "e" => NpyDtype::F16,
         "f4" | "f" => NpyDtype::F32,
         "f8" | "d" => NpyDtype::F64,
         "i4" => NpyDtype::I32,
         "i8" => NpyDtype::I64,
+        "u1" | "B" => NpyDtype::U8,
+        "b1" | "?" => NpyDtype::Bool,
         _ => return None,
-    })
+    };
+    Some((dtype, big && dtype.size() > 1))
+}
+
+/// Decodes `N`-byte elements, reversing each element's bytes first when they are big-endian.
+fn decode<const N: usize, T>(data: &[u8], big: bool, f: impl Fn([u8; N]) -> T) -> Vec<T> {
+    data.chunks_exact(N)
+        .map(|c| {
+            let mut b = [0u8; N];
+            b.copy_from_slice(c);
+            if big {
+                b.reverse();
+            }
+            f(b)
+        })
+        .collect()
+}
+
+/// Reorders Fortran-ordered (column-major) elements of `shape` into C (row-major) order.
+fn fortran_to_c<T: Copy>(v: &[T], shape: &[usize]) -> Vec<T> {
+    // Strides of each axis in the Fortran layout.
+    let mut fstride = vec![1usize; shape.len()];
+    for k in 1..shape.len() {
+        fstride[k] = fstride[k - 1] * shape[k - 1];
+    }
+    let mut idx = vec![0usize; shape.len()];
+    let mut out = Vec::with_capacity(v.len());
+    for _ in 0..v.len() {
+        out.push(v[idx.iter().zip(&fstride).map(|(i, s)| i * s).sum::<usize>()]);
+        // Advance the C-order multi-index, last axis fastest.
+        for k in (0..shape.len()).rev() {
+            idx[k] += 1;
+            if idx[k] < shape[k] {
+                break;
+            }
+            idx[k] = 0;
+        }
+    }
+    out
 }
 
 struct Header {
@@ -632,6 +688,70 @@ mod tests {
         assert!(parse(&b, "t").unwrap().into_lengths("t").is_err());
     }
 
+    /// numpy's bytes for `np.asfortranarray(np.arange(6).reshape(2, 3))` in each dtype, big- or
+    /// little-endian: every reading is the C-order `[[0, 1, 2], [3, 4, 5]]`.
+    #[test]
+    fn fortran_order_and_byte_orders() {
+        let fortran = [0u8, 3, 1, 4, 2, 5];
+        for descr in [
+            "<f2", ">f2", "<f4", ">f4", "<f8", ">f8", "<i4", ">i4", "<i8", ">i8",
+        ] {
+            for (order, elems) in [("True", fortran), ("False", [0, 1, 2, 3, 4, 5])] {
+                let mut b = header_bytes(
+                    1,
+                    &format!("{{'descr': '{descr}', 'fortran_order': {order}, 'shape': (2, 3), }}"),
+                );
+                for e in elems {
+                    let mut v = match &descr[1..] {
+                        "f2" => half::f16::from_f32(e as f32).to_le_bytes().to_vec(),
+                        "f4" => (e as f32).to_le_bytes().to_vec(),
+                        "f8" => (e as f64).to_le_bytes().to_vec(),
+                        "i4" => (e as i32).to_le_bytes().to_vec(),
+                        _ => (e as i64).to_le_bytes().to_vec(),
+                    };
+                    if descr.starts_with('>') {
+                        v.reverse();
+                    }
+                    b.extend(v);
+                }
+                let a = parse(&b, "t").unwrap();
+                assert_eq!(a.shape, vec![2, 3]);
+                match a.data {
+                    NpyData::Float(v) => assert_eq!(v, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0], "{descr}"),
+                    NpyData::Int(v) => assert_eq!(v, [0, 1, 2, 3, 4, 5], "{descr}"),
+                }
+            }
+        }
+        // A 3-D Fortran array: element (i, j, k) of shape (2, 3, 4) sits at i + 2j + 6k.
+        let mut b = header_bytes(
+            1,
+            "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3, 4), }",
+        );
+        let c_value = |i: usize, j: usize, k: usize| (i * 12 + j * 4 + k) as f32;
+        for k in 0..4 {
+            for j in 0..3 {
+                for i in 0..2 {
+                    b.extend(c_value(i, j, k).to_le_bytes());
+                }
+            }
+        }
+        let want: Vec<f32> = (0..24).map(|v| v as f32).collect();
+        assert_eq!(parse(&b, "t").unwrap().into_f32("t").unwrap(), want);
+        // Masks: bool and uint8, any nonzero byte is true; floats are not masks.
+        for descr in ["|b1", "|u1", "<u1"] {
+            let mut b = header_bytes(
+                1,
+                &format!("{{'descr': '{descr}', 'fortran_order': True, 'shape': (2, 2), }}"),
+            );
+            b.extend([1u8, 0, 2, 1]);
+            let a = parse(&b, "m").unwrap();
+            assert!(a.clone().into_f32("m").is_err());
+            assert_eq!(a.into_mask("m").unwrap(), [true, true, false, true]);
+        }
+        let b = to_bytes_f32(&[2], &[1.0, 0.0]).unwrap();
+        assert!(parse(&b, "m").unwrap().into_mask("m").is_err());
+    }
+
     #[test]
     fn refusals() {
         let ok = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }";
@@ -641,14 +761,8 @@ mod tests {
         assert!(matches!(parse(&b, "t"), Err(Error::Parse { .. })));
         b.extend_from_slice(&[0; 2]);
         assert!(matches!(parse(&b, "t"), Err(Error::Parse { .. })));
-        // Fortran order.
-        let b = header_bytes(
-            1,
-            "{'descr': '<f4', 'fortran_order': True, 'shape': (0,), }",
-        );
-        assert!(matches!(parse(&b, "t"), Err(Error::Parse { .. })));
-        // Big-endian and other dtypes.
-        for d in [">f4", "<u4", "|b1", "<c8", "O", ""] {
+        // Other dtypes.
+        for d in ["<u4", "<i2", "<c8", "O", "", "!f4"] {
             let b = header_bytes(
                 1,
                 &format!("{{'descr': '{d}', 'fortran_order': False, 'shape': (0,), }}"),

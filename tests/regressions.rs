@@ -515,8 +515,10 @@ fn extra_seeds() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
             "",
         ),
     ]);
-    let npy = |major: u8, descr: &str, shape: &str, data: &[u8]| -> Vec<u8> {
-        let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}\n");
+    let npy_order = |major: u8, descr: &str, fortran: bool, shape: &str, data: &[u8]| -> Vec<u8> {
+        let order = if fortran { "True" } else { "False" };
+        let dict =
+            format!("{{'descr': '{descr}', 'fortran_order': {order}, 'shape': {shape}, }}\n");
         let mut b = b"\x93NUMPY".to_vec();
         b.push(major);
         b.push(0);
@@ -529,7 +531,30 @@ fn extra_seeds() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
         b.extend_from_slice(data);
         b
     };
+    let npy = |major: u8, descr: &str, shape: &str, data: &[u8]| {
+        npy_order(major, descr, false, shape, data)
+    };
     let npys = vec![
+        // Fortran order, big-endian, and the mask dtypes.
+        npy_order(1, "<f4", true, "(2, 3, 1)", &[0u8; 24]),
+        npy_order(
+            1,
+            ">f8",
+            true,
+            "(2, 2)",
+            &[[63u8, 240, 0, 0, 0, 0, 0, 0]; 4].concat(),
+        ),
+        npy(1, ">f2", "(2,)", &[60, 0, 188, 0]),
+        npy(1, ">i4", "(2,)", &[0, 0, 0, 3, 0, 0, 0, 1]),
+        npy_order(
+            1,
+            ">i8",
+            true,
+            "(1, 2)",
+            &[[0u8, 0, 0, 0, 0, 0, 0, 2]; 2].concat(),
+        ),
+        npy_order(1, "|b1", true, "(2, 2)", &[1, 0, 1, 1]),
+        npy(1, "|u1", "(3,)", &[0, 1, 255]),
         npy(1, "<f2", "(2, 1)", &[0, 60, 0, 188]),
         npy(2, "<f8", "(1,)", &1.5f64.to_le_bytes()),
         npy(3, "<i4", "(2,)", &[3, 0, 0, 0, 1, 0, 0, 0]),

@@ -653,7 +653,7 @@ fn malformed_npy() {
         is_parse,
         &["trailing"],
     );
-    for descr in [">f4", "<u4", "<c8", "|b1", "<U3", "O", "<f16", ""] {
+    for descr in ["<u4", "<c8", "<i2", "<U3", "O", "<f16", ""] {
         refused(p(&npy_bytes(1, &dict(descr, "(0,)"), &[])), is_dtype, &[]);
     }
     refused(
@@ -676,15 +676,6 @@ fn malformed_npy() {
         p(&npy_bytes(1, &dict("<f4", &many), &[0; 4])),
         is_parse,
         &["dimensions"],
-    );
-    refused(
-        p(&npy_bytes(
-            1,
-            "{'descr': '<f4', 'fortran_order': True, 'shape': (1,), }",
-            &[0; 4],
-        )),
-        is_parse,
-        &["fortran"],
     );
     refused(
         p(&npy_bytes(1, "{'descr': '<f4', 'shape': (1,), }", &[0; 4])),

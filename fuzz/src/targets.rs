@@ -232,6 +232,7 @@ pub fn npy_parse(data: &[u8]) {
             };
             assert!(same_bits(v, &w), "f32 round trip");
             assert!(a.clone().into_lengths("l").is_err());
+            assert!(a.clone().into_mask("m").is_err());
         }
         NpyData::Int(v) => {
             assert_eq!(v.len(), n);
@@ -239,6 +240,8 @@ pub fn npy_parse(data: &[u8]) {
             assert!(a.clone().into_f32("x").is_err());
             let lens = a.clone().into_lengths("l");
             assert_eq!(lens.is_ok(), v.iter().all(|&x| x >= 0));
+            let mask = a.clone().into_mask("m").expect("integer arrays are masks");
+            assert!(mask.iter().zip(v).all(|(&m, &x)| m == (x != 0)));
         }
     }
 }

@@ -9,7 +9,7 @@ mod run;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Run GRU layers on any GPU through wgpu, or on the CPU.
 #[derive(Debug, Parser)]
@@ -38,6 +38,76 @@ fn report_error(msg: &str) {
     eprintln!("wgpu-gru: error: {line}");
 }
 
+/// The subcommand named on the command line, if any (`run`, `bench`).
+fn subcommand_in_args() -> Option<String> {
+    let cmd = Cli::command();
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .filter(|a| names.contains(a))
+}
+
+/// One line for a clap error that a newcomer can act on: every missing or conflicting argument
+/// by name (clap lists them on lines of their own, after its first), and where help is.
+fn clap_message(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let sub = subcommand_in_args();
+    let help = match &sub {
+        Some(s) => format!("see wgpu-gru {s} --help"),
+        None => "see wgpu-gru --help".to_string(),
+    };
+    let strings = |kind| match e.get(kind) {
+        Some(ContextValue::Strings(v)) => v.clone(),
+        Some(ContextValue::String(v)) => vec![v.clone()],
+        _ => Vec::new(),
+    };
+    let and_list = |v: &[String]| match v {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    };
+    match e.kind() {
+        ErrorKind::MissingRequiredArgument => {
+            let missing = strings(ContextKind::InvalidArg);
+            let who = sub.as_deref().unwrap_or("wgpu-gru");
+            format!("{who} needs {} ({help})", and_list(&missing))
+        }
+        ErrorKind::ArgumentConflict => {
+            let arg = strings(ContextKind::InvalidArg);
+            let prior = strings(ContextKind::PriorArg);
+            format!(
+                "{} cannot be used with {} ({help})",
+                and_list(&arg),
+                and_list(&prior)
+            )
+        }
+        _ => {
+            // clap's message, and any detail lines (possible values, tips), before its usage.
+            let text = e.render().to_string();
+            let lines: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.starts_with("Usage:"))
+                .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+                .collect();
+            let first = lines.join("; ");
+            let first = first.trim_start_matches("error: ");
+            format!(
+                "{} ({help})",
+                if first.is_empty() {
+                    "invalid arguments"
+                } else {
+                    first
+                }
+            )
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -52,13 +122,7 @@ fn main() -> ExitCode {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
-            // clap's first line is the message; the rest is usage.
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            report_error(&format!(
-                "{} (see --help)",
-                first.trim_start_matches("error: ")
-            ));
+            report_error(&clap_message(&e));
             return ExitCode::from(2);
         }
     };
