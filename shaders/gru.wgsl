@@ -25,6 +25,14 @@ override F_BETA: f32 = 0.0;
 override G_KIND: u32 = 1u;         // candidate activation
 override G_ALPHA: f32 = 0.0;
 override G_BETA: f32 = 0.0;
+// The reverse direction's activations (direction slot 1); equal to the above unless an ONNX
+// model gives each direction its own pair.
+override F_KIND_R: u32 = 0u;
+override F_ALPHA_R: f32 = 0.0;
+override F_BETA_R: f32 = 0.0;
+override G_KIND_R: u32 = 1u;
+override G_ALPHA_R: f32 = 0.0;
+override G_BETA_R: f32 = 0.0;
 override CLIP: f32 = 0.0;          // 0: no clip
 override SEQ_STEPS: u32 = 0u;      // steps per dispatch of the sequence kernels (0: all T)
 
@@ -85,8 +93,16 @@ fn tanh_(x: f32) -> f32 {
     return sign(x) * (1.0 - e) / (1.0 + e);
 }
 
-fn f_act(x: f32) -> f32 { return act(F_KIND, x, F_ALPHA, F_BETA); }
-fn g_act(x: f32) -> f32 { return act(G_KIND, x, G_ALPHA, G_BETA); }
+// Activations of direction d. Where both directions share a pair, each select folds to a
+// constant and the switch in `act` folds away; otherwise it picks per invocation.
+fn f_act(d: u32, x: f32) -> f32 {
+    let r = d == 1u;
+    return act(select(F_KIND, F_KIND_R, r), x, select(F_ALPHA, F_ALPHA_R, r), select(F_BETA, F_BETA_R, r));
+}
+fn g_act(d: u32, x: f32) -> f32 {
+    let r = d == 1u;
+    return act(select(G_KIND, G_KIND_R, r), x, select(G_ALPHA, G_ALPHA_R, r), select(G_BETA, G_BETA_R, r));
+}
 
 fn hp() -> u32 { return ly.hp4 * 4u; }
 
@@ -270,9 +286,9 @@ fn step_fused(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) 
     var hnew = hold;
     if (pos.valid) {
         let pi = (unit * 4u + bb) * 3u;
-        let r = f_act(xp_at(pos, d, b, j) + pre[pi] + bhh(d, j));
-        let z = f_act(xp_at(pos, d, b, H + j) + pre[pi + 1u] + bhh(d, H + j));
-        let n = g_act(xp_at(pos, d, b, 2u * H + j) + r * (pre[pi + 2u] + bhh(d, 2u * H + j)));
+        let r = f_act(d, xp_at(pos, d, b, j) + pre[pi] + bhh(d, j));
+        let z = f_act(d, xp_at(pos, d, b, H + j) + pre[pi + 1u] + bhh(d, H + j));
+        let n = g_act(d, xp_at(pos, d, b, 2u * H + j) + r * (pre[pi + 2u] + bhh(d, 2u * H + j)));
         hnew = z * hold + (1.0 - z) * n;
     }
     emit(s, pos, d, b, j, hnew);
@@ -292,8 +308,8 @@ fn step_gates(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) 
     let pos = position(s, d, b);
     if (!pos.valid) { return; }
     let pi = (unit * 4u + bb) * 3u;
-    let r = f_act(xp_at(pos, d, b, j) + pre[pi] + bhh(d, j));
-    let z = f_act(xp_at(pos, d, b, H + j) + pre[pi + 1u] + bhh(d, H + j));
+    let r = f_act(d, xp_at(pos, d, b, j) + pre[pi] + bhh(d, j));
+    let z = f_act(d, xp_at(pos, d, b, H + j) + pre[pi + 1u] + bhh(d, H + j));
     let i = (d * ly.batch + b) * hp() + j;
     zr[i / 4u][i % 4u] = z;
     let i2 = ly.dirs * ly.batch * hp() + i;
@@ -317,7 +333,7 @@ fn step_candidate(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_
     if (pos.valid) {
         let i = (d * ly.batch + b) * hp() + j;
         let z = zr[i / 4u][i % 4u];
-        let n = g_act(xp_at(pos, d, b, 2u * H + j) + pre[(unit * 4u + bb) * 3u] + bhh(d, 2u * H + j));
+        let n = g_act(d, xp_at(pos, d, b, 2u * H + j) + pre[(unit * 4u + bb) * 3u] + bhh(d, 2u * H + j));
         hnew = z * hold + (1.0 - z) * n;
     }
     emit(s, pos, d, b, j, hnew);
@@ -363,9 +379,9 @@ fn sequence(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wi
                     let hold = hs[cur + bb * H + j];
                     var hnew = hold;
                     if (pos.valid) {
-                        let r = f_act(xp_at(pos, d, b, j) + acc[bb].x + bhh(d, j));
-                        let z = f_act(xp_at(pos, d, b, H + j) + acc[bb].y + bhh(d, H + j));
-                        let n = g_act(xp_at(pos, d, b, 2u * H + j) + r * (acc[bb].z + bhh(d, 2u * H + j)));
+                        let r = f_act(d, xp_at(pos, d, b, j) + acc[bb].x + bhh(d, j));
+                        let z = f_act(d, xp_at(pos, d, b, H + j) + acc[bb].y + bhh(d, H + j));
+                        let n = g_act(d, xp_at(pos, d, b, 2u * H + j) + r * (acc[bb].z + bhh(d, 2u * H + j)));
                         hnew = z * hold + (1.0 - z) * n;
                     }
                     hs[nxt + bb * H + j] = hnew;
@@ -387,8 +403,8 @@ fn sequence(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wi
                     var r = 0.0;
                     var z = 1.0;
                     if (pos.valid) {
-                        r = f_act(xp_at(pos, d, b, j) + acc[bb].x + bhh(d, j));
-                        z = f_act(xp_at(pos, d, b, H + j) + acc[bb].y + bhh(d, H + j));
+                        r = f_act(d, xp_at(pos, d, b, j) + acc[bb].x + bhh(d, j));
+                        z = f_act(d, xp_at(pos, d, b, H + j) + acc[bb].y + bhh(d, H + j));
                     }
                     rhs[bb * H + j] = r * hs[cur + bb * H + j];
                     let i = (d * ly.batch + b) * hp() + j;
@@ -412,7 +428,7 @@ fn sequence(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wi
                     if (pos.valid) {
                         let i = (d * ly.batch + b) * hp() + j;
                         let z = zr[i / 4u][i % 4u];
-                        let n = g_act(xp_at(pos, d, b, 2u * H + j) + acc[bb] + bhh(d, 2u * H + j));
+                        let n = g_act(d, xp_at(pos, d, b, 2u * H + j) + acc[bb] + bhh(d, 2u * H + j));
                         hnew = z * hold + (1.0 - z) * n;
                     }
                     hs[nxt + bb * H + j] = hnew;
@@ -516,9 +532,9 @@ fn sequence_regs(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_i
                 let hold = hr[cur + j / 4u][j % 4u];
                 var hnew = hold;
                 if (pos.valid) {
-                    let r = f_act(xv.x + a.x + bh.x);
-                    let z = f_act(xv.y + a.y + bh.y);
-                    let n = g_act(xv.z + r * (a.z + bh.z));
+                    let r = f_act(d, xv.x + a.x + bh.x);
+                    let z = f_act(d, xv.y + a.y + bh.y);
+                    let n = g_act(d, xv.z + r * (a.z + bh.z));
                     hnew = z * hold + (1.0 - z) * n;
                 }
                 hr[nxt + j / 4u][j % 4u] = hnew;
@@ -539,8 +555,8 @@ fn sequence_regs(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_i
                 var r = 0.0;
                 var z = 1.0;
                 if (pos.valid) {
-                    r = f_act(xv.x + a.x + bh.x);
-                    z = f_act(xv.y + a.y + bh.y);
+                    r = f_act(d, xv.x + a.x + bh.x);
+                    z = f_act(d, xv.y + a.y + bh.y);
                 }
                 rr[j / 4u][j % 4u] = r * hold;
                 zs[j] = z;
@@ -557,7 +573,7 @@ fn sequence_regs(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_i
                 let hold = hr[cur + j / 4u][j % 4u];
                 var hnew = hold;
                 if (pos.valid) {
-                    let n = g_act(xv.z + a.x + bh.z);
+                    let n = g_act(d, xv.z + a.x + bh.z);
                     hnew = zs[j] * hold + (1.0 - zs[j]) * n;
                 }
                 hr[nxt + j / 4u][j % 4u] = hnew;
@@ -717,9 +733,9 @@ fn tiled_fused(
         let hold = h_prev(s, d, b, j);
         var hnew = hold;
         if (pos.valid) {
-            let rg = f_act(xp_at(pos, d, b, j) + hsum(acc_a[r]) + bhh(d, j));
-            let z = f_act(xp_at(pos, d, b, H + j) + hsum(acc_b[r]) + bhh(d, H + j));
-            let n = g_act(xp_at(pos, d, b, 2u * H + j) + rg * (hsum(acc_c[r]) + bhh(d, 2u * H + j)));
+            let rg = f_act(d, xp_at(pos, d, b, j) + hsum(acc_a[r]) + bhh(d, j));
+            let z = f_act(d, xp_at(pos, d, b, H + j) + hsum(acc_b[r]) + bhh(d, H + j));
+            let n = g_act(d, xp_at(pos, d, b, 2u * H + j) + rg * (hsum(acc_c[r]) + bhh(d, 2u * H + j)));
             hnew = z * hold + (1.0 - z) * n;
         }
         emit(s, pos, d, b, j, hnew);
@@ -745,8 +761,8 @@ fn tiled_gates(
         let pos = position(s, d, b);
         // Rows past their length keep h; `tiled_candidate` reads neither z nor their r⊙h.
         if (!pos.valid) { continue; }
-        let rg = f_act(xp_at(pos, d, b, j) + hsum(acc_a[r]) + bhh(d, j));
-        let z = f_act(xp_at(pos, d, b, H + j) + hsum(acc_b[r]) + bhh(d, H + j));
+        let rg = f_act(d, xp_at(pos, d, b, j) + hsum(acc_a[r]) + bhh(d, j));
+        let z = f_act(d, xp_at(pos, d, b, H + j) + hsum(acc_b[r]) + bhh(d, H + j));
         let i = (d * ly.batch + b) * hp() + j;
         zr[i / 4u][i % 4u] = z;
         let i2 = ly.dirs * ly.batch * hp() + i;
@@ -776,7 +792,7 @@ fn tiled_candidate(
         if (pos.valid) {
             let i = (d * ly.batch + b) * hp() + j;
             let z = zr[i / 4u][i % 4u];
-            let n = g_act(xp_at(pos, d, b, 2u * H + j) + hsum(acc_a[r]) + bhh(d, 2u * H + j));
+            let n = g_act(d, xp_at(pos, d, b, 2u * H + j) + hsum(acc_a[r]) + bhh(d, 2u * H + j));
             hnew = z * hold + (1.0 - z) * n;
         }
         emit(s, pos, d, b, j, hnew);

@@ -30,6 +30,14 @@ override F_BETA: f32 = 0.0;
 override G_KIND: u32 = 1u;         // candidate activation
 override G_ALPHA: f32 = 0.0;
 override G_BETA: f32 = 0.0;
+// The reverse direction's activations (direction slot 1); equal to the above unless an ONNX
+// model gives each direction its own pair.
+override F_KIND_R: u32 = 0u;
+override F_ALPHA_R: f32 = 0.0;
+override F_BETA_R: f32 = 0.0;
+override G_KIND_R: u32 = 1u;
+override G_ALPHA_R: f32 = 0.0;
+override G_BETA_R: f32 = 0.0;
 override CLIP: f32 = 0.0;          // 0: no clip
 override SEQ_STEPS: u32 = 0u;      // steps per dispatch of the sequence kernels (0: all T)
 
@@ -90,8 +98,16 @@ fn tanh_(x: f32) -> f32 {
     return sign(x) * (1.0 - e) / (1.0 + e);
 }
 
-fn f_act(x: f32) -> f32 { return act(F_KIND, x, F_ALPHA, F_BETA); }
-fn g_act(x: f32) -> f32 { return act(G_KIND, x, G_ALPHA, G_BETA); }
+// Activations of direction d. Where both directions share a pair, each select folds to a
+// constant and the switch in `act` folds away; otherwise it picks per invocation.
+fn f_act(d: u32, x: f32) -> f32 {
+    let r = d == 1u;
+    return act(select(F_KIND, F_KIND_R, r), x, select(F_ALPHA, F_ALPHA_R, r), select(F_BETA, F_BETA_R, r));
+}
+fn g_act(d: u32, x: f32) -> f32 {
+    let r = d == 1u;
+    return act(select(G_KIND, G_KIND_R, r), x, select(G_ALPHA, G_ALPHA_R, r), select(G_BETA, G_BETA_R, r));
+}
 
 fn hp() -> u32 { return ly.hp4 * 4u; }
 
@@ -266,9 +282,9 @@ fn step_fused_sg(
             let hold = h_prev(s, d, b, j);
             var hnew = hold;
             if (pos.valid) {
-                let r = f_act(xp_at(pos, d, b, j) + a.x + bhh(d, j));
-                let z = f_act(xp_at(pos, d, b, H + j) + a.y + bhh(d, H + j));
-                let n = g_act(xp_at(pos, d, b, 2u * H + j) + r * (a.z + bhh(d, 2u * H + j)));
+                let r = f_act(d, xp_at(pos, d, b, j) + a.x + bhh(d, j));
+                let z = f_act(d, xp_at(pos, d, b, H + j) + a.y + bhh(d, H + j));
+                let n = g_act(d, xp_at(pos, d, b, 2u * H + j) + r * (a.z + bhh(d, 2u * H + j)));
                 hnew = z * hold + (1.0 - z) * n;
             }
             emit(s, pos, d, b, j, hnew);
@@ -295,8 +311,8 @@ fn step_gates_sg(
             let pos = position(s, d, b);
             if (pos.valid) {
                 let a = pre[lane];
-                let r = f_act(xp_at(pos, d, b, j) + a.x + bhh(d, j));
-                let z = f_act(xp_at(pos, d, b, H + j) + a.y + bhh(d, H + j));
+                let r = f_act(d, xp_at(pos, d, b, j) + a.x + bhh(d, j));
+                let z = f_act(d, xp_at(pos, d, b, H + j) + a.y + bhh(d, H + j));
                 let i = (d * ly.batch + b) * hp() + j;
                 zr[i / 4u][i % 4u] = z;
                 let i2 = ly.dirs * ly.batch * hp() + i;
@@ -328,7 +344,7 @@ fn step_candidate_sg(
             if (pos.valid) {
                 let i = (d * ly.batch + b) * hp() + j;
                 let z = zr[i / 4u][i % 4u];
-                let n = g_act(xp_at(pos, d, b, 2u * H + j) + pre[lane].x + bhh(d, 2u * H + j));
+                let n = g_act(d, xp_at(pos, d, b, 2u * H + j) + pre[lane].x + bhh(d, 2u * H + j));
                 hnew = z * hold + (1.0 - z) * n;
             }
             emit(s, pos, d, b, j, hnew);
@@ -413,9 +429,9 @@ fn sequence_regs_sg(
                 let hold = sgr_h[cur + j / 4u][j % 4u];
                 var hnew = hold;
                 if (pos.valid) {
-                    let r = f_act(xv.x + a.x + bh.x);
-                    let z = f_act(xv.y + a.y + bh.y);
-                    let n = g_act(xv.z + r * (a.z + bh.z));
+                    let r = f_act(d, xv.x + a.x + bh.x);
+                    let z = f_act(d, xv.y + a.y + bh.y);
+                    let n = g_act(d, xv.z + r * (a.z + bh.z));
                     hnew = z * hold + (1.0 - z) * n;
                 }
                 sgr_h[nxt + j / 4u][j % 4u] = hnew;
@@ -434,8 +450,8 @@ fn sequence_regs_sg(
                 let hold = sgr_h[cur + j / 4u][j % 4u];
                 var r = 0.0;
                 if (pos.valid) {
-                    r = f_act(xv.x + a.x + bh.x);
-                    z = f_act(xv.y + a.y + bh.y);
+                    r = f_act(d, xv.x + a.x + bh.x);
+                    z = f_act(d, xv.y + a.y + bh.y);
                 }
                 sgr_rh[j / 4u][j % 4u] = r * hold;
             }
@@ -449,7 +465,7 @@ fn sequence_regs_sg(
                 let hold = sgr_h[cur + j / 4u][j % 4u];
                 var hnew = hold;
                 if (pos.valid) {
-                    let n = g_act(xv.z + n_pre + bh.z);
+                    let n = g_act(d, xv.z + n_pre + bh.z);
                     hnew = z * hold + (1.0 - z) * n;
                 }
                 sgr_h[nxt + j / 4u][j % 4u] = hnew;

@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{Array, Case, golden_cases};
+use common::{Array, Case, golden_cases, onnx_activation_cases};
 use wgpu_gru::formats::Format;
 use wgpu_gru::npy;
 
@@ -217,6 +217,11 @@ fn gpu_available() -> bool {
 fn golden_through_cli(backend: &str) {
     let cases = golden_cases();
     assert_eq!(cases.len(), 14);
+    cases_through_cli(backend, &cases);
+}
+
+/// Runs each case file through `wgpu-gru run` on `backend` and compares with its expected outputs.
+fn cases_through_cli(backend: &str, cases: &[PathBuf]) {
     let mut failures = Vec::new();
     for (i, path) in cases.iter().enumerate() {
         let case = Case::load(path).unwrap();
@@ -271,6 +276,17 @@ fn golden_cli_cpu() {
 fn golden_cli_gpu() {
     if gpu_available() {
         golden_through_cli("gpu");
+    }
+}
+
+/// ONNX activations per direction, α/β and clip from the command line, on every backend.
+#[test]
+fn onnx_activation_cases_through_cli() {
+    let cases = onnx_activation_cases();
+    cases_through_cli("reference", &cases);
+    cases_through_cli("cpu", &cases);
+    if gpu_available() {
+        cases_through_cli("gpu", &cases);
     }
 }
 

@@ -171,13 +171,13 @@ fn uniform(binding: u32, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
 }
 
 impl Kernels {
-    /// Builds every pipeline the model needs. `hidden` is H; activations are shared by all
-    /// directions (the caller checks).
+    /// Builds every pipeline the model needs. `hidden` is H; `acts` are the activations of
+    /// direction slots 0 and 1.
     pub fn new(
         device: &wgpu::Device,
         hidden: u32,
         variant: Variant,
-        acts: Activations,
+        acts: [Activations; 2],
         clip: Option<f32>,
         options: &GpuOptions,
     ) -> Self {
@@ -240,16 +240,30 @@ impl Kernels {
             cache: None,
         });
 
-        let (fk, fa, fb) = acts.f.code();
-        let (gk, ga, gb) = acts.g.code();
-        let base: Vec<(&str, f64)> = vec![
-            ("H", hidden as f64),
-            ("F_KIND", fk as f64),
-            ("F_ALPHA", fa as f64),
-            ("F_BETA", fb as f64),
-            ("G_KIND", gk as f64),
-            ("G_ALPHA", ga as f64),
-            ("G_BETA", gb as f64),
+        let mut base: Vec<(&str, f64)> = vec![("H", hidden as f64)];
+        // Direction slot 0, then slot 1 (the same pair where the directions share one).
+        for (a, [fk, fa, fb, gk, ga, gb]) in acts.iter().zip([
+            ["F_KIND", "F_ALPHA", "F_BETA", "G_KIND", "G_ALPHA", "G_BETA"],
+            [
+                "F_KIND_R",
+                "F_ALPHA_R",
+                "F_BETA_R",
+                "G_KIND_R",
+                "G_ALPHA_R",
+                "G_BETA_R",
+            ],
+        ]) {
+            let (f, g) = (a.f.code(), a.g.code());
+            base.extend([
+                (fk, f.0 as f64),
+                (fa, f.1 as f64),
+                (fb, f.2 as f64),
+                (gk, g.0 as f64),
+                (ga, g.1 as f64),
+                (gb, g.2 as f64),
+            ]);
+        }
+        base.extend([
             ("CLIP", clip.unwrap_or(0.0) as f64),
             (
                 "RESET_AFTER",
@@ -259,7 +273,7 @@ impl Kernels {
                     0.0
                 },
             ),
-        ];
+        ]);
         let make_in = |module: &wgpu::ShaderModule, entry: &str, extra: &[(&str, f64)]| {
             let mut constants = base.clone();
             constants.extend_from_slice(extra);

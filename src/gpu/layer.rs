@@ -132,12 +132,8 @@ impl GpuGru {
         // wgpu panics in buffer creation on a lost device; refuse first.
         ctx.refresh_lost()?;
         let c = gru.config.clone();
-        let acts = c.activations_for(0);
-        if c.num_directions() == 2 && c.activations_for(1) != acts {
-            return Err(Error::Unsupported(
-                "different activations per direction on the GPU".into(),
-            ));
-        }
+        // Each direction's pair specialises its own override constants of one pipeline.
+        let acts = [c.activations_for(0), c.activations_for(1)];
         let device = &ctx.device;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);

@@ -27,18 +27,34 @@ pub fn f32_tolerance(name: &str) -> f32 {
 /// The golden case directory: `tests/data/golden` in this crate, or (for test binaries copied to
 /// another machine) relative to the working directory when the build path does not exist.
 pub fn golden_dir() -> PathBuf {
-    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden");
+    data_dir("golden")
+}
+
+/// `tests/data/<sub>` in this crate, or relative to the working directory (as [`golden_dir`]).
+pub fn data_dir(sub: &str) -> PathBuf {
+    let built = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(sub);
     if built.is_dir() {
         built
     } else {
-        PathBuf::from("tests/data/golden")
+        Path::new("tests/data").join(sub)
     }
 }
 
 /// All golden case files, sorted.
 pub fn golden_cases() -> Vec<PathBuf> {
-    let dir = golden_dir();
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+    cases_in(&golden_dir())
+}
+
+/// The ONNX Runtime cases with non-default activations (`tests/data/onnx_activations/`).
+pub fn onnx_activation_cases() -> Vec<PathBuf> {
+    cases_in(&data_dir("onnx_activations"))
+}
+
+/// Every case file (`*.safetensors`) in `dir`, sorted.
+pub fn cases_in(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
@@ -304,9 +320,18 @@ pub fn run_all(label: &str, engine: &mut Engine<'_>) -> usize {
 
 /// [`run_all`] with a tolerance per case name (pass [`f32_tolerance`] for f32 paths).
 pub fn run_all_within(label: &str, engine: &mut Engine<'_>, tol: &dyn Fn(&str) -> f32) -> usize {
-    let cases = golden_cases();
+    run_cases_within(label, &golden_cases(), engine, tol)
+}
+
+/// Runs `engine` on each of `cases` and asserts that all match within `tol(name)`.
+pub fn run_cases_within(
+    label: &str,
+    cases: &[PathBuf],
+    engine: &mut Engine<'_>,
+    tol: &dyn Fn(&str) -> f32,
+) -> usize {
     let mut failures = Vec::new();
-    for path in &cases {
+    for path in cases {
         match run_case_within(path, engine, tol) {
             Ok(err) => eprintln!(
                 "[{label}] {:<32} max abs error {err:.2e}",

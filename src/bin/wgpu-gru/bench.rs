@@ -38,6 +38,12 @@ pub struct Args {
     /// Write the results as a JSON array to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+    /// Time a bidirectional layer (the reverse direction gets weights of its own).
+    #[arg(long)]
+    bidirectional: bool,
+    /// ONNX activations, F,G for every direction or F,G,F,G per direction (α/β: ONNX defaults).
+    #[arg(long, value_delimiter = ',', value_name = "F,G[,F,G]")]
+    activations: Vec<String>,
     /// Run the reference even on shapes above 2 GFLOP (slow: f64, unoptimised).
     #[arg(long)]
     force_reference: bool,
@@ -58,11 +64,14 @@ struct Row {
     median_ms: f64,
     dispatches: u32,
     submits: u32,
+    /// Directions and activations where not a forward Sigmoid/Tanh layer (`""` otherwise).
+    model: String,
+    directions: usize,
 }
 
 impl Row {
     fn gflops(&self) -> f64 {
-        self.shape.flops() / (self.median_ms * 1e6)
+        self.shape.flops() * self.directions as f64 / (self.median_ms * 1e6)
     }
     fn json(&self) -> serde_json::Value {
         serde_json::json!({
@@ -78,6 +87,8 @@ impl Row {
             "gflops": self.gflops(),
             "dispatches": self.dispatches,
             "submits": self.submits,
+            "model": self.model,
+            "directions": self.directions,
         })
     }
 }
@@ -134,6 +145,8 @@ fn read_rows(path: &std::path::Path) -> Result<Vec<Row>, String> {
                     .ok_or_else(bad)?,
                 dispatches: n("dispatches").unwrap_or(0) as u32,
                 submits: n("submits").unwrap_or(0) as u32,
+                model: text("model").unwrap_or_default(),
+                directions: n("directions").unwrap_or(1),
             })
         })
         .collect()
@@ -201,8 +214,32 @@ pub fn main(args: Args) -> Result<(), String> {
     );
     let total = shapes.len() * args.backend.len();
     let mut done = 0;
+    let directions = if args.bidirectional { 2 } else { 1 };
+    let acts = wgpu_gru::formats::resolve_activations(&args.activations, &[], &[], directions)
+        .map_err(|e| format!("--activations: {e}"))?;
+    let model = if args.bidirectional || !args.activations.is_empty() {
+        let dir = if args.bidirectional {
+            "bidirectional"
+        } else {
+            "forward"
+        };
+        format!("{dir} {}", args.activations.join(","))
+    } else {
+        String::new()
+    };
     for shape in &shapes {
-        let gru = shape.random_model(variant, 42);
+        let mut gru = shape.random_model(variant, 42);
+        if args.bidirectional {
+            let reverse = shape
+                .random_model(variant, 43)
+                .weights
+                .layers
+                .remove(0)
+                .remove(0);
+            gru.weights.layers[0].push(reverse);
+            gru.config.direction = wgpu_gru::Direction::Bidirectional;
+        }
+        gru.config.activations = acts.clone();
         let x = shape.random_input(7);
         let input = SeqInput::new(&x, shape.steps, shape.batch);
         for backend in &args.backend {
@@ -228,6 +265,8 @@ pub fn main(args: Args) -> Result<(), String> {
                         median_ms: ms,
                         dispatches: 0,
                         submits: 0,
+                        model: model.clone(),
+                        directions,
                     }
                 }
                 "reference" => {
@@ -249,6 +288,8 @@ pub fn main(args: Args) -> Result<(), String> {
                         median_ms: ms,
                         dispatches: 0,
                         submits: 0,
+                        model: model.clone(),
+                        directions,
                     }
                 }
                 gpu => {
@@ -289,6 +330,8 @@ pub fn main(args: Args) -> Result<(), String> {
                         median_ms: ms,
                         dispatches: stats.dispatches,
                         submits: stats.submits,
+                        model: model.clone(),
+                        directions,
                     }
                 }
             };
