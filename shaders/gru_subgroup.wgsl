@@ -68,7 +68,7 @@ struct Layer {
 @group(0) @binding(1) var<uniform> ly: Layer;
 @group(0) @binding(2) var<storage, read> xp: array<f32>;             // [T, B, D, 3H]
 @group(0) @binding(3) var<storage, read> u: array<vec4<f32>>;        // [D, 3H, HP] ++ b_hh ++ W_hhᵀ
-@group(0) @binding(4) var<storage, read> lens: array<u32>;           // [B]
+@group(0) @binding(4) var<storage, read> lens: array<u32>;           // [B] ++ [1] ++ [B, T] mask
 @group(0) @binding(5) var<storage, read_write> hbuf: array<vec4<f32>>; // [2, D, B, HP] ping-pong
 @group(0) @binding(6) var<storage, read_write> y: array<f32>;        // [T, B, D·H] via strides
 @group(0) @binding(7) var<storage, read_write> states: array<f32>;   // h0 [L, D, B, H] ++ h_n [L, D, B, H]
@@ -138,16 +138,21 @@ fn set_h_next(s: u32, d: u32, b: u32, j: u32, v: f32) {
 }
 
 struct Pos {
-    valid: bool,
-    t_in: u32,   // time index of the input read
-    t_out: u32,  // time index of the output written (0 written there when not valid)
+    valid: bool,  // the step runs; otherwise h carries over
+    t_in: u32,    // time index of the input read
+    t_out: u32,   // time index of the output written
+    out_h: bool,  // the output is h (a valid step, or a masked one repeating it); else 0
 }
 
 fn position(s: u32, d: u32, b: u32) -> Pos {
-    return position_len(s, d, lens[b]);
+    return position_len(s, d, b, lens[b]);
 }
 
-fn position_len(s: u32, d: u32, len: u32) -> Pos {
+// `lens` is [B] lengths ++ [1] mask mode ++ [B, T] mask flags. Mode 0: no mask. Mode 1: a Keras
+// mask whose masked steps repeat the previous output; mode 2: they output 0. Flags: bit 0 the step
+// is valid, bit 1 (2) a valid step comes before it in forward (backward) order. With a mask every
+// length is T.
+fn position_len(s: u32, d: u32, b: u32, len: u32) -> Pos {
     var pos: Pos;
     pos.valid = s < len;
     if (!pos.valid) {
@@ -162,6 +167,14 @@ fn position_len(s: u32, d: u32, len: u32) -> Pos {
     } else {
         pos.t_in = s;
         pos.t_out = s;
+    }
+    pos.out_h = pos.valid;
+    let mode = lens[ly.batch];
+    if (mode != 0u) {
+        let f = lens[ly.batch + 1u + b * ly.steps + pos.t_in];
+        let backward = ((ly.rev_mask >> d) & 1u) == 1u || ly.go_back == 1u;
+        pos.valid = (f & 1u) == 1u;
+        pos.out_h = pos.valid || (mode == 1u && ((f >> select(1u, 2u, backward)) & 1u) == 1u);
     }
     return pos;
 }
@@ -182,7 +195,7 @@ fn y_index(t: u32, d: u32, b: u32, j: u32) -> u32 {
 // Writes h_t of (d, b, j) everywhere it goes: the next ping-pong half, y, and h_n after the last step.
 fn emit(s: u32, pos: Pos, d: u32, b: u32, j: u32, hnew: f32) {
     set_h_next(s, d, b, j, hnew);
-    y[y_index(pos.t_out, d, b, j)] = select(0.0, hnew, pos.valid);
+    y[y_index(pos.t_out, d, b, j)] = select(0.0, hnew, pos.out_h);
     if (s + 1u == ly.steps) {
         states[ly.hn_off + (d * ly.batch + b) * H + j] = hnew;
     }
@@ -214,7 +227,7 @@ fn seq_h_save(d: u32, b: u32, j: u32, v: f32) {
 
 // Writes h_t of (d, b, j) of a sequence kernel to y, and to h_n after the last step.
 fn seq_emit(s: u32, pos: Pos, d: u32, b: u32, j: u32, hnew: f32) {
-    y[y_index(pos.t_out, d, b, j)] = select(0.0, hnew, pos.valid);
+    y[y_index(pos.t_out, d, b, j)] = select(0.0, hnew, pos.out_h);
     if (s + 1u == ly.steps) {
         states[ly.hn_off + (d * ly.batch + b) * H + j] = hnew;
     }
@@ -413,7 +426,7 @@ fn sequence_regs_sg(
     for (var s = first; s < end; s++) {
         let cur = ((s - first) % 2u) * row4;
         let nxt = row4 - cur;
-        let pos = position_len(s, d, len);
+        let pos = position_len(s, d, b, len);
         var xv = vec3<f32>(0.0);
         if (lead && pos.valid) {
             xv = vec3<f32>(xp_at(pos, d, b, j), xp_at(pos, d, b, H + j), xp_at(pos, d, b, 2u * H + j));

@@ -7,7 +7,30 @@ use crate::error::{Error, Result};
 ///
 /// - `x`: `[T, B, I]`, or `[B, T, I]` when the config is `batch_first`;
 /// - `h0`: `[L·D, B, H]`, zeros when `None`;
-/// - `lengths`: `[B]` valid steps per row, each in `1..=T`; all `T` when `None`.
+/// - `lengths`: `[B]` valid steps per row, each in `1..=T`; all `T` when `None`;
+/// - `mask`: `[B, T]` (whatever the layout of `x`), Keras's per-step mask: `false` marks a step
+///   that every layer and direction skips. Not together with `lengths`.
+///
+/// **Masks** give Keras's numbers on pre-padded (`pad_sequences(..., padding="pre")`) or gapped
+/// batches. At a masked step the state passes through unchanged and the output repeats the
+/// previous output of that direction (zeros before its first valid step), or is zero with
+/// [`with_zero_output_for_mask`](Self::with_zero_output_for_mask) (what Keras's `Bidirectional`
+/// does). Steps are read at their own time index, also with `go_backwards` and in the reverse
+/// direction; the final state is the state after the last valid step processed.
+///
+/// ```
+/// use wgpu_gru::{reference, Gru, GruConfig, GruWeights, CellWeights, SeqInput};
+/// // Two rows padded in front to T = 4: row 0 has 2 real steps, row 1 has 4.
+/// let (t, b, i, h) = (4, 2, 3, 5);
+/// let mask = [false, false, true, true, /* row 1 */ true, true, true, true]; // [B, T]
+/// let x = vec![0.1f32; t * b * i];                                       // [T, B, I]
+/// let cell = CellWeights { w_ih: vec![0.1; 3 * h * i], w_hh: vec![0.1; 3 * h * h],
+///                          b_ih: vec![0.0; 3 * h], b_hh: vec![0.0; 3 * h] };
+/// let gru = Gru { config: GruConfig::new(i, h), weights: GruWeights { layers: vec![vec![cell]] } };
+/// let out = reference::forward(&gru, &SeqInput::new(&x, t, b).with_mask(&mask))?;
+/// assert_eq!(&out.output[..h], &[0.0; 5]); // row 0, step 0: masked, nothing seen yet
+/// # Ok::<(), wgpu_gru::Error>(())
+/// ```
 ///
 /// Every path checks these shapes (and that `T·B·I` and the output size do not overflow) before
 /// any work, and refuses bad ones with a typed [`Error`].
@@ -34,6 +57,10 @@ pub struct SeqInput<'a> {
     pub h0: Option<&'a [f32]>,
     /// Per-row lengths.
     pub lengths: Option<&'a [usize]>,
+    /// Per-step mask `[B, T]`: `true` where the step is valid.
+    pub mask: Option<&'a [bool]>,
+    /// With a mask: masked steps output zeros instead of repeating the previous output.
+    pub zero_output_for_mask: bool,
 }
 
 impl<'a> SeqInput<'a> {
@@ -45,6 +72,8 @@ impl<'a> SeqInput<'a> {
             batch,
             h0: None,
             lengths: None,
+            mask: None,
+            zero_output_for_mask: false,
         }
     }
     /// Sets `h0`, `[L·D, B, H]`.
@@ -56,6 +85,54 @@ impl<'a> SeqInput<'a> {
     pub fn with_lengths(mut self, lengths: &'a [usize]) -> Self {
         self.lengths = Some(lengths);
         self
+    }
+    /// Sets a Keras per-step mask `[B, T]` (`true`: valid).
+    pub fn with_mask(mut self, mask: &'a [bool]) -> Self {
+        self.mask = Some(mask);
+        self
+    }
+    /// Keras's `zero_output_for_mask`: masked steps output zeros.
+    pub fn with_zero_output_for_mask(mut self, zero: bool) -> Self {
+        self.zero_output_for_mask = zero;
+        self
+    }
+
+    /// Whether the step at time `t` of row `b` is valid under the mask (always without one).
+    pub(crate) fn valid(&self, b: usize, t: usize) -> bool {
+        self.mask.is_none_or(|m| m[b * self.steps + t])
+    }
+
+    /// The mask as the GPU kernels read it, `[B, T]`: bit 0 the step is valid, bit 1 a valid step
+    /// comes before it (forward order), bit 2 one comes after it (backward order), so that a
+    /// masked step knows in either order whether its output repeats a state or is zero.
+    pub(crate) fn mask_flags(&self) -> Option<Vec<u32>> {
+        let mut flags = Vec::new();
+        self.fill_mask_flags(&mut flags).then_some(flags)
+    }
+
+    /// [`mask_flags`](Self::mask_flags) into `flags` (reusing its capacity); `false` without a
+    /// mask.
+    pub(crate) fn fill_mask_flags(&self, flags: &mut Vec<u32>) -> bool {
+        let Some(m) = self.mask else { return false };
+        let t = self.steps;
+        flags.clear();
+        flags.resize(m.len(), 0);
+        for (row, f) in m
+            .chunks_exact(t.max(1))
+            .zip(flags.chunks_exact_mut(t.max(1)))
+        {
+            let mut seen = false;
+            for (k, &v) in row.iter().enumerate() {
+                f[k] |= u32::from(v) | (u32::from(seen) << 1);
+                seen |= v;
+            }
+            seen = false;
+            for (k, &v) in row.iter().enumerate().rev() {
+                f[k] |= u32::from(seen) << 2;
+                seen |= v;
+            }
+        }
+        true
     }
 
     /// Checks every shape against `config`. `T = 0` or `B = 0` are allowed and give empty outputs.
@@ -114,6 +191,21 @@ impl<'a> SeqInput<'a> {
                 return Err(Error::arg(
                     "lengths",
                     "go_backwards does not take per-row lengths",
+                ));
+            }
+        }
+        if let Some(m) = self.mask {
+            if self.lengths.is_some() {
+                return Err(Error::arg(
+                    "mask",
+                    "a mask and lengths together (lengths are a mask of leading valid steps)",
+                ));
+            }
+            if m.len() != t * b {
+                return Err(Error::shape(
+                    "mask",
+                    format!("[{b}, {t}] ({} elements)", t * b),
+                    format!("{} elements", m.len()),
                 ));
             }
         }

@@ -11,6 +11,7 @@
 //! states `[L·D, B, H]`.
 #![warn(missing_docs)]
 
+pub mod auto;
 pub mod bench;
 pub mod config;
 pub mod cpu;

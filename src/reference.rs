@@ -48,6 +48,8 @@ pub fn forward(gru: &Gru, input: &SeqInput<'_>) -> Result<GruOutput> {
                         .collect(),
                     None => vec![0.0; h_len],
                 };
+                // Whether a valid step has run yet in this direction (masks only).
+                let mut seen = false;
                 for s in 0..len {
                     let t_in = if reverse {
                         len - 1 - s
@@ -57,9 +59,17 @@ pub fn forward(gru: &Gru, input: &SeqInput<'_>) -> Result<GruOutput> {
                         s
                     };
                     let t_out = if c.go_backwards { s } else { t_in };
+                    let o = (t_out * b_len + b) * out_w + d * h_len;
+                    if !input.valid(b, t_in) {
+                        // State unchanged; output the previous output, or zeros.
+                        if seen && !input.zero_output_for_mask {
+                            layer_out[o..o + h_len].copy_from_slice(&h);
+                        }
+                        continue;
+                    }
+                    seen = true;
                     let x = &layer_in[(t_in * b_len + b) * in_w..(t_in * b_len + b + 1) * in_w];
                     h = cell_step(cell, c.variant, acts.f, acts.g, c.clip, x, &h);
-                    let o = (t_out * b_len + b) * out_w + d * h_len;
                     layer_out[o..o + h_len].copy_from_slice(&h);
                 }
                 for (dst, &v) in h_n[slot * h_len..(slot + 1) * h_len].iter_mut().zip(&h) {

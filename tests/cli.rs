@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{Array, Case, golden_cases, onnx_activation_cases};
+use common::{Array, Case, golden_cases, keras_mask_cases, onnx_activation_cases};
 use wgpu_gru::formats::Format;
 use wgpu_gru::npy;
 
@@ -180,6 +180,21 @@ fn case_args(case: &Case, dir: &TempDir, explicit_format: bool) -> Vec<String> {
         );
         args.extend(["--lengths".into(), s(dir.path("len.npy"))]);
     }
+    if let Some(m) = &case.mask {
+        // Keras masks as np.save writes a bool array.
+        let bytes: Vec<u8> = m.iter().map(|&v| u8::from(v)).collect();
+        write_npy_raw(
+            &dir.path("mask.npy"),
+            "|b1",
+            false,
+            &[case.batch, case.steps],
+            &bytes,
+        );
+        args.extend(["--mask".into(), s(dir.path("mask.npy"))]);
+        if case.zero_output_for_mask {
+            args.push("--zero-output-for-mask".into());
+        }
+    }
     args.extend(option_flags(case, explicit_format));
     args
 }
@@ -290,17 +305,124 @@ fn onnx_activation_cases_through_cli() {
     }
 }
 
-/// `auto` runs somewhere and says where.
+/// Keras masks through `--mask` (a bool .npy) and `--zero-output-for-mask`, on every backend,
+/// against Keras's own outputs (including its `test_masking` expectations).
 #[test]
-fn auto_backend_reports_device() {
+fn keras_mask_cases_through_cli() {
+    let cases = keras_mask_cases();
+    cases_through_cli("reference", &cases);
+    cases_through_cli("cpu", &cases);
+    if gpu_available() {
+        cases_through_cli("gpu", &cases);
+    }
+}
+
+/// A mask of the wrong shape, a float mask, and a mask with lengths are refused in one line.
+#[test]
+fn bad_masks_are_refused_by_the_cli() {
+    let path = keras_mask_cases().into_iter().next().unwrap();
+    let case = Case::load(&path).unwrap();
+    let dir = TempDir::new("mask");
+    let mut base = case_args(&case, &dir, false);
+    base.extend(["--backend".into(), "reference".into()]);
+    let p = |n: &str| dir.path(n).display().to_string();
+    let (b, t) = (case.batch, case.steps);
+    write_npy_raw(
+        &dir.path("mt.npy"),
+        "|u1",
+        false,
+        &[t, b],
+        &vec![1u8; t * b],
+    );
+    expect_failure(
+        &with_flag(base.clone(), "--mask", &p("mt.npy")),
+        &dir,
+        &[
+            "mt.npy",
+            "mask",
+            &format!("[{t}, {b}]"),
+            &format!("[{b}, {t}]"),
+        ],
+    );
+    npy::write_f32(dir.path("mf.npy"), &[b, t], &vec![1.0; t * b]).unwrap();
+    expect_failure(
+        &with_flag(base.clone(), "--mask", &p("mf.npy")),
+        &dir,
+        &["mf.npy", "float32"],
+    );
+    write_lengths(&dir.path("len.npy"), &vec![t; b], false);
+    let mut both = base.clone();
+    both.extend(["--lengths".into(), p("len.npy")]);
+    expect_parse_failure(&both, &dir, &["--lengths", "--mask"]);
+    // The mask's dtypes: uint8, int32 and int64 give the bool mask's bits.
+    let out = run_bin(&base);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let want = std::fs::read(dir.path("y.npy")).unwrap();
+    let m = case.mask.as_ref().unwrap();
+    for (descr, size) in [("|u1", 1), ("<i4", 4), ("<i8", 8)] {
+        let bytes: Vec<u8> = m
+            .iter()
+            .flat_map(|&v| {
+                let mut e = vec![0u8; size];
+                e[0] = u8::from(v) * 3;
+                e
+            })
+            .collect();
+        let name = format!("m{size}.npy");
+        write_npy_raw(&dir.path(&name), descr, false, &[b, t], &bytes);
+        let out = run_bin(&with_flag(base.clone(), "--mask", &p(&name)));
+        assert!(out.status.success(), "{descr}: {}", stderr(&out));
+        assert_eq!(std::fs::read(dir.path("y.npy")).unwrap(), want, "{descr}");
+    }
+}
+
+/// `auto` says which path ran and why, in one line naming the `CPU path` or the `GPU path`;
+/// on a software adapter (lavapipe in CI) that is the CPU path, while `--backend gpu` still runs
+/// the adapter; `--quiet` prints nothing.
+#[test]
+fn auto_backend_says_which_path_and_why() {
     let case = Case::load(&golden_cases()[0]).unwrap();
     let dir = TempDir::new("auto");
     let args = case_args(&case, &dir, false);
     let out = run_bin(&args);
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("running on the"), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains(" path")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].contains("running on the CPU path")
+            || lines[0].contains("running on the GPU path"),
+        "{err}"
+    );
     case.compare(&read_outputs(&case, &dir)).unwrap();
+    let adapter = wgpu_gru::gpu::GpuContext::default_adapter().ok();
+    match adapter.map(|a| a.get_info()) {
+        None => assert!(lines[0].contains("CPU path: no GPU adapter"), "{err}"),
+        Some(info) if info.device_type == wgpu_gru::wgpu::DeviceType::Cpu => {
+            assert!(
+                lines[0].contains("CPU path") && lines[0].contains("software"),
+                "{err}"
+            );
+            assert!(lines[0].contains(&info.name), "{err}");
+            let mut forced = args.clone();
+            forced.extend(["--backend".into(), "gpu".into()]);
+            let out = run_bin(&forced);
+            assert!(out.status.success(), "{}", stderr(&out));
+            let err = stderr(&out);
+            assert!(
+                err.contains("running on the GPU path") && err.contains(&info.name),
+                "{err}"
+            );
+            case.compare(&read_outputs(&case, &dir)).unwrap();
+        }
+        // A tiny golden case on a hardware GPU: the cost model keeps it on the CPU.
+        Some(_) => assert!(lines[0].contains("CPU path: a problem this small"), "{err}"),
+    }
+    let mut quiet = args.clone();
+    quiet.push("--quiet".into());
+    let out = run_bin(&quiet);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "", "--quiet printed something");
 }
 
 /// Float16 and float64 inputs are accepted.

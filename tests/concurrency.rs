@@ -61,6 +61,8 @@ impl Job {
             batch: self.batch,
             h0: self.h0.as_deref(),
             lengths: self.lengths.as_deref(),
+            mask: None,
+            zero_output_for_mask: false,
         }
     }
 }

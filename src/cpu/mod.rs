@@ -118,6 +118,8 @@ struct Workspace {
     rows: Vec<usize>,
     /// Length of each state row.
     lens: Vec<usize>,
+    /// Mask flags `[B, T]` (`SeqInput::mask_flags`), when the input has a mask.
+    mask: Vec<u32>,
 }
 
 /// Sets `v` to `n` elements without shrinking its capacity (no allocation once warm).
@@ -282,7 +284,9 @@ impl CpuGru {
             acc_n,
             rows,
             lens,
+            mask,
         } = &mut self.ws;
+        let masked = input.fill_mask_flags(mask);
         let first = self.layers.first().and_then(|l| l.dirs.first());
         let acc_cols = first.map_or(0, |d| d.u.cols());
         let acc_n_cols = first.and_then(|d| d.u_n.as_ref()).map_or(0, Panels::cols);
@@ -330,6 +334,7 @@ impl CpuGru {
                 // Steps past a row's length are never written and must read as 0.
                 y.fill(0.0);
             }
+
             input_projection(self.isa, self.threads, layer, x, rows_n, gx, gx_cols)?;
 
             // Initial states, in state-row order; padded lanes start (and stay) harmless.
@@ -356,6 +361,8 @@ impl CpuGru {
                 steps: t_len,
                 batch: b_len,
                 out: OutPtr(y.as_mut_ptr()),
+                mask: masked.then_some(&mask[..]),
+                zero_output: input.zero_output_for_mask,
             };
             let isa = self.isa;
             // Split the scratch buffers per direction, then per chunk of rows.
@@ -432,6 +439,8 @@ struct JobCtx<'a> {
     steps: usize,
     batch: usize,
     out: OutPtr,
+    mask: Option<&'a [u32]>,
+    zero_output: bool,
 }
 
 impl<'a> JobCtx<'a> {
@@ -472,6 +481,8 @@ impl<'a> JobCtx<'a> {
             out_stride: c.num_directions() * self.h,
             out_col: d * self.h,
             clip: c.clip,
+            mask: self.mask,
+            zero_output: self.zero_output,
         }
     }
 }

@@ -200,6 +200,12 @@ pub(crate) struct Job<'a> {
     pub(crate) out_col: usize,
     /// ONNX clip bound, if any.
     pub(crate) clip: Option<f32>,
+    /// Keras mask flags `[B, T]` by original batch index (`SeqInput::mask_flags`): bit 0 valid,
+    /// bits 1 and 2 a valid step before it in forward and backward order. Rows are then all `T`
+    /// long.
+    pub(crate) mask: Option<&'a [u32]>,
+    /// With a mask: masked steps write zeros instead of the carried state.
+    pub(crate) zero_output: bool,
 }
 
 /// Runs the job with the activations specialised where they are the defaults.
@@ -260,6 +266,9 @@ unsafe fn run_with<S: Simd, F: ActFn, G: ActFn>(job: &mut Job<'_>, f: F, g: G) {
                 let acc_n = job.acc_n.as_mut_ptr();
                 // Phase 1: r and z; keep z in the accumulator, r ⊙ h in `rh`.
                 for i in 0..active {
+                    if !step_valid(job, i, s) {
+                        continue;
+                    }
                     let gx = gx_row(job, i, s);
                     gates_rz::<S, F>(
                         f,
@@ -274,6 +283,10 @@ unsafe fn run_with<S: Simd, F: ActFn, G: ActFn>(job: &mut Job<'_>, f: F, g: G) {
                 matmul::<S>(u_n, rh, hp, active, acc_n, u_n.cols());
                 // Phase 2: n and the new state.
                 for i in 0..active {
+                    if !step_valid(job, i, s) {
+                        write_masked(job, i, s, h);
+                        continue;
+                    }
                     let gx = gx_row(job, i, s);
                     update_before::<S, G>(
                         g,
@@ -289,6 +302,10 @@ unsafe fn run_with<S: Simd, F: ActFn, G: ActFn>(job: &mut Job<'_>, f: F, g: G) {
             }
             None => {
                 for i in 0..active {
+                    if !step_valid(job, i, s) {
+                        write_masked(job, i, s, h);
+                        continue;
+                    }
                     let gx = gx_row(job, i, s);
                     update_after::<S, F, G>(
                         f,
@@ -313,6 +330,44 @@ unsafe fn gx_row(job: &Job<'_>, i: usize, s: usize) -> *const f32 {
     let (t_in, _) = job.seq.times(s, job.lens[i]);
     let r = job.seq.row(t_in, job.rows[i]);
     job.gx.as_ptr().add(r * job.gx_stride + job.gx_col)
+}
+
+/// The mask flags of chunk row `i` at step `s` (valid and nothing seen yet without a mask: 1).
+#[inline(always)]
+fn mask_flags(job: &Job<'_>, i: usize, s: usize) -> u32 {
+    match job.mask {
+        None => 1,
+        Some(m) => {
+            let (t_in, _) = job.seq.times(s, job.lens[i]);
+            m[job.rows[i] * job.seq.steps + t_in]
+        }
+    }
+}
+
+/// Whether chunk row `i` runs step `s` (always without a mask).
+#[inline(always)]
+fn step_valid(job: &Job<'_>, i: usize, s: usize) -> bool {
+    mask_flags(job, i, s) & 1 == 1
+}
+
+/// A masked step of chunk row `i`: its state stays; its output repeats the state once a valid
+/// step has run in this direction's order (Keras's "previous output"), else it is zero.
+///
+/// # Safety
+/// As [`write_out`].
+#[inline(always)]
+unsafe fn write_masked(job: &Job<'_>, i: usize, s: usize, h: usize) {
+    let backward = job.seq.reverse || job.seq.go_backwards;
+    let bit = if backward { 2 } else { 1 };
+    let seen = (mask_flags(job, i, s) >> bit) & 1 == 1;
+    if seen && !job.zero_output {
+        write_out(job, i, s, h);
+    } else {
+        let (_, t_out) = job.seq.times(s, job.lens[i]);
+        let r = job.seq.row(t_out, job.rows[i]);
+        let dst = job.out.0.add(r * job.out_stride + job.out_col);
+        std::ptr::write_bytes(dst, 0, h);
+    }
 }
 
 /// Copies chunk row `i`'s new state (its first `H` values) to the output at step `s`.

@@ -54,17 +54,37 @@ impl GpuContext {
     /// Like [`GpuContext::new_default_async`], but requests `limits` instead of the adapter's own
     /// (each must be within the adapter's). Tests use it to exercise small-limit paths.
     pub async fn with_limits(limits: Option<wgpu::Limits>) -> Result<Self> {
+        let adapter = Self::default_adapter_async().await?;
+        Self::from_adapter(&adapter, limits).await
+    }
+
+    /// The adapter [`GpuContext::new_default`] would use, without creating a device on it
+    /// (blocking): for looking at it first, as [`crate::auto::choose`] does.
+    pub fn default_adapter() -> Result<wgpu::Adapter> {
+        pollster::block_on(Self::default_adapter_async())
+    }
+
+    /// Async form of [`GpuContext::default_adapter`].
+    pub async fn default_adapter_async() -> Result<wgpu::Adapter> {
         // Without WGPU_BACKEND, try the primary backends (Vulkan, Metal, DX12) first and GL only
         // where none answers: probing GL needlessly can open a display connection.
-        let adapter = match wgpu::Backends::from_env() {
-            Some(backends) => Self::pick_adapter(backends).await?,
+        match wgpu::Backends::from_env() {
+            Some(backends) => Self::pick_adapter(backends).await,
             None => match Self::pick_adapter(wgpu::Backends::PRIMARY).await {
-                Ok(a) => a,
+                Ok(a) => Ok(a),
                 Err(primary) => Self::pick_adapter(wgpu::Backends::GL)
                     .await
-                    .map_err(|_| primary)?,
+                    .map_err(|_| primary),
             },
-        };
+        }
+    }
+
+    /// Creates a device on `adapter` with its features this crate uses and `limits` (default:
+    /// the adapter's own), and wraps it as [`GpuContext::new_default`] does.
+    pub async fn from_adapter(
+        adapter: &wgpu::Adapter,
+        limits: Option<wgpu::Limits>,
+    ) -> Result<Self> {
         let info = adapter.get_info();
         let wanted = wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY;
         let features = adapter.features() & wanted;

@@ -342,7 +342,9 @@ impl GpuGru {
         self.ctx
             .queue
             .write_buffer(&ws.x, 0, bytemuck::cast_slice(input.x));
-        self.write_state(ws, input.h0, input.lengths)
+        let flags = input.mask_flags();
+        let mask = flags.as_deref().map(|f| (f, input.zero_output_for_mask));
+        self.write_state_inner(ws, input.h0, input.lengths, mask, false)
     }
 
     /// Records a whole forward into `encoder`: for each layer, the input projection and the
@@ -431,15 +433,17 @@ impl GpuGru {
         h0: Option<&[f32]>,
         lengths: Option<&[usize]>,
     ) -> Result<()> {
-        self.write_state_inner(ws, h0, lengths, false)
+        self.write_state_inner(ws, h0, lengths, None, false)
     }
 
+    /// `mask`: Keras mask flags `[B, T]` (`SeqInput::mask_flags`) and `zero_output_for_mask`.
     /// `allow_zero`: a time chunk of a longer sequence may hold none of a row's steps.
     fn write_state_inner(
         &self,
         ws: &mut Workspace,
         h0: Option<&[f32]>,
         lengths: Option<&[usize]>,
+        mask: Option<(&[u32], bool)>,
         allow_zero: bool,
     ) -> Result<()> {
         let c = &self.config;
@@ -468,12 +472,27 @@ impl GpuGru {
                 ));
             }
         }
-        for (i, v) in ws.lens_host.iter_mut().enumerate() {
+        let b = ws.batch;
+        for (i, v) in ws.lens_host[..b].iter_mut().enumerate() {
             *v = lengths.map_or(ws.steps, |l| l[i]) as u32;
         }
+        let words = match mask {
+            Some((flags, zero_output)) => {
+                if flags.len() != b * ws.steps {
+                    return Err(Error::shape("mask", b * ws.steps, flags.len()));
+                }
+                ws.lens_host[b] = if zero_output { 2 } else { 1 };
+                ws.lens_host[b + 1..b + 1 + flags.len()].copy_from_slice(flags);
+                b + 1 + flags.len()
+            }
+            None => {
+                ws.lens_host[b] = 0;
+                b + 1
+            }
+        };
         self.ctx
             .queue
-            .write_buffer(&ws.lens, 0, bytemuck::cast_slice(&ws.lens_host));
+            .write_buffer(&ws.lens, 0, bytemuck::cast_slice(&ws.lens_host[..words]));
         Ok(())
     }
 
@@ -621,7 +640,16 @@ impl GpuGru {
 
         match Workspace::check(self, input.steps, input.batch) {
             Ok(()) => {
-                self.forward_single(input.x, input.steps, input.batch, input.h0, input.lengths)
+                let flags = input.mask_flags();
+                let mask = flags.as_deref().map(|f| (f, input.zero_output_for_mask));
+                self.forward_single(
+                    input.x,
+                    input.steps,
+                    input.batch,
+                    input.h0,
+                    input.lengths,
+                    mask,
+                )
             }
             Err(e @ (Error::DeviceLimit { .. } | Error::Overflow(_))) => {
                 self.forward_chunked(input, e)
@@ -638,6 +666,7 @@ impl GpuGru {
         batch: usize,
         h0: Option<&[f32]>,
         lengths: Option<&[usize]>,
+        mask: Option<(&[u32], bool)>,
     ) -> Result<(GruOutput, ForwardStats)> {
         let c = &self.config;
         let out_len = steps * batch * c.output_size();
@@ -663,7 +692,7 @@ impl GpuGru {
         self.ctx
             .queue
             .write_buffer(&ws.x, 0, bytemuck::cast_slice(x));
-        self.write_state_inner(ws, h0, lengths, true)?;
+        self.write_state_inner(ws, h0, lengths, mask, true)?;
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("wgpu-gru forward"),
         });
@@ -718,6 +747,7 @@ impl GpuGru {
         let mut output = vec![0.0f32; t * b * o_w];
         let mut h_n = vec![0.0f32; slots * b * h];
         let mut stats = ForwardStats::default();
+        let flags = input.mask_flags();
         for b0 in (0..b).step_by(bc) {
             let nb = bc.min(b - b0);
             let rows = |v: &[f32], w: usize| -> Vec<f32> {
@@ -760,8 +790,18 @@ impl GpuGru {
                         .map(|&len| len.saturating_sub(t0).min(nt))
                         .collect()
                 });
+                // The flags carry whole-sequence facts (a valid step before or after), so a
+                // chunk's slice of them is exact.
+                let chunk_flags: Option<Vec<u32>> = flags.as_ref().map(|f| {
+                    (b0..b0 + nb)
+                        .flat_map(|bb| f[bb * t + t0..bb * t + t0 + nt].iter().copied())
+                        .collect()
+                });
+                let mask = chunk_flags
+                    .as_deref()
+                    .map(|f| (f, input.zero_output_for_mask));
                 let (out, st) =
-                    self.forward_single(&xc, nt, nb, carry.as_deref(), lens.as_deref())?;
+                    self.forward_single(&xc, nt, nb, carry.as_deref(), lens.as_deref(), mask)?;
                 stats.dispatches += st.dispatches;
                 stats.submits += st.submits;
                 stats.algorithm = st.algorithm;

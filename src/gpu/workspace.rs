@@ -47,7 +47,8 @@ pub(crate) struct LayerParams {
 /// Create it with [`GpuGru::workspace`]; a repeated forward of the same shape creates no buffers.
 /// Sizes, with `D` directions, `L` layers, `HP` = H rounded up to 4:
 /// `x` `[T, B, I]`, `xp` `[T, B, D, 3H]`, two layer outputs `[T, B, D·H]`,
-/// `h` `[2, D, B, HP]`, `zr` `[2, D, B, HP]`, `states` `[2, L, D, B, H]` (h0 then h_n), `lens` `[B]`.
+/// `h` `[2, D, B, HP]`, `zr` `[2, D, B, HP]`, `states` `[2, L, D, B, H]` (h0 then h_n), `lens`
+/// `[B]` ++ mask mode ++ mask flags `[B, T]`.
 #[derive(Debug)]
 pub struct Workspace {
     pub(crate) steps: usize,
@@ -194,7 +195,12 @@ impl Workspace {
             wgpu::BufferUsages::empty(),
         );
         let states = storage("wgpu-gru states", bytes("states", 2 * l * d * b * h)?, cp);
-        let lens = storage("wgpu-gru lengths", bytes("lens", b)?, cp);
+        // Lengths [B], the mask mode, and mask flags [B, T] (`gru.wgsl`'s `position_len`).
+        let lens_n = t
+            .checked_mul(b)
+            .and_then(|n| n.checked_add(b + 1))
+            .ok_or_else(|| Error::Overflow("mask".into()))?;
+        let lens = storage("wgpu-gru lengths", bytes("lens", lens_n)?, cp);
         let read_y = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("wgpu-gru readback y"),
             size: bytes("y", tb * d * h)?,
@@ -388,7 +394,7 @@ impl Workspace {
             proj0_params: proj_params.swap_remove(0),
             xp,
             gru_groups,
-            lens_host: vec![0; b],
+            lens_host: vec![0; lens_n],
             zero_h0: None,
         })
     }

@@ -47,6 +47,11 @@ pub fn golden_cases() -> Vec<PathBuf> {
     cases_in(&golden_dir())
 }
 
+/// The Keras mask cases (`tests/data/keras_mask/`).
+pub fn keras_mask_cases() -> Vec<PathBuf> {
+    cases_in(&data_dir("keras_mask"))
+}
+
 /// The ONNX Runtime cases with non-default activations (`tests/data/onnx_activations/`).
 pub fn onnx_activation_cases() -> Vec<PathBuf> {
     cases_in(&data_dir("onnx_activations"))
@@ -89,6 +94,10 @@ pub struct Case {
     pub h0: Option<Array>,
     /// Per-row lengths, if the case has them.
     pub lengths: Option<Vec<usize>>,
+    /// Keras mask `[B, T]`, if the case has one.
+    pub mask: Option<Vec<bool>>,
+    /// Keras `zero_output_for_mask` (metadata).
+    pub zero_output_for_mask: bool,
     /// Every `expected_*` tensor, by name without the prefix, in the framework's shape.
     pub expected: Vec<(String, Array)>,
     /// The expected outputs in canonical form.
@@ -102,7 +111,8 @@ impl Case {
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();
         let e = |err: wgpu_gru::Error| format!("{name}: {err}");
         let file = SafetensorsFile::open(path).map_err(e)?;
-        let meta = formats::options_from_metadata(&file.metadata().map_err(e)?).map_err(e)?;
+        let raw_meta = file.metadata().map_err(e)?;
+        let meta = formats::options_from_metadata(&raw_meta).map_err(e)?;
         let detected = formats::Format::detect(&file.names().map_err(e)?).map_err(e)?;
         if let Some(f) = meta.format
             && f != detected
@@ -147,6 +157,19 @@ impl Case {
             }
             None => None,
         };
+        // Keras masks (`tests/data/keras_mask/`): `mask` [B, T], nonzero where valid.
+        let mask = match file.get_lengths("mask").map_err(e)? {
+            Some((shape, m)) => {
+                if shape != [batch, steps] {
+                    return Err(format!("{name}: mask has shape {shape:?}"));
+                }
+                Some(m.iter().map(|&v| v != 0).collect::<Vec<bool>>())
+            }
+            None => None,
+        };
+        let zero_output_for_mask = raw_meta
+            .get("zero_output_for_mask")
+            .is_some_and(|v| v.trim_matches('"') == "true");
         let mut expected = Vec::new();
         let (mut out, mut state) = (None, None);
         for n in file.names().map_err(e)? {
@@ -196,6 +219,8 @@ impl Case {
             x,
             h0,
             lengths,
+            mask,
+            zero_output_for_mask,
             expected,
             expected_canonical: GruOutput { output, h_n },
         })
@@ -213,6 +238,8 @@ impl Case {
             batch: self.batch,
             h0: self.h0.as_ref().map(|a| a.data.as_slice()),
             lengths: self.lengths.as_deref(),
+            mask: self.mask.as_deref(),
+            zero_output_for_mask: self.zero_output_for_mask,
         }
     }
 

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use wgpu_gru::SeqInput;
+use wgpu_gru::auto::{self, Engine, Workload};
 use wgpu_gru::cpu::CpuGru;
 use wgpu_gru::formats::SafetensorsFile;
 use wgpu_gru::gpu::{GpuClassifier, GpuContext};
@@ -289,6 +290,17 @@ pub fn main() -> Result<(), String> {
     }
     println!("  {cpu_label}: {}", ms(cpu_time));
     println!("  CPU f64 reference: {} (one run)", ms(ref_time));
+    // What `wgpu-gru run --backend auto` (and `auto::AutoGru`) would pick for this problem.
+    let choice = auto::choose(
+        gpu.as_ref().map(|(ctx, _)| ctx.adapter_info()),
+        &Workload::new(&model.gru.config, s.steps, s.n),
+    );
+    match (&gpu, choice.engine) {
+        (Some(_), Engine::Cpu) => println!(
+            "  this demo runs the GPU path to show it; `--backend auto` would pick the {choice}"
+        ),
+        _ => println!("  `--backend auto` picks the {choice}"),
+    }
 
     if accuracy != s.torch_accuracy || eq_torch != n || eq_ref != n {
         return Err(format!(

@@ -108,7 +108,21 @@ fn clap_message(e: &clap::Error) -> String {
     }
 }
 
+/// On a headless machine Mesa's Vulkan device-select layer still asks libwayland for a display
+/// while wgpu enumerates adapters, and libwayland prints `error: XDG_RUNTIME_DIR is invalid or not
+/// set` (twice) before any line of ours. Without XDG_RUNTIME_DIR there is no Wayland display to
+/// find, so the layer has nothing to learn there: turn it off (wgpu picks the adapter itself).
+fn quiet_headless_vulkan() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none()
+        && std::env::var_os("NODEVICE_SELECT").is_none()
+    {
+        // SAFETY: called first thing in `main`, before any other thread exists.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+    }
+}
+
 fn main() -> ExitCode {
+    quiet_headless_vulkan();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -15,9 +15,11 @@
 use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
+use wgpu_gru::auto::{self, Engine, Workload};
 use wgpu_gru::formats::{self, Format, ImportOptions};
+use wgpu_gru::gpu::{GpuContext, GpuGru};
 use wgpu_gru::npy::{self, PendingFile, shape_str};
-use wgpu_gru::{Direction, Error, Gru, GruOutput, SeqInput};
+use wgpu_gru::{Direction, Error, Gru, GruOutput, SeqInput, wgpu};
 
 /// Weight layout and array conventions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -57,7 +59,8 @@ pub enum DirectionArg {
 /// Which implementation runs the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Backend {
-    /// A GPU if there is one, else the CPU path.
+    /// The faster path here (`wgpu_gru::auto::choose`): the CPU on software adapters and for
+    /// tiny problems, else the GPU.
     Auto,
     /// The GPU; fails when no adapter exists.
     Gpu,
@@ -89,8 +92,16 @@ pub struct Args {
     #[arg(long, value_name = "H0.npy")]
     pub h0: Option<PathBuf>,
     /// Per-row lengths (.npy, int32 or int64, [B]).
-    #[arg(long, value_name = "LENGTHS.npy")]
+    #[arg(long, value_name = "LENGTHS.npy", conflicts_with = "mask")]
     pub lengths: Option<PathBuf>,
+    /// Keras per-step mask (.npy, bool, uint8, int32 or int64, [B, T]; nonzero: valid). Masked
+    /// steps keep the state and repeat the previous output.
+    #[arg(long, value_name = "M.npy")]
+    pub mask: Option<PathBuf>,
+    /// With --mask: masked steps output zeros (Keras's zero_output_for_mask, which its
+    /// Bidirectional wrapper sets).
+    #[arg(long, requires = "mask")]
+    pub zero_output_for_mask: bool,
     /// PyTorch batch_first: X is [B, T, I] and Y [B, T, D·H].
     #[arg(long)]
     pub batch_first: bool,
@@ -128,6 +139,9 @@ pub struct Args {
     /// Which implementation runs the model.
     #[arg(long, value_enum, default_value_t = Backend::Auto)]
     pub backend: Backend,
+    /// Print nothing on stderr but errors (no line saying which path ran and why).
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// Prefixes `e` with `path` unless the message already names it.
@@ -279,17 +293,41 @@ fn run(args: &Args) -> Result<(), String> {
         }
         None => None,
     };
+    let mask = match &args.mask {
+        Some(p) => {
+            let a = npy::read(p).map_err(|e| at(p, e))?;
+            let shape = a.shape.clone();
+            if shape != [batch, steps] {
+                return Err(at(
+                    p,
+                    format!(
+                        "mask has shape {}, expected [B, T] = [{batch}, {steps}]",
+                        shape_str(&shape)
+                    ),
+                ));
+            }
+            Some(a.into_mask("mask").map_err(|e| at(p, e))?)
+        }
+        None => None,
+    };
     let input = SeqInput {
         x: &x,
         steps,
         batch,
         h0: h0.as_deref(),
         lengths: lengths.as_deref(),
+        mask: mask.as_deref(),
+        zero_output_for_mask: args.zero_output_for_mask,
     };
     input.validate(&gru.config).map_err(|e| e.to_string())?;
     check_memory(&gru.config, steps, batch)?;
 
-    let out = forward(args.backend, gru, &input)?;
+    let say = |line: String| {
+        if !args.quiet {
+            eprintln!("wgpu-gru: {line}");
+        }
+    };
+    let out = forward(args.backend, gru, &input, &say)?;
 
     let y = shapes
         .output_to_framework(steps, batch, &out.output)
@@ -314,11 +352,11 @@ fn run(args: &Args) -> Result<(), String> {
         }
         done.push(target);
     }
-    eprintln!(
-        "wgpu-gru: wrote {} {}",
+    say(format!(
+        "wrote {} {}",
         args.output.display(),
         shape_str(&y_shape)
-    );
+    ));
     Ok(())
 }
 
@@ -352,42 +390,76 @@ fn write_pending(path: &Path, shape: &[usize], data: &[f32]) -> Result<PendingFi
 }
 
 fn run_reference(gru: &Gru, input: &SeqInput<'_>) -> Result<GruOutput, String> {
-    eprintln!("wgpu-gru: running on the f64 reference (CPU)");
     wgpu_gru::reference::forward(gru, input).map_err(|e| format!("reference backend: {e}"))
 }
 
-fn run_cpu(gru: &Gru, input: &SeqInput<'_>) -> Result<GruOutput, String> {
+fn cpu_layer(gru: &Gru) -> Result<wgpu_gru::cpu::CpuGru, String> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut cpu = wgpu_gru::cpu::CpuGru::new(gru)
+    Ok(wgpu_gru::cpu::CpuGru::new(gru)
         .map_err(|e| format!("cpu backend: {e}"))?
-        .with_threads(threads);
-    eprintln!(
-        "wgpu-gru: running on the CPU ({:?}, {} thread(s))",
-        cpu.simd(),
-        cpu.threads()
-    );
-    cpu.forward(input).map_err(|e| format!("cpu backend: {e}"))
+        .with_threads(threads))
 }
 
-fn run_gpu(gru: &Gru, input: &SeqInput<'_>) -> Result<GruOutput, Error> {
-    let ctx = wgpu_gru::gpu::GpuContext::new_default()?;
-    #[allow(unused_mut)]
-    let mut g = wgpu_gru::gpu::GpuGru::new(&ctx, gru)?;
-    eprintln!("wgpu-gru: running on the GPU: {}", ctx.describe());
-    g.forward(input)
+fn cpu_detail(cpu: &wgpu_gru::cpu::CpuGru) -> String {
+    format!("{:?}, {} thread(s)", cpu.simd(), cpu.threads())
 }
 
-fn forward(backend: Backend, gru: &Gru, input: &SeqInput<'_>) -> Result<GruOutput, String> {
+fn run_gpu(adapter: &wgpu::Adapter, gru: &Gru, input: &SeqInput<'_>) -> Result<GruOutput, Error> {
+    let ctx = pollster::block_on(GpuContext::from_adapter(adapter, None))?;
+    GpuGru::new(&ctx, gru)?.forward(input)
+}
+
+/// Runs the forward on `backend`, saying through `say` which path ran and why, in one line that
+/// names the `CPU path` or the `GPU path`.
+fn forward(
+    backend: Backend,
+    gru: &Gru,
+    input: &SeqInput<'_>,
+    say: &dyn Fn(String),
+) -> Result<GruOutput, String> {
     match backend {
-        Backend::Reference => run_reference(gru, input),
-        Backend::Cpu => run_cpu(gru, input),
-        Backend::Gpu => run_gpu(gru, input).map_err(|e| format!("gpu backend: {e}")),
-        Backend::Auto => match run_gpu(gru, input) {
-            Ok(out) => Ok(out),
-            Err(e) => {
-                eprintln!("wgpu-gru: GPU unavailable ({e}); using the CPU");
-                run_cpu(gru, input)
+        Backend::Reference => {
+            say("running on the f64 reference (CPU)".into());
+            run_reference(gru, input)
+        }
+        Backend::Cpu => {
+            let mut cpu = cpu_layer(gru)?;
+            say(format!(
+                "running on the CPU path ({}): --backend cpu",
+                cpu_detail(&cpu)
+            ));
+            cpu.forward(input).map_err(|e| format!("cpu backend: {e}"))
+        }
+        Backend::Gpu => {
+            let gpu_err = |e: Error| format!("gpu backend: {e}");
+            let adapter = GpuContext::default_adapter().map_err(gpu_err)?;
+            let info = adapter.get_info();
+            say(format!(
+                "running on the GPU path: {} ({:?}, {:?}): --backend gpu",
+                info.name, info.backend, info.device_type
+            ));
+            run_gpu(&adapter, gru, input).map_err(gpu_err)
+        }
+        Backend::Auto => {
+            let adapter = GpuContext::default_adapter().ok();
+            let info = adapter.as_ref().map(wgpu::Adapter::get_info);
+            let work = Workload::new(&gru.config, input.steps, input.batch);
+            let choice = auto::choose(info.as_ref(), &work);
+            if let (Engine::Gpu, Some(adapter)) = (choice.engine, &adapter) {
+                say(format!("running on the {choice}"));
+                match run_gpu(adapter, gru, input) {
+                    Ok(out) => return Ok(out),
+                    // A GPU that fails (a feature it lacks, a lost device) leaves the CPU.
+                    Err(e) => say(format!(
+                        "the GPU path failed ({e}); running on the CPU path"
+                    )),
+                }
+            } else {
+                say(format!("running on the {choice}"));
             }
-        },
+            cpu_layer(gru)?
+                .forward(input)
+                .map_err(|e| format!("cpu backend: {e}"))
+        }
     }
 }
