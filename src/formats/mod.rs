@@ -13,11 +13,15 @@
 
 mod keras;
 mod onnx;
+pub mod onnx_model;
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+mod onnx_proto;
 mod options;
 mod pytorch;
 mod seed;
 mod shapes;
 mod tensors;
+pub mod torch_pt;
 
 use std::fmt;
 use std::path::Path;
@@ -144,6 +148,12 @@ pub struct ImportOptions {
     /// PyTorch `batch_first`: X is `[B, T, I]` and Y `[B, T, D·H]`. Keras is always batch-first;
     /// ONNX and the seed refuse it.
     pub batch_first: bool,
+    /// `.onnx` files: the GRU chain to read, by the name of one of its nodes, where the graph
+    /// holds several.
+    pub node: Option<String>,
+    /// `.pt` checkpoints: the module prefix of the GRU's tensors (`encoder.gru.`), where the
+    /// checkpoint holds several GRUs.
+    pub prefix: Option<String>,
 }
 
 /// A model read from a file, with the layout it was read as.
@@ -153,6 +163,36 @@ pub struct Imported {
     pub format: Format,
     /// The canonical model.
     pub gru: Gru,
+    /// For `.onnx` files: the graph's GRU nodes, initial state and lengths.
+    pub onnx: Option<onnx_model::OnnxGraph>,
+}
+
+/// The kind of file a model comes in, told from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Container {
+    /// safetensors: an 8-byte header length, then a JSON header.
+    Safetensors,
+    /// A zip archive: a PyTorch checkpoint from `torch.save` (format of PyTorch ≥ 1.6).
+    TorchZip,
+    /// An ONNX `ModelProto`.
+    Onnx,
+}
+
+impl Container {
+    /// Tells the container from the file's bytes, never from its name.
+    pub fn detect(bytes: &[u8]) -> Option<Container> {
+        if bytes.starts_with(b"PK\x03\x04") {
+            return Some(Container::TorchZip);
+        }
+        if let Some(h) = bytes.get(..8) {
+            let n = u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]);
+            let starts_json = bytes.get(8).is_some_and(|&c| c == b'{');
+            if starts_json && n >= 2 && n <= (bytes.len() - 8) as u64 {
+                return Some(Container::Safetensors);
+            }
+        }
+        onnx_model::is_onnx(bytes).then_some(Container::Onnx)
+    }
 }
 
 impl Imported {
@@ -178,16 +218,117 @@ pub fn import(
         Format::Onnx => onnx::import(file, opts)?,
         Format::Seed => seed::import(file, opts)?,
     };
-    Ok(Imported { format, gru })
+    Ok(Imported {
+        format,
+        gru,
+        onnx: None,
+    })
 }
 
-/// Reads `path` and imports the GRU in it; see [`import`].
+/// Reads `path` and imports the GRU in it. The container is told from the file's first bytes
+/// ([`Container::detect`]): a safetensors file is imported with [`import`]; a PyTorch checkpoint
+/// (`torch.save` of a state_dict) is read by its `nn.GRU` names; an `.onnx` model by its GRU
+/// node(s), whose attributes are the truth: `opts` may repeat them but not contradict them.
+/// `format` names the layout only (`pytorch` for a `.pt` file, `onnx` for an `.onnx` one).
 pub fn load(
     path: impl AsRef<Path>,
     format: Option<Format>,
     opts: &ImportOptions,
 ) -> Result<Imported> {
-    import(&SafetensorsFile::open(path)?, format, opts)
+    let path = path.as_ref();
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: name.clone(),
+        source,
+    })?;
+    let container = Container::detect(&bytes).ok_or_else(|| Error::Parse {
+        what: name.clone(),
+        reason: "not a safetensors file, a PyTorch checkpoint (zip) or an ONNX model".into(),
+    })?;
+    let wrong = |want: Format| {
+        Error::arg(
+            "format",
+            format!(
+                "{name} is a {} file; its layout is {want}",
+                match container {
+                    Container::Safetensors => "safetensors",
+                    Container::TorchZip => "PyTorch checkpoint",
+                    Container::Onnx => "ONNX",
+                }
+            ),
+        )
+    };
+    match container {
+        Container::Safetensors => import(&SafetensorsFile::from_bytes(bytes, name)?, format, opts),
+        Container::TorchZip => {
+            if format.is_some_and(|f| f != Format::PyTorch) {
+                return Err(wrong(Format::PyTorch));
+            }
+            let file = torch_pt::read_checkpoint(&bytes, &name, opts.prefix.as_deref())?;
+            import(&file, Some(Format::PyTorch), opts)
+        }
+        Container::Onnx => {
+            if format.is_some_and(|f| f != Format::Onnx) {
+                return Err(wrong(Format::Onnx));
+            }
+            let (gru, graph) =
+                onnx_model::read(&bytes, path.parent(), &name, opts.node.as_deref())?;
+            check_onnx_options(&gru.config, opts, &name)?;
+            Ok(Imported {
+                format: Format::Onnx,
+                gru,
+                onnx: Some(graph),
+            })
+        }
+    }
+}
+
+/// Refuses options that contradict what an `.onnx` file's GRU nodes say.
+fn check_onnx_options(c: &GruConfig, opts: &ImportOptions, name: &str) -> Result<()> {
+    let refuse = |what: &str, file: String| {
+        Err(Error::arg(
+            what,
+            format!("{name}'s GRU node says {file}; the file's attributes are used as they are"),
+        ))
+    };
+    if let Some(d) = opts.direction
+        && d != c.direction
+    {
+        return refuse("direction", format!("{:?}", c.direction));
+    }
+    if opts.linear_before_reset && c.variant != crate::config::Variant::ResetAfter {
+        return refuse("linear_before_reset", "linear_before_reset=0".into());
+    }
+    if !opts.activations.is_empty()
+        || !opts.activation_alpha.is_empty()
+        || !opts.activation_beta.is_empty()
+    {
+        let given = resolve_activations(
+            &opts.activations,
+            &opts.activation_alpha,
+            &opts.activation_beta,
+            c.num_directions(),
+        )?;
+        let d = c.num_directions();
+        if (0..d).any(|k| given.get(k).or(given.first()) != Some(&c.activations_for(k))) {
+            return refuse("activations", format!("{:?}", c.activations));
+        }
+    }
+    if let Some(clip) = opts.clip
+        && Some(clip) != c.clip
+    {
+        return refuse("clip", format!("clip={:?}", c.clip));
+    }
+    if opts.go_backwards {
+        return refuse(
+            "go_backwards",
+            "no go_backwards (an ONNX GRU has none)".into(),
+        );
+    }
+    if opts.batch_first && !c.batch_first {
+        return refuse("batch_first", "layout=0 (X is [T, B, I])".into());
+    }
+    Ok(())
 }
 
 /// Applies the options shared by every layout: direction (checked against the `dirs` directions

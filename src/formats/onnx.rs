@@ -27,6 +27,35 @@ fn reorder_rows(src: &[f32], hidden: usize, cols: usize) -> Vec<f32> {
     out
 }
 
+/// The canonical cells of one ONNX GRU node's `W` `[D, 3H, I]`, `R` `[D, 3H, H]` and optional `B`
+/// `[D, 6H]` (shapes checked by the caller).
+pub(super) fn cells_from_onnx(
+    w: &[f32],
+    r: &[f32],
+    b: Option<&[f32]>,
+    dirs: usize,
+    hidden: usize,
+    input: usize,
+) -> Vec<CellWeights> {
+    let (wn, rn) = (3 * hidden * input, 3 * hidden * hidden);
+    (0..dirs)
+        .map(|d| {
+            let mut cell = CellWeights {
+                w_ih: reorder_rows(&w[d * wn..(d + 1) * wn], hidden, input),
+                w_hh: reorder_rows(&r[d * rn..(d + 1) * rn], hidden, hidden),
+                b_ih: vec![0.0; 3 * hidden],
+                b_hh: vec![0.0; 3 * hidden],
+            };
+            if let Some(b) = b {
+                let row = &b[d * 6 * hidden..(d + 1) * 6 * hidden];
+                cell.b_ih = reorder_rows(&row[..3 * hidden], hidden, 1);
+                cell.b_hh = reorder_rows(&row[3 * hidden..], hidden, 1);
+            }
+            cell
+        })
+        .collect()
+}
+
 pub(super) fn import(file: &SafetensorsFile, opts: &ImportOptions) -> Result<Gru> {
     let fname = file.name();
     let r = file.require_f32("R", LAYOUT)?;
@@ -50,22 +79,14 @@ pub(super) fn import(file: &SafetensorsFile, opts: &ImportOptions) -> Result<Gru
     if let Some(b) = &b {
         check_shape("B", fname, b, &[dirs, 6 * hidden])?;
     }
-    let (wn, rn) = (3 * hidden * input, 3 * hidden * hidden);
-    let mut cells = Vec::with_capacity(dirs);
-    for d in 0..dirs {
-        let mut cell = CellWeights {
-            w_ih: reorder_rows(&w.data[d * wn..(d + 1) * wn], hidden, input),
-            w_hh: reorder_rows(&r.data[d * rn..(d + 1) * rn], hidden, hidden),
-            b_ih: vec![0.0; 3 * hidden],
-            b_hh: vec![0.0; 3 * hidden],
-        };
-        if let Some(b) = &b {
-            let row = &b.data[d * 6 * hidden..(d + 1) * 6 * hidden];
-            cell.b_ih = reorder_rows(&row[..3 * hidden], hidden, 1);
-            cell.b_hh = reorder_rows(&row[3 * hidden..], hidden, 1);
-        }
-        cells.push(cell);
-    }
+    let cells = cells_from_onnx(
+        &w.data,
+        &r.data,
+        b.as_ref().map(|b| b.data.as_slice()),
+        dirs,
+        hidden,
+        input,
+    );
     let variant = if opts.linear_before_reset {
         Variant::ResetAfter
     } else {

@@ -28,11 +28,13 @@ pub struct TensorNames {
 /// |---|---|---|---|
 /// | PyTorch | `[T, B, I]` (`[B, T, I]` batch_first) | `[L·D, B, H]` | `[T, B, D·H]` (`[B, T, D·H]`) |
 /// | Keras | `[B, T, I]` | `[B, H]` | `[B, T, H]` |
-/// | ONNX | `[T, B, I]` | `[D, B, H]` | `[T, D, B, H]` |
+/// | ONNX | `[T, B, I]` (`[B, T, I]` layout=1) | `[L·D, B, H]` (`[B, L·D, H]`) | `[T, D, B, H]` (`[B, T, D, H]`) |
 /// | seed | `[T, B, I]` | `[B, H]` | `[T, B, H]` |
 ///
 /// X, h0 and the state have the same element order as the canonical arrays in every format
-/// (only their shapes differ); ONNX's Y needs a transpose from the canonical `[T, B, D·H]`.
+/// (only their shapes differ), except ONNX's: its layout-0 Y needs a transpose from the canonical
+/// `[T, B, D·H]`, and its layout-1 states one from `[L·D, B, H]`. An ONNX stack of `L` GRU nodes
+/// gives the last node's Y and every node's Y_h, concatenated along the direction axis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameworkShapes {
     /// The framework.
@@ -82,14 +84,9 @@ impl FrameworkShapes {
                     return bad("seed arrays are time-major");
                 }
             }
-            Format::Onnx => {
-                if l != 1 {
-                    return bad("onnx arrays hold one layer");
-                }
-                if config.batch_first {
-                    return bad("onnx arrays are time-major (layout=0)");
-                }
-            }
+            // Several layers come from a stack of GRU nodes in an .onnx file; batch-major arrays
+            // from `layout = 1`.
+            Format::Onnx => {}
         }
         Ok(FrameworkShapes {
             format,
@@ -165,7 +162,8 @@ impl FrameworkShapes {
         match self.format {
             Format::PyTorch => vec![self.layers * self.directions, batch, h],
             Format::Keras | Format::Seed => vec![batch, h],
-            Format::Onnx => vec![self.directions, batch, h],
+            Format::Onnx if self.batch_first => vec![batch, self.layers * self.directions, h],
+            Format::Onnx => vec![self.layers * self.directions, batch, h],
         }
     }
 
@@ -203,6 +201,7 @@ impl FrameworkShapes {
     pub fn output_shape(&self, steps: usize, batch: usize) -> Vec<usize> {
         let (d, h) = (self.directions, self.hidden_size);
         match self.format {
+            Format::Onnx if self.batch_first => vec![batch, steps, d, h],
             Format::Onnx => vec![steps, d, batch, h],
             _ if self.batch_first => vec![batch, steps, d * h],
             _ => vec![steps, batch, d * h],
@@ -225,7 +224,7 @@ impl FrameworkShapes {
     /// the framework's Y (see [`FrameworkShapes::output_shape`]).
     pub fn output_to_framework(&self, steps: usize, batch: usize, y: &[f32]) -> Result<Vec<f32>> {
         self.check_len("output", &self.output_shape(steps, batch), y.len())?;
-        if self.format != Format::Onnx || self.directions == 1 {
+        if self.format != Format::Onnx || self.directions == 1 || self.batch_first {
             return Ok(y.to_vec());
         }
         let (d_n, h) = (self.directions, self.hidden_size);
@@ -250,7 +249,7 @@ impl FrameworkShapes {
             &self.output_shape(steps, batch),
             y.len(),
         )?;
-        if self.format != Format::Onnx || self.directions == 1 {
+        if self.format != Format::Onnx || self.directions == 1 || self.batch_first {
             return Ok(y.to_vec());
         }
         let (d_n, h) = (self.directions, self.hidden_size);
@@ -271,13 +270,36 @@ impl FrameworkShapes {
     /// under the shape [`FrameworkShapes::state_shape`].
     pub fn state_to_framework(&self, batch: usize, h_n: &[f32]) -> Result<Vec<f32>> {
         self.check_len("h_n", &self.state_shape(batch), h_n.len())?;
-        Ok(h_n.to_vec())
+        Ok(self.swap_state_axes(batch, h_n, false))
     }
 
-    /// Converts the framework's state into the canonical `h_n` `[L·D, B, H]`.
+    /// Converts the framework's state (or h0) into the canonical `h_n` `[L·D, B, H]`.
     pub fn state_from_framework(&self, batch: usize, state: &[f32]) -> Result<Vec<f32>> {
         self.check_len(self.names().state, &self.state_shape(batch), state.len())?;
-        Ok(state.to_vec())
+        Ok(self.swap_state_axes(batch, state, true))
+    }
+
+    /// ONNX layout 1 keeps states as `[B, L·D, H]`: transposes to (`to_canonical`) or from the
+    /// canonical `[L·D, B, H]`; every other layout keeps the canonical order.
+    fn swap_state_axes(&self, batch: usize, v: &[f32], to_canonical: bool) -> Vec<f32> {
+        if !(self.format == Format::Onnx && self.batch_first) {
+            return v.to_vec();
+        }
+        let (s_n, h) = (self.layers * self.directions, self.hidden_size);
+        let mut out = vec![0.0; v.len()];
+        for s in 0..s_n {
+            for b in 0..batch {
+                let canon = (s * batch + b) * h;
+                let framework = (b * s_n + s) * h;
+                let (src, dst) = if to_canonical {
+                    (framework, canon)
+                } else {
+                    (canon, framework)
+                };
+                out[dst..dst + h].copy_from_slice(&v[src..src + h]);
+            }
+        }
+        out
     }
 }
 
@@ -303,10 +325,30 @@ mod tests {
         assert!(s.x_dims(&[4, 5]).is_err());
     }
 
+    /// An ONNX stack with layout = 1: Y is the canonical batch-first output as it is, the states
+    /// transpose between `[L·D, B, H]` and `[B, L·D, H]`.
+    #[test]
+    fn onnx_layout1_stack() {
+        let mut cfg = GruConfig::new(3, 2)
+            .with_layers(2)
+            .with_direction(Direction::Bidirectional);
+        cfg.batch_first = true;
+        let s = FrameworkShapes::new(Format::Onnx, &cfg).unwrap();
+        assert_eq!(s.output_shape(5, 3), vec![3, 5, 2, 2]);
+        assert_eq!(s.state_shape(3), vec![3, 4, 2]);
+        let y: Vec<f32> = (0..60).map(|v| v as f32).collect();
+        assert_eq!(s.output_to_framework(5, 3, &y).unwrap(), y);
+        let h: Vec<f32> = (0..24).map(|v| v as f32).collect();
+        let f = s.state_to_framework(3, &h).unwrap();
+        // [B=0, slot=1] is canonical [slot=1, B=0].
+        assert_eq!(f[2..4], h[6..8]);
+        assert_eq!(s.state_from_framework(3, &f).unwrap(), h);
+    }
+
     #[test]
     fn refuses_inexpressible() {
         let cfg = GruConfig::new(3, 2).with_layers(2);
-        assert!(FrameworkShapes::new(Format::Onnx, &cfg).is_err());
+        assert!(FrameworkShapes::new(Format::Seed, &cfg).is_err());
         assert!(FrameworkShapes::new(Format::Keras, &GruConfig::new(3, 2)).is_err());
         assert!(FrameworkShapes::new(Format::PyTorch, &cfg).is_ok());
     }

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 use wgpu_gru::auto::{self, Engine, Workload};
+use wgpu_gru::formats::onnx_model::{self, InitialState, SequenceLens};
 use wgpu_gru::formats::{self, Format, ImportOptions};
 use wgpu_gru::gpu::{GpuContext, GpuGru};
 use wgpu_gru::npy::{self, PendingFile, shape_str};
@@ -73,8 +74,9 @@ pub enum Backend {
 /// Arguments of `wgpu-gru run`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Model weights (.safetensors).
-    #[arg(long, value_name = "MODEL.safetensors")]
+    /// The model: a .safetensors file, a PyTorch checkpoint (.pt/.pth from torch.save of a
+    /// state_dict) or an .onnx model, told apart by their contents.
+    #[arg(long, value_name = "MODEL")]
     pub weights: PathBuf,
     /// Input sequence X (.npy, float16/32/64).
     #[arg(long, value_name = "X.npy")]
@@ -136,6 +138,13 @@ pub struct Args {
     /// ONNX clip: activation inputs are clamped to [-C, C].
     #[arg(long, value_name = "C", allow_hyphen_values = true)]
     pub clip: Option<f32>,
+    /// .onnx models with several GRU chains: the chain that holds the GRU node of this name.
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// PyTorch checkpoints with several GRUs: the module prefix of the one to run (e.g.
+    /// `encoder.gru.`).
+    #[arg(long, value_name = "PREFIX")]
+    pub prefix: Option<String>,
     /// Which implementation runs the model.
     #[arg(long, value_enum, default_value_t = Backend::Auto)]
     pub backend: Backend,
@@ -248,6 +257,8 @@ fn run(args: &Args) -> Result<(), String> {
         clip: args.clip,
         go_backwards: args.go_backwards,
         batch_first: args.batch_first,
+        node: args.node.clone(),
+        prefix: args.prefix.clone(),
     };
     let imported = formats::load(&args.weights, args.format.map(Format::from), &opts)
         .map_err(|e| at(&args.weights, e))?;
@@ -262,37 +273,44 @@ fn run(args: &Args) -> Result<(), String> {
         .x_dims(&x_shape)
         .map_err(|e| at(&args.input, format!("{e} ({} format)", imported.format)))?;
 
-    let h0 = match &args.h0 {
-        Some(p) => {
-            let a = npy::read(p).map_err(|e| at(p, e))?;
-            let shape = a.shape.clone();
-            let data = a.into_f32(names.h0).map_err(|e| at(p, e))?;
-            shapes
-                .check_h0(&shape, batch)
-                .map_err(|e| at(p, format!("{e} ({} format, B = {batch})", imported.format)))?;
-            Some(data)
-        }
-        None => None,
+    let read_h0 = |p: &PathBuf| -> Result<Vec<f32>, String> {
+        let a = npy::read(p).map_err(|e| at(p, e))?;
+        let shape = a.shape.clone();
+        let data = a.into_f32(names.h0).map_err(|e| at(p, e))?;
+        shapes
+            .check_h0(&shape, batch)
+            .map_err(|e| at(p, format!("{e} ({} format, B = {batch})", imported.format)))?;
+        shapes
+            .state_from_framework(batch, &data)
+            .map_err(|e| at(p, e))
     };
-    let lengths = match &args.lengths {
-        Some(p) => {
-            let a = npy::read(p).map_err(|e| at(p, e))?;
-            let shape = a.shape.clone();
-            let data = a.into_lengths(names.lengths).map_err(|e| at(p, e))?;
-            shapes.check_lengths(&shape, batch).map_err(|e| at(p, e))?;
-            if let Some((i, l)) = data.iter().enumerate().find(|&(_, &l)| l == 0 || l > steps) {
-                return Err(at(
-                    p,
-                    format!(
-                        "{}[{i}] = {l} is outside 1..={steps} (T = {steps})",
-                        names.lengths
-                    ),
-                ));
-            }
-            Some(data)
-        }
-        None => None,
+    let read_lengths = |p: &PathBuf| -> Result<Vec<usize>, String> {
+        let a = npy::read(p).map_err(|e| at(p, e))?;
+        let shape = a.shape.clone();
+        let data = a.into_lengths(names.lengths).map_err(|e| at(p, e))?;
+        shapes.check_lengths(&shape, batch).map_err(|e| at(p, e))?;
+        Ok(data)
     };
+    let (h0, lengths) = match &imported.onnx {
+        None => (
+            args.h0.as_ref().map(read_h0).transpose()?,
+            args.lengths.as_ref().map(read_lengths).transpose()?,
+        ),
+        // An .onnx file says where initial_h and sequence_lens come from.
+        Some(graph) => onnx_inputs(args, graph, batch, &read_h0, &read_lengths)?,
+    };
+    if let Some(l) = &lengths
+        && let Some((i, v)) = l.iter().enumerate().find(|&(_, &v)| v == 0 || v > steps)
+    {
+        // The lengths came from --lengths, or from the model file.
+        return Err(at(
+            args.lengths.as_ref().unwrap_or(&args.weights),
+            format!(
+                "{}[{i}] = {v} is outside 1..={steps} (T = {steps})",
+                names.lengths
+            ),
+        ));
+    }
     let mask = match &args.mask {
         Some(p) => {
             let a = npy::read(p).map_err(|e| at(p, e))?;
@@ -387,6 +405,79 @@ fn check_memory(config: &wgpu_gru::GruConfig, steps: usize, batch: usize) -> Res
 fn write_pending(path: &Path, shape: &[usize], data: &[f32]) -> Result<PendingFile, String> {
     let bytes = npy::to_bytes_f32(shape, data).map_err(|e| at(path, e))?;
     PendingFile::create(path, &bytes).map_err(|e| at(path, e))
+}
+
+/// initial_h and sequence_lens of an .onnx model: from the file where it fixes them (and then
+/// `--h0`/`--lengths` are refused), from `--h0`/`--lengths` where the graph takes them as inputs.
+type H0AndLengths = (Option<Vec<f32>>, Option<Vec<usize>>);
+fn onnx_inputs(
+    args: &Args,
+    graph: &onnx_model::OnnxGraph,
+    batch: usize,
+    read_h0: &dyn Fn(&PathBuf) -> Result<Vec<f32>, String>,
+    read_lengths: &dyn Fn(&PathBuf) -> Result<Vec<usize>, String>,
+) -> Result<H0AndLengths, String> {
+    let w = &args.weights;
+    let h0 = match (&graph.initial_state, &args.h0) {
+        (InitialState::Input(_), Some(p)) => Some(read_h0(p)?),
+        (InitialState::Input(name), None) => {
+            return Err(at(
+                w,
+                format!("the model takes initial_h as the graph input {name:?}: pass --h0"),
+            ));
+        }
+        (InitialState::Zeros, None) => None,
+        (InitialState::Fixed { batch: b, h0 }, None) => {
+            if *b != batch {
+                return Err(at(
+                    w,
+                    format!(
+                        "the model's constant initial_h is for B = {b}; the input has B = {batch}"
+                    ),
+                ));
+            }
+            Some(h0.clone())
+        }
+        (_, Some(_)) => {
+            return Err(at(
+                w,
+                "the model sets initial_h itself (a constant, or zeros it computes); --h0 is only \
+                 for models that take it as a graph input",
+            ));
+        }
+    };
+    let lengths = match (&graph.sequence_lens, &args.lengths) {
+        (SequenceLens::Input(_), Some(p)) => Some(read_lengths(p)?),
+        (SequenceLens::Input(name), None) => {
+            return Err(at(
+                w,
+                format!(
+                    "the model takes sequence_lens as the graph input {name:?}: pass --lengths"
+                ),
+            ));
+        }
+        (SequenceLens::Fixed(l), None) => {
+            if l.len() != batch {
+                return Err(at(
+                    w,
+                    format!(
+                        "the model's constant sequence_lens has {} rows; the input has B = {batch}",
+                        l.len()
+                    ),
+                ));
+            }
+            Some(l.clone())
+        }
+        (SequenceLens::None, None) => None,
+        (_, Some(_)) => {
+            return Err(at(
+                w,
+                "the model's GRU node takes no sequence_lens input (or a constant one); --lengths is \
+                 only for models that take it as a graph input",
+            ));
+        }
+    };
+    Ok((h0, lengths))
 }
 
 fn run_reference(gru: &Gru, input: &SeqInput<'_>) -> Result<GruOutput, String> {

@@ -1,0 +1,774 @@
+//! `.onnx` model files: the GRU node(s) of a graph, their attributes and initializers.
+//!
+//! A graph holds one chain of `GRU` nodes: the first node reads the model's input, each later one
+//! reads the previous node's `Y` through the reshaping ops exporters put between stacked layers
+//! (`Transpose`, `Reshape`, `Squeeze`, `Unsqueeze`, `Identity`). The chain becomes one multi-layer
+//! [`Gru`]; ops after the last node (a classifier head) are ignored. Everything the nodes say is
+//! taken from the file: `hidden_size`, `direction`, `linear_before_reset`, `activations`,
+//! `activation_alpha`/`activation_beta`, `clip`, `layout`.
+//!
+//! Tensors are read from initializers or `Constant` nodes (through `Identity` and `Cast`), stored
+//! as `raw_data`, typed fields (`float_data`, `double_data`, f16/bf16 bits in `int32_data`) or
+//! external data files beside the model; float16, bfloat16, float32 and float64. `initial_h` may
+//! be absent, a constant, zeros computed in the graph (`ConstantOfShape`, or `Expand` of a zero
+//! constant, sliced or reshaped per layer), or a graph input; `sequence_lens` a constant or a graph
+//! input.
+
+use std::collections::HashMap;
+use std::path::{Component, Path};
+
+use prost::Message;
+
+use super::onnx::cells_from_onnx;
+use super::onnx_proto::{ModelProto, NodeProto, TensorProto};
+use super::resolve_activations;
+use crate::config::{Direction, GruConfig, Variant};
+use crate::error::{Error, Result};
+use crate::weights::{Gru, GruWeights};
+
+/// Largest external data file region read, in bytes (the tensors of one GRU are far smaller).
+const MAX_EXTERNAL_BYTES: u64 = 1 << 32;
+
+/// Where the model's initial state comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InitialState {
+    /// No `initial_h`, or zeros computed in the graph.
+    Zeros,
+    /// Fixed in the file, canonical `[L·D, B, H]` (layers without one are zeros).
+    Fixed {
+        /// The batch size `B` the constant implies.
+        batch: usize,
+        /// The values.
+        h0: Vec<f32>,
+    },
+    /// A graph input, `[L·D, B, H]` (`[B, L·D, H]` for `layout = 1`): the caller supplies it.
+    Input(String),
+}
+
+/// Where the per-row lengths come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SequenceLens {
+    /// No `sequence_lens`: every row runs all steps.
+    None,
+    /// Fixed in the file.
+    Fixed(Vec<usize>),
+    /// A graph input `[B]`: the caller supplies it.
+    Input(String),
+}
+
+/// What a `.onnx` file says beyond the weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnnxGraph {
+    /// The GRU nodes, in layer order (their names, or `#index` where unnamed).
+    pub nodes: Vec<String>,
+    /// The name of the first node's `X`.
+    pub input: String,
+    /// `initial_h`.
+    pub initial_state: InitialState,
+    /// `sequence_lens`.
+    pub sequence_lens: SequenceLens,
+    /// ONNX `layout`: 0 (`X` `[T, B, I]`) or 1 (`[B, T, I]`).
+    pub layout: i64,
+}
+
+/// Whether `bytes` parse as an ONNX `ModelProto` with a graph.
+pub fn is_onnx(bytes: &[u8]) -> bool {
+    ModelProto::decode(bytes).is_ok_and(|m| m.graph.is_some_and(|g| !g.node.is_empty()))
+}
+
+/// A value traced back through the graph.
+enum Source<'g> {
+    Tensor(&'g TensorProto),
+    GraphInput(String),
+    GruY(usize),
+    Zeros,
+    Unfollowable {
+        node: String,
+        op: String,
+        inputs: &'g [String],
+    },
+    Missing,
+}
+
+struct Graph<'g> {
+    name: String,
+    dir: Option<&'g Path>,
+    initializers: HashMap<&'g str, &'g TensorProto>,
+    producers: HashMap<&'g str, &'g NodeProto>,
+    inputs: Vec<&'g str>,
+    grus: Vec<&'g NodeProto>,
+}
+
+fn node_label(n: &NodeProto, index: usize) -> String {
+    match n.name.as_deref() {
+        Some(s) if !s.is_empty() => s.to_string(),
+        _ => format!("#{index}"),
+    }
+}
+
+fn is_gru(n: &NodeProto) -> bool {
+    n.op_type.as_deref() == Some("GRU")
+        && matches!(n.domain.as_deref(), None | Some("" | "ai.onnx"))
+}
+
+impl<'g> Graph<'g> {
+    fn perr(&self, reason: impl Into<String>) -> Error {
+        Error::Parse {
+            what: self.name.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Follows `name` back through ops that keep a tensor's values (`pass`), to where it comes
+    /// from.
+    fn trace(&self, name: &str, pass: &[&str]) -> Source<'g> {
+        let mut name = name.to_string();
+        // A cycle cannot be followed for longer than there are nodes.
+        for _ in 0..=self.producers.len() {
+            if let Some(t) = self.initializers.get(name.as_str()) {
+                return Source::Tensor(t);
+            }
+            let Some(node) = self.producers.get(name.as_str()) else {
+                if self.inputs.contains(&name.as_str()) {
+                    return Source::GraphInput(name);
+                }
+                return Source::Missing;
+            };
+            let op = node.op_type.as_deref().unwrap_or("");
+            if is_gru(node) {
+                if node.output.first().map(String::as_str) == Some(name.as_str()) {
+                    let i = self
+                        .grus
+                        .iter()
+                        .position(|g| std::ptr::eq(*g, *node))
+                        .unwrap_or(usize::MAX);
+                    return Source::GruY(i);
+                }
+                return Source::Unfollowable {
+                    node: node.name.clone().unwrap_or_default(),
+                    op: "GRU (Y_h)".into(),
+                    inputs: &[],
+                };
+            }
+            match op {
+                "Constant" => {
+                    return match node
+                        .attribute
+                        .iter()
+                        .find(|a| a.name.as_deref() == Some("value"))
+                        .and_then(|a| a.t.as_ref())
+                    {
+                        Some(t) => Source::Tensor(t),
+                        None => Source::Unfollowable {
+                            node: node.name.clone().unwrap_or_default(),
+                            op: "Constant without a tensor value".into(),
+                            inputs: &[],
+                        },
+                    };
+                }
+                "ConstantOfShape" if pass.contains(&"ConstantOfShape") => {
+                    let zero = node
+                        .attribute
+                        .iter()
+                        .find(|a| a.name.as_deref() == Some("value"))
+                        .and_then(|a| a.t.as_ref())
+                        .map_or(Some(true), |t| {
+                            self.values(t, "value")
+                                .ok()
+                                .map(|v| v.iter().all(|&x| x == 0.0))
+                        });
+                    if zero == Some(true) {
+                        return Source::Zeros;
+                    }
+                }
+                _ if pass.contains(&op) => {
+                    if let Some(first) = node.input.first() {
+                        name = first.clone();
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+            return Source::Unfollowable {
+                node: node.name.clone().unwrap_or_default(),
+                op: op.to_string(),
+                inputs: &node.input,
+            };
+        }
+        Source::Missing
+    }
+
+    /// The elements of `t` as f32 (floats of any width; integers converted).
+    fn values(&self, t: &TensorProto, what: &str) -> Result<Vec<f32>> {
+        let n = self.numel(t, what)?;
+        let dt = t.data_type.unwrap_or(0);
+        let size = match dt {
+            1 | 6 => 4,
+            10 | 16 => 2,
+            11 | 7 => 8,
+            _ => {
+                return Err(Error::UnsupportedDtype {
+                    name: format!("{what} in {}", self.name),
+                    dtype: format!(
+                        "ONNX data_type {dt} (expected float, float16, bfloat16, double, int32 or int64)"
+                    ),
+                });
+            }
+        };
+        let raw = self.raw_bytes(t, what, n, size)?;
+        let v = if let Some(raw) = raw {
+            let f =
+                |c: &[u8]| -> f32 {
+                    match dt {
+                        1 => f32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+                        6 => i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32,
+                        10 => half::f16::from_le_bytes([c[0], c[1]]).to_f32(),
+                        16 => half::bf16::from_le_bytes([c[0], c[1]]).to_f32(),
+                        11 => f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
+                            as f32,
+                        _ => i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
+                            as f32,
+                    }
+                };
+            raw.chunks_exact(size).map(f).collect()
+        } else {
+            match dt {
+                1 => t.float_data.clone(),
+                11 => t.double_data.iter().map(|&v| v as f32).collect(),
+                6 => t.int32_data.iter().map(|&v| v as f32).collect(),
+                7 => t.int64_data.iter().map(|&v| v as f32).collect(),
+                // float16 and bfloat16 bits in the low 16 bits of int32_data.
+                10 => t
+                    .int32_data
+                    .iter()
+                    .map(|&v| half::f16::from_bits(v as u16).to_f32())
+                    .collect(),
+                _ => t
+                    .int32_data
+                    .iter()
+                    .map(|&v| half::bf16::from_bits(v as u16).to_f32())
+                    .collect(),
+            }
+        };
+        if v.len() != n {
+            return Err(self.perr(format!(
+                "tensor {what} declares {n} elements and holds {}",
+                v.len()
+            )));
+        }
+        Ok(v)
+    }
+
+    fn numel(&self, t: &TensorProto, what: &str) -> Result<usize> {
+        t.dims.iter().try_fold(1usize, |a, &d| {
+            let d = usize::try_from(d)
+                .map_err(|_| self.perr(format!("tensor {what} has a negative dimension {d}")))?;
+            a.checked_mul(d)
+                .ok_or_else(|| Error::Overflow(format!("{what} in {}", self.name)))
+        })
+    }
+
+    /// The bytes of `raw_data` or of external data (`None`: the typed fields hold the values).
+    fn raw_bytes(
+        &self,
+        t: &TensorProto,
+        what: &str,
+        n: usize,
+        size: usize,
+    ) -> Result<Option<Vec<u8>>> {
+        let want = n
+            .checked_mul(size)
+            .ok_or_else(|| Error::Overflow(format!("{what} in {}", self.name)))?;
+        if t.data_location == Some(1) {
+            let get = |k: &str| {
+                t.external_data
+                    .iter()
+                    .find(|e| e.key.as_deref() == Some(k))
+                    .and_then(|e| e.value.clone())
+            };
+            let loc = get("location").ok_or_else(|| {
+                self.perr(format!("tensor {what}: external data without a location"))
+            })?;
+            let rel = Path::new(&loc);
+            if rel.is_absolute() || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+                return Err(self.perr(format!(
+                    "tensor {what}: external data location {loc:?} is not a plain relative path"
+                )));
+            }
+            let dir = self.dir.ok_or_else(|| {
+                self.perr(format!(
+                    "tensor {what}: external data, but the model has no folder"
+                ))
+            })?;
+            let num = |k: &str| -> Result<u64> {
+                get(k).map_or(Ok(0), |v| {
+                    v.parse::<u64>()
+                        .map_err(|_| self.perr(format!("tensor {what}: external {k} {v:?}")))
+                })
+            };
+            let offset = num("offset")?;
+            let length = match get("length") {
+                Some(_) => num("length")?,
+                None => want as u64,
+            };
+            if length != want as u64 || length > MAX_EXTERNAL_BYTES {
+                return Err(self.perr(format!(
+                    "tensor {what}: external data of {length} bytes for {n} elements of {size} bytes"
+                )));
+            }
+            use std::io::{Read, Seek, SeekFrom};
+            let path = dir.join(rel);
+            let io = |source| Error::Io {
+                path: path.display().to_string(),
+                source,
+            };
+            let mut f = std::fs::File::open(&path).map_err(io)?;
+            let file_len = f.metadata().map_err(io)?.len();
+            if offset.checked_add(length).is_none_or(|end| end > file_len) {
+                return Err(self.perr(format!(
+                    "tensor {what}: external data [{offset}, +{length}) runs past the end of {} ({file_len} bytes)",
+                    path.display()
+                )));
+            }
+            f.seek(SeekFrom::Start(offset)).map_err(io)?;
+            let mut buf = vec![0u8; want];
+            f.read_exact(&mut buf).map_err(io)?;
+            return Ok(Some(buf));
+        }
+        match &t.raw_data {
+            Some(raw) if !raw.is_empty() || n == 0 => {
+                if raw.len() != want {
+                    return Err(self.perr(format!(
+                        "tensor {what}: raw_data of {} bytes for {n} elements of {size} bytes",
+                        raw.len()
+                    )));
+                }
+                Ok(Some(raw.clone()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// A weight tensor: an initializer or constant, through `Identity` and `Cast`.
+    fn weight(
+        &self,
+        node: &NodeProto,
+        label: &str,
+        slot: usize,
+        what: &str,
+    ) -> Result<Option<(Vec<usize>, Vec<f32>)>> {
+        let Some(name) = node.input.get(slot).filter(|s| !s.is_empty()) else {
+            return Ok(None);
+        };
+        match self.trace(name, &["Identity", "Cast"]) {
+            Source::Tensor(t) => {
+                let shape = t.dims.iter().map(|&d| d.max(0) as usize).collect();
+                Ok(Some((shape, self.values(t, what)?)))
+            }
+            Source::GraphInput(i) => Err(self.perr(format!(
+                "GRU node {label}: {what} is the graph input {i:?}; only weights stored in the file are supported"
+            ))),
+            Source::Unfollowable { node, op, .. } => Err(self.perr(format!(
+                "GRU node {label}: {what} is computed by {op} node {node:?}, which cannot be followed"
+            ))),
+            _ => Err(self.perr(format!("GRU node {label}: {what} ({name:?}) is not in the file"))),
+        }
+    }
+}
+
+fn attr<'n>(n: &'n NodeProto, name: &str) -> Option<&'n super::onnx_proto::AttributeProto> {
+    n.attribute.iter().find(|a| a.name.as_deref() == Some(name))
+}
+
+/// The attributes of one GRU node that the model must share across nodes.
+#[derive(Debug, Clone, PartialEq)]
+struct Attrs {
+    hidden: usize,
+    direction: Direction,
+    lbr: bool,
+    activations: Vec<String>,
+    alpha: Vec<f32>,
+    beta: Vec<f32>,
+    clip: Option<f32>,
+    layout: i64,
+}
+
+fn attrs(g: &Graph<'_>, n: &NodeProto, label: &str) -> Result<Attrs> {
+    let s = |a: &str| {
+        attr(n, a)
+            .and_then(|a| a.s.as_ref())
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+    };
+    let direction = match s("direction").as_deref().unwrap_or("forward") {
+        "forward" => Direction::Forward,
+        "reverse" => Direction::Reverse,
+        "bidirectional" => Direction::Bidirectional,
+        other => return Err(g.perr(format!("GRU node {label}: direction {other:?}"))),
+    };
+    let hidden = attr(n, "hidden_size")
+        .and_then(|a| a.i)
+        .ok_or_else(|| g.perr(format!("GRU node {label} has no hidden_size")))?;
+    let hidden = usize::try_from(hidden)
+        .ok()
+        .filter(|&h| h > 0)
+        .ok_or_else(|| g.perr(format!("GRU node {label}: hidden_size {hidden}")))?;
+    let layout = attr(n, "layout").and_then(|a| a.i).unwrap_or(0);
+    if !(layout == 0 || layout == 1) {
+        return Err(g.perr(format!("GRU node {label}: layout {layout}")));
+    }
+    Ok(Attrs {
+        hidden,
+        direction,
+        lbr: attr(n, "linear_before_reset")
+            .and_then(|a| a.i)
+            .unwrap_or(0)
+            != 0,
+        activations: attr(n, "activations")
+            .map(|a| {
+                a.strings
+                    .iter()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        alpha: attr(n, "activation_alpha")
+            .map(|a| a.floats.clone())
+            .unwrap_or_default(),
+        beta: attr(n, "activation_beta")
+            .map(|a| a.floats.clone())
+            .unwrap_or_default(),
+        clip: attr(n, "clip").and_then(|a| a.f),
+        layout,
+    })
+}
+
+/// Reads the GRU chain of an ONNX model. `dir` is the model's folder (for external data), `name`
+/// names the file in errors, `node` picks a chain by the name of one of its GRU nodes.
+pub fn read(
+    bytes: &[u8],
+    dir: Option<&Path>,
+    name: &str,
+    node: Option<&str>,
+) -> Result<(Gru, OnnxGraph)> {
+    let model = ModelProto::decode(bytes).map_err(|e| Error::Parse {
+        what: name.to_string(),
+        reason: format!("not an ONNX model: {e}"),
+    })?;
+    let graph = model.graph.as_ref().ok_or_else(|| Error::Parse {
+        what: name.to_string(),
+        reason: "ONNX model without a graph".into(),
+    })?;
+    let mut g = Graph {
+        name: name.to_string(),
+        dir,
+        initializers: graph
+            .initializer
+            .iter()
+            .filter_map(|t| t.name.as_deref().map(|n| (n, t)))
+            .collect(),
+        producers: HashMap::new(),
+        inputs: graph
+            .input
+            .iter()
+            .filter_map(|i| i.name.as_deref())
+            .collect(),
+        grus: graph.node.iter().filter(|n| is_gru(n)).collect(),
+    };
+    for n in &graph.node {
+        for o in &n.output {
+            if !o.is_empty() {
+                g.producers.insert(o.as_str(), n);
+            }
+        }
+    }
+    if g.grus.is_empty() {
+        return Err(g.perr("the graph has no GRU node"));
+    }
+    let labels: Vec<String> = g
+        .grus
+        .iter()
+        .enumerate()
+        .map(|(i, n)| node_label(n, i))
+        .collect();
+    // Each node's predecessor in a stack: the GRU whose Y its X is reshaped from.
+    let pass = ["Transpose", "Reshape", "Squeeze", "Unsqueeze", "Identity"];
+    let mut prev = vec![None; g.grus.len()];
+    for (i, n) in g.grus.iter().enumerate() {
+        let x = n
+            .input
+            .first()
+            .ok_or_else(|| g.perr(format!("GRU node {} has no X", labels[i])))?;
+        match g.trace(x, &pass) {
+            Source::GruY(j) if j < g.grus.len() => prev[i] = Some(j),
+            // An op that cannot be followed, between this node and another GRU's Y.
+            Source::Unfollowable { node, op, inputs }
+                if inputs
+                    .iter()
+                    .any(|i| matches!(g.trace(i, &pass), Source::GruY(_))) =>
+            {
+                return Err(g.perr(format!(
+                    "GRU node {}: its input comes from {op} node {node:?}, which cannot be followed",
+                    labels[i]
+                )));
+            }
+            _ => {}
+        }
+    }
+    let heads: Vec<usize> = (0..g.grus.len()).filter(|&i| prev[i].is_none()).collect();
+    let chain_of = |head: usize| -> Result<Vec<usize>> {
+        let mut chain = vec![head];
+        loop {
+            let last = *chain.last().unwrap_or(&head);
+            let next: Vec<usize> = (0..g.grus.len())
+                .filter(|&i| prev[i] == Some(last))
+                .collect();
+            match next.as_slice() {
+                [] => return Ok(chain),
+                [n] => chain.push(*n),
+                _ => {
+                    return Err(g.perr(format!(
+                        "GRU node {} feeds several GRU nodes ({}); only a single stack is supported",
+                        labels[last],
+                        next.iter().map(|&i| labels[i].as_str()).collect::<Vec<_>>().join(", ")
+                    )));
+                }
+            }
+        }
+    };
+    let chain = match node {
+        Some(want) => {
+            let i = labels.iter().position(|l| l == want).ok_or_else(|| {
+                g.perr(format!(
+                    "no GRU node named {want:?} (GRU nodes: {})",
+                    labels.join(", ")
+                ))
+            })?;
+            let head = heads
+                .iter()
+                .copied()
+                .find(|&h| chain_of(h).is_ok_and(|c| c.contains(&i)))
+                .ok_or_else(|| g.perr(format!("GRU node {want:?} is in no chain")))?;
+            chain_of(head)?
+        }
+        None => match heads.as_slice() {
+            [h] => chain_of(*h)?,
+            _ => {
+                return Err(g.perr(format!(
+                    "the graph has {} separate GRU chains (starting at {}); choose one with --node NAME",
+                    heads.len(),
+                    heads.iter().map(|&i| labels[i].as_str()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+        },
+    };
+
+    // Attributes: one set for the whole stack.
+    let first = attrs(&g, g.grus[chain[0]], &labels[chain[0]])?;
+    for &i in &chain[1..] {
+        let a = attrs(&g, g.grus[i], &labels[i])?;
+        if a != first {
+            return Err(g.perr(format!(
+                "GRU nodes {} and {} differ in their attributes ({first:?} vs {a:?}); a stack must share them",
+                labels[chain[0]], labels[i]
+            )));
+        }
+    }
+    let (h, d) = (first.hidden, first.direction.count());
+
+    let mut layers = Vec::with_capacity(chain.len());
+    let mut input_size = 0;
+    let mut h0_parts: Vec<Option<Vec<f32>>> = Vec::new();
+    let mut h0_batch: Option<usize> = None;
+    let mut h0_input: Option<String> = None;
+    let mut lens = SequenceLens::None;
+    for (l, &i) in chain.iter().enumerate() {
+        let n = g.grus[i];
+        let label = &labels[i];
+        let (ws, w) = g
+            .weight(n, label, 1, "W")?
+            .ok_or_else(|| g.perr(format!("GRU node {label} has no W")))?;
+        let (rs, r) = g
+            .weight(n, label, 2, "R")?
+            .ok_or_else(|| g.perr(format!("GRU node {label} has no R")))?;
+        let b = g.weight(n, label, 3, "B")?;
+        let bad = |what: &str, want: String, got: &[usize]| {
+            Error::shape(
+                format!("{what} of GRU node {label} in {name}"),
+                want,
+                crate::npy::shape_str(got),
+            )
+        };
+        if ws.len() != 3 || ws[0] != d || ws[1] != 3 * h {
+            return Err(bad("W", format!("[{d}, {}, I]", 3 * h), &ws));
+        }
+        if rs != [d, 3 * h, h] {
+            return Err(bad("R", format!("[{d}, {}, {h}]", 3 * h), &rs));
+        }
+        if let Some((bs, _)) = &b
+            && bs != &[d, 6 * h]
+        {
+            return Err(bad("B", format!("[{d}, {}]", 6 * h), bs));
+        }
+        if l == 0 {
+            input_size = ws[2];
+        }
+        layers.push(cells_from_onnx(
+            &w,
+            &r,
+            b.as_ref().map(|(_, v)| v.as_slice()),
+            d,
+            h,
+            ws[2],
+        ));
+
+        // sequence_lens: one source for the whole stack.
+        let this_lens = match n.input.get(4).filter(|s| !s.is_empty()) {
+            None => SequenceLens::None,
+            Some(s) => match g.trace(s, &["Identity", "Cast"]) {
+                Source::Tensor(t) => SequenceLens::Fixed(
+                    g.values(t, "sequence_lens")?
+                        .iter()
+                        .map(|&v| if v >= 0.0 { v as usize } else { usize::MAX })
+                        .collect(),
+                ),
+                Source::GraphInput(name) => SequenceLens::Input(name),
+                _ => {
+                    return Err(g.perr(format!(
+                        "GRU node {label}: sequence_lens cannot be followed to a constant or a graph input"
+                    )));
+                }
+            },
+        };
+        if l == 0 {
+            lens = this_lens;
+        } else if this_lens != lens {
+            return Err(g.perr(format!(
+                "GRU node {label} takes other sequence_lens than the first node"
+            )));
+        }
+
+        // initial_h.
+        let part = match n.input.get(5).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => match g.trace(
+                s,
+                &[
+                    "Identity",
+                    "Cast",
+                    "Expand",
+                    "Slice",
+                    "Reshape",
+                    "Squeeze",
+                    "Unsqueeze",
+                    "Gather",
+                    "Split",
+                    "Transpose",
+                    "ConstantOfShape",
+                ],
+            ) {
+                Source::Zeros => None,
+                Source::Tensor(t) => {
+                    let v = g.values(t, "initial_h")?;
+                    let direct = matches!(g.trace(s, &["Identity", "Cast"]), Source::Tensor(_));
+                    if v.iter().all(|&x| x == 0.0) {
+                        None
+                    } else if !direct {
+                        return Err(g.perr(format!(
+                            "GRU node {label}: initial_h is computed from a non-zero constant; only zeros or a constant initial_h can be read"
+                        )));
+                    } else {
+                        let dims: Vec<usize> = t.dims.iter().map(|&x| x.max(0) as usize).collect();
+                        let (batch, canon) = match (first.layout, dims.as_slice()) {
+                            (0, [dd, bb, hh]) if *dd == d && *hh == h => (*bb, v),
+                            (1, [bb, dd, hh]) if *dd == d && *hh == h => {
+                                // [B, D, H] → [D, B, H].
+                                let mut c = vec![0.0; v.len()];
+                                for bi in 0..*bb {
+                                    for di in 0..d {
+                                        let src = (bi * d + di) * h;
+                                        let dst = (di * bb + bi) * h;
+                                        c[dst..dst + h].copy_from_slice(&v[src..src + h]);
+                                    }
+                                }
+                                (*bb, c)
+                            }
+                            _ => {
+                                return Err(bad(
+                                    "initial_h",
+                                    if first.layout == 0 {
+                                        format!("[{d}, B, {h}]")
+                                    } else {
+                                        format!("[B, {d}, {h}]")
+                                    },
+                                    &dims,
+                                ));
+                            }
+                        };
+                        if h0_batch.is_some_and(|b0| b0 != batch) {
+                            return Err(g.perr(format!(
+                                "GRU node {label}: initial_h for another batch size"
+                            )));
+                        }
+                        h0_batch = Some(batch);
+                        Some(canon)
+                    }
+                }
+                Source::GraphInput(i) => {
+                    if h0_input.as_ref().is_some_and(|p| *p != i) {
+                        return Err(g.perr(format!(
+                            "GRU nodes take initial_h from different graph inputs ({} and {i})",
+                            h0_input.unwrap_or_default()
+                        )));
+                    }
+                    h0_input = Some(i);
+                    None
+                }
+                Source::Unfollowable { node, op, .. } => {
+                    return Err(g.perr(format!(
+                        "GRU node {label}: initial_h comes from {op} node {node:?}, which cannot be followed"
+                    )));
+                }
+                _ => return Err(g.perr(format!("GRU node {label}: initial_h is not in the file"))),
+            },
+        };
+        h0_parts.push(part);
+    }
+    let initial_state = match (h0_input, h0_batch) {
+        (Some(_), Some(_)) => {
+            return Err(
+                g.perr("initial_h is a graph input for some GRU nodes and a constant for others")
+            );
+        }
+        (Some(i), None) => InitialState::Input(i),
+        (None, Some(batch)) => {
+            let per = d * batch * h;
+            let h0 = h0_parts
+                .into_iter()
+                .flat_map(|p| p.unwrap_or_else(|| vec![0.0; per]))
+                .collect();
+            InitialState::Fixed { batch, h0 }
+        }
+        (None, None) => InitialState::Zeros,
+    };
+
+    let mut config = GruConfig::new(input_size, h)
+        .with_variant(if first.lbr {
+            Variant::ResetAfter
+        } else {
+            Variant::ResetBefore
+        })
+        .with_layers(chain.len())
+        .with_direction(first.direction);
+    config.activations = resolve_activations(&first.activations, &first.alpha, &first.beta, d)?;
+    config.clip = first.clip;
+    config.batch_first = first.layout == 1;
+    let gru = Gru::new(config, GruWeights { layers })?;
+    let info = OnnxGraph {
+        nodes: chain.iter().map(|&i| labels[i].clone()).collect(),
+        input: g.grus[chain[0]].input.first().cloned().unwrap_or_default(),
+        initial_state,
+        sequence_lens: lens,
+        layout: first.layout,
+    };
+    Ok((gru, info))
+}
