@@ -12,222 +12,7 @@
 // Per step s, row b of direction d runs at time t = s (forward), len_b−1−s (reverse) or
 // T−1−s (go_backwards, output at s). Steps past a row's length carry h and write 0 to y.
 
-// ==== prelude: shared verbatim with gru_subgroup.wgsl (tests/shaders.rs checks) ====
-// Specialisation.
-override H: u32 = 1u;              // hidden units
-override BT: u32 = 4u;             // batch rows per workgroup in the step kernels (1..=4)
-override BS: u32 = 1u;             // batch rows per workgroup in `sequence` (BS·H ≤ 1024)
-override RPI: u32 = 4u;            // batch rows per invocation in the tiled kernels (1, 2 or 4)
-override RESET_AFTER: bool = true; // variant, for `sequence`
-override F_KIND: u32 = 0u;         // gate activation (codes as in config.rs)
-override F_ALPHA: f32 = 0.0;
-override F_BETA: f32 = 0.0;
-override G_KIND: u32 = 1u;         // candidate activation
-override G_ALPHA: f32 = 0.0;
-override G_BETA: f32 = 0.0;
-// The reverse direction's activations (direction slot 1); equal to the above unless an ONNX
-// model gives each direction its own pair.
-override F_KIND_R: u32 = 0u;
-override F_ALPHA_R: f32 = 0.0;
-override F_BETA_R: f32 = 0.0;
-override G_KIND_R: u32 = 1u;
-override G_ALPHA_R: f32 = 0.0;
-override G_BETA_R: f32 = 0.0;
-override CLIP: f32 = 0.0;          // 0: no clip
-override SEQ_STEPS: u32 = 0u;      // steps per dispatch of the sequence kernels (0: all T)
-
-struct Step {
-    s: u32,
-}
-
-struct Layer {
-    steps: u32,     // T
-    batch: u32,     // B
-    dirs: u32,      // D
-    hp4: u32,       // padded H / 4: row length of W_hh and h in vec4s
-    y_st: u32,      // stride of t in y (floats)
-    y_sb: u32,      // stride of b in y
-    y_sd: u32,      // stride of direction in y (H)
-    rev_mask: u32,  // bit d set: direction d runs backwards
-    go_back: u32,   // 1: Keras go_backwards
-    bhh_off: u32,   // offset (floats) of b_hh [D, 3H] in `u`
-    ut_off: u32,    // offset (vec4s) of the transposed W_hh [D, H(k), H(j)] × (r, z, n, 0) in `u`
-    h0_off: u32,    // offset (floats) of this layer's h0 [D, B, H] in `states`
-    hn_off: u32,    // offset (floats) of this layer's h_n [D, B, H] in `states`
-    _p0: u32,
-    _p1: u32,
-    _p2: u32,
-}
-
-@group(0) @binding(0) var<uniform> st: Step;                        // dynamic offset per step
-@group(0) @binding(1) var<uniform> ly: Layer;
-@group(0) @binding(2) var<storage, read> xp: array<f32>;             // [T, B, D, 3H]
-@group(0) @binding(3) var<storage, read> u: array<vec4<f32>>;        // [D, 3H, HP] ++ b_hh ++ W_hhᵀ
-@group(0) @binding(4) var<storage, read> lens: array<u32>;           // [B] ++ [1] ++ [B, T] mask
-@group(0) @binding(5) var<storage, read_write> hbuf: array<vec4<f32>>; // [2, D, B, HP] ping-pong
-@group(0) @binding(6) var<storage, read_write> y: array<f32>;        // [T, B, D·H] via strides
-@group(0) @binding(7) var<storage, read_write> states: array<f32>;   // h0 [L, D, B, H] ++ h_n [L, D, B, H]
-@group(0) @binding(8) var<storage, read_write> zr: array<vec4<f32>>; // [2, D, B, HP]: z, then r⊙h
-
-fn act(kind: u32, v: f32, alpha: f32, beta: f32) -> f32 {
-    var x = v;
-    if (CLIP > 0.0) { x = clamp(x, -CLIP, CLIP); }
-    switch kind {
-        case 0u: { return 1.0 / (1.0 + exp(-x)); }
-        case 1u: { return tanh_(x); }
-        case 2u: { return max(x, 0.0); }
-        case 3u: { return clamp(alpha * x + beta, 0.0, 1.0); }
-        case 4u: { return select(alpha * x, x, x >= 0.0); }
-        case 5u: { return select(0.0, x, x > alpha); }
-        case 6u: { return alpha * tanh_(beta * x); }
-        case 7u: { return alpha * x + beta; }
-        case 8u: { return select(alpha * (exp(x) - 1.0), x, x >= 0.0); }
-        case 9u: { return x / (1.0 + abs(x)); }
-        default: { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
-    }
-}
-
-// Overflow-free tanh: some backends compute tanh as a ratio of exponentials that is NaN for large |x|.
-fn tanh_(x: f32) -> f32 {
-    let e = exp(-2.0 * abs(x));
-    return sign(x) * (1.0 - e) / (1.0 + e);
-}
-
-// Activations of direction d. Where both directions share a pair, each select folds to a
-// constant and the switch in `act` folds away; otherwise it picks per invocation.
-fn f_act(d: u32, x: f32) -> f32 {
-    let r = d == 1u;
-    return act(select(F_KIND, F_KIND_R, r), x, select(F_ALPHA, F_ALPHA_R, r), select(F_BETA, F_BETA_R, r));
-}
-fn g_act(d: u32, x: f32) -> f32 {
-    let r = d == 1u;
-    return act(select(G_KIND, G_KIND_R, r), x, select(G_ALPHA, G_ALPHA_R, r), select(G_BETA, G_BETA_R, r));
-}
-
-fn hp() -> u32 { return ly.hp4 * 4u; }
-
-// Previous state of (d, b, k): h0 at step 0, else the ping-pong half written by step s−1.
-fn h_prev(s: u32, d: u32, b: u32, k: u32) -> f32 {
-    if (s == 0u) {
-        return states[ly.h0_off + (d * ly.batch + b) * H + k];
-    }
-    let i = ((s + 1u) % 2u) * ly.dirs * ly.batch * hp() + (d * ly.batch + b) * hp() + k;
-    return hbuf[i / 4u][i % 4u];
-}
-
-fn h_prev4(s: u32, d: u32, b: u32, k4: u32) -> vec4<f32> {
-    if (s == 0u) {
-        let k = k4 * 4u;
-        var v = vec4<f32>(0.0);
-        for (var e = 0u; e < 4u; e++) {
-            if (k + e < H) { v[e] = states[ly.h0_off + (d * ly.batch + b) * H + k + e]; }
-        }
-        return v;
-    }
-    return hbuf[((s + 1u) % 2u) * ly.dirs * ly.batch * ly.hp4 + (d * ly.batch + b) * ly.hp4 + k4];
-}
-
-fn set_h_next(s: u32, d: u32, b: u32, j: u32, v: f32) {
-    let i = (s % 2u) * ly.dirs * ly.batch * hp() + (d * ly.batch + b) * hp() + j;
-    hbuf[i / 4u][i % 4u] = v;
-}
-
-struct Pos {
-    valid: bool,  // the step runs; otherwise h carries over
-    t_in: u32,    // time index of the input read
-    t_out: u32,   // time index of the output written
-    out_h: bool,  // the output is h (a valid step, or a masked one repeating it); else 0
-}
-
-fn position(s: u32, d: u32, b: u32) -> Pos {
-    return position_len(s, d, b, lens[b]);
-}
-
-// `lens` is [B] lengths ++ [1] mask mode ++ [B, T] mask flags. Mode 0: no mask. Mode 1: a Keras
-// mask whose masked steps repeat the previous output; mode 2: they output 0. Flags: bit 0 the step
-// is valid, bit 1 (2) a valid step comes before it in forward (backward) order. With a mask every
-// length is T.
-fn position_len(s: u32, d: u32, b: u32, len: u32) -> Pos {
-    var pos: Pos;
-    pos.valid = s < len;
-    if (!pos.valid) {
-        pos.t_in = s;
-        pos.t_out = s;
-    } else if (((ly.rev_mask >> d) & 1u) == 1u) {
-        pos.t_in = len - 1u - s;
-        pos.t_out = pos.t_in;
-    } else if (ly.go_back == 1u) {
-        pos.t_in = ly.steps - 1u - s;
-        pos.t_out = s;
-    } else {
-        pos.t_in = s;
-        pos.t_out = s;
-    }
-    pos.out_h = pos.valid;
-    let mode = lens[ly.batch];
-    if (mode != 0u) {
-        let f = lens[ly.batch + 1u + b * ly.steps + pos.t_in];
-        let backward = ((ly.rev_mask >> d) & 1u) == 1u || ly.go_back == 1u;
-        pos.valid = (f & 1u) == 1u;
-        pos.out_h = pos.valid || (mode == 1u && ((f >> select(1u, 2u, backward)) & 1u) == 1u);
-    }
-    return pos;
-}
-
-fn xp_at(pos: Pos, d: u32, b: u32, row: u32) -> f32 {
-    return xp[((pos.t_in * ly.batch + b) * ly.dirs + d) * 3u * H + row];
-}
-
-fn bhh(d: u32, row: u32) -> f32 {
-    let i = ly.bhh_off + d * 3u * H + row;
-    return u[i / 4u][i % 4u];
-}
-
-fn y_index(t: u32, d: u32, b: u32, j: u32) -> u32 {
-    return t * ly.y_st + b * ly.y_sb + d * ly.y_sd + j;
-}
-
-// Writes h_t of (d, b, j) everywhere it goes: the next ping-pong half, y, and h_n after the last step.
-fn emit(s: u32, pos: Pos, d: u32, b: u32, j: u32, hnew: f32) {
-    set_h_next(s, d, b, j, hnew);
-    y[y_index(pos.t_out, d, b, j)] = select(0.0, hnew, pos.out_h);
-    if (s + 1u == ly.steps) {
-        states[ly.hn_off + (d * ly.batch + b) * H + j] = hnew;
-    }
-}
-
-// A sequence kernel's dispatch runs steps [first, seq_end(first)), `first` from the dynamic step
-// offset. The host splits T where a driver caps the loop iterations of one invocation (Mesa's
-// llvmpipe ends every loop after 65,535 iterations shared by the whole shader).
-fn seq_end(first: u32) -> u32 {
-    if (SEQ_STEPS == 0u) { return ly.steps; }
-    return min(ly.steps, first + SEQ_STEPS);
-}
-
-// h of (d, b, j) where a sequence dispatch starts: h0, or what the previous dispatch left in
-// half 0 of `hbuf`.
-fn seq_h_start(first: u32, d: u32, b: u32, j: u32) -> f32 {
-    if (first == 0u) {
-        return states[ly.h0_off + (d * ly.batch + b) * H + j];
-    }
-    let i = (d * ly.batch + b) * hp() + j;
-    return hbuf[i / 4u][i % 4u];
-}
-
-// Leaves h of (d, b, j) in half 0 of `hbuf` for the next sequence dispatch.
-fn seq_h_save(d: u32, b: u32, j: u32, v: f32) {
-    let i = (d * ly.batch + b) * hp() + j;
-    hbuf[i / 4u][i % 4u] = v;
-}
-
-// Writes h_t of (d, b, j) of a sequence kernel to y, and to h_n after the last step.
-fn seq_emit(s: u32, pos: Pos, d: u32, b: u32, j: u32, hnew: f32) {
-    y[y_index(pos.t_out, d, b, j)] = select(0.0, hnew, pos.out_h);
-    if (s + 1u == ly.steps) {
-        states[ly.hn_off + (d * ly.batch + b) * H + j] = hnew;
-    }
-}
-// ==== end of prelude ====
+// (The prelude, shaders/prelude.wgsl, comes first: constants, bindings, the cell's gate math.)
 
 // ---------------------------------------------------------------------------------------------
 // Per-step kernels: a workgroup owns 8 hidden units × BT batch rows of one direction. 32 lanes
@@ -246,29 +31,7 @@ fn matvec(s: u32, lid: u32, wid: vec3<u32>, g0: u32, ngates: u32, use_rh: bool) 
     let j = wid.x * UNITS + unit;
     let d = wid.z;
     let b0 = wid.y * BT;
-    var acc: array<vec3<f32>, 4>;
-    for (var i = 0u; i < 4u; i++) { acc[i] = vec3<f32>(0.0); }
-    if (j < H) {
-        let row = (d * 3u * H + g0 * H + j) * ly.hp4;
-        for (var k4 = lane; k4 < ly.hp4; k4 += LANES) {
-            let w0 = u[row + k4];
-            var w1 = vec4<f32>(0.0);
-            var w2 = vec4<f32>(0.0);
-            if (ngates > 1u) { w1 = u[row + H * ly.hp4 + k4]; }
-            if (ngates > 2u) { w2 = u[row + 2u * H * ly.hp4 + k4]; }
-            for (var bb = 0u; bb < BT; bb++) {
-                let b = b0 + bb;
-                if (b >= ly.batch) { break; }
-                var hv: vec4<f32>;
-                if (use_rh) {
-                    hv = zr[(ly.dirs + d) * ly.batch * ly.hp4 + b * ly.hp4 + k4];
-                } else {
-                    hv = h_prev4(s, d, b, k4);
-                }
-                acc[bb] += vec3<f32>(dot(w0, hv), dot(w1, hv), dot(w2, hv));
-            }
-        }
-    }
+    let acc = matvec_lane(s, lane, LANES, j, d, b0, g0, ngates, use_rh);
     for (var bb = 0u; bb < BT; bb++) {
         for (var g = 0u; g < 3u; g++) {
             red[((unit * 4u + bb) * 3u + g) * LANES + lane] = acc[bb][g];
@@ -283,73 +46,50 @@ fn matvec(s: u32, lid: u32, wid: vec3<u32>, g0: u32, ngates: u32, use_rh: bool) 
     workgroupBarrier();
 }
 
+// The (hidden unit, batch row) an invocation of a step kernel finishes after `matvec`.
+struct StepSlot {
+    unit: u32,
+    bb: u32,
+    j: u32,
+    b: u32,
+    d: u32,
+    live: bool,
+}
+
+fn step_slot(lid: u32, wid: vec3<u32>) -> StepSlot {
+    var q: StepSlot;
+    q.unit = lid / BT;
+    q.bb = lid % BT;
+    q.j = wid.x * UNITS + q.unit;
+    q.b = wid.y * BT + q.bb;
+    q.d = wid.z;
+    q.live = lid < UNITS * BT && q.j < H && q.b < ly.batch;
+    return q;
+}
+
+fn step(kind: u32, lid: u32, wid: vec3<u32>) {
+    let s = st.s;
+    let rows = step_rows(kind);
+    matvec(s, lid, wid, rows.x, rows.y, rows.z == 1u);
+    let q = step_slot(lid, wid);
+    if (!q.live) { return; }
+    let pi = (q.unit * 4u + q.bb) * 3u;
+    finish_step(kind, s, q.d, q.b, q.j, vec3<f32>(pre[pi], pre[pi + 1u], pre[pi + 2u]));
+}
+
 @compute @workgroup_size(256, 1, 1)
 fn step_fused(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-    let s = st.s;
-    matvec(s, lid, wid, 0u, 3u, false);
-    if (lid >= UNITS * BT) { return; }
-    let unit = lid / BT;
-    let bb = lid % BT;
-    let j = wid.x * UNITS + unit;
-    let b = wid.y * BT + bb;
-    let d = wid.z;
-    if (j >= H || b >= ly.batch) { return; }
-    let pos = position(s, d, b);
-    let hold = h_prev(s, d, b, j);
-    var hnew = hold;
-    if (pos.valid) {
-        let pi = (unit * 4u + bb) * 3u;
-        let r = f_act(d, xp_at(pos, d, b, j) + pre[pi] + bhh(d, j));
-        let z = f_act(d, xp_at(pos, d, b, H + j) + pre[pi + 1u] + bhh(d, H + j));
-        let n = g_act(d, xp_at(pos, d, b, 2u * H + j) + r * (pre[pi + 2u] + bhh(d, 2u * H + j)));
-        hnew = z * hold + (1.0 - z) * n;
-    }
-    emit(s, pos, d, b, j, hnew);
+    step(0u, lid, wid);
 }
 
 @compute @workgroup_size(256, 1, 1)
 fn step_gates(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-    let s = st.s;
-    matvec(s, lid, wid, 0u, 2u, false);
-    if (lid >= UNITS * BT) { return; }
-    let unit = lid / BT;
-    let bb = lid % BT;
-    let j = wid.x * UNITS + unit;
-    let b = wid.y * BT + bb;
-    let d = wid.z;
-    if (j >= H || b >= ly.batch) { return; }
-    let pos = position(s, d, b);
-    if (!pos.valid) { return; }
-    let pi = (unit * 4u + bb) * 3u;
-    let r = f_act(d, xp_at(pos, d, b, j) + pre[pi] + bhh(d, j));
-    let z = f_act(d, xp_at(pos, d, b, H + j) + pre[pi + 1u] + bhh(d, H + j));
-    let i = (d * ly.batch + b) * hp() + j;
-    zr[i / 4u][i % 4u] = z;
-    let i2 = ly.dirs * ly.batch * hp() + i;
-    zr[i2 / 4u][i2 % 4u] = r * h_prev(s, d, b, j);
+    step(1u, lid, wid);
 }
 
 @compute @workgroup_size(256, 1, 1)
 fn step_candidate(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-    let s = st.s;
-    matvec(s, lid, wid, 2u, 1u, true);
-    if (lid >= UNITS * BT) { return; }
-    let unit = lid / BT;
-    let bb = lid % BT;
-    let j = wid.x * UNITS + unit;
-    let b = wid.y * BT + bb;
-    let d = wid.z;
-    if (j >= H || b >= ly.batch) { return; }
-    let pos = position(s, d, b);
-    let hold = h_prev(s, d, b, j);
-    var hnew = hold;
-    if (pos.valid) {
-        let i = (d * ly.batch + b) * hp() + j;
-        let z = zr[i / 4u][i % 4u];
-        let n = g_act(d, xp_at(pos, d, b, 2u * H + j) + pre[(unit * 4u + bb) * 3u] + bhh(d, 2u * H + j));
-        hnew = z * hold + (1.0 - z) * n;
-    }
-    emit(s, pos, d, b, j, hnew);
+    step(2u, lid, wid);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -392,10 +132,7 @@ fn sequence(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wi
                     let hold = hs[cur + bb * H + j];
                     var hnew = hold;
                     if (pos.valid) {
-                        let r = f_act(d, xp_at(pos, d, b, j) + acc[bb].x + bhh(d, j));
-                        let z = f_act(d, xp_at(pos, d, b, H + j) + acc[bb].y + bhh(d, H + j));
-                        let n = g_act(d, xp_at(pos, d, b, 2u * H + j) + r * (acc[bb].z + bhh(d, 2u * H + j)));
-                        hnew = z * hold + (1.0 - z) * n;
+                        hnew = cell_after(d, xp3(pos, d, b, j), acc[bb], bhh3(d, j), hold);
                     }
                     hs[nxt + bb * H + j] = hnew;
                     seq_emit(s, pos, d, b, j, hnew);
@@ -416,12 +153,12 @@ fn sequence(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wi
                     var r = 0.0;
                     var z = 1.0;
                     if (pos.valid) {
-                        r = f_act(d, xp_at(pos, d, b, j) + acc[bb].x + bhh(d, j));
-                        z = f_act(d, xp_at(pos, d, b, H + j) + acc[bb].y + bhh(d, H + j));
+                        let rz = gates_before(d, xp_rz(pos, d, b, j), acc[bb], bhh_rz(d, j));
+                        r = rz.x;
+                        z = rz.y;
                     }
                     rhs[bb * H + j] = r * hs[cur + bb * H + j];
-                    let i = (d * ly.batch + b) * hp() + j;
-                    zr[i / 4u][i % 4u] = z;
+                    set_z(d, b, j, z);
                 }
             }
             workgroupBarrier();
@@ -439,10 +176,8 @@ fn sequence(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wi
                     let hold = hs[cur + bb * H + j];
                     var hnew = hold;
                     if (pos.valid) {
-                        let i = (d * ly.batch + b) * hp() + j;
-                        let z = zr[i / 4u][i % 4u];
-                        let n = g_act(d, xp_at(pos, d, b, 2u * H + j) + acc[bb] + bhh(d, 2u * H + j));
-                        hnew = z * hold + (1.0 - z) * n;
+                        let z = get_z(d, b, j);
+                        hnew = cell_before(d, xp_at(pos, d, b, 2u * H + j), acc[bb], bhh(d, 2u * H + j), z, hold);
                     }
                     hs[nxt + bb * H + j] = hnew;
                     seq_emit(s, pos, d, b, j, hnew);
@@ -545,10 +280,7 @@ fn sequence_regs(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_i
                 let hold = hr[cur + j / 4u][j % 4u];
                 var hnew = hold;
                 if (pos.valid) {
-                    let r = f_act(d, xv.x + a.x + bh.x);
-                    let z = f_act(d, xv.y + a.y + bh.y);
-                    let n = g_act(d, xv.z + r * (a.z + bh.z));
-                    hnew = z * hold + (1.0 - z) * n;
+                    hnew = cell_after(d, xv, a, bh, hold);
                 }
                 hr[nxt + j / 4u][j % 4u] = hnew;
                 seq_emit(s, pos, d, b, j, hnew);
@@ -568,8 +300,9 @@ fn sequence_regs(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_i
                 var r = 0.0;
                 var z = 1.0;
                 if (pos.valid) {
-                    r = f_act(d, xv.x + a.x + bh.x);
-                    z = f_act(d, xv.y + a.y + bh.y);
+                    let rz = gates_before(d, xv.xy, a.xy, bh.xy);
+                    r = rz.x;
+                    z = rz.y;
                 }
                 rr[j / 4u][j % 4u] = r * hold;
                 zs[j] = z;
@@ -586,8 +319,7 @@ fn sequence_regs(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_i
                 let hold = hr[cur + j / 4u][j % 4u];
                 var hnew = hold;
                 if (pos.valid) {
-                    let n = g_act(d, xv.z + a.x + bh.z);
-                    hnew = zs[j] * hold + (1.0 - zs[j]) * n;
+                    hnew = cell_before(d, xv.z, a.x, bh.z, zs[j], hold);
                 }
                 hr[nxt + j / 4u][j % 4u] = hnew;
                 seq_emit(s, pos, d, b, j, hnew);
@@ -650,7 +382,7 @@ fn load_h(s: u32, d: u32, b0: u32, i: u32, kk4: u32, use_rh: bool) -> vec4<f32> 
     let k4 = kk4 + i % K4T;
     if (b >= ly.batch || k4 >= ly.hp4) { return vec4<f32>(0.0); }
     if (use_rh) {
-        return zr[(ly.dirs + d) * ly.batch * ly.hp4 + b * ly.hp4 + k4];
+        return rh_prev4(d, b, k4);
     }
     return h_prev4(s, d, b, k4);
 }
@@ -746,10 +478,7 @@ fn tiled_fused(
         let hold = h_prev(s, d, b, j);
         var hnew = hold;
         if (pos.valid) {
-            let rg = f_act(d, xp_at(pos, d, b, j) + hsum(acc_a[r]) + bhh(d, j));
-            let z = f_act(d, xp_at(pos, d, b, H + j) + hsum(acc_b[r]) + bhh(d, H + j));
-            let n = g_act(d, xp_at(pos, d, b, 2u * H + j) + rg * (hsum(acc_c[r]) + bhh(d, 2u * H + j)));
-            hnew = z * hold + (1.0 - z) * n;
+            hnew = cell_after(d, xp3(pos, d, b, j), vec3<f32>(hsum(acc_a[r]), hsum(acc_b[r]), hsum(acc_c[r])), bhh3(d, j), hold);
         }
         emit(s, pos, d, b, j, hnew);
     }
@@ -774,12 +503,11 @@ fn tiled_gates(
         let pos = position(s, d, b);
         // Rows past their length keep h; `tiled_candidate` reads neither z nor their r⊙h.
         if (!pos.valid) { continue; }
-        let rg = f_act(d, xp_at(pos, d, b, j) + hsum(acc_a[r]) + bhh(d, j));
-        let z = f_act(d, xp_at(pos, d, b, H + j) + hsum(acc_b[r]) + bhh(d, H + j));
-        let i = (d * ly.batch + b) * hp() + j;
-        zr[i / 4u][i % 4u] = z;
-        let i2 = ly.dirs * ly.batch * hp() + i;
-        zr[i2 / 4u][i2 % 4u] = rg * h_prev(s, d, b, j);
+        let rz = gates_before(d, xp_rz(pos, d, b, j), vec2<f32>(hsum(acc_a[r]), hsum(acc_b[r])), bhh_rz(d, j));
+        let rg = rz.x;
+        let z = rz.y;
+        set_z(d, b, j, z);
+        set_rh(d, b, j, rg * h_prev(s, d, b, j));
     }
 }
 
@@ -803,10 +531,8 @@ fn tiled_candidate(
         let hold = h_prev(s, d, b, j);
         var hnew = hold;
         if (pos.valid) {
-            let i = (d * ly.batch + b) * hp() + j;
-            let z = zr[i / 4u][i % 4u];
-            let n = g_act(d, xp_at(pos, d, b, 2u * H + j) + hsum(acc_a[r]) + bhh(d, 2u * H + j));
-            hnew = z * hold + (1.0 - z) * n;
+            let z = get_z(d, b, j);
+            hnew = cell_before(d, xp_at(pos, d, b, 2u * H + j), hsum(acc_a[r]), bhh(d, 2u * H + j), z, hold);
         }
         emit(s, pos, d, b, j, hnew);
     }

@@ -123,21 +123,44 @@ fn every_shader_translates_for_vulkan_metal_dx12_gl() {
     }
 }
 
-/// WGSL has no includes, so `gru_subgroup.wgsl` carries a copy of `gru.wgsl`'s prelude (overrides,
-/// bindings, helpers). The two copies must stay identical: both modules share one bind group
-/// layout and one set of override values.
+/// Shared code exists once: both recurrence modules are composed from `prelude.wgsl`, and no
+/// run of more than 10 lines (blank lines and comments aside) stands twice in `shaders/`, within
+/// a file or between two.
 #[test]
-fn subgroup_shader_shares_the_prelude_verbatim() {
+fn shaders_repeat_no_run_of_more_than_ten_lines() {
     use wgpu_gru::gpu::kernels::{GRU_SUBGROUP_WGSL, GRU_WGSL};
-    fn prelude(src: &str) -> &str {
-        let a = src.find("// ==== prelude").expect("prelude start marker");
-        let b = src
-            .find("// ==== end of prelude ====")
-            .expect("prelude end marker");
-        &src[a..b]
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let prelude = std::fs::read_to_string(dir.join("prelude.wgsl")).unwrap();
+    assert!(GRU_WGSL.starts_with(&prelude) && GRU_SUBGROUP_WGSL.starts_with(&prelude));
+    let mut lines: Vec<(String, usize, String)> = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wgsl"))
+        .collect();
+    files.sort();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        for (i, l) in text.lines().enumerate() {
+            let l = l.trim();
+            if !l.is_empty() && !l.starts_with("//") {
+                lines.push((name.clone(), i + 1, l.to_string()));
+            }
+        }
     }
-    assert!(prelude(GRU_WGSL).len() > 1000);
-    assert_eq!(prelude(GRU_WGSL), prelude(GRU_SUBGROUP_WGSL));
+    const RUN: usize = 11;
+    let mut seen = std::collections::HashMap::new();
+    for w in lines.windows(RUN) {
+        // Windows that cross a file boundary are not runs.
+        if w.iter().any(|(f, _, _)| *f != w[0].0) {
+            continue;
+        }
+        let key: Vec<&str> = w.iter().map(|(_, _, l)| l.as_str()).collect();
+        if let Some((f, line)) = seen.insert(key.join("\n"), (w[0].0.clone(), w[0].1)) {
+            panic!("{f}:{line} and {}:{} repeat {RUN} lines", w[0].0, w[0].1);
+        }
+    }
 }
 
 /// Only `gru_subgroup.wgsl` needs the subgroup capability: the crate builds it only on devices with

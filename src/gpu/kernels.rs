@@ -5,11 +5,19 @@ use crate::config::{Activations, Variant};
 
 /// `shaders/input_proj.wgsl`: the tiled input-projection GEMM.
 pub const INPUT_PROJ_WGSL: &str = include_str!("../../shaders/input_proj.wgsl");
-/// `shaders/gru.wgsl`: step kernels and the sequence-persistent kernel.
-pub const GRU_WGSL: &str = include_str!("../../shaders/gru.wgsl");
-/// `shaders/gru_subgroup.wgsl`: step and register kernels with subgroup reductions (needs
-/// `Features::SUBGROUP`).
-pub const GRU_SUBGROUP_WGSL: &str = include_str!("../../shaders/gru_subgroup.wgsl");
+/// `shaders/prelude.wgsl` + `shaders/gru.wgsl`: step kernels and the sequence-persistent kernels.
+/// Both recurrence modules are the one prelude (constants, bindings, the cell's gate math)
+/// followed by their kernels, composed here and nowhere else.
+pub const GRU_WGSL: &str = concat!(
+    include_str!("../../shaders/prelude.wgsl"),
+    include_str!("../../shaders/gru.wgsl")
+);
+/// `shaders/prelude.wgsl` + `shaders/gru_subgroup.wgsl`: step and register kernels with subgroup
+/// reductions (needs `Features::SUBGROUP`).
+pub const GRU_SUBGROUP_WGSL: &str = concat!(
+    include_str!("../../shaders/prelude.wgsl"),
+    include_str!("../../shaders/gru_subgroup.wgsl")
+);
 /// `shaders/head.wgsl`: the classifier head (dense layer and softmax).
 pub const HEAD_WGSL: &str = include_str!("../../shaders/head.wgsl");
 
