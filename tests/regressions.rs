@@ -30,10 +30,12 @@ fn cli_run(data: &[u8]) {
     targets::cli_run(data);
 }
 
-const TARGETS: [(&str, Target); 3] = [
+const TARGETS: [(&str, Target); 5] = [
     ("safetensors_import", targets::safetensors_import),
     ("npy_parse", targets::npy_parse),
     ("cli_run", cli_run),
+    ("torch_pt", targets::torch_pt),
+    ("onnx_model", targets::onnx_model),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -302,6 +304,16 @@ fn mutate_safetensors_import() {
 #[test]
 fn mutate_npy_parse() {
     mutation_fuzz("npy_parse", targets::npy_parse, 0x4e9);
+}
+
+#[test]
+fn mutate_torch_pt() {
+    mutation_fuzz("torch_pt", targets::torch_pt, 0x70c4);
+}
+
+#[test]
+fn mutate_onnx_model() {
+    mutation_fuzz("onnx_model", targets::onnx_model, 0x0a3e);
 }
 
 #[test]

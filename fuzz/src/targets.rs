@@ -9,6 +9,10 @@
 //!   and forced) under several option sets; accepted models are run on the reference and CPU
 //!   paths, whose shapes and values are checked.
 //! - [`npy_parse`]: any bytes as a `.npy` file; accepted arrays round-trip through the writer.
+//! - [`torch_pt`]: any bytes as a `torch.save` zip checkpoint; accepted tensors are imported in
+//!   the PyTorch layout and run.
+//! - [`onnx_model`]: any bytes as an `.onnx` model; an accepted GRU chain is run, and its
+//!   initial state and lengths are checked against its shapes.
 //! - [`cli_run`]: a command line and four files (weights, X, h0, lengths), framed by
 //!   [`SEP`]; `wgpu-gru run` must succeed with readable outputs, or fail leaving no new file.
 
@@ -622,4 +626,66 @@ pub fn golden_seeds(bytes: &[u8]) -> Option<(Vec<Vec<u8>>, Vec<u8>)> {
         .flatten()
         .collect();
     Some((npys, cli))
+}
+
+// ---------------------------------------------------------------------------------------------
+// torch.save checkpoints.
+
+/// Any bytes as a `torch.save` zip checkpoint, read without a prefix and with `gru.`: what is
+/// accepted is a safetensors file of f32 tensors under `nn.GRU` names, which the PyTorch
+/// importer imports (accepted models are run like imported safetensors) or refuses cleanly.
+pub fn torch_pt(data: &[u8]) {
+    use wgpu_gru::formats::torch_pt::{is_zip, read_checkpoint};
+    for prefix in [None, Some("gru.")] {
+        // The reader's own messages may quote huge numbers read from the file, so only the
+        // importer's are checked for wrapped arithmetic.
+        let Ok(file) = read_checkpoint(data, "fuzz.pt", prefix) else {
+            continue;
+        };
+        assert!(is_zip(data), "accepted without a zip signature");
+        let names = file
+            .names()
+            .expect("the tensors form a valid safetensors file");
+        assert!(!names.is_empty(), "accepted without tensors");
+        for n in &names {
+            assert!(
+                n.starts_with("weight_") || n.starts_with("bias_"),
+                "not an nn.GRU name: {n}"
+            );
+            let t = file.get_f32(n).expect("f32").expect("a listed tensor");
+            assert_eq!(t.data.len(), t.shape.iter().product::<usize>(), "{n}");
+        }
+        match formats::import(&file, Some(Format::PyTorch), &ImportOptions::default()) {
+            Ok(imported) => exercise(&imported),
+            Err(e) => no_wrapped_numbers(&e.to_string()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The ONNX model reader.
+
+/// Any bytes as an `.onnx` model (no folder, so external data is refused): an accepted chain is a
+/// valid model that runs, one layer per GRU node, and a fixed initial state fits its shapes.
+pub fn onnx_model(data: &[u8]) {
+    use wgpu_gru::formats::onnx_model::{InitialState, read};
+    for node in [None, Some("gru0")] {
+        let Ok((gru, graph)) = read(data, None, "fuzz.onnx", node) else {
+            continue;
+        };
+        let c = &gru.config;
+        assert_eq!(graph.nodes.len(), c.num_layers);
+        if let InitialState::Fixed { batch, h0 } = &graph.initial_state {
+            assert_eq!(
+                h0.len(),
+                c.num_layers * c.num_directions() * batch * c.hidden_size
+            );
+        }
+        let imported = Imported {
+            format: Format::Onnx,
+            gru,
+            onnx: Some(graph),
+        };
+        exercise(&imported);
+    }
 }

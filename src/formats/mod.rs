@@ -241,10 +241,16 @@ pub fn load(
         path: name.clone(),
         source,
     })?;
-    let container = Container::detect(&bytes).ok_or_else(|| Error::Parse {
-        what: name.clone(),
-        reason: "not a safetensors file, a PyTorch checkpoint (zip) or an ONNX model".into(),
-    })?;
+    let Some(container) = Container::detect(&bytes) else {
+        // A pickle: a checkpoint in PyTorch's pre-1.6 format, which the reader names.
+        if bytes.first() == Some(&0x80) {
+            torch_pt::read_checkpoint(&bytes, &name, None)?;
+        }
+        return Err(Error::Parse {
+            what: name,
+            reason: "not a safetensors file, a PyTorch checkpoint (zip) or an ONNX model".into(),
+        });
+    };
     let wrong = |want: Format| {
         Error::arg(
             "format",
