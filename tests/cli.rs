@@ -376,6 +376,50 @@ fn bad_masks_are_refused_by_the_cli() {
     }
 }
 
+/// Hostile or broken model files (every `tests/data/pt/hostile_*.pt`, a whole pickled module, a
+/// legacy checkpoint, truncated and corrupted `.onnx` models) end `run` with status 1, one line
+/// that begins `wgpu-gru: error:`, and no output file.
+#[test]
+fn hostile_model_files_are_refused_in_one_line() {
+    let case = onnx_case();
+    let dir = TempDir::new("hostile");
+    let mut base = case_args(&case, &dir, false);
+    base.extend(["--backend".into(), "reference".into()]);
+    let pt = common::data_dir("pt");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&pt)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.starts_with("hostile_")
+                || n == "whole_module.pt"
+                || n == "legacy.pt"
+                || n == "torchscript.pt"
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() >= 20, "{} hostile files", files.len());
+    let onnx = std::fs::read(common::data_dir("onnx_files").join("torch_export_2layer_bidir.onnx"))
+        .unwrap();
+    for (k, cut) in [onnx.len() / 2, onnx.len() - 3].into_iter().enumerate() {
+        let p = dir.path(&format!("cut{k}.onnx"));
+        std::fs::write(&p, &onnx[..cut]).unwrap();
+        files.push(p);
+    }
+    for f in files {
+        let args = with_flag(base.clone(), "--weights", &f.display().to_string());
+        let out = run_bin(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}: {}",
+            f.display(),
+            stderr(&out)
+        );
+        expect_failure(&args, &dir, &[]);
+    }
+}
+
 /// `auto` says which path ran and why, in one line naming the `CPU path` or the `GPU path`;
 /// on a software adapter (lavapipe in CI) that is the CPU path, while `--backend gpu` still runs
 /// the adapter; `--quiet` prints nothing.
