@@ -82,7 +82,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("the app's device: {}", adapter.get_info().name);
 
     // 2. wgpu-gru on that device: the GRU and the classifier head, uploaded once.
-    let ctx = GpuContext::from_device(device.clone(), queue.clone(), adapter.get_info());
+    let ctx = GpuContext::from_device(device.clone(), queue.clone());
     let gru = GpuGru::new(&ctx, &model.gru)?;
     let head = GpuHead::new(&ctx, &model.dense)?;
     let config = &model.gru.config;

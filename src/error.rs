@@ -71,7 +71,16 @@ pub enum Error {
         /// What the device allows.
         limit: u64,
     },
-    /// A wgpu validation, out-of-memory or internal error, or device loss.
+    /// The device ran out of memory (a buffer or pipeline could not be created).
+    #[error("GPU out of memory: {0}")]
+    GpuOutOfMemory(String),
+    /// wgpu refused a call as invalid (a bug here, or a device that cannot run a kernel).
+    #[error("GPU validation error: {0}")]
+    GpuValidation(String),
+    /// The device was lost (driver reset, `Device::destroy`, a removed GPU); make a new one.
+    #[error("GPU device lost: {0}")]
+    DeviceLost(String),
+    /// Another wgpu failure: waiting, mapping, or an error that escaped every scope.
     #[error("GPU error: {0}")]
     Gpu(String),
     /// The feature is not supported on this path.

@@ -786,11 +786,7 @@ fn bad_input_is_refused() {
 fn missing_arguments_are_named() {
     let dir = TempDir::new("missing");
     let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<String>>();
-    let all = [
-        "--weights <MODEL.safetensors>",
-        "--input <X.npy>",
-        "--output <Y.npy>",
-    ];
+    let all = ["--weights <MODEL>", "--input <X.npy>", "--output <Y.npy>"];
     let cases: [(&[&str], &[&str], &[&str]); 4] = [
         (&["run"], &all, &[]),
         (&["run", "--weights", "w.safetensors"], &all[1..], &[all[0]]),

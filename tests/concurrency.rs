@@ -6,7 +6,10 @@
 
 mod gpu_common;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
+use std::task::{Context, Poll};
 
 use gpu_common::{Rng, ctx, random_gru};
 use wgpu_gru::gpu::{GpuContext, GpuGru, Workspace};
@@ -142,6 +145,96 @@ fn concurrent_forwards_equal_serial() {
     });
 }
 
+/// Polls every future in turn until all are done (no executor crate needed): concurrent, one
+/// thread.
+struct JoinAll<F: Future>(Vec<(Pin<Box<F>>, Option<F::Output>)>);
+
+impl<F: Future> Future for JoinAll<F>
+where
+    F::Output: Unpin,
+{
+    type Output = Vec<F::Output>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut pending = false;
+        for (f, out) in self.0.iter_mut() {
+            if out.is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *out = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            return Poll::Pending;
+        }
+        Poll::Ready(self.0.iter_mut().filter_map(|(_, o)| o.take()).collect())
+    }
+}
+
+/// `forward_async` gives the blocking forward's bits, and many async forwards in flight at once
+/// on one model, and on several models of one device, give the serial results.
+#[test]
+fn concurrent_async_forwards_equal_serial() {
+    let _g = lock();
+    let Some(ctx) = ctx() else { return };
+    let gru = model();
+    let layer = GpuGru::new(ctx, &gru).unwrap();
+    let other = GpuGru::new(ctx, &gru).unwrap();
+    let shapes = [(6usize, 3usize), (1, 1), (9, 5), (6, 3), (2, 7)];
+    let jobs: Vec<Job> = (0..15)
+        .map(|k| {
+            let (t, b) = shapes[k % shapes.len()];
+            Job::random(&gru.config, t, b, 100 + k as u64)
+        })
+        .collect();
+    let serial: Vec<GruOutput> = jobs
+        .iter()
+        .map(|j| layer.forward(&j.input()).unwrap())
+        .collect();
+    for (j, want) in jobs.iter().zip(&serial) {
+        let got = pollster::block_on(layer.forward_async(&j.input())).unwrap();
+        assert!(&got == want, "async differs from blocking");
+    }
+    let inputs: Vec<SeqInput<'_>> = jobs.iter().map(Job::input).collect();
+    let all = pollster::block_on(JoinAll(
+        inputs
+            .iter()
+            .enumerate()
+            .map(|(k, i)| {
+                let l = if k % 2 == 0 { &layer } else { &other };
+                (Box::pin(l.forward_async(i)), None)
+            })
+            .collect(),
+    ));
+    assert_eq!(all.len(), jobs.len());
+    for (k, (got, want)) in all.into_iter().zip(&serial).enumerate() {
+        assert!(&got.unwrap() == want, "job {k}");
+    }
+}
+
+/// `encode` and friends refuse a workspace that another model made.
+#[test]
+fn a_workspace_belongs_to_its_model() {
+    let _g = lock();
+    let Some(ctx) = ctx() else { return };
+    let gru = model();
+    let (a, b) = (
+        GpuGru::new(ctx, &gru).unwrap(),
+        GpuGru::new(ctx, &gru).unwrap(),
+    );
+    let mut ws = a.workspace(2, 1).unwrap();
+    let mut enc = ctx
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+    assert!(a.encode(&mut enc, &ws).is_ok());
+    let e = b.encode(&mut enc, &ws).unwrap_err();
+    assert!(e.to_string().contains("another model"), "{e}");
+    assert!(b.encode_read_back(&mut enc, &ws).is_err());
+    let x = vec![0.0f32; 2 * gru.config.input_size];
+    assert!(b.write_input(&mut ws, &SeqInput::new(&x, 2, 1)).is_err());
+    assert!(a.write_input(&mut ws, &SeqInput::new(&x, 2, 1)).is_ok());
+}
+
 /// An own instance and device, so that wgpu's registries count only this test's objects.
 fn own_context() -> Option<(wgpu::Instance, GpuContext)> {
     ctx()?;
@@ -158,8 +251,7 @@ fn own_context() -> Option<(wgpu::Instance, GpuContext)> {
         ..Default::default()
     }))
     .expect("device");
-    let info = adapter.get_info();
-    Some((instance, GpuContext::from_device(device, queue, info)))
+    Some((instance, GpuContext::from_device(device, queue)))
 }
 
 /// Live wgpu objects by kind: buffers, bind groups, command encoders and buffers, pipelines,

@@ -277,11 +277,9 @@ fn register_kernel_slice_widths() {
                 let h0 = rng.vec(b * h, 0.5);
                 let input = SeqInput::new(&x, t, b).with_h0(&h0);
                 let want = reference::forward(&gru, &input).unwrap();
-                let opts = wgpu_gru::gpu::GpuOptions {
-                    algorithm: Algorithm::SequenceRegisters,
-                    register_columns: cols,
-                    ..Default::default()
-                };
+                let opts = wgpu_gru::gpu::GpuOptions::default()
+                    .with_algorithm(Algorithm::SequenceRegisters)
+                    .with_register_columns(cols);
                 let g = GpuGru::with_options(ctx, &gru, opts).unwrap();
                 let (got, stats) = g.forward_with_stats(&input).unwrap();
                 let err = got.max_abs_diff(&want);
@@ -326,11 +324,9 @@ fn subgroup_and_portable_kernels() {
             let want = reference::forward(&gru, &input).unwrap();
             for subgroups in [true, false] {
                 for algorithm in [Algorithm::PerStep, Algorithm::SequenceRegisters] {
-                    let opts = wgpu_gru::gpu::GpuOptions {
-                        algorithm,
-                        subgroups,
-                        ..Default::default()
-                    };
+                    let opts = wgpu_gru::gpu::GpuOptions::default()
+                        .with_algorithm(algorithm)
+                        .with_subgroups(subgroups);
                     let g = GpuGru::with_options(ctx, &gru, opts).unwrap();
                     let (got, stats) = g.forward_with_stats(&input).unwrap();
                     let err = got.max_abs_diff(&want);
@@ -389,11 +385,9 @@ fn sequence_kernels_over_long_sequences() {
             let input = SeqInput::new(&x, t, b).with_h0(&h0).with_lengths(&lens);
             let want = reference::forward(&gru, &input).unwrap();
             for subgroups in [true, false] {
-                let opts = wgpu_gru::gpu::GpuOptions {
-                    algorithm,
-                    subgroups,
-                    ..Default::default()
-                };
+                let opts = wgpu_gru::gpu::GpuOptions::default()
+                    .with_algorithm(algorithm)
+                    .with_subgroups(subgroups);
                 let g = GpuGru::with_options(ctx, &gru, opts).unwrap();
                 let (got, stats) = g.forward_with_stats(&input).unwrap();
                 let err = got.max_abs_diff(&want);
@@ -427,11 +421,9 @@ fn subgroup_step_kernels_with_several_units_per_subgroup() {
             let input = SeqInput::new(&x, t, b).with_h0(&h0);
             let want = reference::forward(&gru, &input).unwrap();
             for units in [1, 3, 64, 256] {
-                let opts = wgpu_gru::gpu::GpuOptions {
-                    algorithm: Algorithm::PerStep,
-                    subgroup_units: units,
-                    ..Default::default()
-                };
+                let opts = wgpu_gru::gpu::GpuOptions::default()
+                    .with_algorithm(Algorithm::PerStep)
+                    .with_subgroup_units(units);
                 let g = GpuGru::with_options(ctx, &gru, opts).unwrap();
                 let (got, stats) = g.forward_with_stats(&input).unwrap();
                 let err = got.max_abs_diff(&want);
@@ -443,10 +435,7 @@ fn subgroup_step_kernels_with_several_units_per_subgroup() {
         }
     }
     let gru = random_gru(GruConfig::new(4, 8), 1);
-    let opts = wgpu_gru::gpu::GpuOptions {
-        subgroup_units: 257,
-        ..Default::default()
-    };
+    let opts = wgpu_gru::gpu::GpuOptions::default().with_subgroup_units(257);
     let err = GpuGru::with_options(ctx, &gru, opts).unwrap_err();
     assert!(
         matches!(err, wgpu_gru::Error::InvalidArgument { .. }),

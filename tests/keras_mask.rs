@@ -73,11 +73,9 @@ fn keras_masks_on_every_gpu_kernel() {
         (Algorithm::Tiled, true),
     ];
     for (algorithm, subgroups) in runs {
-        let opts = GpuOptions {
-            algorithm,
-            subgroups,
-            ..Default::default()
-        };
+        let opts = GpuOptions::default()
+            .with_algorithm(algorithm)
+            .with_subgroups(subgroups);
         run_cases_within(
             &format!("gpu {algorithm:?} subgroups={subgroups}"),
             &keras_mask_cases(),
@@ -181,10 +179,7 @@ fn random_masks_match_the_reference_on_every_path() {
                     Algorithm::Sequence,
                 ];
                 let algorithm = ALGOS[(2 * n + usize::from(zero)) % 4];
-                let opts = GpuOptions {
-                    algorithm,
-                    ..Default::default()
-                };
+                let opts = GpuOptions::default().with_algorithm(algorithm);
                 let g = GpuGru::with_options(ctx, &gru, opts).unwrap();
                 let (got, stats) = g.forward_with_stats(&input).unwrap();
                 let e = got.max_abs_diff(&want);

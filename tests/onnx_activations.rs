@@ -131,11 +131,9 @@ fn onnx_activation_cases_match_on_every_gpu_kernel() {
         Algorithm::Tiled,
     ] {
         for subgroups in [true, false] {
-            let opts = GpuOptions {
-                algorithm,
-                subgroups,
-                ..Default::default()
-            };
+            let opts = GpuOptions::default()
+                .with_algorithm(algorithm)
+                .with_subgroups(subgroups);
             run_cases_within(
                 &format!("gpu {algorithm:?} subgroups={subgroups}"),
                 &bidir,
@@ -160,10 +158,7 @@ fn a_pair_per_direction_keeps_the_dispatch_count() {
         shared.config.activations = vec![mixed.config.activations_for(0)];
         let input = case.input();
         for algorithm in [Algorithm::PerStep, Algorithm::Sequence, Algorithm::Tiled] {
-            let opts = GpuOptions {
-                algorithm,
-                ..Default::default()
-            };
+            let opts = GpuOptions::default().with_algorithm(algorithm);
             let stats = |g: &wgpu_gru::Gru| {
                 GpuGru::with_options(ctx, g, opts)
                     .unwrap()

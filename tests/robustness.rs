@@ -1090,7 +1090,7 @@ fn destroyed() -> Option<(GpuContext, wgpu_gru::Gru, GpuGru)> {
     Some((own, gru, g))
 }
 
-/// After the device is destroyed, forwards return `Error::Gpu` (same shape, or a new shape that
+/// After the device is destroyed, forwards return `Error::DeviceLost` (same shape, or a new shape that
 /// needs a new workspace), never panic.
 #[test]
 fn forward_on_destroyed_device_is_an_error() {
@@ -1100,21 +1100,29 @@ fn forward_on_destroyed_device_is_an_error() {
     let x = vec![0.5; 2 * 3];
     for _ in 0..2 {
         let r = g.forward(&SeqInput::new(&x, 2, 1));
-        refused(r, |e| matches!(e, Error::Gpu(_)), &[]);
+        refused(r, |e| matches!(e, Error::DeviceLost(_)), &[]);
         let r = g.forward(&SeqInput::new(&x, 1, 2));
-        refused(r, |e| matches!(e, Error::Gpu(_)), &[]);
+        refused(r, |e| matches!(e, Error::DeviceLost(_)), &[]);
     }
     assert!(own.check_lost().is_err());
 }
 
-/// Building a layer on a destroyed device returns `Error::Gpu`, never panics.
+/// Building a layer on a destroyed device returns `Error::DeviceLost`, never panics.
 #[test]
 fn new_on_destroyed_device_is_an_error() {
     let Some((own, gru, g)) = destroyed() else {
         return;
     };
-    refused(GpuGru::new(&own, &gru), |e| matches!(e, Error::Gpu(_)), &[]);
-    refused(g.workspace(3, 3), |e| matches!(e, Error::Gpu(_)), &[]);
+    refused(
+        GpuGru::new(&own, &gru),
+        |e| matches!(e, Error::DeviceLost(_)),
+        &[],
+    );
+    refused(
+        g.workspace(3, 3),
+        |e| matches!(e, Error::DeviceLost(_)),
+        &[],
+    );
 }
 
 /// On a device the crate created, a wgpu error that escapes every error scope (here the app's own

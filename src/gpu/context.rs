@@ -19,23 +19,39 @@ pub struct GpuContext {
 }
 
 impl GpuContext {
-    /// Wraps the app's own device and queue. `info` names the adapter in reports; pass
-    /// `adapter.get_info()` where you have it.
-    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Self {
-        let lost = Arc::new(Mutex::new(None));
-        let flag = lost.clone();
-        device.set_device_lost_callback(move |reason, msg| {
-            if let Ok(mut l) = flag.lock() {
-                *l = Some(format!("{reason:?}: {msg}"));
-            }
-        });
+    /// Wraps the app's own device and queue (cheap clones of the app's handles); the adapter's
+    /// description comes from `device.adapter_info()`.
+    ///
+    /// The device's lost callback stays the app's: wgpu keeps one callback per device, and this
+    /// crate does not replace it. To have the crate refuse work on a lost device with
+    /// [`Error::DeviceLost`] (wgpu itself panics when a buffer is created on one), mark the loss
+    /// from that callback with a [`LossMarker`] (which holds no device handle, so no cycle):
+    ///
+    /// ```no_run
+    /// # fn f(device: wgpu::Device, queue: wgpu::Queue) {
+    /// let ctx = wgpu_gru::gpu::GpuContext::from_device(device.clone(), queue);
+    /// let marker = ctx.loss_marker();
+    /// device.set_device_lost_callback(move |reason, msg| {
+    ///     marker.mark(&format!("{reason:?}: {msg}"));
+    ///     // … and whatever the app does on loss.
+    /// });
+    /// # }
+    /// ```
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Self {
+        let info = device.adapter_info();
         GpuContext {
             device,
             queue,
             info,
-            lost,
+            lost: Arc::new(Mutex::new(None)),
             uncaptured: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// A handle that records the device's loss for this context and its clones, for the app's
+    /// device-lost callback (devices this crate creates use one in their own).
+    pub fn loss_marker(&self) -> LossMarker {
+        LossMarker(self.lost.clone())
     }
 
     /// Picks an adapter and creates a device with the adapter's real limits (blocking).
@@ -85,8 +101,7 @@ impl GpuContext {
         adapter: &wgpu::Adapter,
         limits: Option<wgpu::Limits>,
     ) -> Result<Self> {
-        let info = adapter.get_info();
-        let wanted = wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY;
+        let wanted = wgpu::Features::SUBGROUP;
         let features = adapter.features() & wanted;
         let limits = limits.unwrap_or_else(|| adapter.limits());
         let (device, queue) = adapter
@@ -98,9 +113,13 @@ impl GpuContext {
             })
             .await
             .map_err(|e| Error::RequestDevice(e.to_string()))?;
-        let ctx = Self::from_device(device, queue, info);
-        // A device this crate made is ours to configure: record errors that escape every error
-        // scope (wgpu's default handler panics) and report them from the next call.
+        let ctx = Self::from_device(device, queue);
+        // A device this crate made is ours to configure: record its loss, and errors that escape
+        // every error scope (wgpu's default handler panics), and report them from the next call.
+        let marker = ctx.loss_marker();
+        ctx.device.set_device_lost_callback(move |reason, msg| {
+            marker.mark(&format!("{reason:?}: {msg}"));
+        });
         let flag = ctx.uncaptured.clone();
         ctx.device
             .on_uncaptured_error(std::sync::Arc::new(move |e: wgpu::Error| {
@@ -156,18 +175,32 @@ impl GpuContext {
         self.check_lost()
     }
 
-    /// `Err(Error::Gpu)` once the device has been lost (for good), or once for each error that
-    /// escaped every error scope on a device this crate created.
+    /// [`Error::DeviceLost`] once the device has been lost (for good), or [`Error::Gpu`] once for
+    /// each error that escaped every error scope on a device this crate created.
     pub fn check_lost(&self) -> Result<()> {
         if let Some(msg) = self.uncaptured.lock().ok().and_then(|mut u| u.take()) {
             return Err(Error::Gpu(format!("uncaptured wgpu error: {msg}")));
         }
         match self.lost.lock() {
             Ok(l) => match l.as_ref() {
-                Some(msg) => Err(Error::Gpu(format!("device lost: {msg}"))),
+                Some(msg) => Err(Error::DeviceLost(msg.clone())),
                 None => Ok(()),
             },
             Err(_) => Err(Error::Gpu("device-lost flag poisoned".into())),
+        }
+    }
+}
+
+/// Records a device's loss for a [`GpuContext`]: after [`LossMarker::mark`], every call on the
+/// context returns [`Error::DeviceLost`] before touching the device.
+#[derive(Clone, Debug)]
+pub struct LossMarker(Arc<Mutex<Option<String>>>);
+
+impl LossMarker {
+    /// Marks the device lost, with wgpu's reason and message (the first mark is kept).
+    pub fn mark(&self, message: &str) {
+        if let Ok(mut l) = self.0.lock() {
+            l.get_or_insert_with(|| message.to_string());
         }
     }
 }

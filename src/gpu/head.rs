@@ -5,8 +5,9 @@
 //! only transfers of a forward are the input going up and the `[B, C]` probabilities coming back.
 
 use super::context::GpuContext;
+use super::io::{pop_scopes, read_back};
 use super::kernels;
-use super::layer::{Algorithm, ForwardStats, GpuGru, pop_scopes, read_back};
+use super::layer::{Algorithm, ForwardStats, GpuGru};
 use super::workspace::Workspace;
 use crate::config::GruConfig;
 use crate::error::{Error, Result};
@@ -478,10 +479,10 @@ impl GpuClassifier {
         &self,
         encoder: &mut wgpu::CommandEncoder,
         ws: &ClassifierWorkspace,
-    ) -> ForwardStats {
-        let mut stats = self.gru.encode(encoder, &ws.gru);
+    ) -> Result<ForwardStats> {
+        let mut stats = self.gru.encode(encoder, &ws.gru)?;
         stats.dispatches += self.head.encode(encoder, &ws.head);
-        stats
+        Ok(stats)
     }
 
     /// Class probabilities `[B, C]` for `x` (layout as in [`write_input`](Self::write_input)):
@@ -530,13 +531,13 @@ impl GpuClassifier {
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("wgpu-gru classifier forward"),
         });
-        let mut stats = self.encode(&mut encoder, ws);
+        let mut stats = self.encode(&mut encoder, ws)?;
         let n = batch * self.num_classes();
         encoder.copy_buffer_to_buffer(ws.probs_buffer(), 0, &ws.read, 0, n as u64 * 4);
-        ctx.queue.submit([encoder.finish()]);
+        let index = ctx.queue.submit([encoder.finish()]);
         stats.submits = 1;
         let mut probs = vec![0.0f32; n];
-        let read = read_back(ctx, &mut [(&ws.read, &mut probs[..])]);
+        let read = read_back(ctx, index, &mut [(&ws.read, &mut probs[..])]);
         pop_scopes(oom, scope)?;
         read?;
         ctx.check_lost()?;

@@ -1,13 +1,17 @@
 //! [`GpuGru`]: uploaded weights, `encode` (the primitive) and a blocking `forward`.
 
 use super::context::GpuContext;
+use super::io::{pop_scopes, read_back_async};
 use super::kernels::{self, Kernels};
 use super::workspace::Workspace;
 use crate::config::{GruConfig, Variant};
 use crate::error::{Error, Result};
 use crate::io::{GruOutput, SeqInput};
 use crate::weights::Gru;
-use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+
+/// Ids of the models built so far.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 use wgpu::util::DeviceExt;
 
 /// How the recurrence is run.
@@ -29,8 +33,10 @@ pub enum Algorithm {
     Tiled,
 }
 
-/// Tuning options of [`GpuGru::with_options`].
+/// Tuning options of [`GpuGru::with_options`]: `GpuOptions::default()` and its `with_*`
+/// builders (more options may come, so the struct cannot be written out field by field).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GpuOptions {
     /// The recurrence algorithm (default [`Algorithm::Auto`]).
     pub algorithm: Algorithm,
@@ -58,8 +64,32 @@ impl Default for GpuOptions {
     }
 }
 
+impl GpuOptions {
+    /// Sets [`GpuOptions::algorithm`].
+    pub fn with_algorithm(mut self, algorithm: Algorithm) -> Self {
+        self.algorithm = algorithm;
+        self
+    }
+    /// Sets [`GpuOptions::register_columns`].
+    pub fn with_register_columns(mut self, columns: u32) -> Self {
+        self.register_columns = columns;
+        self
+    }
+    /// Sets [`GpuOptions::subgroups`].
+    pub fn with_subgroups(mut self, subgroups: bool) -> Self {
+        self.subgroups = subgroups;
+        self
+    }
+    /// Sets [`GpuOptions::subgroup_units`].
+    pub fn with_subgroup_units(mut self, units: u32) -> Self {
+        self.subgroup_units = units;
+        self
+    }
+}
+
 /// What one recorded forward costs, so the structure can be checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct ForwardStats {
     /// Compute dispatches recorded.
     pub dispatches: u32,
@@ -87,12 +117,16 @@ pub(crate) struct LayerBuffers {
 /// `GpuGru` is `Send + Sync`; concurrent [`forward`](GpuGru::forward)s on one instance are
 /// serialised on its internal workspace.
 pub struct GpuGru {
+    /// Tells this model's workspaces from other models' (see [`GpuGru::encode`]).
+    pub(crate) id: u64,
     pub(crate) ctx: GpuContext,
     config: GruConfig,
     pub(crate) layers: Vec<LayerBuffers>,
     pub(crate) kernels: Kernels,
     algorithm: Algorithm,
-    workspace: Mutex<Option<Workspace>>,
+    /// The workspace of the last forward's shape, behind an async lock: concurrent forwards on
+    /// one model take turns without blocking their executor.
+    workspace: futures_intrusive::sync::Mutex<Option<Workspace>>,
 }
 
 impl std::fmt::Debug for GpuGru {
@@ -197,12 +231,13 @@ impl GpuGru {
         pop_scopes(oom, scope)?;
         ctx.check_lost()?;
         Ok(GpuGru {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             ctx: ctx.clone(),
             config: c,
             layers,
             kernels,
             algorithm: options.algorithm,
-            workspace: Mutex::new(None),
+            workspace: futures_intrusive::sync::Mutex::new(None, false),
         })
     }
 
@@ -331,6 +366,7 @@ impl GpuGru {
 
     /// Writes one forward's inputs into `ws`: `x`, `h0` (zeros when `None`) and lengths.
     pub fn write_input(&self, ws: &mut Workspace, input: &SeqInput<'_>) -> Result<()> {
+        self.check_owner(ws)?;
         input.validate(&self.config)?;
         if input.steps != ws.steps || input.batch != ws.batch {
             return Err(Error::shape(
@@ -350,8 +386,66 @@ impl GpuGru {
     /// Records a whole forward into `encoder`: for each layer, the input projection and the
     /// recurrence, in one compute pass. Reads what [`write_input`](Self::write_input) wrote; the
     /// output stays in [`Workspace::output_buffer`] and h_n in [`Workspace::states_buffer`].
-    pub fn encode(&self, encoder: &mut wgpu::CommandEncoder, ws: &Workspace) -> ForwardStats {
-        self.encode_inner(encoder, ws, None)
+    /// Refuses a workspace that another model made (its buffers fit that model's shapes).
+    pub fn encode(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        ws: &Workspace,
+    ) -> Result<ForwardStats> {
+        self.check_owner(ws)?;
+        Ok(self.encode_inner(encoder, ws, None))
+    }
+
+    /// Records, after [`encode`](Self::encode), copies of the output and h_n into `ws`'s
+    /// read-back buffers, for [`read_output_async`](Self::read_output_async).
+    pub fn encode_read_back(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        ws: &Workspace,
+    ) -> Result<()> {
+        self.check_owner(ws)?;
+        let c = &self.config;
+        let y_bytes = (ws.steps * ws.batch * c.output_size()) as u64 * 4;
+        let h_bytes = (c.num_layers * c.num_directions() * ws.batch * c.hidden_size) as u64 * 4;
+        encoder.copy_buffer_to_buffer(ws.output_buffer(), 0, &ws.read_y, 0, y_bytes);
+        encoder.copy_buffer_to_buffer(&ws.states, h_bytes, &ws.read_h, 0, h_bytes);
+        Ok(())
+    }
+
+    /// The output `[T, B, D·H]` (`[B, T, D·H]` batch-first) and h_n `[L·D, B, H]` that
+    /// [`encode_read_back`](Self::encode_read_back) copied in the submission `submission`, once
+    /// that submission has finished: a future that waits for it alone, not the whole queue, and
+    /// blocks no executor thread (see [`forward_async`](Self::forward_async)).
+    pub async fn read_output_async(
+        &self,
+        ws: &Workspace,
+        submission: wgpu::SubmissionIndex,
+    ) -> Result<GruOutput> {
+        self.check_owner(ws)?;
+        let c = &self.config;
+        let mut output = vec![0.0f32; ws.steps * ws.batch * c.output_size()];
+        let mut h_n = vec![0.0f32; c.num_layers * c.num_directions() * ws.batch * c.hidden_size];
+        read_back_async(
+            &self.ctx,
+            submission,
+            &mut [(&ws.read_y, &mut output[..]), (&ws.read_h, &mut h_n[..])],
+        )
+        .await?;
+        Ok(GruOutput { output, h_n })
+    }
+
+    /// Refuses a workspace made by another [`GpuGru`].
+    pub(crate) fn check_owner(&self, ws: &Workspace) -> Result<()> {
+        if ws.owner != self.id {
+            return Err(Error::arg(
+                "workspace",
+                format!(
+                    "made by another model (#{}), not this one (#{}); make one with this model's workspace()",
+                    ws.owner, self.id
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Like [`encode`](Self::encode), but layer 0 reads its input from `x`, a buffer the app owns
@@ -366,6 +460,7 @@ impl GpuGru {
         ws: &Workspace,
         x: &wgpu::Buffer,
     ) -> Result<ForwardStats> {
+        self.check_owner(ws)?;
         let c = &self.config;
         let need = (ws.steps * ws.batch * c.input_size * 4) as u64;
         if x.size() < need {
@@ -433,6 +528,7 @@ impl GpuGru {
         h0: Option<&[f32]>,
         lengths: Option<&[usize]>,
     ) -> Result<()> {
+        self.check_owner(ws)?;
         self.write_state_inner(ws, h0, lengths, None, false)
     }
 
@@ -599,7 +695,7 @@ impl GpuGru {
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("wgpu-gru forward (resident)"),
         });
-        let mut stats = self.encode(&mut encoder, ws);
+        let mut stats = self.encode(&mut encoder, ws)?;
         let index = self.ctx.queue.submit([encoder.finish()]);
         stats.submits = 1;
         device
@@ -622,6 +718,24 @@ impl GpuGru {
 
     /// [`forward`](Self::forward), also returning what it dispatched and submitted.
     pub fn forward_with_stats(&self, input: &SeqInput<'_>) -> Result<(GruOutput, ForwardStats)> {
+        pollster::block_on(self.forward_with_stats_async(input))
+    }
+
+    /// [`forward`](Self::forward) as a future: it waits for its own submission without blocking
+    /// a thread of the executor (natively it waits in slices of at most a millisecond, yielding
+    /// between them; on the web the browser completes it). Several may run at once on one model
+    /// or one device; each gets the results it would get alone. `forward` is
+    /// `pollster::block_on` of this.
+    pub async fn forward_async(&self, input: &SeqInput<'_>) -> Result<GruOutput> {
+        self.forward_with_stats_async(input).await.map(|(o, _)| o)
+    }
+
+    /// [`forward_with_stats`](Self::forward_with_stats) as a future (see
+    /// [`forward_async`](Self::forward_async)).
+    pub async fn forward_with_stats_async(
+        &self,
+        input: &SeqInput<'_>,
+    ) -> Result<(GruOutput, ForwardStats)> {
         input.validate(&self.config)?;
         let c = &self.config;
         let out_len = input.steps * input.batch * c.output_size();
@@ -650,16 +764,17 @@ impl GpuGru {
                     input.lengths,
                     mask,
                 )
+                .await
             }
             Err(e @ (Error::DeviceLimit { .. } | Error::Overflow(_))) => {
-                self.forward_chunked(input, e)
+                self.forward_chunked(input, e).await
             }
             Err(e) => Err(e),
         }
     }
 
     /// One forward of a shape that fits the device; inputs already validated.
-    fn forward_single(
+    async fn forward_single(
         &self,
         x: &[f32],
         steps: usize,
@@ -668,14 +783,8 @@ impl GpuGru {
         lengths: Option<&[usize]>,
         mask: Option<(&[u32], bool)>,
     ) -> Result<(GruOutput, ForwardStats)> {
-        let c = &self.config;
-        let out_len = steps * batch * c.output_size();
-        let hn_len = c.num_layers * c.num_directions() * batch * c.hidden_size;
         self.ctx.check_lost()?;
-        let mut guard = self
-            .workspace
-            .lock()
-            .map_err(|_| Error::Gpu("workspace lock poisoned".into()))?;
+        let mut guard = self.workspace.lock().await;
         if guard
             .as_ref()
             .is_none_or(|w| w.steps != steps || w.batch != batch)
@@ -696,29 +805,20 @@ impl GpuGru {
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("wgpu-gru forward"),
         });
-        let mut stats = self.encode(&mut encoder, ws);
-        let y_bytes = out_len as u64 * 4;
-        let h_bytes = hn_len as u64 * 4;
-        encoder.copy_buffer_to_buffer(ws.output_buffer(), 0, &ws.read_y, 0, y_bytes);
-        encoder.copy_buffer_to_buffer(&ws.states, h_bytes, &ws.read_h, 0, h_bytes);
-        self.ctx.queue.submit([encoder.finish()]);
+        let mut stats = self.encode(&mut encoder, ws)?;
+        self.encode_read_back(&mut encoder, ws)?;
+        let index = self.ctx.queue.submit([encoder.finish()]);
         stats.submits = 1;
-        let mut output = vec![0.0f32; out_len];
-        let mut h_n = vec![0.0f32; hn_len];
-        let read = read_back(
-            &self.ctx,
-            &mut [(&ws.read_y, &mut output[..]), (&ws.read_h, &mut h_n[..])],
-        );
+        // Scopes close on this thread, before the wait (a future may move between threads).
         pop_scopes(oom, scope)?;
-        read?;
-        self.ctx.check_lost()?;
-        Ok((GruOutput { output, h_n }, stats))
+        let out = self.read_output_async(ws, index).await?;
+        Ok((out, stats))
     }
 
     /// A forward too large for one workspace: split over the batch, and where one row is still
     /// too large, over time (forward-running models only), carrying h_n into the next chunk's h0.
     /// Each chunk is one submit.
-    fn forward_chunked(
+    async fn forward_chunked(
         &self,
         input: &SeqInput<'_>,
         limit: Error,
@@ -800,8 +900,9 @@ impl GpuGru {
                 let mask = chunk_flags
                     .as_deref()
                     .map(|f| (f, input.zero_output_for_mask));
-                let (out, st) =
-                    self.forward_single(&xc, nt, nb, carry.as_deref(), lens.as_deref(), mask)?;
+                let (out, st) = self
+                    .forward_single(&xc, nt, nb, carry.as_deref(), lens.as_deref(), mask)
+                    .await?;
                 stats.dispatches += st.dispatches;
                 stats.submits += st.submits;
                 stats.algorithm = st.algorithm;
@@ -831,7 +932,6 @@ impl GpuGru {
     }
 }
 
-/// Maps each buffer, copies its first `dst.len()` floats into `dst`, and unmaps (blocking).
 /// Records a sequence kernel over all of `ws`'s steps: one dispatch, or one per `k.steps` steps
 /// (each starting at its step's dynamic offset). Returns the dispatches recorded.
 fn encode_sequence(
@@ -852,60 +952,4 @@ fn encode_sequence(
         n += 1;
     }
     n
-}
-
-pub(crate) fn read_back(ctx: &GpuContext, pairs: &mut [(&wgpu::Buffer, &mut [f32])]) -> Result<()> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    for (buf, dst) in pairs.iter() {
-        let tx = tx.clone();
-        buf.slice(..(dst.len() as u64 * 4).max(4))
-            .map_async(wgpu::MapMode::Read, move |r| {
-                let _ = tx.send(r);
-            });
-    }
-    ctx.device
-        .poll(wgpu::PollType::Wait {
-            submission_index: None,
-            timeout: None,
-        })
-        .map_err(|e| Error::Gpu(format!("poll: {e}")))?;
-    let mut result = Ok(());
-    for _ in 0..pairs.len() {
-        match rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => result = Err(Error::Gpu(format!("map_async: {e}"))),
-            Err(_) => result = Err(Error::Gpu("map callback dropped".into())),
-        }
-    }
-    if result.is_ok() {
-        for (buf, dst) in pairs.iter_mut() {
-            let n = (dst.len() as u64 * 4).max(4);
-            match buf.slice(..n).get_mapped_range() {
-                Ok(view) => {
-                    let src: &[f32] = bytemuck::cast_slice(&view);
-                    let len = dst.len();
-                    dst.copy_from_slice(&src[..len]);
-                }
-                Err(e) => result = Err(Error::Gpu(format!("mapped range: {e}"))),
-            }
-        }
-    }
-    for (buf, _) in pairs.iter() {
-        buf.unmap();
-    }
-    result
-}
-
-/// Pops an out-of-memory scope and a validation scope (pushed in that order) into `Error::Gpu`.
-pub(crate) fn pop_scopes(
-    oom: wgpu::ErrorScopeGuard,
-    validation: wgpu::ErrorScopeGuard,
-) -> Result<()> {
-    if let Some(e) = pollster::block_on(oom.pop()) {
-        return Err(Error::Gpu(format!("out of memory: {e}")));
-    }
-    if let Some(e) = pollster::block_on(validation.pop()) {
-        return Err(Error::Gpu(e.to_string()));
-    }
-    Ok(())
 }

@@ -9,12 +9,13 @@
 
 mod context;
 mod head;
+mod io;
 pub mod kernels;
 mod layer;
 mod stream;
 mod workspace;
 
-pub use context::GpuContext;
+pub use context::{GpuContext, LossMarker};
 pub use head::{ClassifierWorkspace, GpuClassifier, GpuHead, HeadBinding, final_state_offset};
 pub use layer::{Algorithm, ForwardStats, GpuGru, GpuOptions};
 pub use stream::GpuStream;

@@ -7,8 +7,8 @@
 //! the workspace's staging buffer. The carry is a buffer of its own because wgpu refuses a copy
 //! whose source and destination are the same buffer (h_n and h0 share the states buffer).
 
-use super::layer::pop_scopes;
-use super::layer::{GpuGru, read_back};
+use super::io::{pop_scopes, read_back};
+use super::layer::GpuGru;
 use super::workspace::Workspace;
 use crate::config::Direction;
 use crate::error::{Error, Result};
@@ -175,11 +175,11 @@ impl<'g> GpuStream<'g> {
             label: Some("wgpu-gru stream push"),
         });
         encoder.copy_buffer_to_buffer(&self.carry, 0, &ws.states, 0, state_bytes);
-        gru.encode(&mut encoder, ws);
+        gru.encode(&mut encoder, ws)?;
         encoder.copy_buffer_to_buffer(&ws.states, state_bytes, &self.carry, 0, state_bytes);
         encoder.copy_buffer_to_buffer(ws.output_buffer(), 0, &ws.read_y, 0, out_len as u64 * 4);
-        ctx.queue.submit([encoder.finish()]);
-        let read = read_back(ctx, &mut [(&ws.read_y, &mut *out)]);
+        let index = ctx.queue.submit([encoder.finish()]);
+        let read = read_back(ctx, index, &mut [(&ws.read_y, &mut *out)]);
         pop_scopes(oom, scope)?;
         read?;
         ctx.check_lost()
@@ -256,9 +256,9 @@ impl<'g> GpuStream<'g> {
         });
         let bytes = self.state_len as u64 * 4;
         encoder.copy_buffer_to_buffer(&self.carry, 0, &self.read_state, 0, bytes);
-        ctx.queue.submit([encoder.finish()]);
+        let index = ctx.queue.submit([encoder.finish()]);
         let mut h = vec![0.0f32; self.state_len];
-        let read = read_back(ctx, &mut [(&self.read_state, &mut h[..])]);
+        let read = read_back(ctx, index, &mut [(&self.read_state, &mut h[..])]);
         pop_scopes(oom, scope)?;
         read?;
         ctx.check_lost()?;

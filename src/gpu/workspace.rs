@@ -51,6 +51,8 @@ pub(crate) struct LayerParams {
 /// `[B]` ++ mask mode ++ mask flags `[B, T]`.
 #[derive(Debug)]
 pub struct Workspace {
+    /// The id of the [`GpuGru`] that made it.
+    pub(crate) owner: u64,
     pub(crate) steps: usize,
     pub(crate) batch: usize,
     pub(crate) x: wgpu::Buffer,
@@ -379,6 +381,7 @@ impl Workspace {
             ys.swap(0, 1);
         }
         Ok(Workspace {
+            owner: gru.id,
             steps,
             batch,
             x,

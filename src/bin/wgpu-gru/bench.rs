@@ -304,12 +304,10 @@ pub fn main(args: Args) -> Result<(), String> {
                     let g = GpuGru::with_options(
                         ctx,
                         &gru,
-                        GpuOptions {
-                            algorithm: algo,
-                            register_columns: args.regs_cols,
-                            subgroups: !args.no_subgroups,
-                            ..Default::default()
-                        },
+                        GpuOptions::default()
+                            .with_algorithm(algo)
+                            .with_register_columns(args.regs_cols)
+                            .with_subgroups(!args.no_subgroups),
                     )
                     .map_err(|e| e.to_string())?;
                     let mut ws = g

@@ -1,0 +1,112 @@
+//! The wgpu helpers every GPU entry point shares: reading buffers back after a submission
+//! (blocking, or as a future), and turning error scopes into typed errors.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_intrusive::channel::shared::oneshot_channel;
+
+use super::context::GpuContext;
+use crate::error::{Error, Result};
+
+/// How long one wait for the GPU may block before [`read_back_async`] yields to its executor.
+const WAIT_SLICE: Duration = Duration::from_millis(1);
+
+/// Reads the first `dst.len()` floats of each buffer into `dst` once `submission` has finished,
+/// blocking the calling thread: [`read_back_async`] under `pollster`.
+pub(crate) fn read_back(
+    ctx: &GpuContext,
+    submission: wgpu::SubmissionIndex,
+    pairs: &mut [(&wgpu::Buffer, &mut [f32])],
+) -> Result<()> {
+    pollster::block_on(read_back_async(ctx, submission, pairs))
+}
+
+/// Reads the first `dst.len()` floats of each (mappable) buffer into `dst` once `submission`
+/// has finished: the buffers are mapped with `map_async`, whose callbacks answer through
+/// `futures-intrusive` oneshot channels. Natively the future drives the device itself, waiting for
+/// its own submission (not the whole queue) in slices of at most a millisecond and yielding to
+/// the executor between them; on the web the browser delivers the callbacks.
+pub(crate) async fn read_back_async(
+    ctx: &GpuContext,
+    submission: wgpu::SubmissionIndex,
+    pairs: &mut [(&wgpu::Buffer, &mut [f32])],
+) -> Result<()> {
+    let mut receivers = Vec::with_capacity(pairs.len());
+    for (buf, dst) in pairs.iter() {
+        let (tx, rx) = oneshot_channel();
+        buf.slice(..(dst.len() as u64 * 4).max(4))
+            .map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
+        receivers.push(rx);
+    }
+    loop {
+        match ctx.device.poll(wgpu::PollType::Wait {
+            submission_index: Some(submission.clone()),
+            timeout: Some(WAIT_SLICE),
+        }) {
+            Ok(_) => break,
+            Err(wgpu::PollError::Timeout) => YieldNow(false).await,
+            Err(e) => return Err(Error::Gpu(format!("poll: {e}"))),
+        }
+    }
+    let mut result = Ok(());
+    for rx in &receivers {
+        match rx.receive().await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => result = Err(Error::Gpu(format!("map_async: {e}"))),
+            None => result = Err(Error::Gpu("map callback dropped".into())),
+        }
+    }
+    if result.is_ok() {
+        for (buf, dst) in pairs.iter_mut() {
+            let n = (dst.len() as u64 * 4).max(4);
+            match buf.slice(..n).get_mapped_range() {
+                Ok(view) => {
+                    let src: &[f32] = bytemuck::cast_slice(&view);
+                    let len = dst.len();
+                    dst.copy_from_slice(&src[..len]);
+                }
+                Err(e) => result = Err(Error::Gpu(format!("mapped range: {e}"))),
+            }
+        }
+    }
+    for (buf, _) in pairs.iter() {
+        buf.unmap();
+    }
+    result?;
+    ctx.check_lost()
+}
+
+/// Gives the executor one turn.
+struct YieldNow(bool);
+
+impl Future for YieldNow {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// Pops an out-of-memory scope and a validation scope (pushed in that order) into
+/// [`Error::GpuOutOfMemory`] or [`Error::GpuValidation`].
+pub(crate) fn pop_scopes(
+    oom: wgpu::ErrorScopeGuard,
+    validation: wgpu::ErrorScopeGuard,
+) -> Result<()> {
+    if let Some(e) = pollster::block_on(oom.pop()) {
+        return Err(Error::GpuOutOfMemory(e.to_string()));
+    }
+    if let Some(e) = pollster::block_on(validation.pop()) {
+        return Err(Error::GpuValidation(e.to_string()));
+    }
+    Ok(())
+}
