@@ -42,7 +42,7 @@ fn bench(c: &mut Criterion) {
             });
         }
 
-        let mut cpu = CpuGru::new(&gru).expect("cpu");
+        let cpu = CpuGru::new(&gru).expect("cpu");
         let mut out = GruOutput {
             output: Vec::new(),
             h_n: Vec::new(),

@@ -201,7 +201,7 @@ pub fn choose_with(
 /// use wgpu_gru::{auto::AutoGru, Gru, GruConfig, SeqInput};
 /// # let gru: Gru = unimplemented!();
 /// let (t, b) = (100, 8);
-/// let (mut layer, choice) = AutoGru::new(&gru, t, b)?;
+/// let (layer, choice) = AutoGru::new(&gru, t, b)?;
 /// eprintln!("running on the {choice}");
 /// let x = vec![0.0f32; t * b * gru.config.input_size]; // [T, B, I]
 /// let out = layer.forward(&SeqInput::new(&x, t, b))?;    // [T, B, D·H], h_n [L·D, B, H]
@@ -253,11 +253,23 @@ impl AutoGru {
     }
 
     /// One forward: output `[T, B, D·H]` (`[B, T, D·H]` when `batch_first`), `h_n [L·D, B, H]`.
-    pub fn forward(&mut self, input: &SeqInput<'_>) -> Result<GruOutput> {
+    pub fn forward(&self, input: &SeqInput<'_>) -> Result<GruOutput> {
         match self {
             AutoGru::Gpu(g) => g.forward(input),
             AutoGru::Cpu(c) => c.forward(input),
         }
+    }
+}
+
+impl crate::Forward for AutoGru {
+    fn config(&self) -> &GruConfig {
+        match self {
+            AutoGru::Gpu(g) => g.config(),
+            AutoGru::Cpu(c) => c.config(),
+        }
+    }
+    fn forward(&self, input: &SeqInput<'_>) -> Result<GruOutput> {
+        AutoGru::forward(self, input)
     }
 }
 

@@ -229,3 +229,15 @@ impl GruOutput {
             .max(crate::max_abs_diff(&self.h_n, &other.h_n))
     }
 }
+
+/// One forward on any path: [`crate::reference::Reference`], [`crate::cpu::CpuGru`],
+/// [`crate::gpu::GpuGru`] and [`crate::auto::AutoGru`], so that apps and tests can swap them.
+///
+/// Shapes are those of [`SeqInput`] and [`GruOutput`]: `x` `[T, B, I]` (`[B, T, I]` batch-first),
+/// output `[T, B, D·H]`, `h_n` `[L·D, B, H]`.
+pub trait Forward {
+    /// The model's configuration.
+    fn config(&self) -> &GruConfig;
+    /// Runs one forward.
+    fn forward(&self, input: &SeqInput<'_>) -> Result<GruOutput>;
+}

@@ -12,6 +12,8 @@
 #![warn(missing_docs)]
 
 pub mod auto;
+// For the CLI's bench command and the criterion benches; not part of the API.
+#[doc(hidden)]
 pub mod bench;
 pub mod config;
 pub mod cpu;
@@ -26,12 +28,14 @@ pub mod weights;
 
 pub use config::{Activation, Activations, Direction, GruConfig, Variant};
 pub use error::{Error, Result};
-pub use io::{GruOutput, SeqInput};
+pub use io::{Forward, GruOutput, SeqInput};
 pub use weights::{CellWeights, Gru, GruWeights};
 /// The wgpu this crate is built against, so users get the matching version.
 pub use wgpu;
 
-/// Largest absolute element-wise difference; `∞` if the lengths differ.
+/// Largest absolute element-wise difference; `∞` if the lengths differ (for tests and the
+/// demo; [`GruOutput::max_abs_diff`] compares whole outputs).
+#[doc(hidden)]
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     if a.len() != b.len() {
         return f32::INFINITY;

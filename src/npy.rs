@@ -547,6 +547,7 @@ pub fn write_f32(path: impl AsRef<Path>, shape: &[usize], data: &[f32]) -> Resul
 /// [`PendingFile::commit`] renames it into place; dropping it uncommitted deletes it. This lets a
 /// program write several outputs and publish them only once all of them were written.
 #[derive(Debug)]
+#[doc(hidden)]
 pub struct PendingFile {
     tmp: PathBuf,
     target: PathBuf,

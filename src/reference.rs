@@ -131,3 +131,16 @@ pub fn cell_step(
     };
     (0..hn).map(|j| z[j] * h[j] + (1.0 - z[j]) * n[j]).collect()
 }
+
+/// The reference as a [`Forward`](crate::Forward) path: a model and [`forward`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reference(pub Gru);
+
+impl crate::Forward for Reference {
+    fn config(&self) -> &crate::GruConfig {
+        &self.0.config
+    }
+    fn forward(&self, input: &SeqInput<'_>) -> Result<GruOutput> {
+        forward(&self.0, input)
+    }
+}

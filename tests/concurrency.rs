@@ -147,7 +147,10 @@ fn concurrent_forwards_equal_serial() {
 
 /// Polls every future in turn until all are done (no executor crate needed): concurrent, one
 /// thread.
-struct JoinAll<F: Future>(Vec<(Pin<Box<F>>, Option<F::Output>)>);
+/// A future and, once it finished, its output.
+type Slot<F> = (Pin<Box<F>>, Option<<F as Future>::Output>);
+
+struct JoinAll<F: Future>(Vec<Slot<F>>);
 
 impl<F: Future> Future for JoinAll<F>
 where

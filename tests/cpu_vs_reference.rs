@@ -123,7 +123,7 @@ fn check(
     }
     let want = reference::forward(gru, &input).expect("reference");
     for level in levels() {
-        let mut cpu = CpuGru::new(gru)
+        let cpu = CpuGru::new(gru)
             .expect("CpuGru::new")
             .with_threads(threads)
             .with_max_simd(level);
@@ -381,7 +381,7 @@ fn workspace_reuse_across_shapes() {
         .with_layers(2)
         .with_direction(Direction::Bidirectional);
     let gru = random_gru(cfg, &mut rng);
-    let mut cpu = CpuGru::new(&gru).unwrap();
+    let cpu = CpuGru::new(&gru).unwrap();
     let mut out = GruOutput {
         output: Vec::new(),
         h_n: Vec::new(),
@@ -418,7 +418,7 @@ fn warm_forward_into_does_not_allocate() {
             .with_direction(Direction::Bidirectional);
         let gru = random_gru(cfg, &mut rng);
         for (t, b, lengths) in [(50, 1, None), (20, 5, Some(vec![20, 3, 9, 20, 1]))] {
-            let mut cpu = CpuGru::new(&gru).unwrap();
+            let cpu = CpuGru::new(&gru).unwrap();
             let x = rng.vec(t * b * 12, 1.0);
             let h0 = rng.vec(2 * 2 * b * 40, 1.0);
             let mut input = SeqInput::new(&x, t, b).with_h0(&h0);
@@ -448,7 +448,7 @@ fn warm_forward_into_does_not_allocate() {
 fn empty_sequences() {
     let mut rng = Rng::new(10);
     let gru = random_gru(GruConfig::new(3, 5).with_layers(2), &mut rng);
-    let mut cpu = CpuGru::new(&gru).unwrap();
+    let cpu = CpuGru::new(&gru).unwrap();
     let h0 = rng.vec(2 * 2 * 5, 1.0);
     let input = SeqInput::new(&[], 0, 2).with_h0(&h0);
     let got = cpu.forward(&input).unwrap();
@@ -462,7 +462,7 @@ fn empty_sequences() {
 fn invalid_inputs_are_errors() {
     let mut rng = Rng::new(11);
     let gru = random_gru(GruConfig::new(3, 5), &mut rng);
-    let mut cpu = CpuGru::new(&gru).unwrap();
+    let cpu = CpuGru::new(&gru).unwrap();
     let x = vec![0.0f32; 4 * 2 * 3];
     assert!(matches!(
         cpu.forward(&SeqInput::new(&x[1..], 4, 2)),

@@ -470,3 +470,35 @@ fn bad_dtypes_and_options() {
         (vec![1.0 / 6.0], vec![0.5])
     );
 }
+
+/// The paths are interchangeable behind `Forward`: the same golden cases through a
+/// `Box<dyn Forward>` of each (the GPU where an adapter exists).
+#[test]
+fn every_path_behind_the_forward_trait() {
+    use wgpu_gru::Forward;
+    let ctx = wgpu_gru::gpu::GpuContext::new_default().ok();
+    for path in golden_cases() {
+        let case = Case::load(&path).unwrap();
+        let gru = case.gru().clone();
+        let mut paths: Vec<(&str, Box<dyn Forward>)> = vec![
+            ("reference", Box::new(reference::Reference(gru.clone()))),
+            ("cpu", Box::new(wgpu_gru::cpu::CpuGru::new(&gru).unwrap())),
+        ];
+        if let Some(ctx) = &ctx {
+            paths.push((
+                "gpu",
+                Box::new(wgpu_gru::gpu::GpuGru::new(ctx, &gru).unwrap()),
+            ));
+        }
+        for (name, p) in &paths {
+            assert_eq!(p.config(), &gru.config);
+            let out = p.forward(&case.input()).unwrap();
+            let e = out.max_abs_diff(&case.expected_canonical);
+            assert!(
+                e <= common::f32_tolerance(&case.name),
+                "{name} {}: {e}",
+                case.name
+            );
+        }
+    }
+}

@@ -743,7 +743,7 @@ fn run_on(
     match which {
         Impl::Reference => vec![("reference", reference::forward(gru, input))],
         Impl::Cpu => vec![
-            ("cpu", CpuGru::new(gru).and_then(|mut c| c.forward(input))),
+            ("cpu", CpuGru::new(gru).and_then(|c| c.forward(input))),
             (
                 "cpu x2",
                 CpuGru::new(gru).and_then(|c| c.with_threads(2).forward(input)),

@@ -174,7 +174,7 @@ fn exercise(imported: &Imported) {
         let want = reference::forward(gru, &input).expect("valid input on a valid model");
         assert_eq!(want.output.len(), t * b * c.output_size());
         assert_eq!(want.h_n.len(), ld * b * c.hidden_size);
-        let mut cpu = CpuGru::new(gru).expect("a valid model packs for the CPU");
+        let cpu = CpuGru::new(gru).expect("a valid model packs for the CPU");
         let got = cpu.forward(&input).expect("cpu forward");
         assert_eq!(got.output.len(), want.output.len());
         assert_eq!(got.h_n.len(), want.h_n.len());

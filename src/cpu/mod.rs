@@ -76,7 +76,7 @@ fn level_of(isa: Isa) -> SimdLevel {
 /// assert_eq!(out.output.len(), 2 * 1 * 4);
 /// # Ok::<(), wgpu_gru::Error>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CpuGru {
     config: GruConfig,
     isa: Isa,
@@ -84,7 +84,22 @@ pub struct CpuGru {
     /// Hidden size rounded up to [`H_ALIGN`].
     hp: usize,
     layers: Vec<Layer>,
-    ws: Workspace,
+    /// Scratch reused across forwards; concurrent forwards on one layer take turns.
+    ws: std::sync::Mutex<Workspace>,
+}
+
+impl Clone for CpuGru {
+    /// The same model, with scratch of its own.
+    fn clone(&self) -> Self {
+        CpuGru {
+            config: self.config.clone(),
+            isa: self.isa,
+            threads: self.threads,
+            hp: self.hp,
+            layers: self.layers.clone(),
+            ws: std::sync::Mutex::new(Workspace::default()),
+        }
+    }
 }
 
 /// One layer's packed weights.
@@ -205,7 +220,7 @@ impl CpuGru {
             threads: 1,
             hp,
             layers,
-            ws: Workspace::default(),
+            ws: std::sync::Mutex::new(Workspace::default()),
         })
     }
 
@@ -241,7 +256,7 @@ impl CpuGru {
 
     /// Runs one forward and returns a new [`GruOutput`] (`output` `[T, B, D·H]`, `h_n`
     /// `[L·D, B, H]`).
-    pub fn forward(&mut self, input: &SeqInput<'_>) -> Result<GruOutput> {
+    pub fn forward(&self, input: &SeqInput<'_>) -> Result<GruOutput> {
         let mut out = GruOutput {
             output: Vec::new(),
             h_n: Vec::new(),
@@ -252,7 +267,7 @@ impl CpuGru {
 
     /// Runs one forward into `out`, resizing its vectors (keeping their capacity), so that
     /// repeated calls of the same `(T, B)` allocate nothing with one thread.
-    pub fn forward_into(&mut self, input: &SeqInput<'_>, out: &mut GruOutput) -> Result<()> {
+    pub fn forward_into(&self, input: &SeqInput<'_>, out: &mut GruOutput) -> Result<()> {
         input.validate(&self.config)?;
         let c = &self.config;
         let (t_len, b_len) = (input.steps, input.batch);
@@ -285,7 +300,10 @@ impl CpuGru {
             rows,
             lens,
             mask,
-        } = &mut self.ws;
+        } = &mut *self
+            .ws
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let masked = input.fill_mask_flags(mask);
         let first = self.layers.first().and_then(|l| l.dirs.first());
         let acc_cols = first.map_or(0, |d| d.u.cols());
@@ -542,4 +560,13 @@ fn input_projection(
         });
     }
     Ok(())
+}
+
+impl crate::Forward for CpuGru {
+    fn config(&self) -> &GruConfig {
+        &self.config
+    }
+    fn forward(&self, input: &SeqInput<'_>) -> Result<GruOutput> {
+        CpuGru::forward(self, input)
+    }
 }

@@ -687,7 +687,7 @@ impl<'a> Vm<'a> {
     }
 
     fn set_items(&mut self, items: Vec<Value>, op: &str) -> Result<()> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(self.err(format!("{op} with an odd number of items")));
         }
         let target = self.top()?.clone();
@@ -1366,7 +1366,10 @@ mod tests {
 
     /// A protocol-4 pickle of `{name: tensor}` where each tensor is
     /// `(storage class, key, numel, offset, size, stride)`.
-    fn state_dict(tensors: &[(&str, &str, &str, u8, u8, &[u8], &[u8])]) -> Vec<u8> {
+    /// (key, storage type, storage key, …): the fields each test tensor is built from.
+    type TensorSpec<'a> = (&'a str, &'a str, &'a str, u8, u8, &'a [u8], &'a [u8]);
+
+    fn state_dict(tensors: &[TensorSpec<'_>]) -> Vec<u8> {
         let mut p = vec![0x80, 4, b'}', b'('];
         for (name, class, key, numel, offset, size, stride) in tensors {
             p.extend(short(name));

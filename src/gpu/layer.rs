@@ -953,3 +953,12 @@ fn encode_sequence(
     }
     n
 }
+
+impl crate::Forward for GpuGru {
+    fn config(&self) -> &GruConfig {
+        &self.config
+    }
+    fn forward(&self, input: &SeqInput<'_>) -> Result<GruOutput> {
+        GpuGru::forward(self, input)
+    }
+}

@@ -10,6 +10,8 @@
 mod context;
 mod head;
 mod io;
+// Public for the naga tests and benchmarks only.
+#[doc(hidden)]
 pub mod kernels;
 mod layer;
 mod stream;

@@ -248,7 +248,7 @@ pub fn main(args: Args) -> Result<(), String> {
             let _ = std::io::stderr().flush();
             let row = match backend.as_str() {
                 "cpu" => {
-                    let mut c = CpuGru::new(&gru)
+                    let c = CpuGru::new(&gru)
                         .map_err(|e| e.to_string())?
                         .with_threads(args.threads);
                     let mut out = GruOutput {

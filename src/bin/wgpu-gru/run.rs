@@ -514,7 +514,7 @@ fn forward(
             run_reference(gru, input)
         }
         Backend::Cpu => {
-            let mut cpu = cpu_layer(gru)?;
+            let cpu = cpu_layer(gru)?;
             say(format!(
                 "running on the CPU path ({}): --backend cpu",
                 cpu_detail(&cpu)
