@@ -50,7 +50,11 @@ pub(crate) async fn read_back_async(
         }) {
             Ok(_) => break,
             Err(wgpu::PollError::Timeout) => YieldNow(false).await,
-            Err(e) => return Err(Error::Gpu(format!("poll: {e}"))),
+            // A lost device refuses the wait (its submissions never ran): say that it is lost.
+            Err(e) => {
+                ctx.refresh_lost()?;
+                return Err(Error::Gpu(format!("poll: {e}")));
+            }
         }
     }
     let mut result = Ok(());

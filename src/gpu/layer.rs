@@ -698,12 +698,14 @@ impl GpuGru {
         let mut stats = self.encode(&mut encoder, ws)?;
         let index = self.ctx.queue.submit([encoder.finish()]);
         stats.submits = 1;
-        device
-            .poll(wgpu::PollType::Wait {
-                submission_index: Some(index),
-                timeout: None,
-            })
-            .map_err(|e| Error::Gpu(format!("poll: {e}")))?;
+        if let Err(e) = device.poll(wgpu::PollType::Wait {
+            submission_index: Some(index),
+            timeout: None,
+        }) {
+            // A lost device refuses the wait: say that it is lost.
+            self.ctx.refresh_lost()?;
+            return Err(Error::Gpu(format!("poll: {e}")));
+        }
         self.ctx.check_lost()?;
         Ok(stats)
     }
