@@ -24,6 +24,7 @@ pub mod io;
 pub mod model;
 pub mod npy;
 pub mod reference;
+pub mod train;
 pub mod weights;
 
 pub use config::{Activation, Activations, Direction, GruConfig, Variant};

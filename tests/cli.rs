@@ -810,6 +810,29 @@ fn missing_arguments_are_named() {
             assert!(!err.contains(n), "{n} is not missing: {err}");
         }
     }
+    // The same for `grad`, which needs five files.
+    let grad_all = [
+        "--weights <W.safetensors>",
+        "--input <X.npy>",
+        "--grad-output <GY.npy>",
+        "--grad-state <GS.npy>",
+        "--out <G.safetensors>",
+    ];
+    expect_parse_failure(&s(&["grad"]), &dir, &grad_all);
+    let err = stderr(&run_bin(&s(&[
+        "grad",
+        "--input",
+        "x.npy",
+        "--out",
+        "g.safetensors",
+    ])));
+    assert!(
+        err.contains(
+            "grad needs --weights <W.safetensors>, --grad-output <GY.npy> and --grad-state <GS.npy>"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("see wgpu-gru grad --help"), "{err}");
     // A bad value keeps clap's detail (the possible values) in the same line.
     let err = stderr(&run_bin(&s(&["run", "--backend", "tpu"])));
     assert!(err.contains("tpu") && err.contains("reference"), "{err}");

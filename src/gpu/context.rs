@@ -16,6 +16,9 @@ pub struct GpuContext {
     info: wgpu::AdapterInfo,
     lost: Arc<Mutex<Option<String>>>,
     uncaptured: Arc<Mutex<Option<String>>>,
+    /// Polls of this crate take turns: wgpu-core 30 asserts (and panics) when two threads poll
+    /// one device at once and one of them reads the fence before the other retires submissions.
+    poll_lock: Arc<Mutex<()>>,
 }
 
 impl GpuContext {
@@ -45,6 +48,7 @@ impl GpuContext {
             info,
             lost: Arc::new(Mutex::new(None)),
             uncaptured: Arc::new(Mutex::new(None)),
+            poll_lock: Arc::new(Mutex::new(())),
         }
     }
 
@@ -168,10 +172,22 @@ impl GpuContext {
         )
     }
 
+    /// `device.poll(ty)`, one poll of this crate's at a time on the device.
+    pub(crate) fn poll(
+        &self,
+        ty: wgpu::PollType,
+    ) -> std::result::Result<wgpu::PollStatus, wgpu::PollError> {
+        let _turn = self
+            .poll_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.device.poll(ty)
+    }
+
     /// Lets wgpu deliver a pending device-lost callback, then [`check_lost`](Self::check_lost).
     pub fn refresh_lost(&self) -> Result<()> {
         // A poll error here is itself a sign of loss; the flag below says which.
-        let _ = self.device.poll(wgpu::PollType::Poll);
+        let _ = self.poll(wgpu::PollType::Poll);
         self.check_lost()
     }
 

@@ -7,7 +7,8 @@
 use super::context::GpuContext;
 use super::io::{pop_scopes, read_back};
 use super::kernels;
-use super::layer::{Algorithm, ForwardStats, GpuGru};
+use super::layer::GpuGru;
+use super::options::{Algorithm, ForwardStats};
 use super::workspace::Workspace;
 use crate::config::GruConfig;
 use crate::error::{Error, Result};

@@ -44,7 +44,7 @@ pub(crate) async fn read_back_async(
         receivers.push(rx);
     }
     loop {
-        match ctx.device.poll(wgpu::PollType::Wait {
+        match ctx.poll(wgpu::PollType::Wait {
             submission_index: Some(submission.clone()),
             timeout: Some(WAIT_SLICE),
         }) {

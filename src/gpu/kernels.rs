@@ -1,6 +1,6 @@
 //! The only `include_str!` site: WGSL sources, and pipelines built once per specialisation.
 
-use super::layer::GpuOptions;
+use super::options::GpuOptions;
 use crate::config::{Activations, Variant};
 
 /// `shaders/input_proj.wgsl`: the tiled input-projection GEMM.
@@ -18,6 +18,12 @@ pub const GRU_SUBGROUP_WGSL: &str = concat!(
     include_str!("../../shaders/prelude.wgsl"),
     include_str!("../../shaders/gru_subgroup.wgsl")
 );
+/// `shaders/gru_backward.wgsl`: the training-mode forward and the reverse recurrence (BPTT).
+pub const GRU_BACKWARD_WGSL: &str = include_str!("../../shaders/gru_backward.wgsl");
+/// `shaders/train_gemm.wgsl`: the weight-gradient GEMMs over all T·B rows.
+pub const TRAIN_GEMM_WGSL: &str = include_str!("../../shaders/train_gemm.wgsl");
+/// `shaders/train_step.wgsl`: the head's backward, the optimisers and gradient clipping.
+pub const TRAIN_STEP_WGSL: &str = include_str!("../../shaders/train_step.wgsl");
 /// `shaders/head.wgsl`: the classifier head (dense layer and softmax).
 pub const HEAD_WGSL: &str = include_str!("../../shaders/head.wgsl");
 
@@ -27,6 +33,9 @@ pub const ALL_SHADERS: &[(&str, &str)] = &[
     ("gru.wgsl", GRU_WGSL),
     ("gru_subgroup.wgsl", GRU_SUBGROUP_WGSL),
     ("head.wgsl", HEAD_WGSL),
+    ("gru_backward.wgsl", GRU_BACKWARD_WGSL),
+    ("train_gemm.wgsl", TRAIN_GEMM_WGSL),
+    ("train_step.wgsl", TRAIN_STEP_WGSL),
 ];
 
 /// Rows of the batch one workgroup of the step kernels serves (fixed in `gru.wgsl`).
@@ -142,8 +151,6 @@ pub const REGS_MAX_H: u32 = 160;
 pub const REGS_WORKGROUP_BYTES: u32 = 80 * 16 + 40 * 16 + 3 * 1024 * 4 + 160 * 4;
 /// Workgroup memory `sequence_regs_sg` declares (bytes): h ping-pong, r⊙h.
 pub const REGS_SG_WORKGROUP_BYTES: u32 = 80 * 16 + 40 * 16;
-/// Default K-columns per invocation of `sequence_regs` (each invocation holds 3× this many weights).
-pub const REGS_DEFAULT_COLUMNS: u32 = 32;
 
 /// `(KS, WG)` of `sequence_regs` for `hidden` with `columns` K-columns per invocation:
 /// K-slices per unit and invocations per workgroup.

@@ -8,17 +8,22 @@
 //! - [`GpuStream`]: feeds a timestep or a chunk at a time, keeping h on the GPU between calls.
 
 mod context;
+mod encode;
 mod head;
-mod io;
+pub(crate) mod io;
 // Public for the naga tests and benchmarks only.
 #[doc(hidden)]
 pub mod kernels;
 mod layer;
+mod options;
+mod pack;
+mod plan;
 mod stream;
 mod workspace;
 
 pub use context::{GpuContext, LossMarker};
 pub use head::{ClassifierWorkspace, GpuClassifier, GpuHead, HeadBinding, final_state_offset};
-pub use layer::{Algorithm, ForwardStats, GpuGru, GpuOptions};
+pub use layer::GpuGru;
+pub use options::{Algorithm, ForwardStats, GpuOptions};
 pub use stream::GpuStream;
 pub use workspace::Workspace;

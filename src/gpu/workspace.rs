@@ -1,6 +1,6 @@
 //! [`Workspace`]: every buffer and bind group one (T, B) needs, reused across forwards.
 
-use super::layer::GpuGru;
+use super::pack::Model;
 use crate::error::{Error, Result};
 use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
@@ -42,16 +42,16 @@ pub(crate) struct LayerParams {
     pub _pad: [u32; 3],
 }
 
-/// Buffers for forwards of one shape `(steps, batch)` of one [`GpuGru`].
+/// Buffers for forwards of one shape `(steps, batch)` of one [`GpuGru`](super::GpuGru).
 ///
-/// Create it with [`GpuGru::workspace`]; a repeated forward of the same shape creates no buffers.
+/// Create it with [`GpuGru::workspace`](super::GpuGru::workspace); a repeated forward of the same shape creates no buffers.
 /// Sizes, with `D` directions, `L` layers, `HP` = H rounded up to 4:
 /// `x` `[T, B, I]`, `xp` `[T, B, D, 3H]`, two layer outputs `[T, B, D·H]`,
 /// `h` `[2, D, B, HP]`, `zr` `[2, D, B, HP]`, `states` `[2, L, D, B, H]` (h0 then h_n), `lens`
 /// `[B]` ++ mask mode ++ mask flags `[B, T]`.
 #[derive(Debug)]
 pub struct Workspace {
-    /// The id of the [`GpuGru`] that made it.
+    /// The id of the [`GpuGru`](super::GpuGru) that made it.
     pub(crate) owner: u64,
     pub(crate) steps: usize,
     pub(crate) batch: usize,
@@ -108,8 +108,8 @@ impl Workspace {
 
     /// Checks that a workspace of `(steps, batch)` fits the device's buffer, binding and
     /// dispatch limits (and u32 indexing), without creating anything.
-    pub(crate) fn check(gru: &GpuGru, steps: usize, batch: usize) -> Result<()> {
-        let c = gru.config();
+    pub(crate) fn check(gru: &Model, steps: usize, batch: usize) -> Result<()> {
+        let c = &gru.config;
         let device = &gru.ctx.device;
         let limits = device.limits();
         let (t, b, h) = (steps, batch, c.hidden_size);
@@ -152,9 +152,9 @@ impl Workspace {
         Ok(())
     }
 
-    pub(crate) fn new(gru: &GpuGru, steps: usize, batch: usize) -> Result<Self> {
+    pub(crate) fn new(gru: &Model, steps: usize, batch: usize) -> Result<Self> {
         Self::check(gru, steps, batch)?;
-        let c = gru.config();
+        let c = &gru.config;
         let device = &gru.ctx.device;
         let limits = device.limits();
         let (t, b, h) = (steps, batch, c.hidden_size);

@@ -14,7 +14,7 @@ pub struct Args {
     /// A standard shape (latency, seed, medium, large, long) or B,T,I,H; repeatable. Default: all five.
     #[arg(long = "shape")]
     shapes: Vec<String>,
-    /// Comma-separated backends: gpu, cpu, reference, and gpu-step / gpu-seq to force a GPU algorithm.
+    /// Comma-separated backends: gpu, cpu, reference; gpu-step / gpu-seq / gpu-regs / gpu-tiled to force a GPU algorithm; train-step for one training step on the GPU.
     #[arg(long, default_value = "gpu,cpu", value_delimiter = ',')]
     backend: Vec<String>,
     /// Cell variant.
@@ -190,17 +190,21 @@ pub fn main(args: Args) -> Result<(), String> {
             "gpu-seq",
             "gpu-regs",
             "gpu-tiled",
+            "train-step",
             "cpu",
             "reference",
         ]
         .contains(&b.as_str())
         {
             return Err(format!(
-                "--backend: unknown backend {b:?} (gpu, gpu-step, gpu-seq, gpu-regs, gpu-tiled, cpu, reference)"
+                "--backend: unknown backend {b:?} (gpu, gpu-step, gpu-seq, gpu-regs, gpu-tiled, train-step, cpu, reference)"
             ));
         }
     }
-    let wants_gpu = args.backend.iter().any(|b| b.starts_with("gpu"));
+    let wants_gpu = args
+        .backend
+        .iter()
+        .any(|b| b.starts_with("gpu") || b == "train-step");
     let ctx = if wants_gpu {
         Some(GpuContext::new_default().map_err(|e| format!("--backend gpu: {e}"))?)
     } else {
@@ -289,6 +293,29 @@ pub fn main(args: Args) -> Result<(), String> {
                         dispatches: 0,
                         submits: 0,
                         model: model.clone(),
+                        directions,
+                    }
+                }
+                // One training step of GRU → Dense(10) → softmax (forward, backward, Adam).
+                "train-step" => {
+                    let ctx = ctx.as_ref().ok_or("no GPU context")?;
+                    let t = wgpu_gru::train::bench::time_train_step(
+                        ctx,
+                        *shape,
+                        variant,
+                        args.warmup,
+                        args.reps,
+                    )
+                    .map_err(|e| e.to_string())?;
+                    Row {
+                        shape: *shape,
+                        backend: backend.clone(),
+                        device: ctx.describe(),
+                        variant: vname,
+                        median_ms: t.median_ms,
+                        dispatches: t.dispatches,
+                        submits: 1,
+                        model: "train step: forward + Dense(10) CE + backward + Adam".into(),
                         directions,
                     }
                 }

@@ -5,7 +5,9 @@
 
 mod bench;
 mod demo;
+mod grad;
 mod run;
+mod train;
 
 use std::process::ExitCode;
 
@@ -25,6 +27,10 @@ enum Command {
     Run(run::Args),
     /// Time forwards on the standard shapes (or B,T,I,H) for the GPU and CPU paths.
     Bench(bench::Args),
+    /// Gradients of a model's weights, input and h0 for upstream gradients (.npy → .safetensors).
+    Grad(grad::Args),
+    /// Train GRU(128) → Dense(10) → softmax on the digits from scratch (GPU by default).
+    Train(train::Args),
 }
 
 /// Prints `msg` as one line on stderr.
@@ -143,6 +149,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Run(args)) => run::main(args),
         Some(Command::Bench(args)) => bench::main(args),
+        Some(Command::Grad(args)) => grad::main(args),
+        Some(Command::Train(args)) => train::main(args),
         // No subcommand: the main job, the digits demo (`cargo run --release`).
         None => demo::main(),
     };

@@ -1,0 +1,133 @@
+//! Uploading a model: the weights packed the way the kernels read them, and the pipelines.
+
+use std::sync::atomic::AtomicU64;
+
+use wgpu::util::DeviceExt;
+
+use super::context::GpuContext;
+use super::io::pop_scopes;
+use super::kernels::{self, Kernels};
+use super::options::GpuOptions;
+use crate::config::GruConfig;
+use crate::error::{Error, Result};
+use crate::weights::Gru;
+
+/// Ids of the models built so far.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// One layer's weights on the device.
+pub(crate) struct LayerBuffers {
+    pub w_ih: wgpu::Buffer,
+    pub b_ih: wgpu::Buffer,
+    pub u: wgpu::Buffer,
+    pub bhh_off: u32,
+    pub ut_off: u32,
+}
+
+/// A model on the device: what a [`Workspace`](super::Workspace) is built from and every
+/// forward reads.
+pub(crate) struct Model {
+    /// Tells this model's workspaces from other models' (see `GpuGru::encode`).
+    pub id: u64,
+    pub ctx: GpuContext,
+    pub config: GruConfig,
+    pub layers: Vec<LayerBuffers>,
+    pub kernels: Kernels,
+}
+
+impl Model {
+    /// Uploads `gru` to `ctx`'s device, packed for the kernels, and builds its pipelines.
+    pub(crate) fn upload(ctx: &GpuContext, gru: &Gru, options: &GpuOptions) -> Result<Model> {
+        gru.validate()?;
+        if options.subgroup_units > kernels::SG_STEP_INVOCATIONS {
+            return Err(Error::arg(
+                "subgroup_units",
+                format!(
+                    "{} is more than {}",
+                    options.subgroup_units,
+                    kernels::SG_STEP_INVOCATIONS
+                ),
+            ));
+        }
+        if ![8, 16, 32].contains(&options.register_columns) {
+            return Err(Error::arg(
+                "register_columns",
+                format!("{} is not 8, 16 or 32", options.register_columns),
+            ));
+        }
+        // wgpu panics in buffer creation on a lost device; refuse first.
+        ctx.refresh_lost()?;
+        let c = gru.config.clone();
+        // Each direction's pair specialises its own override constants of one pipeline.
+        let acts = [c.activations_for(0), c.activations_for(1)];
+        let device = &ctx.device;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let h = c.hidden_size;
+        let hp = h.next_multiple_of(4);
+        let d = c.num_directions();
+        let max_bind = device.limits().max_storage_buffer_binding_size;
+        let mut layers = Vec::with_capacity(c.num_layers);
+        for (l, dirs) in gru.weights.layers.iter().enumerate() {
+            let in_w = c.layer_input_size(l);
+            let mut w_ih = Vec::with_capacity(d * 3 * h * in_w);
+            let mut b_ih = Vec::with_capacity(d * 3 * h);
+            for cell in dirs {
+                w_ih.extend_from_slice(&cell.w_ih);
+                b_ih.extend_from_slice(&cell.b_ih);
+            }
+            // `u`: W_hh padded to HP columns, [D, 3H, HP]; then b_hh [D, 3H] padded to a vec4;
+            // then W_hhᵀ as vec4 (r, z, n, 0) per (k, j), [D, H, H].
+            let u_rows = d * 3 * h * hp;
+            let bhh_len = (d * 3 * h).next_multiple_of(4);
+            let total = u_rows + bhh_len + d * h * h * 4;
+            if (total as u64) * 4 > max_bind || (w_ih.len() as u64) * 4 > max_bind {
+                return Err(Error::DeviceLimit {
+                    what: format!("layer {l} weights binding (bytes)"),
+                    needed: (total.max(w_ih.len()) as u64) * 4,
+                    limit: max_bind,
+                });
+            }
+            let mut u = vec![0.0f32; total];
+            for (di, cell) in dirs.iter().enumerate() {
+                for row in 0..3 * h {
+                    let dst = (di * 3 * h + row) * hp;
+                    u[dst..dst + h].copy_from_slice(&cell.w_hh[row * h..(row + 1) * h]);
+                    u[u_rows + di * 3 * h + row] = cell.b_hh[row];
+                }
+                let ut = u_rows + bhh_len + di * h * h * 4;
+                for k in 0..h {
+                    for j in 0..h {
+                        for g in 0..3 {
+                            u[ut + (k * h + j) * 4 + g] = cell.w_hh[(g * h + j) * h + k];
+                        }
+                    }
+                }
+            }
+            let init = |label: String, data: &[f32]| {
+                device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(&label),
+                    contents: bytemuck::cast_slice(data),
+                    usage: wgpu::BufferUsages::STORAGE,
+                })
+            };
+            layers.push(LayerBuffers {
+                w_ih: init(format!("wgpu-gru W_ih l{l}"), &w_ih),
+                b_ih: init(format!("wgpu-gru b_ih l{l}"), &b_ih),
+                u: init(format!("wgpu-gru W_hh l{l}"), &u),
+                bhh_off: u_rows as u32,
+                ut_off: ((u_rows + bhh_len) / 4) as u32,
+            });
+        }
+        let kernels = Kernels::new(device, h as u32, c.variant, acts, c.clip, options);
+        pop_scopes(oom, scope)?;
+        ctx.check_lost()?;
+        Ok(Model {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            ctx: ctx.clone(),
+            config: c,
+            layers,
+            kernels,
+        })
+    }
+}
