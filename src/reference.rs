@@ -15,20 +15,7 @@ pub fn forward(gru: &Gru, input: &SeqInput<'_>) -> Result<GruOutput> {
     let (t_len, b_len, h_len) = (input.steps, input.batch, c.hidden_size);
     let d_len = c.num_directions();
     // Layer input, time-major [T, B, I_l], in f64.
-    let mut layer_in: Vec<f64> = vec![0.0; t_len * b_len * c.input_size];
-    for t in 0..t_len {
-        for b in 0..b_len {
-            let src = if c.batch_first {
-                (b * t_len + t) * c.input_size
-            } else {
-                (t * b_len + b) * c.input_size
-            };
-            let dst = (t * b_len + b) * c.input_size;
-            for k in 0..c.input_size {
-                layer_in[dst + k] = input.x[src + k] as f64;
-            }
-        }
-    }
+    let mut layer_in = time_major(input.x, t_len, b_len, c.input_size, c.batch_first);
     let mut h_n = vec![0.0f32; c.num_layers * d_len * b_len * h_len];
     let out_w = d_len * h_len;
     let mut layer_out = Vec::new();
@@ -41,24 +28,11 @@ pub fn forward(gru: &Gru, input: &SeqInput<'_>) -> Result<GruOutput> {
             for b in 0..b_len {
                 let len = input.lengths.map_or(t_len, |v| v[b]);
                 let slot = (l * d_len + d) * b_len + b;
-                let mut h: Vec<f64> = match input.h0 {
-                    Some(h0) => h0[slot * h_len..(slot + 1) * h_len]
-                        .iter()
-                        .map(|&v| v as f64)
-                        .collect(),
-                    None => vec![0.0; h_len],
-                };
+                let mut h = initial_state(input.h0, slot, h_len);
                 // Whether a valid step has run yet in this direction (masks only).
                 let mut seen = false;
                 for s in 0..len {
-                    let t_in = if reverse {
-                        len - 1 - s
-                    } else if c.go_backwards {
-                        t_len - 1 - s
-                    } else {
-                        s
-                    };
-                    let t_out = if c.go_backwards { s } else { t_in };
+                    let (t_in, t_out) = step_times(reverse, c.go_backwards, len, t_len, s);
                     let o = (t_out * b_len + b) * out_w + d * h_len;
                     if !input.valid(b, t_in) {
                         // State unchanged; output the previous output, or zeros.
@@ -79,21 +53,88 @@ pub fn forward(gru: &Gru, input: &SeqInput<'_>) -> Result<GruOutput> {
         }
         layer_in = layer_out.clone();
     }
-    let mut output = vec![0.0f32; t_len * b_len * out_w];
+    let output = from_time_major(&layer_out, t_len, b_len, out_w, c.batch_first);
+    Ok(GruOutput { output, h_n })
+}
+
+/// Time-major copy of a `[T, B, W]` (or `[B, T, W]` when `batch_first`) array, in f64.
+pub(crate) fn time_major(
+    v: &[f32],
+    t_len: usize,
+    b_len: usize,
+    w: usize,
+    batch_first: bool,
+) -> Vec<f64> {
+    let mut out = vec![0.0; t_len * b_len * w];
     for t in 0..t_len {
         for b in 0..b_len {
-            let src = (t * b_len + b) * out_w;
-            let dst = if c.batch_first {
-                (b * t_len + t) * out_w
+            let src = if batch_first {
+                (b * t_len + t) * w
             } else {
-                src
+                (t * b_len + b) * w
             };
-            for k in 0..out_w {
-                output[dst + k] = layer_out[src + k] as f32;
+            let dst = (t * b_len + b) * w;
+            for k in 0..w {
+                out[dst + k] = v[src + k] as f64;
             }
         }
     }
-    Ok(GruOutput { output, h_n })
+    out
+}
+
+/// The inverse of [`time_major`], rounding to f32.
+pub(crate) fn from_time_major(
+    v: &[f64],
+    t_len: usize,
+    b_len: usize,
+    w: usize,
+    batch_first: bool,
+) -> Vec<f32> {
+    let mut out = vec![0.0f32; v.len()];
+    for t in 0..t_len {
+        for b in 0..b_len {
+            let src = (t * b_len + b) * w;
+            let dst = if batch_first {
+                (b * t_len + t) * w
+            } else {
+                src
+            };
+            for k in 0..w {
+                out[dst + k] = v[src + k] as f32;
+            }
+        }
+    }
+    out
+}
+
+/// `(t_in, t_out)` of step `s` of a row with `len` valid steps out of `t_len`: a reverse
+/// direction runs `len−1 … 0`; Keras `go_backwards` reads `T−1−s` and writes `s`.
+pub(crate) fn step_times(
+    reverse: bool,
+    go_backwards: bool,
+    len: usize,
+    t_len: usize,
+    s: usize,
+) -> (usize, usize) {
+    let t_in = if reverse {
+        len - 1 - s
+    } else if go_backwards {
+        t_len - 1 - s
+    } else {
+        s
+    };
+    (t_in, if go_backwards { s } else { t_in })
+}
+
+/// Row `slot` of `h0` (`[L·D, B, H]`) in f64, or zeros without one.
+pub(crate) fn initial_state(h0: Option<&[f32]>, slot: usize, h: usize) -> Vec<f64> {
+    match h0 {
+        Some(h0) => h0[slot * h..(slot + 1) * h]
+            .iter()
+            .map(|&v| v as f64)
+            .collect(),
+        None => vec![0.0; h],
+    }
 }
 
 /// One step of one cell in f64: returns h_t from x_t `[I]` and h_{t-1} `[H]`.

@@ -4,11 +4,13 @@
 //!
 //! GPU tests are skipped with a message when no adapter exists, unless `REQUIRE_GPU=1`.
 
+mod common;
 mod gpu_common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::data_dir;
 use gpu_common::{Rng, random_gru};
 use wgpu_gru::formats::{self, Format, Imported, SafetensorsFile};
 use wgpu_gru::train::{self, Gradients, NamedTensor};
@@ -16,17 +18,6 @@ use wgpu_gru::{Activation, Activations, Direction, Error, Gru, GruConfig, SeqInp
 
 /// The tolerance of the issue: `1e-4 × max(1, max |expected|)` per tensor.
 const GOLDEN_TOL: f32 = 1e-4;
-
-fn data_dir(sub: &str) -> PathBuf {
-    let built = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(sub);
-    if built.is_dir() {
-        built
-    } else {
-        Path::new("tests/data").join(sub)
-    }
-}
 
 /// Every gradient case: `tests/data/grad/` (PyTorch autograd, from the shared golden set) and
 /// `tests/data/grad_extra/` (PyTorch autograd, `scripts/grad_cases.py`).

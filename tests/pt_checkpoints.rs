@@ -5,24 +5,17 @@
 //! with a message that says what to do; and every hostile file (code-running globals, zip bombs,
 //! overflowing or out-of-storage tensors, truncations) is refused with an error, never a panic.
 
+mod common;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use wgpu_gru::formats::torch_pt::{is_zip, read_checkpoint};
 use wgpu_gru::formats::{self, Format, ImportOptions, SafetensorsFile};
 use wgpu_gru::{Error, Gru, Result};
 
-fn data_dir(sub: &str) -> PathBuf {
-    let built = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(sub);
-    if built.is_dir() {
-        built
-    } else {
-        Path::new("tests/data").join(sub)
-    }
-}
+use common::data_dir;
 
 fn pt_path(name: &str) -> PathBuf {
     data_dir("pt").join(name)

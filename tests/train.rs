@@ -1,5 +1,6 @@
 //! Training on the GPU: the classifier head's backward and the optimisers against their f64
-//! references, the training shaders through naga, a short training run on the digits (CI), and
+//! references (the training shaders are validated with the others in `tests/shaders.rs`), a short
+//! training run on the digits (CI), and
 //! the committed trained model against PyTorch's predictions of it.
 //!
 //! GPU tests are skipped with a message when no adapter exists, unless `REQUIRE_GPU=1`.
@@ -12,95 +13,11 @@ use std::process::Command;
 use wgpu_gru::formats::SafetensorsFile;
 use wgpu_gru::model::{GruClassifier, argmax_rows};
 use wgpu_gru::train::fit::{self, Rng};
-use wgpu_gru::train::gpu::{GRU_BACKWARD_WGSL, TRAIN_GEMM_WGSL, TRAIN_STEP_WGSL};
 use wgpu_gru::train::{self, GpuTrainer, Optimizer};
 use wgpu_gru::{Direction, GruConfig, Variant};
 
 fn assets() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets")
-}
-
-// ---------------------------------------------------------------------------------------------
-// Shaders.
-
-#[test]
-fn training_shaders_validate_and_translate() {
-    for (name, src) in [
-        ("gru_backward.wgsl", GRU_BACKWARD_WGSL),
-        ("train_gemm.wgsl", TRAIN_GEMM_WGSL),
-        ("train_step.wgsl", TRAIN_STEP_WGSL),
-    ] {
-        let module = naga::front::wgsl::parse_str(src)
-            .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
-        // No subgroups: these must run on GL too.
-        let caps = naga::valid::Capabilities::all()
-            - naga::valid::Capabilities::SUBGROUP
-            - naga::valid::Capabilities::SUBGROUP_BARRIER;
-        let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
-            .validate(&module)
-            .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
-        let mut consts = naga::back::PipelineConstants::default();
-        for (k, v) in [("H", 65.0), ("C", 10.0), ("RESET_AFTER", 0.0)] {
-            if module
-                .overrides
-                .iter()
-                .any(|(_, o)| o.name.as_deref() == Some(k))
-            {
-                consts.insert(k.to_string(), v);
-            }
-        }
-        let (module, info) =
-            naga::back::pipeline_constants::process_overrides(&module, &info, None, &consts)
-                .unwrap_or_else(|e| panic!("{name}: overrides: {e}"));
-        let (module, info) = (module.into_owned(), info.into_owned());
-        naga::back::spv::write_vec(&module, &info, &naga::back::spv::Options::default(), None)
-            .unwrap_or_else(|e| panic!("{name} → SPIR-V: {e}"));
-        let msl = naga::back::msl::Options {
-            lang_version: (2, 4),
-            ..Default::default()
-        };
-        naga::back::msl::write_string(
-            &module,
-            &info,
-            &msl,
-            &naga::back::msl::PipelineOptions::default(),
-        )
-        .unwrap_or_else(|e| panic!("{name} → MSL: {e}"));
-        let mut hlsl = String::new();
-        let opts = naga::back::hlsl::Options {
-            shader_model: naga::back::hlsl::ShaderModel::V6_0,
-            ..Default::default()
-        };
-        let pipe = naga::back::hlsl::PipelineOptions::default();
-        naga::back::hlsl::Writer::new(&mut hlsl, &opts, &pipe)
-            .write(&module, &info, None)
-            .unwrap_or_else(|e| panic!("{name} → HLSL: {e}"));
-        for ep in &module.entry_points {
-            let mut glsl = String::new();
-            let gl = naga::back::glsl::Options {
-                version: naga::back::glsl::Version::Embedded {
-                    version: 310,
-                    is_webgl: false,
-                },
-                ..Default::default()
-            };
-            let gl_pipe = naga::back::glsl::PipelineOptions {
-                shader_stage: naga::ShaderStage::Compute,
-                entry_point: ep.name.clone(),
-                multiview: None,
-            };
-            naga::back::glsl::Writer::new(
-                &mut glsl,
-                &module,
-                &info,
-                &gl,
-                &gl_pipe,
-                naga::proc::BoundsCheckPolicies::default(),
-            )
-            .and_then(|mut w| w.write().map(|_| ()))
-            .unwrap_or_else(|e| panic!("{name}:{} → GLSL: {e}", ep.name));
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

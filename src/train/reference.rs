@@ -11,6 +11,7 @@ use crate::config::{GruConfig, Variant};
 use crate::error::Result;
 use crate::io::SeqInput;
 use crate::model::{Dense, GruClassifier};
+use crate::reference::{from_time_major, initial_state, step_times, time_major};
 use crate::weights::{CellWeights, Gru, GruWeights};
 
 use super::{Gradients, check_trainable, check_upstream};
@@ -90,44 +91,6 @@ fn cell(c: &CellWeights, variant: Variant, x: &[f64], h: &[f64]) -> (Gates, Vec<
     (Gates { r, z, n, hn }, h_new)
 }
 
-/// Time-major copy of a `[T, B, W]` (or `[B, T, W]` when `batch_first`) array, in f64.
-fn time_major(v: &[f32], t_len: usize, b_len: usize, w: usize, batch_first: bool) -> Vec<f64> {
-    let mut out = vec![0.0; t_len * b_len * w];
-    for t in 0..t_len {
-        for b in 0..b_len {
-            let src = if batch_first {
-                (b * t_len + t) * w
-            } else {
-                (t * b_len + b) * w
-            };
-            let dst = (t * b_len + b) * w;
-            for k in 0..w {
-                out[dst + k] = v[src + k] as f64;
-            }
-        }
-    }
-    out
-}
-
-/// The inverse of [`time_major`], rounding to f32.
-fn from_time_major(v: &[f64], t_len: usize, b_len: usize, w: usize, batch_first: bool) -> Vec<f32> {
-    let mut out = vec![0.0f32; v.len()];
-    for t in 0..t_len {
-        for b in 0..b_len {
-            let src = (t * b_len + b) * w;
-            let dst = if batch_first {
-                (b * t_len + t) * w
-            } else {
-                src
-            };
-            for k in 0..w {
-                out[dst + k] = v[src + k] as f32;
-            }
-        }
-    }
-    out
-}
-
 impl Tape {
     /// The forward of [`crate::reference::forward`], in f64, keeping every step's gates.
     fn record(gru: &Gru, input: &SeqInput<'_>) -> Tape {
@@ -149,24 +112,11 @@ impl Tape {
                 for b in 0..b_len {
                     let len = input.lengths.map_or(t_len, |v| v[b]);
                     let slot = (l * d_len + d) * b_len + b;
-                    let mut h: Vec<f64> = match input.h0 {
-                        Some(h0) => h0[slot * h_len..(slot + 1) * h_len]
-                            .iter()
-                            .map(|&v| v as f64)
-                            .collect(),
-                        None => vec![0.0; h_len],
-                    };
+                    let mut h = initial_state(input.h0, slot, h_len);
                     let mut entries = Vec::with_capacity(len);
                     let mut seen = false;
                     for s in 0..len {
-                        let t_in = if reverse {
-                            len - 1 - s
-                        } else if c.go_backwards {
-                            t_len - 1 - s
-                        } else {
-                            s
-                        };
-                        let t_out = if c.go_backwards { s } else { t_in };
+                        let (t_in, t_out) = step_times(reverse, c.go_backwards, len, t_len, s);
                         let o = (t_out * b_len + b) * out_w + d * h_len;
                         if !input.valid(b, t_in) {
                             let emits = seen && !input.zero_output_for_mask;

@@ -24,7 +24,7 @@ use wgpu_gru::npy::{self, PendingFile, shape_str};
 use wgpu_gru::train::{self, Gradients};
 use wgpu_gru::{Direction, Gru, SeqInput, wgpu};
 
-use crate::run::{Backend, DirectionArg, FormatArg};
+use crate::run::{Backend, DirectionArg, FormatArg, at, check_outputs};
 
 /// Arguments of `wgpu-gru grad`.
 #[derive(Debug, clap::Args)]
@@ -74,17 +74,6 @@ pub struct Args {
     pub quiet: bool,
 }
 
-/// Prefixes `e` with `path` unless the message already names it.
-fn at(path: &Path, e: impl std::fmt::Display) -> String {
-    let p = path.display().to_string();
-    let msg = e.to_string();
-    if msg.contains(&p) {
-        msg
-    } else {
-        format!("{p}: {msg}")
-    }
-}
-
 /// Runs `wgpu-gru grad`. On failure, no file is left at `--out`.
 pub fn main(args: Args) -> Result<(), String> {
     check_paths(&args)?;
@@ -98,14 +87,6 @@ pub fn main(args: Args) -> Result<(), String> {
 
 /// Refuses an output path that is also an input, is not a regular file, or has no directory.
 fn check_paths(args: &Args) -> Result<(), String> {
-    let same = |a: &Path, b: &Path| {
-        a == b
-            || match (a.canonicalize(), b.canonicalize()) {
-                (Ok(x), Ok(y)) => x == y,
-                _ => false,
-            }
-    };
-    let o = &args.out;
     let inputs = [
         Some(&args.weights),
         Some(&args.input),
@@ -114,33 +95,10 @@ fn check_paths(args: &Args) -> Result<(), String> {
         args.h0.as_ref(),
         args.lengths.as_ref(),
     ];
-    if let Some(i) = inputs.iter().flatten().find(|i| same(o, i)) {
-        return Err(format!(
-            "output {} is also an input ({}); refusing to overwrite it",
-            o.display(),
-            i.display()
-        ));
-    }
-    if let Ok(m) = std::fs::metadata(o)
-        && !m.is_file()
-    {
-        return Err(format!(
-            "output {} exists and is not a regular file",
-            o.display()
-        ));
-    }
-    let dir = match o.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        return Err(format!(
-            "output {}: directory {} does not exist",
-            o.display(),
-            dir.display()
-        ));
-    }
-    Ok(())
+    check_outputs(
+        &inputs.into_iter().flatten().collect::<Vec<_>>(),
+        &[&args.out],
+    )
 }
 
 /// Reads an f32 array and checks its shape.

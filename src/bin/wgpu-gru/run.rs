@@ -154,7 +154,7 @@ pub struct Args {
 }
 
 /// Prefixes `e` with `path` unless the message already names it.
-fn at(path: &Path, e: impl std::fmt::Display) -> String {
+pub(crate) fn at(path: &Path, e: impl std::fmt::Display) -> String {
     let p = path.display().to_string();
     let msg = e.to_string();
     if msg.contains(&p) {
@@ -185,13 +185,6 @@ pub fn main(args: Args) -> Result<(), String> {
 
 /// Refuses output paths that coincide with an input or with each other.
 fn check_paths(args: &Args) -> Result<(), String> {
-    let same = |a: &Path, b: &Path| {
-        a == b
-            || match (a.canonicalize(), b.canonicalize()) {
-                (Ok(x), Ok(y)) => x == y,
-                _ => false,
-            }
-    };
     let inputs = [
         Some(&args.weights),
         Some(&args.input),
@@ -199,8 +192,35 @@ fn check_paths(args: &Args) -> Result<(), String> {
         args.lengths.as_ref(),
     ];
     let outputs = [Some(&args.output), args.state_out.as_ref()];
-    for o in outputs.iter().flatten() {
-        if let Some(i) = inputs.iter().flatten().find(|i| same(o, i)) {
+    check_outputs(
+        &inputs.into_iter().flatten().collect::<Vec<_>>(),
+        &outputs.into_iter().flatten().collect::<Vec<_>>(),
+    )?;
+    if let Some(s) = &args.state_out
+        && same_file(s, &args.output)
+    {
+        return Err(format!(
+            "--output and --state-out are the same file {}",
+            s.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Whether two paths name the same file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    a == b
+        || match (a.canonicalize(), b.canonicalize()) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => false,
+        }
+}
+
+/// Refuses an output that is also an input, exists and is not a regular file, or has no
+/// directory (shared by the subcommands that write files).
+pub(crate) fn check_outputs(inputs: &[&PathBuf], outputs: &[&PathBuf]) -> Result<(), String> {
+    for o in outputs {
+        if let Some(i) = inputs.iter().find(|i| same_file(o, i)) {
             return Err(format!(
                 "output {} is also an input ({}); refusing to overwrite it",
                 o.display(),
@@ -208,7 +228,7 @@ fn check_paths(args: &Args) -> Result<(), String> {
             ));
         }
     }
-    for o in outputs.iter().flatten() {
+    for o in outputs {
         // The output is renamed into place: that must not replace a directory, a device such as
         // /dev/null, or a pipe.
         if let Ok(m) = std::fs::metadata(o)
@@ -230,14 +250,6 @@ fn check_paths(args: &Args) -> Result<(), String> {
                 dir.display()
             ));
         }
-    }
-    if let Some(s) = &args.state_out
-        && same(s, &args.output)
-    {
-        return Err(format!(
-            "--output and --state-out are the same file {}",
-            s.display()
-        ));
     }
     Ok(())
 }
