@@ -17,32 +17,15 @@ Shapes are (B, T, I, H). Each figure is the median of `--reps` runs after a warm
 import argparse
 import json
 import os
-import statistics
-import time
 
-SHAPES = [
-    ("digits", 64, 8, 8, 128),
-    ("latency", 1, 256, 256, 256),
-    ("seed", 32, 64, 64, 128),
-    ("medium", 16, 128, 512, 512),
-    ("large", 64, 128, 1024, 1024),
-    ("long", 1, 4096, 32, 128),
-]
+import _common
+
+SHAPES = [("digits", 64, 8, 8, 128)] + _common.SHAPES
 
 
-def median_ms(fn, reps, sync=None, warmup=2):
-    for _ in range(warmup):
-        fn()
-    if sync:
-        sync()
-    ts = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        if sync:
-            sync()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts) * 1e3
+def median_ms(fn, reps, sync=None):
+    """The median wall time in ms over `reps` runs, after two warm-ups."""
+    return _common.median_ms(fn, reps, sync, warmup=2)[0]
 
 
 def main():

@@ -342,48 +342,34 @@ def keras_test_masking_cases():
     def close(a, b):
         return np.allclose(a, b, atol=1e-6, rtol=1e-6)
 
+    def case(name, tag, expected, **kw):
+        """Runs the test's GRU(H, **kw) and checks its asserted `expected`, then the same layer
+        with return_sequences and return_state fills in the rest of the case. An asserted
+        sequence is written as the expected output; an asserted last output as the state."""
+        got = to_np(keras.layers.GRU(H, **kw, **init)(sequence, mask=mask))
+        assert close(got, expected), got
+        full = {**kw, "return_sequences": True, "return_state": True}
+        o, s = (to_np(v) for v in keras.layers.GRU(H, **full, **init)(sequence, mask=mask))
+        if kw.get("return_sequences"):
+            assert close(o, expected)
+            out, state = expected, s
+        else:
+            assert close(o[:, -1], expected) and close(s, expected)
+            out, state = o, expected
+        gb, zo = kw.get("go_backwards", False), kw.get("zero_output_for_mask", False)
+        check_against_ref(tag, kernel, rk, bias, sequence, mask, None, True, gb, zo, o, s)
+        write_case(name, kernel=kernel, rk=rk, bias=bias, x=sequence, mask=mask, h0=None,
+                   out=out, state=state, md=meta(I, H, True, gb, zo))
+
     # (a) exactly as the test: return_sequences=False, unroll=True -> last output.
-    last = to_np(keras.layers.GRU(H, unroll=True, **init)(sequence, mask=mask))
-    assert close(last, a_unroll_last), last
-    # fill-in run: same layer with return_sequences/return_state.
-    o, s = (to_np(v) for v in keras.layers.GRU(
-        H, unroll=True, return_sequences=True, return_state=True, **init)(sequence, mask=mask))
-    assert close(o[:, -1], a_unroll_last) and close(s, a_unroll_last)
-    check_against_ref("unroll", kernel, rk, bias, sequence, mask, None, True, False, False, o, s)
-    write_case("keras_test_masking_unroll_state", kernel=kernel, rk=rk, bias=bias,
-               x=sequence, mask=mask, h0=None, out=o, state=a_unroll_last,
-               md=meta(I, H, True, False, False))
-
+    case("keras_test_masking_unroll_state", "unroll", a_unroll_last, unroll=True)
     # (b) return_sequences=True -> whole output sequence asserted.
-    seq = to_np(keras.layers.GRU(H, return_sequences=True, **init)(sequence, mask=mask))
-    assert close(seq, a_seq), seq
-    o, s = (to_np(v) for v in make_gru(H, True, False, False, **init)(sequence, mask=mask))
-    assert close(o, a_seq)
-    check_against_ref("seq", kernel, rk, bias, sequence, mask, None, True, False, False, o, s)
-    write_case("keras_test_masking_sequences", kernel=kernel, rk=rk, bias=bias,
-               x=sequence, mask=mask, h0=None, out=a_seq, state=s,
-               md=meta(I, H, True, False, False))
-
+    case("keras_test_masking_sequences", "seq", a_seq, return_sequences=True)
     # (c) return_sequences=True, zero_output_for_mask=True.
-    seq = to_np(keras.layers.GRU(H, return_sequences=True, zero_output_for_mask=True, **init)(
-        sequence, mask=mask))
-    assert close(seq, a_seq_zero), seq
-    o, s = (to_np(v) for v in make_gru(H, True, False, True, **init)(sequence, mask=mask))
-    assert close(o, a_seq_zero)
-    check_against_ref("seqzero", kernel, rk, bias, sequence, mask, None, True, False, True, o, s)
-    write_case("keras_test_masking_zero_output", kernel=kernel, rk=rk, bias=bias,
-               x=sequence, mask=mask, h0=None, out=a_seq_zero, state=s,
-               md=meta(I, H, True, False, True))
-
+    case("keras_test_masking_zero_output", "seqzero", a_seq_zero, return_sequences=True,
+         zero_output_for_mask=True)
     # (d) go_backwards=True, return_sequences=False -> last output asserted.
-    last = to_np(keras.layers.GRU(H, go_backwards=True, **init)(sequence, mask=mask))
-    assert close(last, a_bwd_last), last
-    o, s = (to_np(v) for v in make_gru(H, True, True, False, **init)(sequence, mask=mask))
-    assert close(o[:, -1], a_bwd_last) and close(s, a_bwd_last)
-    check_against_ref("bwd", kernel, rk, bias, sequence, mask, None, True, True, False, o, s)
-    write_case("keras_test_masking_go_backwards", kernel=kernel, rk=rk, bias=bias,
-               x=sequence, mask=mask, h0=None, out=o, state=a_bwd_last,
-               md=meta(I, H, True, True, False))
+    case("keras_test_masking_go_backwards", "bwd", a_bwd_last, go_backwards=True)
     print("keras_test_masking_*: Keras reproduces all asserted values (atol=rtol=1e-6)")
 
 

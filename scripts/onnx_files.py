@@ -358,9 +358,35 @@ def check_hand(name, model, feeds, ref, layout=0, node=None, twin=None, twin_fee
     return x.astype(np.float32), y.astype(np.float32), Yh.astype(np.float32)
 
 
-def hand_layout1():
-    name = "hand_layout1"
-    rng = np.random.default_rng(501)
+HAND_CASES = []   # (function, seed) for each hand-made case, in the order they run
+
+
+def hand_case(seed):
+    """Registers `fn(name, rng)` as a hand-made case named after it, run with
+    `rng = np.random.default_rng(seed)`. It builds and checks the graph and returns (model,
+    tensors, meta) for `add_case`; its docstring, white space folded, is the case's note, and meta
+    adds to (or overrides) layout 0, h0_is_input (whether `initial_h` is a tensor) and one GRU
+    node."""
+    def register(fn):
+        HAND_CASES.append((fn, seed))
+        return fn
+    return register
+
+
+def hand_cases():
+    for fn, seed in HAND_CASES:
+        name = fn.__name__
+        model, tensors, meta = fn(name, np.random.default_rng(seed))
+        add_case(name, model, tensors,
+                 {"layout": 0, "h0_is_input": str("initial_h" in tensors).lower(), "gru_nodes": 1,
+                  **meta, "note": " ".join(fn.__doc__.split())})
+
+
+@hand_case(501)
+def hand_layout1(name, rng):
+    """one GRU node with layout=1, bidirectional, linear_before_reset=1; X [B,T,I] and initial_h
+    [B,D,H] are graph inputs; ONNX Runtime refuses layout=1, so the expected values come from a
+    layout-0 twin with the same weights, transposed (Y [B,T,D,H], Y_h [B,D,H])"""
     T, Bn, I, H, D = 5, 3, 4, 5, 2
     W, R, B = weights(rng, D, I, H)
     x = rng.normal(size=(Bn, T, I)).astype(np.float32)
@@ -384,17 +410,14 @@ def hand_layout1():
                            twin_feeds={"X": x.transpose(1, 0, 2).copy(),
                                        "initial_h": h0.transpose(1, 0, 2).copy()})
     assert np.array_equal(xo, x)
-    add_case(name, model, {"X": x, "initial_h": h0, "expected_Y": y, "expected_Y_h": Yh},
-             dict(layout=1, h0_is_input="true", gru_nodes=1,
-                  note="one GRU node with layout=1, bidirectional, linear_before_reset=1; X "
-                       "[B,T,I] and initial_h [B,D,H] are graph inputs; ONNX Runtime refuses "
-                       "layout=1, so the expected values come from a layout-0 twin with the same "
-                       "weights, transposed (Y [B,T,D,H], Y_h [B,D,H])"))
+    return model, {"X": x, "initial_h": h0, "expected_Y": y, "expected_Y_h": Yh}, {"layout": 1}
 
 
-def hand_float_data():
-    name = "hand_float_data"
-    rng = np.random.default_rng(601)
+@hand_case(601)
+def hand_float_data(name, rng):
+    """one GRU node; W/R/B initializers stored as typed float_data (no raw_data); sequence_lens
+    int32 [5,2,4] is a graph input; activations [HardSigmoid, Tanh], activation_alpha [0.3],
+    activation_beta [0.6], clip 1.5, linear_before_reset 0; Y is zero past each length"""
     T, Bn, I, H = 5, 3, 4, 5
     W, R, B = weights(rng, 1, I, H, w=1.2)
     x = (2.0 * rng.normal(size=(T, Bn, I))).astype(np.float32)
@@ -416,17 +439,13 @@ def hand_float_data():
                        beta=[0.6])
     assert maxdiff(unclipped[0], ref[0]) > 1e-2, maxdiff(unclipped[0], ref[0])
     xo, y, Yh = check_hand(name, model, {"X": x, "sequence_lens": lens}, ref)
-    add_case(name, model, {"X": xo, "sequence_lens": lens, "expected_Y": y, "expected_Y_h": Yh},
-             dict(layout=0, h0_is_input="false", gru_nodes=1,
-                  note="one GRU node; W/R/B initializers stored as typed float_data (no "
-                       "raw_data); sequence_lens int32 [5,2,4] is a graph input; activations "
-                       "[HardSigmoid, Tanh], activation_alpha [0.3], activation_beta [0.6], "
-                       "clip 1.5, linear_before_reset 0; Y is zero past each length"))
+    return model, {"X": xo, "sequence_lens": lens, "expected_Y": y, "expected_Y_h": Yh}, {}
 
 
-def hand_external():
-    name = "hand_external"
-    rng = np.random.default_rng(701)
+@hand_case(701)
+def hand_external(name, rng):
+    """one GRU node, linear_before_reset=1; every initializer (W, R, B, initial_h) is external
+    data in hand_external.onnx.data (one file, offsets/lengths in external_data)"""
     T, Bn, I, H = 5, 2, 3, 4
     W, R, B = weights(rng, 1, I, H)
     h0 = rng.normal(0, 0.5, (1, Bn, H)).astype(np.float32)
@@ -456,15 +475,10 @@ def hand_external():
                                  providers=["CPUExecutionProvider"])
         got = s.run(["Y", "Y_h"], {"X": x})
         assert maxdiff(got[0], y) == 0 and maxdiff(got[1], Yh) == 0
-    add_case(name, save, {"X": xo, "expected_Y": y, "expected_Y_h": Yh},
-             dict(layout=0, h0_is_input="false", gru_nodes=1,
-                  note="one GRU node, linear_before_reset=1; every initializer (W, R, B, "
-                       "initial_h) is external data in hand_external.onnx.data (one file, "
-                       "offsets/lengths in external_data)"))
+    return save, {"X": xo, "expected_Y": y, "expected_Y_h": Yh}, {}
 
 
-def hand_cast(name, np_dt, onnx_dt, seed):
-    rng = np.random.default_rng(seed)
+def hand_cast(name, rng, np_dt, onnx_dt):
     T, Bn, I, H = 5, 2, 3, 4
     W, R, B = weights(rng, 2, I, H)
     W, R, B = (a.astype(np_dt) for a in (W, R, B))
@@ -481,32 +495,29 @@ def hand_cast(name, np_dt, onnx_dt, seed):
     f32 = [a.astype(np.float32) for a in (W, R, B)]   # what Cast(to=FLOAT) gives
     ref = np_gru(x, *f32, direction="bidirectional")
     xo, y, Yh = check_hand(name, model, {"X": x}, ref)
-    return model, {"X": xo, "expected_Y": y, "expected_Y_h": Yh}
+    return model, {"X": xo, "expected_Y": y, "expected_Y_h": Yh}, {}
 
 
-def hand_f16():
-    name = "hand_f16"
-    model, t = hand_cast(name, np.float16, TensorProto.FLOAT16, 801)
-    add_case(name, model, t, dict(
-        layout=0, h0_is_input="false", gru_nodes=1,
-        note="W/R/B are float16 initializers (raw_data), each followed by Cast(to=FLOAT) that "
-             "feeds the GRU node (bidirectional, linear_before_reset 0); X stays float32. The "
-             "reader has to follow Cast to reach the weights"))
+@hand_case(801)
+def hand_f16(name, rng):
+    """W/R/B are float16 initializers (raw_data), each followed by Cast(to=FLOAT) that feeds the
+    GRU node (bidirectional, linear_before_reset 0); X stays float32. The reader has to follow
+    Cast to reach the weights"""
+    return hand_cast(name, rng, np.float16, TensorProto.FLOAT16)
 
 
-def hand_double():
-    name = "hand_double"
-    model, t = hand_cast(name, np.float64, TensorProto.DOUBLE, 802)
-    add_case(name, model, t, dict(
-        layout=0, h0_is_input="false", gru_nodes=1,
-        note="W/R/B are float64 initializers (raw_data), each followed by Cast(to=FLOAT) that "
-             "feeds the GRU node (bidirectional, linear_before_reset 0); Cast rounds to "
-             "nearest f32. ONNX Runtime's GRU itself does not support double"))
+@hand_case(802)
+def hand_double(name, rng):
+    """W/R/B are float64 initializers (raw_data), each followed by Cast(to=FLOAT) that feeds the
+    GRU node (bidirectional, linear_before_reset 0); Cast rounds to nearest f32. ONNX Runtime's
+    GRU itself does not support double"""
+    return hand_cast(name, rng, np.float64, TensorProto.DOUBLE)
 
 
-def hand_initial_h_const():
-    name = "hand_initial_h_const"
-    rng = np.random.default_rng(901)
+@hand_case(901)
+def hand_initial_h_const(name, rng):
+    """one GRU node, direction reverse, linear_before_reset 1; initial_h [1,3,5] (non-zero) is
+    the output of a Constant node (value attribute, raw_data)"""
     T, Bn, I, H = 5, 3, 3, 5
     W, R, B = weights(rng, 1, I, H)
     h0 = rng.uniform(-0.9, 0.9, (1, Bn, H)).astype(np.float32)
@@ -521,16 +532,14 @@ def hand_initial_h_const():
                        [numpy_helper.from_array(a, n) for a, n in [(W, "W"), (R, "R"), (B, "B")]])
     ref = np_gru(x, W, R, B, h0, direction="reverse", lbr=1)
     xo, y, Yh = check_hand(name, model, {"X": x}, ref)
-    add_case(name, model, {"X": xo, "expected_Y": y, "expected_Y_h": Yh},
-             dict(layout=0, h0_is_input="false", gru_nodes=1,
-                  note="one GRU node, direction reverse, linear_before_reset 1; initial_h "
-                       "[1,3,5] (non-zero) is the output of a Constant node (value attribute, "
-                       "raw_data)"))
+    return model, {"X": xo, "expected_Y": y, "expected_Y_h": Yh}, {}
 
 
-def hand_two_chains():
-    name = "hand_two_chains"
-    rng = np.random.default_rng(1001)
+@hand_case(1001)
+def hand_two_chains(name, rng):
+    """two unrelated GRU nodes: gru_a (forward, I=3, H=4) reads graph input X1, gru_b
+    (bidirectional, linear_before_reset 1, I=4, H=5) reads X2. A reader must refuse the file
+    unless a node is chosen by name; this case is gru_b alone (X = X2)"""
     T, Bn = 5, 2
     Ia, Ha, Ib, Hb = 3, 4, 4, 5
     Wa, Ra, Ba = weights(rng, 1, Ia, Ha)
@@ -550,12 +559,7 @@ def hand_two_chains():
     ref = np_gru(x2, Wb, Rb, Bb, direction="bidirectional", lbr=1)
     xo, y, Yh = check_hand(name, model, {"X1": x1, "X2": x2}, ref, node="gru_b")
     assert np.array_equal(xo, x2)
-    add_case(name, model, {"X": xo, "expected_Y": y, "expected_Y_h": Yh},
-             dict(layout=0, h0_is_input="false", gru_nodes=1, node="gru_b",
-                  note="two unrelated GRU nodes: gru_a (forward, I=3, H=4) reads graph input "
-                       "X1, gru_b (bidirectional, linear_before_reset 1, I=4, H=5) reads X2. "
-                       "A reader must refuse the file unless a node is chosen by name; this "
-                       "case is gru_b alone (X = X2)"))
+    return model, {"X": xo, "expected_Y": y, "expected_Y_h": Yh}, {"node": "gru_b"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -577,13 +581,7 @@ def main():
           f"numpy {np.__version__}")
     check_public()
     torch_cases()
-    hand_layout1()
-    hand_float_data()
-    hand_external()
-    hand_f16()
-    hand_double()
-    hand_initial_h_const()
-    hand_two_chains()
+    hand_cases()
     os.makedirs(out, exist_ok=True)
     for name in PUBLIC_CASES:
         for ext in (".onnx", ".case.safetensors"):

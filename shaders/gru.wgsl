@@ -12,33 +12,33 @@
 // Per step s, row b of direction d runs at time t = s (forward), len_b−1−s (reverse) or
 // T−1−s (go_backwards, output at s). Steps past a row's length carry h and write 0 to y.
 
-// (The prelude, shaders/prelude.wgsl, comes first: constants, bindings, the cell's gate math.)
+// (The generated header, shaders/prelude.wgsl and shaders/regs.wgsl come first: sizes, uniform
+// blocks, bindings, the cell's gate math, the register kernels' body.)
 
 // ---------------------------------------------------------------------------------------------
-// Per-step kernels: a workgroup owns 8 hidden units × BT batch rows of one direction. 32 lanes
-// split K, so each W_hh row is read once per workgroup (vec4 loads) for all of its batch rows.
+// Per-step kernels: a workgroup owns STEP_UNITS hidden units × STEP_ROWS batch rows of one
+// direction. LANES lanes split K, so each W_hh row is read once per workgroup (vec4 loads) for all of its batch rows.
 
-const UNITS: u32 = 8u;
-const LANES: u32 = 32u;
-var<workgroup> red: array<f32, 3072>;  // [UNITS][4 rows][3 gates][LANES]
-var<workgroup> pre: array<f32, 96>;    // [UNITS][4 rows][3 gates] reduced pre-activations
+const LANES: u32 = STEP_WG / STEP_UNITS;
+var<workgroup> red: array<f32, STEP_UNITS * STEP_ROWS * 3u * LANES>;  // [units][rows][3 gates][LANES]
+var<workgroup> pre: array<f32, STEP_UNITS * STEP_ROWS * 3u>;          // [units][rows][3 gates] reduced
 
 // Accumulates `ngates` rows of W_hh (starting at gate `g0`) against h_{t-1} (or r⊙h when `use_rh`),
 // reduces over lanes, and leaves the sums in `pre`.
 fn matvec(s: u32, lid: u32, wid: vec3<u32>, g0: u32, ngates: u32, use_rh: bool) {
     let unit = lid / LANES;
     let lane = lid % LANES;
-    let j = wid.x * UNITS + unit;
+    let j = wid.x * STEP_UNITS + unit;
     let d = wid.z;
-    let b0 = wid.y * BT;
+    let b0 = wid.y * STEP_ROWS;
     let acc = matvec_lane(s, lane, LANES, j, d, b0, g0, ngates, use_rh);
-    for (var bb = 0u; bb < BT; bb++) {
+    for (var bb = 0u; bb < STEP_ROWS; bb++) {
         for (var g = 0u; g < 3u; g++) {
-            red[((unit * 4u + bb) * 3u + g) * LANES + lane] = acc[bb][g];
+            red[((unit * STEP_ROWS + bb) * 3u + g) * LANES + lane] = acc[bb][g];
         }
     }
     workgroupBarrier();
-    if (lid < UNITS * 4u * 3u) {
+    if (lid < STEP_UNITS * STEP_ROWS * 3u) {
         var sum = 0.0;
         for (var l = 0u; l < LANES; l++) { sum += red[lid * LANES + l]; }
         pre[lid] = sum;
@@ -58,12 +58,12 @@ struct StepSlot {
 
 fn step_slot(lid: u32, wid: vec3<u32>) -> StepSlot {
     var q: StepSlot;
-    q.unit = lid / BT;
-    q.bb = lid % BT;
-    q.j = wid.x * UNITS + q.unit;
-    q.b = wid.y * BT + q.bb;
+    q.unit = lid / STEP_ROWS;
+    q.bb = lid % STEP_ROWS;
+    q.j = wid.x * STEP_UNITS + q.unit;
+    q.b = wid.y * STEP_ROWS + q.bb;
     q.d = wid.z;
-    q.live = lid < UNITS * BT && q.j < H && q.b < ly.batch;
+    q.live = lid < STEP_UNITS * STEP_ROWS && q.j < H && q.b < ly.batch;
     return q;
 }
 
@@ -73,21 +73,21 @@ fn step(kind: u32, lid: u32, wid: vec3<u32>) {
     matvec(s, lid, wid, rows.x, rows.y, rows.z == 1u);
     let q = step_slot(lid, wid);
     if (!q.live) { return; }
-    let pi = (q.unit * 4u + q.bb) * 3u;
+    let pi = (q.unit * STEP_ROWS + q.bb) * 3u;
     finish_step(kind, s, q.d, q.b, q.j, vec3<f32>(pre[pi], pre[pi + 1u], pre[pi + 2u]));
 }
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(STEP_WG, 1, 1)
 fn step_fused(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     step(0u, lid, wid);
 }
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(STEP_WG, 1, 1)
 fn step_gates(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     step(1u, lid, wid);
 }
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(STEP_WG, 1, 1)
 fn step_candidate(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     step(2u, lid, wid);
 }
@@ -97,12 +97,10 @@ fn step_candidate(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_
 // h lives in workgroup memory (ping-pong), W_hh is read transposed so that neighbouring
 // invocations (neighbouring units j) read neighbouring vec4s (r, z, n, 0) of the same k.
 
-const SEQ_WG: u32 = 256u;
-const SEQ_MAX: u32 = 1024u; // BS·H ≤ SEQ_MAX
-var<workgroup> hs: array<f32, 2048>;   // [2][BS][H] ping-pong
-var<workgroup> rhs: array<f32, 1024>;  // [BS][H] r⊙h (reset-before)
+var<workgroup> hs: array<f32, 2u * SEQ_MAX>;  // [2][BS][H] ping-pong (BS·H ≤ SEQ_MAX)
+var<workgroup> rhs: array<f32, SEQ_MAX>;      // [BS][H] r⊙h (reset-before)
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(SEQ_WG, 1, 1)
 fn sequence(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let d = wid.z;
     let b0 = wid.x * BS;
@@ -120,7 +118,7 @@ fn sequence(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wi
         let nxt = SEQ_MAX - cur;
         if (RESET_AFTER) {
             for (var j = lid; j < H; j += SEQ_WG) {
-                var acc: array<vec3<f32>, 8>;
+                var acc: array<vec3<f32>, SEQ_MAX_ROWS>;
                 for (var bb = 0u; bb < BS; bb++) { acc[bb] = vec3<f32>(0.0); }
                 for (var k = 0u; k < H; k++) {
                     let w = u[ut + k * H + j].xyz;
@@ -129,11 +127,7 @@ fn sequence(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wi
                 for (var bb = 0u; bb < nb; bb++) {
                     let b = b0 + bb;
                     let pos = position(s, d, b);
-                    let hold = hs[cur + bb * H + j];
-                    var hnew = hold;
-                    if (pos.valid) {
-                        hnew = cell_after(d, xp3(pos, d, b, j), acc[bb], bhh3(d, j), hold);
-                    }
+                    let hnew = after_or_hold(pos.valid, d, xp3(pos, d, b, j), acc[bb], bhh3(d, j), hs[cur + bb * H + j]);
                     hs[nxt + bb * H + j] = hnew;
                     seq_emit(s, pos, d, b, j, hnew);
                 }
@@ -141,7 +135,7 @@ fn sequence(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wi
         } else {
             // Half 1: r and z; r⊙h to workgroup memory, z to this invocation's slot in `zr`.
             for (var j = lid; j < H; j += SEQ_WG) {
-                var acc: array<vec2<f32>, 8>;
+                var acc: array<vec2<f32>, SEQ_MAX_ROWS>;
                 for (var bb = 0u; bb < BS; bb++) { acc[bb] = vec2<f32>(0.0); }
                 for (var k = 0u; k < H; k++) {
                     let w = u[ut + k * H + j].xy;
@@ -164,7 +158,7 @@ fn sequence(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wi
             workgroupBarrier();
             // Half 2: the candidate from U_n·(r⊙h), then h_t.
             for (var j = lid; j < H; j += SEQ_WG) {
-                var acc: array<f32, 8>;
+                var acc: array<f32, SEQ_MAX_ROWS>;
                 for (var bb = 0u; bb < BS; bb++) { acc[bb] = 0.0; }
                 for (var k = 0u; k < H; k++) {
                     let w = u[ut + k * H + j].z;
@@ -173,12 +167,8 @@ fn sequence(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wi
                 for (var bb = 0u; bb < nb; bb++) {
                     let b = b0 + bb;
                     let pos = position(s, d, b);
-                    let hold = hs[cur + bb * H + j];
-                    var hnew = hold;
-                    if (pos.valid) {
-                        let z = get_z(d, b, j);
-                        hnew = cell_before(d, xp_at(pos, d, b, 2u * H + j), acc[bb], bhh(d, 2u * H + j), z, hold);
-                    }
+                    let xn = xp_at(pos, d, b, 2u * H + j);
+                    let hnew = before_or_hold(pos.valid, d, xn, acc[bb], bhh(d, 2u * H + j), get_z(d, b, j), hs[cur + bb * H + j]);
                     hs[nxt + bb * H + j] = hnew;
                     seq_emit(s, pos, d, b, j, hnew);
                 }
@@ -196,140 +186,29 @@ fn sequence(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wi
 }
 
 // ---------------------------------------------------------------------------------------------
-// Register-resident sequence kernel (small H, real GPUs): one workgroup per (batch row,
-// direction) runs all T steps, and W_hh never leaves registers. Invocation t owns hidden unit
-// j = t / KS and the K-slice ks = t % KS of 4·KQ columns, holding its 3 gates × 4·KQ weights
-// for the whole sequence; KS = ceil(H / 4KQ), so WG = H·KS invocations (H ≤ 160, WG ≤ 1024).
-// Per step: 24 vec4 FMAs against h from workgroup memory, a reduction over the KS slices, and
-// the gate epilogue on slice 0. Only workgroupBarrier synchronises.
+// Register-resident sequence kernel (`regs.wgsl`), its K-slices summed through workgroup memory:
+// two barriers per step (reset-after).
 
-override KQ: u32 = 8u;    // vec4s of each gate's row slice per invocation (2, 4 or 8)
-override KS: u32 = 1u;    // K-slices of 4·KQ columns per hidden unit
-override WG: u32 = 32u;   // invocations: H·KS rounded up to 32
+var<workgroup> part_r: array<f32, REGS_MAX_WG>;   // [WG] partial sums, gate r (or n in half 2)
+var<workgroup> part_z: array<f32, REGS_MAX_WG>;   // [WG] gate z
+var<workgroup> part_n: array<f32, REGS_MAX_WG>;   // [WG] gate n
 
-const REG_MAX4: u32 = 40u;   // vec4s of one h row in workgroup memory (KS·KQ ≤ 40)
-var<workgroup> hr: array<vec4<f32>, 80>;   // [2][KS·KQ] h ping-pong, zero past H
-var<workgroup> rr: array<vec4<f32>, 40>;   // [KS·KQ] r⊙h (reset-before), zero past H
-var<workgroup> part_r: array<f32, 1024>;   // [WG] partial sums, gate r (or n in half 2)
-var<workgroup> part_z: array<f32, 1024>;   // [WG] gate z
-var<workgroup> part_n: array<f32, 1024>;   // [WG] gate n
-var<workgroup> zs: array<f32, 160>;        // [H] z (reset-before)
-
-fn set_part(t: u32, v: vec3<f32>) {
+fn slice_sum(t: u32, v: vec3<f32>) -> vec3<f32> {
     part_r[t] = v.x;
     part_z[t] = v.y;
     part_n[t] = v.z;
-}
-
-fn reduce_slices(t: u32) -> vec3<f32> {
-    var sum = vec3<f32>(part_r[t], part_z[t], part_n[t]);
-    for (var q = 1u; q < KS; q++) { sum += vec3<f32>(part_r[t + q], part_z[t + q], part_n[t + q]); }
+    workgroupBarrier();
+    var sum = vec3<f32>(0.0);
+    if (t % KS == 0u && t / KS < H) {
+        sum = vec3<f32>(part_r[t], part_z[t], part_n[t]);
+        for (var q = 1u; q < KS; q++) { sum += vec3<f32>(part_r[t + q], part_z[t + q], part_n[t + q]); }
+    }
     return sum;
 }
 
 @compute @workgroup_size(WG, 1, 1)
 fn sequence_regs(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-    let d = wid.z;
-    let b = wid.x;
-    let j = lid / KS;
-    let ks = lid % KS;
-    let live = j < H;
-    let row4 = KS * KQ;
-    // W_hh slice into registers: w[g·8 + q] = U[g·H + j][4·(ks·KQ + q) .. +4].
-    var w: array<vec4<f32>, 24>;
-    for (var g = 0u; g < 3u; g++) {
-        for (var q = 0u; q < KQ; q++) {
-            let k4 = ks * KQ + q;
-            var v = vec4<f32>(0.0);
-            if (live && k4 < ly.hp4) { v = u[(d * 3u * H + g * H + j) * ly.hp4 + k4]; }
-            w[g * 8u + q] = v;
-        }
-    }
-    for (var i = lid; i < 2u * REG_MAX4; i += WG) { hr[i] = vec4<f32>(0.0); }
-    for (var i = lid; i < REG_MAX4; i += WG) { rr[i] = vec4<f32>(0.0); }
-    workgroupBarrier();
-    let first = st.s;
-    let end = seq_end(first);
-    if (live && ks == 0u) {
-        hr[j / 4u][j % 4u] = seq_h_start(first, d, b, j);
-    }
-    // Loop invariants in registers: the row's length and this unit's recurrent biases.
-    let len = lens[b];
-    var bh = vec3<f32>(0.0);
-    if (live) { bh = vec3<f32>(bhh(d, j), bhh(d, H + j), bhh(d, 2u * H + j)); }
-    workgroupBarrier();
-    for (var s = first; s < end; s++) {
-        let cur = ((s - first) % 2u) * row4;
-        let nxt = row4 - cur;
-        let pos = position_len(s, d, b, len);
-        // Issue this step's input-projection loads before the FMAs, so their latency overlaps.
-        var xv = vec3<f32>(0.0);
-        if (live && ks == 0u && pos.valid) {
-            xv = vec3<f32>(xp_at(pos, d, b, j), xp_at(pos, d, b, H + j), xp_at(pos, d, b, 2u * H + j));
-        }
-        if (RESET_AFTER) {
-            var acc = vec3<f32>(0.0);
-            for (var q = 0u; q < KQ; q++) {
-                let hv = hr[cur + ks * KQ + q];
-                acc += vec3<f32>(dot(w[q], hv), dot(w[8u + q], hv), dot(w[16u + q], hv));
-            }
-            set_part(lid, acc);
-            workgroupBarrier();
-            if (live && ks == 0u) {
-                let a = reduce_slices(lid);
-                let hold = hr[cur + j / 4u][j % 4u];
-                var hnew = hold;
-                if (pos.valid) {
-                    hnew = cell_after(d, xv, a, bh, hold);
-                }
-                hr[nxt + j / 4u][j % 4u] = hnew;
-                seq_emit(s, pos, d, b, j, hnew);
-            }
-            workgroupBarrier();
-        } else {
-            var acc = vec3<f32>(0.0);
-            for (var q = 0u; q < KQ; q++) {
-                let hv = hr[cur + ks * KQ + q];
-                acc += vec3<f32>(dot(w[q], hv), dot(w[8u + q], hv), 0.0);
-            }
-            set_part(lid, acc);
-            workgroupBarrier();
-            if (live && ks == 0u) {
-                let a = reduce_slices(lid);
-                let hold = hr[cur + j / 4u][j % 4u];
-                var r = 0.0;
-                var z = 1.0;
-                if (pos.valid) {
-                    let rz = gates_before(d, xv.xy, a.xy, bh.xy);
-                    r = rz.x;
-                    z = rz.y;
-                }
-                rr[j / 4u][j % 4u] = r * hold;
-                zs[j] = z;
-            }
-            workgroupBarrier();
-            var accn = 0.0;
-            for (var q = 0u; q < KQ; q++) {
-                accn += dot(w[16u + q], rr[ks * KQ + q]);
-            }
-            set_part(lid, vec3<f32>(accn, 0.0, 0.0));
-            workgroupBarrier();
-            if (live && ks == 0u) {
-                let a = reduce_slices(lid);
-                let hold = hr[cur + j / 4u][j % 4u];
-                var hnew = hold;
-                if (pos.valid) {
-                    hnew = cell_before(d, xv.z, a.x, bh.z, zs[j], hold);
-                }
-                hr[nxt + j / 4u][j % 4u] = hnew;
-                seq_emit(s, pos, d, b, j, hnew);
-            }
-            workgroupBarrier();
-        }
-    }
-    if (end < ly.steps && live && ks == 0u) {
-        seq_h_save(d, b, j, hr[((end - first) % 2u) * row4 + j / 4u][j % 4u]);
-    }
+    regs_run(lid, lid, wid.z, wid.x);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -355,22 +234,22 @@ fn sequence_regs(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_i
 // T−1−s (go_backwards, output at s). Steps past a row's length carry h and write 0 to y.
 
 
-const TU: u32 = 16u;      // hidden units per tile (workgroup_size.x)
-const TG: u32 = 16u;      // row groups per tile (workgroup_size.y); tile rows = TG·RPI
-const TILE_WG: u32 = 256u;     // invocations
+const TU: u32 = TILED_UNITS;   // hidden units per tile (workgroup_size.x)
+const TG: u32 = TILED_GROUPS;  // row groups per tile (workgroup_size.y); tile rows = TG·RPI
+const TILE_WG: u32 = TU * TG;  // invocations
 const K4T: u32 = 8u;      // K-step in vec4s: 32 columns of W_hh per stage
 // vec4s per U row in workgroup memory: K4T + 1, so that the 8 neighbouring units a quarter-warp
 // reads (16-byte loads) fall in distinct banks (a stride of 8 vec4s would be an 8-way conflict).
 const US_ROW: u32 = 9u;
 
-var<workgroup> ths: array<vec4<f32>, 512>;  // [TG·RPI ≤ 64 rows][K4T] h_{t−1} (or r⊙h), this K-step
-var<workgroup> tus: array<vec4<f32>, 432>;  // [3 gates][TU units][US_ROW] W_hh rows, this K-step
+var<workgroup> ths: array<vec4<f32>, TG * TILED_MAX_RPI * K4T>;  // [TG·RPI rows][K4T] h_{t−1} (or r⊙h), this K-step
+var<workgroup> tus: array<vec4<f32>, 3u * TU * US_ROW>;  // [3 gates][TU units][US_ROW] W_hh rows, this K-step
 
 // Per row of this invocation (index r: tile row y + TG·r), the three gates' partial dot products
 // in 4 K-lanes. With `ngates` < 3 the first gates are used (acc_a for gate g0).
-var<private> acc_a: array<vec4<f32>, 4>;
-var<private> acc_b: array<vec4<f32>, 4>;
-var<private> acc_c: array<vec4<f32>, 4>;
+var<private> acc_a: array<vec4<f32>, TILED_MAX_RPI>;
+var<private> acc_b: array<vec4<f32>, TILED_MAX_RPI>;
+var<private> acc_c: array<vec4<f32>, TILED_MAX_RPI>;
 // The next K-step's tile elements this invocation loads (at most 2 vec4s of h, 2 of U).
 var<private> ph: array<vec4<f32>, 2>;
 var<private> pu: array<vec4<f32>, 2>;
@@ -437,7 +316,7 @@ fn mac(x: u32, y: u32, ngates: u32) {
 // acc_{a,b,c}[r] ← U[g0 .. g0+ngates, j] · h[b0 + y + TG·r] for unit j = j0 + x, over all of K.
 // Every invocation of the workgroup must call it (barriers).
 fn tile_matmul(s: u32, lid: u32, x: u32, y: u32, d: u32, b0: u32, j0: u32, g0: u32, ngates: u32, use_rh: bool) {
-    for (var r = 0u; r < 4u; r++) {
+    for (var r = 0u; r < TILED_MAX_RPI; r++) {
         acc_a[r] = vec4<f32>(0.0);
         acc_b[r] = vec4<f32>(0.0);
         acc_c[r] = vec4<f32>(0.0);
@@ -458,82 +337,42 @@ fn hsum(v: vec4<f32>) -> f32 {
     return (v.x + v.y) + (v.z + v.w);
 }
 
-@compute @workgroup_size(16, 16, 1)
-fn tiled_fused(
-    @builtin(local_invocation_id) l3: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-    @builtin(workgroup_id) wid: vec3<u32>,
-) {
+// A tiled step kernel of `kind` (as `finish_step`): the tile's GEMM, then each of this
+// invocation's rows finished in registers.
+fn tiled(kind: u32, x: u32, y: u32, lid: u32, wid: vec3<u32>) {
     let s = st.s;
     let d = wid.z;
     let j0 = wid.x * TU;
     let b0 = wid.y * TG * RPI;
-    tile_matmul(s, lid, l3.x, l3.y, d, b0, j0, 0u, 3u, false);
-    let j = j0 + l3.x;
+    let rows = step_rows(kind);
+    tile_matmul(s, lid, x, y, d, b0, j0, rows.x, rows.y, rows.z == 1u);
+    let j = j0 + x;
     if (j >= H) { return; }
     for (var r = 0u; r < RPI; r++) {
-        let b = b0 + l3.y + TG * r;
+        let b = b0 + y + TG * r;
         if (b >= ly.batch) { break; }
-        let pos = position(s, d, b);
-        let hold = h_prev(s, d, b, j);
-        var hnew = hold;
-        if (pos.valid) {
-            hnew = cell_after(d, xp3(pos, d, b, j), vec3<f32>(hsum(acc_a[r]), hsum(acc_b[r]), hsum(acc_c[r])), bhh3(d, j), hold);
-        }
-        emit(s, pos, d, b, j, hnew);
+        finish_step(kind, s, d, b, j, vec3<f32>(hsum(acc_a[r]), hsum(acc_b[r]), hsum(acc_c[r])));
     }
 }
 
-@compute @workgroup_size(16, 16, 1)
-fn tiled_gates(
+// The tiled kernels' builtins.
+struct TileIds {
     @builtin(local_invocation_id) l3: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
     @builtin(workgroup_id) wid: vec3<u32>,
-) {
-    let s = st.s;
-    let d = wid.z;
-    let j0 = wid.x * TU;
-    let b0 = wid.y * TG * RPI;
-    tile_matmul(s, lid, l3.x, l3.y, d, b0, j0, 0u, 2u, false);
-    let j = j0 + l3.x;
-    if (j >= H) { return; }
-    for (var r = 0u; r < RPI; r++) {
-        let b = b0 + l3.y + TG * r;
-        if (b >= ly.batch) { break; }
-        let pos = position(s, d, b);
-        // Rows past their length keep h; `tiled_candidate` reads neither z nor their r⊙h.
-        if (!pos.valid) { continue; }
-        let rz = gates_before(d, xp_rz(pos, d, b, j), vec2<f32>(hsum(acc_a[r]), hsum(acc_b[r])), bhh_rz(d, j));
-        let rg = rz.x;
-        let z = rz.y;
-        set_z(d, b, j, z);
-        set_rh(d, b, j, rg * h_prev(s, d, b, j));
-    }
 }
 
-@compute @workgroup_size(16, 16, 1)
-fn tiled_candidate(
-    @builtin(local_invocation_id) l3: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-    @builtin(workgroup_id) wid: vec3<u32>,
-) {
-    let s = st.s;
-    let d = wid.z;
-    let j0 = wid.x * TU;
-    let b0 = wid.y * TG * RPI;
-    tile_matmul(s, lid, l3.x, l3.y, d, b0, j0, 2u, 1u, true);
-    let j = j0 + l3.x;
-    if (j >= H) { return; }
-    for (var r = 0u; r < RPI; r++) {
-        let b = b0 + l3.y + TG * r;
-        if (b >= ly.batch) { break; }
-        let pos = position(s, d, b);
-        let hold = h_prev(s, d, b, j);
-        var hnew = hold;
-        if (pos.valid) {
-            let z = get_z(d, b, j);
-            hnew = cell_before(d, xp_at(pos, d, b, 2u * H + j), hsum(acc_a[r]), bhh(d, 2u * H + j), z, hold);
-        }
-        emit(s, pos, d, b, j, hnew);
-    }
+@compute @workgroup_size(TU, TG, 1)
+fn tiled_fused(ids: TileIds) {
+    tiled(0u, ids.l3.x, ids.l3.y, ids.lid, ids.wid);
+}
+
+@compute @workgroup_size(TU, TG, 1)
+fn tiled_gates(ids: TileIds) {
+    tiled(1u, ids.l3.x, ids.l3.y, ids.lid, ids.wid);
+}
+
+@compute @workgroup_size(TU, TG, 1)
+fn tiled_candidate(ids: TileIds) {
+    tiled(2u, ids.l3.x, ids.l3.y, ids.lid, ids.wid);
 }

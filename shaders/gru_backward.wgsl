@@ -2,7 +2,7 @@
 // recurrence, one step per dispatch. Canonical gate order r, z, n; h' = z⊙h + (1−z)⊙n.
 //
 // Entry points, all over one bind group layout (bindings below), one dispatch per step s (the
-// s-th step in processing order), grid (⌈H/64⌉, B, D): invocation (j, b, d) owns unit j of row b
+// s-th step in processing order), grid (⌈H/TRAIN_WG⌉, B, D): invocation (j, b, d) owns unit j of row b
 // of direction d.
 // - `fwd_ra`:       a whole reset-after step.
 // - `fwd_rb_gates`: reset-before, half 1: r, z and r⊙h.
@@ -37,39 +37,8 @@
 override H: u32 = 1u;
 override RESET_AFTER: bool = true;
 
-struct Step {
-    s: u32,
-}
-
-struct Layer {
-    steps: u32,    // T
-    batch: u32,    // B
-    dirs: u32,     // D
-    in_w: u32,     // I_l
-    rev_mask: u32, // bit d: direction d runs backwards
-    go_back: u32,  // Keras go_backwards
-    x_off: u32,
-    y_off: u32,
-    xp_off: u32,
-    hp_off: u32,
-    gt_off: u32,
-    hs_off: u32,
-    h0_off: u32,   // this layer's slot of h0 [D, B, H]
-    hn_off: u32,   // this layer's slot of h_n [D, B, H]
-    p0: u32,       // params offset of cell (l, 0): w_ih [3H, I_l], w_hh [3H, H], b_ih, b_hh [3H]
-    p1: u32,       // params offset of cell (l, 1)
-    dy_off: u32,
-    da_off: u32,
-    dh_off: u32,
-    pt_off: u32,
-    gs_off: u32,   // this layer's slot of dL/dh_n [D, B, H]
-    dh0_off: u32,  // this layer's slot of dL/dh0 [D, B, H]
-    wt_off: u32,
-    _pad: u32,
-}
-
 @group(0) @binding(0) var<uniform> st: Step;                  // dynamic offset per step
-@group(0) @binding(1) var<uniform> ly: Layer;                 // dynamic offset per layer
+@group(0) @binding(1) var<uniform> ly: TrainLayer;                 // dynamic offset per layer
 @group(0) @binding(2) var<storage, read> p: array<f32>;       // parameters
 @group(0) @binding(3) var<storage, read_write> work: array<f32>;
 @group(0) @binding(4) var<storage, read> lens: array<u32>;    // [B]
@@ -192,71 +161,75 @@ fn gates_rz(d: u32, row: u32, j: u32, u: vec3<f32>, hp: f32) -> vec2<f32> {
     return vec2<f32>(r, z);
 }
 
-@compute @workgroup_size(64, 1, 1)
+// Invocation (j, b, d) of a step kernel at step s = st.s; ti, the time index it reads, is
+// meaningful where the step exists (s < len).
+struct Slot {
+    j: u32,
+    b: u32,
+    d: u32,
+    s: u32,
+    len: u32,
+    ti: u32,
+    row: u32,   // tape(d, ti, b)
+}
+
+fn slot(gid: vec3<u32>) -> Slot {
+    let len = lens[gid.y];
+    let ti = t_in(min(st.s, len - 1u), gid.z, len);
+    return Slot(gid.x, gid.y, gid.z, st.s, len, ti, tape(gid.z, ti, gid.y));
+}
+
+@compute @workgroup_size(TRAIN_WG, 1, 1)
 fn fwd_ra(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let j = gid.x;
-    let b = gid.y;
-    let d = gid.z;
-    if j >= H || !step_exists(j, b, d) {
+    let q = slot(gid);
+    if q.j >= H || !step_exists(q.j, q.b, q.d) {
         return;
     }
-    let s = st.s;
-    let len = lens[b];
-    let ti = t_in(s, d, len);
-    let hb = hprev_base(s, d, b);
-    let u = recurrent(hb, d, j, true);
-    let row = tape(d, ti, b);
-    let hp = work[hb + j];
-    let g = gates_rz(d, row, j, u, hp);
-    let hn = u.z + p[bhh_off(d) + 2u * H + j];
-    let n = tanh_(work[ly.xp_off + row * 3u * H + 2u * H + j] + p[bih_off(d) + 2u * H + j] + g.x * hn);
+    let hb = hprev_base(q.s, q.d, q.b);
+    let u = recurrent(hb, q.d, q.j, true);
+    let row = q.row;
+    let hp = work[hb + q.j];
+    let g = gates_rz(q.d, row, q.j, u, hp);
+    let hn = u.z + p[bhh_off(q.d) + 2u * H + q.j];
+    let n = tanh_(work[ly.xp_off + row * 3u * H + 2u * H + q.j] + p[bih_off(q.d) + 2u * H + q.j] + g.x * hn);
     let gt = ly.gt_off + row * 4u * H;
-    work[gt + 2u * H + j] = n;
-    work[gt + 3u * H + j] = hn;
-    finish(s, d, b, j, t_out(s, ti), g.y * hp + (1.0 - g.y) * n);
+    work[gt + 2u * H + q.j] = n;
+    work[gt + 3u * H + q.j] = hn;
+    finish(q.s, q.d, q.b, q.j, t_out(q.s, q.ti), g.y * hp + (1.0 - g.y) * n);
 }
 
-@compute @workgroup_size(64, 1, 1)
+@compute @workgroup_size(TRAIN_WG, 1, 1)
 fn fwd_rb_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let j = gid.x;
-    let b = gid.y;
-    let d = gid.z;
-    let s = st.s;
-    let len = lens[b];
-    if j >= H || s >= len {
+    let q = slot(gid);
+    if q.j >= H || q.s >= q.len {
         return;
     }
-    let hb = hprev_base(s, d, b);
-    let row = tape(d, t_in(s, d, len), b);
-    let hp = work[hb + j];
-    let g = gates_rz(d, row, j, recurrent(hb, d, j, false), hp);
-    work[ly.gt_off + row * 4u * H + 3u * H + j] = g.x * hp;
+    let hb = hprev_base(q.s, q.d, q.b);
+    let row = q.row;
+    let hp = work[hb + q.j];
+    let g = gates_rz(q.d, row, q.j, recurrent(hb, q.d, q.j, false), hp);
+    work[ly.gt_off + row * 4u * H + 3u * H + q.j] = g.x * hp;
 }
 
-@compute @workgroup_size(64, 1, 1)
+@compute @workgroup_size(TRAIN_WG, 1, 1)
 fn fwd_rb_cand(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let j = gid.x;
-    let b = gid.y;
-    let d = gid.z;
-    if j >= H || !step_exists(j, b, d) {
+    let q = slot(gid);
+    if q.j >= H || !step_exists(q.j, q.b, q.d) {
         return;
     }
-    let s = st.s;
-    let len = lens[b];
-    let ti = t_in(s, d, len);
-    let row = tape(d, ti, b);
+    let row = q.row;
     let gt = ly.gt_off + row * 4u * H;
-    let wt = ly.wt_off + d * H * 3u * H + 2u * H + j;
+    let wt = ly.wt_off + q.d * H * 3u * H + 2u * H + q.j;
     var an = 0.0;
     for (var k = 0u; k < H; k++) {
         an += work[wt + k * 3u * H] * work[gt + 3u * H + k];
     }
     let xp = ly.xp_off + row * 3u * H;
-    let n = tanh_(work[xp + 2u * H + j] + p[bih_off(d) + 2u * H + j] + an + p[bhh_off(d) + 2u * H + j]);
-    let z = work[gt + H + j];
-    work[gt + 2u * H + j] = n;
-    let hp = work[ly.hp_off + row * H + j];
-    finish(s, d, b, j, t_out(s, ti), z * hp + (1.0 - z) * n);
+    let n = tanh_(work[xp + 2u * H + q.j] + p[bih_off(q.d) + 2u * H + q.j] + an + p[bhh_off(q.d) + 2u * H + q.j]);
+    let z = work[gt + H + q.j];
+    work[gt + 2u * H + q.j] = n;
+    let hp = work[ly.hp_off + row * H + q.j];
+    finish(q.s, q.d, q.b, q.j, t_out(q.s, q.ti), z * hp + (1.0 - z) * n);
 }
 
 // dL/dh_{s} carried into step s (processed in reverse): dL/dh_n at the last step.
@@ -268,95 +241,82 @@ fn carry(s: u32, d: u32, b: u32, j: u32) -> f32 {
     return work[ly.dh_off + db];
 }
 
-@compute @workgroup_size(64, 1, 1)
+@compute @workgroup_size(TRAIN_WG, 1, 1)
 fn bwd_elem(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let j = gid.x;
-    let b = gid.y;
-    let d = gid.z;
-    if j >= H {
+    let q = slot(gid);
+    if q.j >= H {
         return;
     }
-    let s = st.s;
-    let len = lens[b];
-    let db = (d * ly.batch + b) * H + j;
-    let c = carry(s, d, b, j);
-    if s >= len {
+    let db = (q.d * ly.batch + q.b) * H + q.j;
+    let c = carry(q.s, q.d, q.b, q.j);
+    if q.s >= q.len {
         work[ly.pt_off + db] = c;
-        let da = ly.da_off + tape(d, s, b) * 4u * H;
+        let da = ly.da_off + tape(q.d, q.s, q.b) * 4u * H;
         for (var g = 0u; g < 4u; g++) {
-            work[da + g * H + j] = 0.0;
+            work[da + g * H + q.j] = 0.0;
         }
         return;
     }
-    let ti = t_in(s, d, len);
-    let to = t_out(s, ti);
-    let row = tape(d, ti, b);
-    let dhp = c + work[ly.dy_off + (to * ly.batch + b) * ly.dirs * H + d * H + j];
+    let to = t_out(q.s, q.ti);
+    let row = q.row;
+    let dhp = c + work[ly.dy_off + (to * ly.batch + q.b) * ly.dirs * H + q.d * H + q.j];
     let gt = ly.gt_off + row * 4u * H;
-    let r = work[gt + j];
-    let z = work[gt + H + j];
-    let n = work[gt + 2u * H + j];
-    let h = work[ly.hp_off + row * H + j];
+    let r = work[gt + q.j];
+    let z = work[gt + H + q.j];
+    let n = work[gt + 2u * H + q.j];
+    let h = work[ly.hp_off + row * H + q.j];
     let daz = dhp * (h - n) * z * (1.0 - z);
     let dan = dhp * (1.0 - z) * (1.0 - n * n);
     let da = ly.da_off + row * 4u * H;
-    work[da + H + j] = daz;
-    work[da + 2u * H + j] = dan;
+    work[da + H + q.j] = daz;
+    work[da + 2u * H + q.j] = dan;
     if RESET_AFTER {
-        let hn = work[gt + 3u * H + j];
+        let hn = work[gt + 3u * H + q.j];
         let dr = dan * hn;
-        work[da + j] = dr * r * (1.0 - r);
-        work[da + 3u * H + j] = dan * r;
+        work[da + q.j] = dr * r * (1.0 - r);
+        work[da + 3u * H + q.j] = dan * r;
     } else {
-        work[da + 3u * H + j] = dan;
+        work[da + 3u * H + q.j] = dan;
     }
     work[ly.pt_off + db] = dhp * z;
 }
 
 // Reset-before: invocation (k, b, d) computes drh_k = Σ_j U_n[j, k]·da_n_j, then da_r_k and the
 // drh ⊙ r term of dh_k.
-@compute @workgroup_size(64, 1, 1)
+@compute @workgroup_size(TRAIN_WG, 1, 1)
 fn bwd_mid_rb(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let k = gid.x;
-    let b = gid.y;
-    let d = gid.z;
-    let s = st.s;
-    let len = lens[b];
-    if k >= H || s >= len {
+    let q = slot(gid);
+    if q.j >= H || q.s >= q.len {
         return;
     }
-    let row = tape(d, t_in(s, d, len), b);
+    let row = q.row;
     let da = ly.da_off + row * 4u * H;
-    let w = whh_off(d) + 2u * H * H + k;
+    let w = whh_off(q.d) + 2u * H * H + q.j;
     var drh = 0.0;
     for (var j = 0u; j < H; j++) {
         drh += p[w + j * H] * work[da + 2u * H + j];
     }
-    let r = work[ly.gt_off + row * 4u * H + k];
-    let h = work[ly.hp_off + row * H + k];
+    let r = work[ly.gt_off + row * 4u * H + q.j];
+    let h = work[ly.hp_off + row * H + q.j];
     let dr = drh * h;
-    work[da + k] = dr * r * (1.0 - r);
-    let db = (d * ly.batch + b) * H + k;
+    work[da + q.j] = dr * r * (1.0 - r);
+    let db = (q.d * ly.batch + q.b) * H + q.j;
     work[ly.pt_off + db] += drh * r;
 }
 
-@compute @workgroup_size(64, 1, 1)
+@compute @workgroup_size(TRAIN_WG, 1, 1)
 fn bwd_rec(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let k = gid.x;
-    let b = gid.y;
-    let d = gid.z;
-    if k >= H {
+    let q = slot(gid);
+    if q.j >= H {
         return;
     }
-    let s = st.s;
-    let len = lens[b];
-    let db = (d * ly.batch + b) * H + k;
+    let db = (q.d * ly.batch + q.b) * H + q.j;
     var acc = work[ly.pt_off + db];
-    if s < len {
-        let row = tape(d, t_in(s, d, len), b);
+    if q.s < q.len {
+        let row = q.row;
         let da = ly.da_off + row * 4u * H;
-        // W_hh row-major: consecutive k (the invocations of a workgroup) read consecutive floats.
-        let w = whh_off(d) + k;
+        // W_hh row-major: consecutive units (the invocations of a workgroup) read consecutive floats.
+        let w = whh_off(q.d) + q.j;
         for (var j = 0u; j < H; j++) {
             acc += p[w + j * H] * work[da + j] + p[w + (H + j) * H] * work[da + H + j];
         }
@@ -366,7 +326,7 @@ fn bwd_rec(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
         }
     }
-    if s == 0u {
+    if q.s == 0u {
         work[ly.dh0_off + db] = acc;
     } else {
         work[ly.dh_off + db] = acc;
@@ -374,12 +334,12 @@ fn bwd_rec(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // WT[d][k][row] = W_hh(d)[row][k]; invocation i = row·H + k over a (x, y) grid, z = d.
-@compute @workgroup_size(64, 1, 1)
+@compute @workgroup_size(TRAIN_WG, 1, 1)
 fn transpose_whh(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    let i = gid.y * nwg.x * 64u + gid.x;
+    let i = gid.y * nwg.x * TRAIN_WG + gid.x;
     let d = gid.z;
     if i >= 3u * H * H {
         return;

@@ -13,26 +13,19 @@
 override K: u32 = 1u;  // input features (the GRU's H)
 override C: u32 = 1u;  // classes
 
-struct Params {
-    batch: u32,  // B
-    x_off: u32,  // float offset of row 0 of x in `x`
-    x_sb: u32,   // stride of b in `x` (floats)
-    _pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: HeadParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;            // [B, K] at x_off, row stride x_sb
 @group(0) @binding(2) var<storage, read> w: array<f32>;            // [C, K] row-major
 @group(0) @binding(3) var<storage, read> bias: array<f32>;         // [C]
 @group(0) @binding(4) var<storage, read_write> probs: array<f32>;  // [B, C]: logits, then probabilities
 
-const WG: u32 = 64u;
+const WG: u32 = HEAD_WG;
 
 fn flat(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.y * nwg.x + wid.x) * WG + lid;
 }
 
-@compute @workgroup_size(64, 1, 1)
+@compute @workgroup_size(WG, 1, 1)
 fn dense(
     @builtin(local_invocation_index) lid: u32,
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -51,7 +44,7 @@ fn dense(
     probs[i] = acc + bias[c];
 }
 
-var<workgroup> red: array<f32, 64>;  // [WG] partial max, then partial sum
+var<workgroup> red: array<f32, WG>;  // [WG] partial max, then partial sum
 
 // Leaves the reduction of `red` (max when `is_max`, else sum) in red[0] for every invocation.
 fn reduce(lid: u32, is_max: bool) -> f32 {
@@ -72,7 +65,7 @@ fn reduce(lid: u32, is_max: bool) -> f32 {
 }
 
 // One workgroup per row, its invocations striding over the C classes.
-@compute @workgroup_size(64, 1, 1)
+@compute @workgroup_size(WG, 1, 1)
 fn softmax(
     @builtin(local_invocation_index) lid: u32,
     @builtin(workgroup_id) wid: vec3<u32>,

@@ -4,18 +4,7 @@
 // time-major, batch-first and previous-layer outputs need no copy. Tiles of 64×64 outputs,
 // 16 K-columns per stage in workgroup memory, 4×4 outputs per invocation in registers.
 
-struct Params {
-    m: u32,          // rows T·B
-    n: u32,          // columns D·3H
-    k: u32,          // input features
-    rows_per_t: u32, // B
-    a_st: u32,       // stride of t in A (floats)
-    a_sb: u32,       // stride of b in A (floats)
-    a_off: u32,      // first float of A
-    _pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: ProjParams;
 @group(0) @binding(1) var<storage, read> a: array<f32>;        // [T, B, K] via strides
 @group(0) @binding(2) var<storage, read> w: array<f32>;        // [N, K] row-major
 @group(0) @binding(3) var<storage, read> bias: array<f32>;     // [N]
@@ -27,24 +16,13 @@ struct Params {
 // A·Wᵀ + bias over its columns, each later chunk adds its columns to C.
 override K_CHUNK: u32 = 0u;
 
-struct Chunk {
-    i: u32,
-}
-
-const TILE: u32 = 64u;
-const KT: u32 = 16u;
-
-// [KT][TILE/4] vec4: column-blocks of 4 rows, so the inner loop reads one vec4 per operand.
-var<workgroup> as_: array<vec4<f32>, 256>;
-var<workgroup> ws_: array<vec4<f32>, 256>;
-
 fn a_index(m: u32, kk: u32) -> u32 {
     let t = m / p.rows_per_t;
     let b = m - t * p.rows_per_t;
     return p.a_off + t * p.a_st + b * p.a_sb + kk;
 }
 
-@compute @workgroup_size(16, 16, 1)
+@compute @workgroup_size(TILE4, TILE4, 1)
 fn main(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -73,19 +51,9 @@ fn main(
             var wv = 0.0;
             if (m < p.m && kk < k_end) { av = a[a_index(m, kk)]; }
             if (nn < p.n && kk < k_end) { wv = w[nn * p.k + kk]; }
-            as_[(lk + e) * 16u + lr / 4u][lr % 4u] = av;
-            ws_[(lk + e) * 16u + lr / 4u][lr % 4u] = wv;
+            stage(lk + e, lr, av, wv);
         }
-        workgroupBarrier();
-        for (var kk = 0u; kk < KT; kk++) {
-            let av = as_[kk * 16u + lid.y];
-            let wv = ws_[kk * 16u + lid.x];
-            acc[0] += av.x * wv;
-            acc[1] += av.y * wv;
-            acc[2] += av.z * wv;
-            acc[3] += av.w * wv;
-        }
-        workgroupBarrier();
+        tile_mac(&acc, lid.x, lid.y);
     }
     for (var i = 0u; i < 4u; i++) {
         let m = row0 + lid.y * 4u + i;

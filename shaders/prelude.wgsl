@@ -1,11 +1,11 @@
-// Shared by every GRU recurrence module: `gru.wgsl` and `gru_subgroup.wgsl` are each composed as
-// this prelude followed by the kernel file (src/gpu/kernels.rs, the one place that composes them).
-// It holds the specialisation constants, the bind group layout, the activations, the cell's gate
-// math, and where each step of each row reads and writes.
+// Shared by the recurrence modules: `gru.wgsl` and `gru_subgroup.wgsl` are each composed as the
+// generated header (sizes, the `Step` and `Layer` uniform blocks), this prelude, `regs.wgsl`, then
+// the kernel file (src/gpu/wgsl.rs, the one place that composes them). It holds the
+// specialisation constants, the bindings, the activations, the cell's gate math, and where each
+// step of each row reads and writes.
 //
 // Specialisation.
 override H: u32 = 1u;              // hidden units
-override BT: u32 = 4u;             // batch rows per workgroup in the step kernels (1..=4)
 override BS: u32 = 1u;             // batch rows per workgroup in `sequence` (BS·H ≤ 1024)
 override RPI: u32 = 4u;            // batch rows per invocation in the tiled kernels (1, 2 or 4)
 override RESET_AFTER: bool = true; // variant, for `sequence`
@@ -25,29 +25,6 @@ override G_ALPHA_R: f32 = 0.0;
 override G_BETA_R: f32 = 0.0;
 override CLIP: f32 = 0.0;          // 0: no clip
 override SEQ_STEPS: u32 = 0u;      // steps per dispatch of the sequence kernels (0: all T)
-
-struct Step {
-    s: u32,
-}
-
-struct Layer {
-    steps: u32,     // T
-    batch: u32,     // B
-    dirs: u32,      // D
-    hp4: u32,       // padded H / 4: row length of W_hh and h in vec4s
-    y_st: u32,      // stride of t in y (floats)
-    y_sb: u32,      // stride of b in y
-    y_sd: u32,      // stride of direction in y (H)
-    rev_mask: u32,  // bit d set: direction d runs backwards
-    go_back: u32,   // 1: Keras go_backwards
-    bhh_off: u32,   // offset (floats) of b_hh [D, 3H] in `u`
-    ut_off: u32,    // offset (vec4s) of the transposed W_hh [D, H(k), H(j)] × (r, z, n, 0) in `u`
-    h0_off: u32,    // offset (floats) of this layer's h0 [D, B, H] in `states`
-    hn_off: u32,    // offset (floats) of this layer's h_n [D, B, H] in `states`
-    _p0: u32,
-    _p1: u32,
-    _p2: u32,
-}
 
 @group(0) @binding(0) var<uniform> st: Step;                        // dynamic offset per step
 @group(0) @binding(1) var<uniform> ly: Layer;
@@ -195,12 +172,12 @@ fn rh_prev4(d: u32, b: u32, k4: u32) -> vec4<f32> {
     return zr[(ly.dirs + d) * ly.batch * ly.hp4 + b * ly.hp4 + k4];
 }
 
-// One lane's share of a step kernel's recurrent products: for the BT batch rows from b0, the sums
+// One lane's share of a step kernel's recurrent products: for the STEP_ROWS batch rows from b0, the sums
 // over k4 = lane, lane + stride, … of `ngates` rows of W_hh (from gate `g0`) of unit j against
 // h_{t−1}, or against r⊙h when `use_rh`. The caller reduces them over the lanes.
-fn matvec_lane(s: u32, lane: u32, stride: u32, j: u32, d: u32, b0: u32, g0: u32, ngates: u32, use_rh: bool) -> array<vec3<f32>, 4> {
-    var acc: array<vec3<f32>, 4>;
-    for (var i = 0u; i < 4u; i++) { acc[i] = vec3<f32>(0.0); }
+fn matvec_lane(s: u32, lane: u32, stride: u32, j: u32, d: u32, b0: u32, g0: u32, ngates: u32, use_rh: bool) -> array<vec3<f32>, STEP_ROWS> {
+    var acc: array<vec3<f32>, STEP_ROWS>;
+    for (var i = 0u; i < STEP_ROWS; i++) { acc[i] = vec3<f32>(0.0); }
     if (j < H) {
         let row = (d * 3u * H + g0 * H + j) * ly.hp4;
         for (var k4 = lane; k4 < ly.hp4; k4 += stride) {
@@ -209,7 +186,7 @@ fn matvec_lane(s: u32, lane: u32, stride: u32, j: u32, d: u32, b0: u32, g0: u32,
             var w2 = vec4<f32>(0.0);
             if (ngates > 1u) { w1 = u[row + H * ly.hp4 + k4]; }
             if (ngates > 2u) { w2 = u[row + 2u * H * ly.hp4 + k4]; }
-            for (var bb = 0u; bb < BT; bb++) {
+            for (var bb = 0u; bb < STEP_ROWS; bb++) {
                 let b = b0 + bb;
                 if (b >= ly.batch) { break; }
                 var hv: vec4<f32>;
@@ -258,14 +235,22 @@ fn cell_after(d: u32, x: vec3<f32>, a: vec3<f32>, bh: vec3<f32>, h: f32) -> f32 
     return blend(z, h, n);
 }
 
+// h' of a reset-after step, or h where the step does not run.
+fn after_or_hold(valid: bool, d: u32, x: vec3<f32>, a: vec3<f32>, bh: vec3<f32>, h: f32) -> f32 {
+    if (valid) { return cell_after(d, x, a, bh, h); }
+    return h;
+}
+
 // Reset-before, half 1: (r, z).
 fn gates_before(d: u32, x: vec2<f32>, a: vec2<f32>, bh: vec2<f32>) -> vec2<f32> {
     return vec2<f32>(f_act(d, x.x + a.x + bh.x), f_act(d, x.y + a.y + bh.y));
 }
 
-// Reset-before, half 2: h' = blend(z, h, g(x_n + U_n·(r⊙h) + b_hn)), with a_n = U_n·(r⊙h).
-fn cell_before(d: u32, xn: f32, an: f32, bhn: f32, z: f32, h: f32) -> f32 {
-    return blend(z, h, g_act(d, xn + an + bhn));
+// Reset-before, half 2: h' = blend(z, h, g(x_n + U_n·(r⊙h) + b_hn)), with a_n = U_n·(r⊙h); h
+// where the step does not run.
+fn before_or_hold(valid: bool, d: u32, xn: f32, an: f32, bhn: f32, z: f32, h: f32) -> f32 {
+    if (valid) { return blend(z, h, g_act(d, xn + an + bhn)); }
+    return h;
 }
 
 fn y_index(t: u32, d: u32, b: u32, j: u32) -> u32 {
@@ -327,14 +312,12 @@ fn finish_step(kind: u32, s: u32, d: u32, b: u32, j: u32, a: vec3<f32>) {
         }
         return;
     }
-    var hnew = hold;
-    if (pos.valid && kind == 0u) {
-        hnew = cell_after(d, xp3(pos, d, b, j), a, bhh3(d, j), hold);
-    } else if (pos.valid) {
+    if (kind == 0u) {
+        emit(s, pos, d, b, j, after_or_hold(pos.valid, d, xp3(pos, d, b, j), a, bhh3(d, j), hold));
+    } else {
         let xn = xp_at(pos, d, b, 2u * H + j);
-        hnew = cell_before(d, xn, a.x, bhh(d, 2u * H + j), get_z(d, b, j), hold);
+        emit(s, pos, d, b, j, before_or_hold(pos.valid, d, xn, a.x, bhh(d, 2u * H + j), get_z(d, b, j), hold));
     }
-    emit(s, pos, d, b, j, hnew);
 }
 
 // The W_hh rows a per-step kernel of `kind` multiplies: (first gate, gates, against r⊙h).

@@ -13,36 +13,10 @@
 // the backward recurrence. The host splits K so that no invocation loops more than about 13 K
 // times (llvmpipe ends an invocation after 65,535 loop iterations).
 
-struct Gemm {
-    m: u32,
-    n: u32,
-    k0: u32,
-    k1: u32,
-    a_off: u32,
-    a_sm: u32,
-    a_sk: u32,
-    b_off: u32,
-    b_sk: u32,
-    b_sn: u32,
-    b_buf: u32,
-    c_off: u32,
-    c_sm: u32,
-    c_sn: u32,
-    c_buf: u32,
-    acc: u32,  // 1: add to C
-}
-
 @group(0) @binding(0) var<uniform> g: Gemm;   // dynamic offset per GEMM
 @group(0) @binding(1) var<storage, read> params: array<f32>;
 @group(0) @binding(2) var<storage, read_write> grads: array<f32>;
 @group(0) @binding(3) var<storage, read_write> work: array<f32>;
-
-const TILE: u32 = 64u;
-const KT: u32 = 16u;
-
-// [KT][TILE/4] vec4s: column blocks of 4 rows (A) or 4 columns (B).
-var<workgroup> ta: array<vec4<f32>, 256>;
-var<workgroup> tb: array<vec4<f32>, 256>;
 
 fn load_a(m: u32, k: u32) -> f32 {
     if m < g.m && k < g.k1 {
@@ -74,7 +48,7 @@ fn store(m: u32, n: u32, v: f32) {
     }
 }
 
-@compute @workgroup_size(16, 16, 1)
+@compute @workgroup_size(TILE4, TILE4, 1)
 fn gemm(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
@@ -93,19 +67,9 @@ fn gemm(
             // A: k = e / 64, m = e % 64 (consecutive invocations take consecutive rows).
             let ak = e / TILE;
             let am = e % TILE;
-            ta[ak * 16u + am / 4u][am % 4u] = load_a(row0 + am, k0 + ak);
-            tb[ak * 16u + am / 4u][am % 4u] = load_b(k0 + ak, col0 + am);
+            stage(ak, am, load_a(row0 + am, k0 + ak), load_b(k0 + ak, col0 + am));
         }
-        workgroupBarrier();
-        for (var kk = 0u; kk < KT; kk++) {
-            let av = ta[kk * 16u + lid.y];
-            let bv = tb[kk * 16u + lid.x];
-            acc[0] += av.x * bv;
-            acc[1] += av.y * bv;
-            acc[2] += av.z * bv;
-            acc[3] += av.w * bv;
-        }
-        workgroupBarrier();
+        tile_mac(&acc, lid.x, lid.y);
     }
     for (var i = 0u; i < 4u; i++) {
         for (var q = 0u; q < 4u; q++) {
@@ -114,7 +78,7 @@ fn gemm(
     }
 }
 
-@compute @workgroup_size(64, 1, 1)
+@compute @workgroup_size(TRAIN_WG, 1, 1)
 fn colsum(@builtin(global_invocation_id) gid: vec3<u32>) {
     let m = gid.x;
     if m >= g.m {

@@ -8,35 +8,12 @@
 // - `sumsq`:      per-workgroup partial sums of g² over all parameters.
 // - `clip_scale`: one workgroup: ‖g‖ and min(1, max_norm / (‖g‖ + 1e-6)) (PyTorch's
 //                 `clip_grad_norm_`); the optimisers multiply every gradient by it.
-// - `adam`, `sgd`: one invocation per parameter (PyTorch's Adam and SGD with momentum).
+// - `optimise`:   one invocation per parameter: PyTorch's Adam, or SGD with momentum (`SGD`).
 // Flat indices come from an (x, y) grid of 256-invocation workgroups; no loop runs more than
 // 256 iterations per invocation except over C or B rows (llvmpipe's cap is 65,535).
 
 override H: u32 = 1u;  // the head's input features
 override C: u32 = 1u;  // classes
-
-struct Opt {
-    n: u32,             // parameters
-    batch: u32,         // B
-    hn_off: u32,        // work: the head's input rows [B, H] (the last layer's h_n, direction 0)
-    dl_off: u32,        // work: dL/dlogits [B, C]
-    pr_off: u32,        // work: probabilities [B, C]
-    lb_off: u32,        // work: per-row loss and correctness [B, 2]
-    wd_off: u32,        // params: head weight [C, H]
-    bd_off: u32,        // params: head bias [C]
-    lr: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    weight_decay: f32,
-    bc1: f32,           // Adam: 1 − β1^t
-    bc2: f32,           // Adam: 1 − β2^t
-    momentum: f32,      // SGD
-    first: u32,         // SGD: first step (the momentum buffer starts at g)
-    clip: u32,          // 1: scale gradients by s[SCALE]
-    max_norm: f32,
-    groups: u32,        // workgroups of `sumsq`
-}
 
 @group(0) @binding(0) var<uniform> o: Opt;
 @group(0) @binding(1) var<storage, read_write> params: array<f32>;
@@ -51,10 +28,10 @@ const LOSS: u32 = 0u;
 const CORRECT: u32 = 1u;
 const NORM: u32 = 2u;
 const SCALE: u32 = 3u;
-const PARTIALS: u32 = 4u;
+const PARTIALS: u32 = SCRATCH_PARTIALS;
 
-const WG: u32 = 256u;
-var<workgroup> red: array<f32, 256>;
+const WG: u32 = OPT_WG;
+var<workgroup> red: array<f32, WG>;
 
 fn reduce_sum(lid: u32, n: u32) -> f32 {
     for (var off = n / 2u; off > 0u; off /= 2u) {
@@ -82,8 +59,8 @@ fn reduce_max(lid: u32, n: u32) -> f32 {
     return v;
 }
 
-// One workgroup of 64 per row.
-@compute @workgroup_size(64, 1, 1)
+// One workgroup of TRAIN_WG per row.
+@compute @workgroup_size(TRAIN_WG, 1, 1)
 fn head_loss(
     @builtin(local_invocation_index) lid: u32,
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -93,7 +70,7 @@ fn head_loss(
     let h = o.hn_off + b * H;
     let row = b * C;
     var mx = -3.4e38;
-    for (var c = lid; c < C; c += 64u) {
+    for (var c = lid; c < C; c += TRAIN_WG) {
         var acc = params[o.bd_off + c];
         for (var k = 0u; k < H; k++) {
             acc += params[o.wd_off + c * H + k] * work[h + k];
@@ -102,13 +79,13 @@ fn head_loss(
         mx = max(mx, acc);
     }
     red[lid] = mx;
-    mx = reduce_max(lid, 64u);
+    mx = reduce_max(lid, TRAIN_WG);
     var sum = 0.0;
-    for (var c = lid; c < C; c += 64u) {
+    for (var c = lid; c < C; c += TRAIN_WG) {
         sum += exp(work[o.pr_off + row + c] - mx);
     }
     red[lid] = sum;
-    sum = reduce_sum(lid, 64u);
+    sum = reduce_sum(lid, TRAIN_WG);
     if lid == 0u {
         // The argmax (first on ties) and the loss, from the logits.
         var best = 0u;
@@ -123,14 +100,14 @@ fn head_loss(
     }
     workgroupBarrier();
     let inv_b = 1.0 / f32(o.batch);
-    for (var c = lid; c < C; c += 64u) {
+    for (var c = lid; c < C; c += TRAIN_WG) {
         let pc = exp(work[o.pr_off + row + c] - mx) / sum;
         work[o.pr_off + row + c] = pc;
         work[o.dl_off + row + c] = (pc - select(0.0, 1.0, c == label)) * inv_b;
     }
 }
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(WG, 1, 1)
 fn loss_reduce(@builtin(local_invocation_index) lid: u32) {
     var l = 0.0;
     var c = 0.0;
@@ -148,7 +125,7 @@ fn loss_reduce(@builtin(local_invocation_index) lid: u32) {
     }
 }
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(WG, 1, 1)
 fn sumsq(
     @builtin(local_invocation_index) lid: u32,
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -165,7 +142,7 @@ fn sumsq(
     }
 }
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(WG, 1, 1)
 fn clip_scale(@builtin(local_invocation_index) lid: u32) {
     var acc = 0.0;
     for (var i = lid; i < o.groups; i += WG) {
@@ -192,26 +169,10 @@ fn grad_of(i: u32) -> f32 {
     return g + o.weight_decay * params[i];
 }
 
-@compute @workgroup_size(256, 1, 1)
-fn adam(
-    @builtin(global_invocation_id) gid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-    let i = flat(gid, nwg);
-    if i >= o.n {
-        return;
-    }
-    let g = grad_of(i);
-    let m = o.beta1 * m1[i] + (1.0 - o.beta1) * g;
-    let v = o.beta2 * m2[i] + (1.0 - o.beta2) * g * g;
-    m1[i] = m;
-    m2[i] = v;
-    let denom = sqrt(v) / sqrt(o.bc2) + o.eps;
-    params[i] -= (o.lr / o.bc1) * m / denom;
-}
+override SGD: bool = false;  // `optimise`: SGD with momentum instead of Adam
 
-@compute @workgroup_size(256, 1, 1)
-fn sgd(
+@compute @workgroup_size(WG, 1, 1)
+fn optimise(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
@@ -220,10 +181,19 @@ fn sgd(
         return;
     }
     let g = grad_of(i);
-    var buf = g;
-    if o.first == 0u && o.momentum != 0.0 {
-        buf = o.momentum * m1[i] + g;
+    if SGD {
+        var buf = g;
+        if o.first == 0u && o.momentum != 0.0 {
+            buf = o.momentum * m1[i] + g;
+        }
+        m1[i] = buf;
+        params[i] -= o.lr * buf;
+    } else {
+        let m = o.beta1 * m1[i] + (1.0 - o.beta1) * g;
+        let v = o.beta2 * m2[i] + (1.0 - o.beta2) * g * g;
+        m1[i] = m;
+        m2[i] = v;
+        let denom = sqrt(v) / sqrt(o.bc2) + o.eps;
+        params[i] -= (o.lr / o.bc1) * m / denom;
     }
-    m1[i] = buf;
-    params[i] -= o.lr * buf;
 }

@@ -1,7 +1,12 @@
 //! Every WGSL shader passes naga's validator (the naga wgpu uses), with its overrides
 //! specialised, and translates to SPIR-V (Vulkan), MSL (Metal), HLSL (DX12) and GLSL (GL).
 
-use wgpu_gru::gpu::kernels::ALL_SHADERS;
+use wgpu_gru::gpu::wgsl::Shader;
+
+/// Every module as the crate compiles it: (kernel file name, composed source).
+fn all_shaders() -> impl Iterator<Item = (&'static str, &'static str)> {
+    Shader::ALL.into_iter().map(|s| (s.name(), s.source()))
+}
 
 fn parse(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {
     let module = naga::front::wgsl::parse_str(src)
@@ -43,8 +48,7 @@ fn constants(module: &naga::Module) -> naga::back::PipelineConstants {
 
 #[test]
 fn every_shader_validates() {
-    assert!(!ALL_SHADERS.is_empty());
-    for (name, src) in ALL_SHADERS {
+    for (name, src) in all_shaders() {
         let (module, info) = parse(name, src);
         assert!(!module.entry_points.is_empty(), "{name} has no entry point");
         let consts = if module.overrides.is_empty() {
@@ -59,7 +63,7 @@ fn every_shader_validates() {
 
 #[test]
 fn every_shader_translates_for_vulkan_metal_dx12_gl() {
-    for (name, src) in ALL_SHADERS {
+    for (name, src) in all_shaders() {
         let (module, info) = parse(name, src);
         let consts = if module.overrides.is_empty() {
             naga::back::PipelineConstants::default()
@@ -128,10 +132,11 @@ fn every_shader_translates_for_vulkan_metal_dx12_gl() {
 /// a file or between two.
 #[test]
 fn shaders_repeat_no_run_of_more_than_ten_lines() {
-    use wgpu_gru::gpu::kernels::{GRU_SUBGROUP_WGSL, GRU_WGSL};
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
     let prelude = std::fs::read_to_string(dir.join("prelude.wgsl")).unwrap();
-    assert!(GRU_WGSL.starts_with(&prelude) && GRU_SUBGROUP_WGSL.starts_with(&prelude));
+    assert!(
+        Shader::Gru.source().contains(&prelude) && Shader::GruSubgroup.source().contains(&prelude)
+    );
     let mut lines: Vec<(String, usize, String)> = Vec::new();
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -170,14 +175,10 @@ fn only_the_subgroup_shader_needs_subgroups() {
     let caps = naga::valid::Capabilities::all()
         - naga::valid::Capabilities::SUBGROUP
         - naga::valid::Capabilities::SUBGROUP_BARRIER;
-    for (name, src) in ALL_SHADERS {
+    for (name, src) in all_shaders() {
         let module = naga::front::wgsl::parse_str(src).unwrap();
         let res = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
             .validate(&module);
-        assert_eq!(
-            res.is_err(),
-            *name == "gru_subgroup.wgsl",
-            "{name}: {res:?}"
-        );
+        assert_eq!(res.is_err(), name == "gru_subgroup.wgsl", "{name}: {res:?}");
     }
 }

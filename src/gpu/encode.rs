@@ -105,7 +105,7 @@ impl GpuGru {
             timestamp_writes: None,
         });
         let (n, m) = (3 * d * h, t * b);
-        let (proj, tile) = (&self.model.kernels.proj, kernels::PROJ_TILE);
+        let (proj, tile) = (&self.model.kernels.proj, kernels::GEMM_TILE);
         for l in 0..c.num_layers {
             pass.set_pipeline(proj);
             let group = match (l, proj0) {

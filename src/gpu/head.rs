@@ -6,30 +6,16 @@
 
 use super::context::GpuContext;
 use super::io::{pop_scopes, read_back};
-use super::kernels;
 use super::layer::GpuGru;
 use super::options::{Algorithm, ForwardStats};
+use super::wgsl::{HEAD_WG, HeadParams, Shader};
 use super::workspace::Workspace;
 use crate::config::GruConfig;
 use crate::error::{Error, Result};
 use crate::io::SeqInput;
 use crate::model::{Dense, GruClassifier, argmax_rows};
-use bytemuck::{Pod, Zeroable};
 use std::sync::Mutex;
 use wgpu::util::DeviceExt;
-
-/// Invocations per workgroup of both head entry points (fixed in `head.wgsl`).
-const HEAD_WG: u32 = 64;
-
-/// Uniform block `Params` of `head.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct HeadParams {
-    batch: u32,
-    x_off: u32,
-    x_sb: u32,
-    _pad: u32,
-}
 
 /// A [`Dense`] layer followed by a softmax over its outputs, uploaded to a GPU.
 ///
@@ -149,10 +135,7 @@ impl GpuHead {
                 layout_entry(4, T::Storage { read_only: false }),
             ],
         });
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("wgpu-gru head.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(kernels::HEAD_WGSL.into()),
-        });
+        let module = Shader::Head.create(device);
         let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("wgpu-gru head pipeline layout"),
             bind_group_layouts: &[Some(&layout)],
@@ -274,7 +257,7 @@ impl GpuHead {
                 batch: b32,
                 x_off: off32,
                 x_sb: st32,
-                _pad: 0,
+                ..Default::default()
             }),
             usage: wgpu::BufferUsages::UNIFORM,
         });

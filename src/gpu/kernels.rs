@@ -3,60 +3,18 @@
 use super::options::GpuOptions;
 use crate::config::{Activations, Variant};
 
-/// `shaders/input_proj.wgsl`: the tiled input-projection GEMM.
-pub const INPUT_PROJ_WGSL: &str = include_str!("../../shaders/input_proj.wgsl");
-/// `shaders/prelude.wgsl` + `shaders/gru.wgsl`: step kernels and the sequence-persistent kernels.
-/// Both recurrence modules are the one prelude (constants, bindings, the cell's gate math)
-/// followed by their kernels, composed here and nowhere else.
-pub const GRU_WGSL: &str = concat!(
-    include_str!("../../shaders/prelude.wgsl"),
-    include_str!("../../shaders/gru.wgsl")
-);
-/// `shaders/prelude.wgsl` + `shaders/gru_subgroup.wgsl`: step and register kernels with subgroup
-/// reductions (needs `Features::SUBGROUP`).
-pub const GRU_SUBGROUP_WGSL: &str = concat!(
-    include_str!("../../shaders/prelude.wgsl"),
-    include_str!("../../shaders/gru_subgroup.wgsl")
-);
-/// `shaders/gru_backward.wgsl`: the training-mode forward and the reverse recurrence (BPTT).
-pub const GRU_BACKWARD_WGSL: &str = include_str!("../../shaders/gru_backward.wgsl");
-/// `shaders/train_gemm.wgsl`: the weight-gradient GEMMs over all T·B rows.
-pub const TRAIN_GEMM_WGSL: &str = include_str!("../../shaders/train_gemm.wgsl");
-/// `shaders/train_step.wgsl`: the head's backward, the optimisers and gradient clipping.
-pub const TRAIN_STEP_WGSL: &str = include_str!("../../shaders/train_step.wgsl");
-/// `shaders/head.wgsl`: the classifier head (dense layer and softmax).
-pub const HEAD_WGSL: &str = include_str!("../../shaders/head.wgsl");
+pub use super::wgsl::{
+    GEMM_KT, GEMM_TILE, REGS_MAX_H, REGS_MAX_WG, REGS_SG_WORKGROUP_BYTES, REGS_WORKGROUP_BYTES,
+    SEQ_MAX, SEQ_MAX_ROWS, SEQ_WG, STEP_ROWS, STEP_UNITS, STEP_WG, Shader, TILED_GROUPS,
+    TILED_MAX_RPI, TILED_UNITS,
+};
 
-/// Every WGSL source of the crate, by file name (for validation and translation tests).
-pub const ALL_SHADERS: &[(&str, &str)] = &[
-    ("input_proj.wgsl", INPUT_PROJ_WGSL),
-    ("gru.wgsl", GRU_WGSL),
-    ("gru_subgroup.wgsl", GRU_SUBGROUP_WGSL),
-    ("head.wgsl", HEAD_WGSL),
-    ("gru_backward.wgsl", GRU_BACKWARD_WGSL),
-    ("train_gemm.wgsl", TRAIN_GEMM_WGSL),
-    ("train_step.wgsl", TRAIN_STEP_WGSL),
-];
-
-/// Rows of the batch one workgroup of the step kernels serves (fixed in `gru.wgsl`).
-pub const STEP_ROWS: u32 = 4;
-/// Hidden units one workgroup of the step kernels serves.
-pub const STEP_UNITS: u32 = 8;
-/// Hidden units one workgroup of the tiled step kernels serves (fixed in `gru.wgsl`).
-pub const TILED_UNITS: u32 = 16;
-/// Batch rows per tile of the tiled step kernels, one pipeline each (16 · rows per invocation).
-pub const TILED_ROWS: [u32; 3] = [16, 32, 64];
+/// Batch rows per tile of the tiled step kernels, one pipeline each: [`TILED_GROUPS`] · 1, 2 and
+/// 4 rows per invocation.
+pub const TILED_ROWS: [u32; 3] = [TILED_GROUPS, 2 * TILED_GROUPS, TILED_MAX_RPI * TILED_GROUPS];
 /// Workgroups per tiled step dispatch below which `choose` halves the tile rows (down to 16) to
 /// spread a step over more of the device's cores.
 pub const TILED_FILL_WORKGROUPS: u32 = 128;
-/// K-columns per stage of the input projection (fixed in `input_proj.wgsl`).
-pub const PROJ_KT: u32 = 16;
-/// Output tile of the input projection (square).
-pub const PROJ_TILE: u32 = 64;
-/// Largest `rows · H` the sequence kernel keeps in workgroup memory.
-pub const SEQ_MAX: u32 = 1024;
-/// Largest batch slice per workgroup of the sequence kernel.
-pub const SEQ_MAX_ROWS: u32 = 8;
 
 /// Compute pipelines for one model's specialisation (H, variant, activations, clip).
 #[derive(Debug)]
@@ -133,9 +91,6 @@ pub fn seq_steps(software: bool, per_step: u32) -> u32 {
     ((LLVMPIPE_LOOP_LIMIT - 5_535) / per_step.max(1)).max(1)
 }
 
-/// Invocations per workgroup of the subgroup step kernels (fixed in `gru_subgroup.wgsl`).
-pub const SG_STEP_INVOCATIONS: u32 = 256;
-
 /// `(KQ, KS, WG)` of `sequence_regs_sg` for `hidden` with up to `columns` K-columns per
 /// invocation: KS is rounded up to a power of two (the shuffle reduction needs it) and KQ shrunk to
 /// match.
@@ -145,12 +100,16 @@ pub fn regs_sg_shape(hidden: u32, columns: u32) -> (u32, u32, u32) {
     (kq, ks, (hidden * ks).next_multiple_of(32))
 }
 
-/// Largest H of the register-resident sequence kernel.
-pub const REGS_MAX_H: u32 = 160;
-/// Workgroup memory `sequence_regs` declares (bytes): h ping-pong, r⊙h, partial sums, z.
-pub const REGS_WORKGROUP_BYTES: u32 = 80 * 16 + 40 * 16 + 3 * 1024 * 4 + 160 * 4;
-/// Workgroup memory `sequence_regs_sg` declares (bytes): h ping-pong, r⊙h.
-pub const REGS_SG_WORKGROUP_BYTES: u32 = 80 * 16 + 40 * 16;
+/// Whether a register kernel of `(KQ, KS, WG)` for `hidden`, declaring `bytes` of workgroup memory,
+/// fits its arrays (`regs.wgsl`) and the device's limits.
+fn regs_fit(limits: &wgpu::Limits, hidden: u32, kq: u32, ks: u32, wg: u32, bytes: u32) -> bool {
+    hidden <= REGS_MAX_H
+        && ks * kq <= REGS_MAX_H / 4
+        && wg <= REGS_MAX_WG
+        && wg <= limits.max_compute_invocations_per_workgroup
+        && wg <= limits.max_compute_workgroup_size_x
+        && bytes <= limits.max_compute_workgroup_storage_size
+}
 
 /// `(KS, WG)` of `sequence_regs` for `hidden` with `columns` K-columns per invocation:
 /// K-slices per unit and invocations per workgroup.
@@ -222,14 +181,8 @@ impl Kernels {
                 storage(8, false),
             ],
         });
-        let proj_module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("wgpu-gru input_proj.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(INPUT_PROJ_WGSL.into()),
-        });
-        let gru_module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("wgpu-gru gru.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(GRU_WGSL.into()),
-        });
+        let proj_module = Shader::InputProj.create(device);
+        let gru_module = Shader::Gru.create(device);
         let proj_pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("wgpu-gru input_proj pipeline layout"),
             bind_group_layouts: &[Some(&proj_layout)],
@@ -242,7 +195,7 @@ impl Kernels {
         });
         let software = device.adapter_info().device_type == wgpu::DeviceType::Cpu;
         // Per 16-column K-stage: the stage, its 4 loads and 16 FMAs, should none be unrolled.
-        let proj_k_chunk = seq_steps(software, 21) * PROJ_KT;
+        let proj_k_chunk = seq_steps(software, 21) * GEMM_KT;
         let proj = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some("wgpu-gru input_proj"),
             layout: Some(&proj_pl),
@@ -315,13 +268,12 @@ impl Kernels {
             ),
         };
         let sequence = if hidden <= SEQ_MAX {
-            [1u32, 2, 4, 8]
-                .into_iter()
+            std::iter::successors(Some(1u32), |&bs| (bs < SEQ_MAX_ROWS).then_some(bs * 2))
                 .filter(|&bs| bs * hidden <= SEQ_MAX)
                 .map(|bs| {
                     // Per step, both halves (reset-before), every loop counted: units per
                     // invocation × (H iterations over k, each with BS rows, and the row loops).
-                    let per_step = 2 * hidden.div_ceil(256) * (hidden * (1 + bs) + 2 * bs) + 4;
+                    let per_step = 2 * hidden.div_ceil(SEQ_WG) * (hidden * (1 + bs) + 2 * bs) + 4;
                     let steps = seq_steps(software, per_step);
                     SeqKernel {
                         rows: bs,
@@ -339,12 +291,8 @@ impl Kernels {
         let limits = device.limits();
         let kq = (regs_columns / 4).clamp(1, 8);
         let (ks, wg) = regs_shape(hidden, kq * 4);
-        let sequence_regs = (hidden <= REGS_MAX_H
-            && wg <= limits.max_compute_invocations_per_workgroup
-            && wg <= limits.max_compute_workgroup_size_x
-            && ks * kq <= 40
-            && REGS_WORKGROUP_BYTES <= limits.max_compute_workgroup_storage_size)
-            .then(|| {
+        let sequence_regs =
+            regs_fit(&limits, hidden, kq, ks, wg, REGS_WORKGROUP_BYTES).then(|| {
                 let steps = seq_steps(software, 3 * kq + ks + 8);
                 SeqKernel {
                     rows: 1,
@@ -377,12 +325,9 @@ impl Kernels {
         let subgroup = (options.subgroups && device.features().contains(wgpu::Features::SUBGROUP))
             .then(|| {
                 let info = device.adapter_info();
-                let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some("wgpu-gru gru_subgroup.wgsl"),
-                    source: wgpu::ShaderSource::Wgsl(GRU_SUBGROUP_WGSL.into()),
-                });
+                let module = Shader::GruSubgroup.create(device);
                 let units = match options.subgroup_units {
-                    0 => (SG_STEP_INVOCATIONS / info.subgroup_min_size.max(1)).max(1),
+                    0 => (STEP_WG / info.subgroup_min_size.max(1)).max(1),
                     n => n,
                 };
                 let step = |entry: &str| make_in(&module, entry, &[("SG_UNITS", units as f64)]);
@@ -395,29 +340,25 @@ impl Kernels {
                     ),
                 };
                 let (kq, ks, wg) = regs_sg_shape(hidden, kq * 4);
-                let sequence_regs = (hidden <= REGS_MAX_H
-                    && ks <= info.subgroup_min_size
-                    && wg <= limits.max_compute_invocations_per_workgroup
-                    && wg <= limits.max_compute_workgroup_size_x
-                    && ks * kq <= 40
-                    && REGS_SG_WORKGROUP_BYTES <= limits.max_compute_workgroup_storage_size)
-                    .then(|| {
-                        let steps = seq_steps(software, 3 * kq + ks + 8);
-                        SeqKernel {
-                            rows: 1,
-                            steps,
-                            pipeline: make_in(
-                                &module,
-                                "sequence_regs_sg",
-                                &[
-                                    ("KQ", kq as f64),
-                                    ("KS", ks as f64),
-                                    ("WG", wg as f64),
-                                    ("SEQ_STEPS", steps as f64),
-                                ],
-                            ),
-                        }
-                    });
+                let sequence_regs = (ks <= info.subgroup_min_size
+                    && regs_fit(&limits, hidden, kq, ks, wg, REGS_SG_WORKGROUP_BYTES))
+                .then(|| {
+                    let steps = seq_steps(software, 3 * kq + ks + 8);
+                    SeqKernel {
+                        rows: 1,
+                        steps,
+                        pipeline: make_in(
+                            &module,
+                            "sequence_regs_sg",
+                            &[
+                                ("KQ", kq as f64),
+                                ("KS", ks as f64),
+                                ("WG", wg as f64),
+                                ("SEQ_STEPS", steps as f64),
+                            ],
+                        ),
+                    }
+                });
                 SubgroupKernels {
                     units,
                     step_fused,

@@ -19,6 +19,7 @@ mod options;
 mod pack;
 mod plan;
 mod stream;
+pub mod wgsl;
 mod workspace;
 
 pub use context::{GpuContext, LossMarker};

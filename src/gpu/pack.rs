@@ -39,13 +39,13 @@ impl Model {
     /// Uploads `gru` to `ctx`'s device, packed for the kernels, and builds its pipelines.
     pub(crate) fn upload(ctx: &GpuContext, gru: &Gru, options: &GpuOptions) -> Result<Model> {
         gru.validate()?;
-        if options.subgroup_units > kernels::SG_STEP_INVOCATIONS {
+        if options.subgroup_units > kernels::STEP_WG {
             return Err(Error::arg(
                 "subgroup_units",
                 format!(
                     "{} is more than {}",
                     options.subgroup_units,
-                    kernels::SG_STEP_INVOCATIONS
+                    kernels::STEP_WG
                 ),
             ));
         }

@@ -1,46 +1,12 @@
 //! [`Workspace`]: every buffer and bind group one (T, B) needs, reused across forwards.
 
 use super::pack::Model;
+use super::wgsl::{LayerParams, ProjParams};
 use crate::error::{Error, Result};
-use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
 /// A bind group over an app's input buffer: (input buffer, W_ih buffer, group).
 pub(crate) type AppInput = (wgpu::Buffer, wgpu::Buffer, wgpu::BindGroup);
-
-/// Uniform block of `input_proj.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-pub(crate) struct ProjParams {
-    pub m: u32,
-    pub n: u32,
-    pub k: u32,
-    pub rows_per_t: u32,
-    pub a_st: u32,
-    pub a_sb: u32,
-    pub a_off: u32,
-    pub _pad: u32,
-}
-
-/// Uniform block `Layer` of `gru.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-pub(crate) struct LayerParams {
-    pub steps: u32,
-    pub batch: u32,
-    pub dirs: u32,
-    pub hp4: u32,
-    pub y_st: u32,
-    pub y_sb: u32,
-    pub y_sd: u32,
-    pub rev_mask: u32,
-    pub go_back: u32,
-    pub bhh_off: u32,
-    pub ut_off: u32,
-    pub h0_off: u32,
-    pub hn_off: u32,
-    pub _pad: [u32; 3],
-}
 
 /// Buffers for forwards of one shape `(steps, batch)` of one [`GpuGru`](super::GpuGru).
 ///
@@ -140,7 +106,7 @@ impl Workspace {
         if u32::try_from(tb * 3 * d * h).is_err() {
             return Err(Error::Overflow("T·B·3·D·H exceeds u32 indexing".into()));
         }
-        let proj_groups_y = (tb as u64).div_ceil(super::kernels::PROJ_TILE as u64);
+        let proj_groups_y = (tb as u64).div_ceil(super::kernels::GEMM_TILE as u64);
         let max_dim = limits.max_compute_workgroups_per_dimension as u64;
         if proj_groups_y > max_dim || b as u64 > max_dim {
             return Err(Error::DeviceLimit {
@@ -253,7 +219,7 @@ impl Workspace {
                 a_st: a_st as u32,
                 a_sb: a_sb as u32,
                 a_off: 0,
-                _pad: 0,
+                _p0: 0,
             };
             let pp_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(&format!("wgpu-gru proj params l{layer}")),
@@ -320,7 +286,7 @@ impl Workspace {
                 ut_off: lw.ut_off,
                 h0_off: (layer * d * b * h) as u32,
                 hn_off: bsz + (layer * d * b * h) as u32,
-                _pad: [0; 3],
+                ..Default::default()
             };
             let lp_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(&format!("wgpu-gru layer params l{layer}")),

@@ -12,7 +12,6 @@
 //! `shaders/train_gemm.wgsl` (the strided GEMM) and `shaders/train_step.wgsl` (head loss,
 //! clipping, optimisers).
 
-use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
 use super::{Gradients, check_trainable, check_upstream};
@@ -24,108 +23,17 @@ use crate::model::{Dense, GruClassifier};
 use crate::weights::{CellWeights, Gru, GruWeights};
 
 use crate::gpu::io::{pop_scopes, read_back};
-pub use crate::gpu::kernels::{GRU_BACKWARD_WGSL, TRAIN_GEMM_WGSL, TRAIN_STEP_WGSL};
+use crate::gpu::wgsl::{
+    GEMM_TILE, GemmParams, OPT_WG, OptParams, SCRATCH_PARTIALS, Shader, StepParams, TRAIN_WG,
+    TrainLayerParams,
+};
 
-/// Invocations per workgroup of the step kernels (fixed in `gru_backward.wgsl`).
-const STEP_WG: u32 = 64;
-/// Output tile of the GEMM (fixed in `train_gemm.wgsl`).
-const GEMM_TILE: u32 = 64;
-/// Invocations per workgroup of the column sum (fixed in `train_gemm.wgsl`).
-const COLSUM_WG: u32 = 64;
 /// K-rows per GEMM dispatch: keeps every invocation under llvmpipe's 65,535 loop iterations.
 const K_CHUNK: u32 = 8192;
-/// Invocations per workgroup of the optimiser kernels (fixed in `train_step.wgsl`).
-const OPT_WG: u32 = 256;
 /// Most workgroups of the `sumsq` reduction.
 const MAX_GROUPS: u32 = 1024;
 /// Floats of the scratch buffer: loss, correct, norm, scale, then the partial sums.
-const SCRATCH: usize = 4 + MAX_GROUPS as usize;
-
-/// Uniform `Step` of `gru_backward.wgsl` (padded to 16 bytes).
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct StepU {
-    s: u32,
-    _pad: [u32; 3],
-}
-
-/// Uniform `Layer` of `gru_backward.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable, Default)]
-struct LayerU {
-    steps: u32,
-    batch: u32,
-    dirs: u32,
-    in_w: u32,
-    rev_mask: u32,
-    go_back: u32,
-    x_off: u32,
-    y_off: u32,
-    xp_off: u32,
-    hp_off: u32,
-    gt_off: u32,
-    hs_off: u32,
-    h0_off: u32,
-    hn_off: u32,
-    p0: u32,
-    p1: u32,
-    dy_off: u32,
-    da_off: u32,
-    dh_off: u32,
-    pt_off: u32,
-    gs_off: u32,
-    dh0_off: u32,
-    wt_off: u32,
-    _pad: u32,
-}
-
-/// Uniform `Gemm` of `train_gemm.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable, Default)]
-struct GemmU {
-    m: u32,
-    n: u32,
-    k0: u32,
-    k1: u32,
-    a_off: u32,
-    a_sm: u32,
-    a_sk: u32,
-    b_off: u32,
-    b_sk: u32,
-    b_sn: u32,
-    b_buf: u32,
-    c_off: u32,
-    c_sm: u32,
-    c_sn: u32,
-    c_buf: u32,
-    acc: u32,
-}
-
-/// Uniform `Opt` of `train_step.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable, Default)]
-struct OptU {
-    n: u32,
-    batch: u32,
-    hn_off: u32,
-    dl_off: u32,
-    pr_off: u32,
-    lb_off: u32,
-    wd_off: u32,
-    bd_off: u32,
-    lr: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    weight_decay: f32,
-    bc1: f32,
-    bc2: f32,
-    momentum: f32,
-    first: u32,
-    clip: u32,
-    max_norm: f32,
-    groups: u32,
-}
+const SCRATCH: usize = (SCRATCH_PARTIALS + MAX_GROUPS) as usize;
 
 /// An optimiser, with PyTorch's update rules and defaults.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -351,15 +259,9 @@ impl Pipelines {
                 entry(7, ro, false),
             ],
         );
-        let module = |label: &str, src: &str| {
-            device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(label),
-                source: wgpu::ShaderSource::Wgsl(src.into()),
-            })
-        };
-        let rec_mod = module("wgpu-gru gru_backward.wgsl", GRU_BACKWARD_WGSL);
-        let gemm_mod = module("wgpu-gru train_gemm.wgsl", TRAIN_GEMM_WGSL);
-        let step_mod = module("wgpu-gru train_step.wgsl", TRAIN_STEP_WGSL);
+        let rec_mod = Shader::GruBackward.create(device);
+        let gemm_mod = Shader::TrainGemm.create(device);
+        let step_mod = Shader::TrainStep.create(device);
         let pl = |label: &str, l: &wgpu::BindGroupLayout| {
             device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                 label: Some(label),
@@ -398,6 +300,11 @@ impl Pipelines {
         };
         let rec = |e: &str| make(&rec_pl, &rec_mod, e, &rec_consts);
         let step = |e: &str| make(&opt_pl, &step_mod, e, &step_consts);
+        let optimise = |sgd: bool| {
+            let mut c = step_consts.to_vec();
+            c.push(("SGD", f64::from(u8::from(sgd))));
+            make(&opt_pl, &step_mod, "optimise", &c)
+        };
         Pipelines {
             fwd_ra: rec("fwd_ra"),
             fwd_rb_gates: rec("fwd_rb_gates"),
@@ -412,8 +319,8 @@ impl Pipelines {
             loss_reduce: step("loss_reduce"),
             sumsq: step("sumsq"),
             clip_scale: step("clip_scale"),
-            adam: step("adam"),
-            sgd: step("sgd"),
+            adam: optimise(false),
+            sgd: optimise(true),
             rec_layout,
             gemm_layout,
             opt_layout,
@@ -548,7 +455,7 @@ impl TrainWorkspace {
 /// The dispatches of one GEMM (`colsum`: a column sum, B unused), split into K-chunks of
 /// [`K_CHUNK`] rows, their uniform blocks appended to `ub`.
 fn gemm_calls(
-    u: GemmU,
+    u: GemmParams,
     k: usize,
     colsum: bool,
     ub: &mut Vec<u8>,
@@ -557,7 +464,7 @@ fn gemm_calls(
 ) -> Result<Vec<GemmCall>> {
     let k = u32_of(k, "GEMM K")?;
     let grid = if colsum {
-        (u.m.div_ceil(COLSUM_WG).max(1), 1)
+        (u.m.div_ceil(TRAIN_WG).max(1), 1)
     } else {
         (
             u.n.div_ceil(GEMM_TILE).max(1),
@@ -575,7 +482,7 @@ fn gemm_calls(
     let mut k0 = 0;
     while k0 < k {
         let k1 = (k0 + K_CHUNK).min(k);
-        let block = GemmU {
+        let block = GemmParams {
             k0,
             k1,
             acc: if k0 == 0 { u.acc } else { 1 },
@@ -787,9 +694,9 @@ impl GpuTrainer {
         let mut ub: Vec<u8> = Vec::new();
         let mut step_offsets = Vec::with_capacity(t);
         for s in 0..t {
-            let u = StepU {
+            let u = StepParams {
                 s: u32_of(s, "step")?,
-                _pad: [0; 3],
+                ..Default::default()
             };
             step_offsets.push(push_block(&mut ub, bytemuck::bytes_of(&u), align)?);
         }
@@ -808,7 +715,7 @@ impl GpuTrainer {
         for l in 0..l_n {
             let u32s = |v: usize| u32_of(v, "workspace offset");
             let cells = &self.layout.cells[l];
-            let u = LayerU {
+            let u = TrainLayerParams {
                 steps: u32s(t)?,
                 batch: u32s(b)?,
                 dirs: d_n as u32,
@@ -832,15 +739,15 @@ impl GpuTrainer {
                 gs_off: u32s(o.gs + l * d_n * b * h)?,
                 dh0_off: u32s(o.dh0 + l * d_n * b * h)?,
                 wt_off: u32s(o.wt + l * d_n * h * 3 * h)?,
-                _pad: 0,
+                ..Default::default()
             };
             layer_offsets.push(push_block(&mut ub, bytemuck::bytes_of(&u), align)?);
         }
         // GEMMs (and column sums), each split into K-chunks.
         let gemm =
-            |u: GemmU, k: usize, ub: &mut Vec<u8>| gemm_calls(u, k, false, ub, align, max_dim);
+            |u: GemmParams, k: usize, ub: &mut Vec<u8>| gemm_calls(u, k, false, ub, align, max_dim);
         let colsum =
-            |u: GemmU, k: usize, ub: &mut Vec<u8>| gemm_calls(u, k, true, ub, align, max_dim);
+            |u: GemmParams, k: usize, ub: &mut Vec<u8>| gemm_calls(u, k, true, ub, align, max_dim);
         let u = |v: usize| u32_of(v, "GEMM operand offset");
         let h32 = u(h)?;
         let tb32 = u(tb)?;
@@ -858,7 +765,7 @@ impl GpuTrainer {
                 let (b_ih, b_hh) = (w_hh + 3 * h * h, w_hh + 3 * h * h + 3 * h);
                 // XP_d = X_l · W_ihᵀ.
                 f.extend(gemm(
-                    GemmU {
+                    GemmParams {
                         m: tb32,
                         n: 3 * h32,
                         a_off: u(x_of(l))?,
@@ -871,35 +778,35 @@ impl GpuTrainer {
                         c_off: u(o.xp[l] + d * tb * 3 * h)?,
                         c_sm: 3 * h32,
                         c_sn: 1,
-                        ..GemmU::default()
+                        ..GemmParams::default()
                     },
                     in_w,
                     &mut ub,
                 )?);
                 let da = o.da + d * tb * 4 * h;
                 // A = DAᵀ columns [c0, c0 + rows): A(m, k) = DA[k·4H + c0 + m].
-                let da_t = |c0: usize, rows: usize| -> Result<GemmU> {
-                    Ok(GemmU {
+                let da_t = |c0: usize, rows: usize| -> Result<GemmParams> {
+                    Ok(GemmParams {
                         m: u(rows)?,
                         a_off: u(da + c0)?,
                         a_sm: 1,
                         a_sk: 4 * h32,
                         c_buf: 1,
-                        ..GemmU::default()
+                        ..GemmParams::default()
                     })
                 };
-                let ones = GemmU {
+                let ones = GemmParams {
                     n: 1,
                     b_off: u(o.ones)?,
                     b_sk: 0,
                     b_sn: 0,
                     c_sm: 1,
                     c_sn: 0,
-                    ..GemmU::default()
+                    ..GemmParams::default()
                 };
                 // dW_ih = DA[:, 0:3H]ᵀ · X_l.
                 bw.extend(gemm(
-                    GemmU {
+                    GemmParams {
                         n: iw,
                         b_off: u(x_of(l))?,
                         b_sk: iw,
@@ -915,7 +822,7 @@ impl GpuTrainer {
                 // dW_hh rows r, z = DA[:, 0:2H]ᵀ · HP.
                 let hp = o.hp[l] + d * tb * h;
                 bw.extend(gemm(
-                    GemmU {
+                    GemmParams {
                         n: h32,
                         b_off: u(hp)?,
                         b_sk: h32,
@@ -934,7 +841,7 @@ impl GpuTrainer {
                     Variant::ResetBefore => (o.gt[l] + d * tb * 4 * h + 3 * h, 4 * h),
                 };
                 bw.extend(gemm(
-                    GemmU {
+                    GemmParams {
                         n: h32,
                         b_off: u(n_src)?,
                         b_sk: u(n_stride)?,
@@ -953,7 +860,7 @@ impl GpuTrainer {
                 {
                     let a = da_t(c0, rows)?;
                     bw.extend(colsum(
-                        GemmU {
+                        GemmParams {
                             c_off: u(dst)?,
                             c_buf: 1,
                             m: a.m,
@@ -968,7 +875,7 @@ impl GpuTrainer {
                 }
                 // dX_l (+)= DA[:, 0:3H] · W_ih.
                 let dx = gemm(
-                    GemmU {
+                    GemmParams {
                         m: tb32,
                         n: iw,
                         a_off: u(da)?,
@@ -983,7 +890,7 @@ impl GpuTrainer {
                         c_sn: 1,
                         c_buf: 0,
                         acc: u32::from(d > 0),
-                        ..GemmU::default()
+                        ..GemmParams::default()
                     },
                     3 * h,
                     &mut ub,
@@ -1004,7 +911,7 @@ impl GpuTrainer {
             let h_last = o.hn + (l_n - 1) * d_n * b * h;
             let gs_last = o.gs + (l_n - 1) * d_n * b * h;
             head_gemms.extend(gemm(
-                GemmU {
+                GemmParams {
                     m: c32,
                     n: h32,
                     a_off: u(o.dl)?,
@@ -1017,13 +924,13 @@ impl GpuTrainer {
                     c_sm: h32,
                     c_sn: 1,
                     c_buf: 1,
-                    ..GemmU::default()
+                    ..GemmParams::default()
                 },
                 b,
                 &mut ub,
             )?);
             head_gemms.extend(colsum(
-                GemmU {
+                GemmParams {
                     m: c32,
                     n: 1,
                     a_off: u(o.dl)?,
@@ -1033,13 +940,13 @@ impl GpuTrainer {
                     c_off: u(self.layout.head_b)?,
                     c_sm: 1,
                     c_buf: 1,
-                    ..GemmU::default()
+                    ..GemmParams::default()
                 },
                 b,
                 &mut ub,
             )?);
             head_gemms.extend(gemm(
-                GemmU {
+                GemmParams {
                     m: u(b)?,
                     n: h32,
                     a_off: u(o.dl)?,
@@ -1052,13 +959,13 @@ impl GpuTrainer {
                     c_off: u(gs_last)?,
                     c_sm: h32,
                     c_sn: 1,
-                    ..GemmU::default()
+                    ..GemmParams::default()
                 },
                 classes,
                 &mut ub,
             )?);
         }
-        let opt_offset = push_block(&mut ub, bytemuck::bytes_of(&OptU::default()), align)?;
+        let opt_offset = push_block(&mut ub, bytemuck::bytes_of(&OptParams::default()), align)?;
         let ub_len = ub.len().div_ceil(align) * align + align;
         ub.resize(ub_len, 0);
         if ub.len() as u64 > limits.max_buffer_size {
@@ -1112,8 +1019,8 @@ impl GpuTrainer {
             label: Some("wgpu-gru train recurrence group"),
             layout: &self.pipes.rec_layout,
             entries: &[
-                ubind(0, std::mem::size_of::<StepU>() as u64),
-                ubind(1, std::mem::size_of::<LayerU>() as u64),
+                ubind(0, std::mem::size_of::<StepParams>() as u64),
+                ubind(1, std::mem::size_of::<TrainLayerParams>() as u64),
                 whole(2, &self.params),
                 whole(3, &work),
                 whole(4, &ints),
@@ -1123,7 +1030,7 @@ impl GpuTrainer {
             label: Some("wgpu-gru train gemm group"),
             layout: &self.pipes.gemm_layout,
             entries: &[
-                ubind(0, std::mem::size_of::<GemmU>() as u64),
+                ubind(0, std::mem::size_of::<GemmParams>() as u64),
                 whole(1, &self.params),
                 whole(2, &self.grads),
                 whole(3, &work),
@@ -1133,7 +1040,7 @@ impl GpuTrainer {
             label: Some("wgpu-gru train step group"),
             layout: &self.pipes.opt_layout,
             entries: &[
-                ubind(0, std::mem::size_of::<OptU>() as u64),
+                ubind(0, std::mem::size_of::<OptParams>() as u64),
                 whole(1, &self.params),
                 whole(2, &self.grads),
                 whole(3, &self.m1),
@@ -1253,9 +1160,9 @@ impl GpuTrainer {
         let c = &self.config;
         let h = c.hidden_size as u32;
         let d_n = c.num_directions() as u32;
-        let grid = (h.div_ceil(STEP_WG), ws.batch as u32, d_n);
+        let grid = (h.div_ceil(TRAIN_WG), ws.batch as u32, d_n);
         // W_hhᵀ: one invocation per element, over an (x, y) grid.
-        let groups = (3 * h * h).div_ceil(STEP_WG);
+        let groups = (3 * h * h).div_ceil(TRAIN_WG);
         let max_dim = self
             .ctx
             .device
@@ -1288,7 +1195,7 @@ impl GpuTrainer {
         let c = &self.config;
         let h = c.hidden_size as u32;
         let d_n = c.num_directions() as u32;
-        let grid = (h.div_ceil(STEP_WG), ws.batch as u32, d_n);
+        let grid = (h.div_ceil(TRAIN_WG), ws.batch as u32, d_n);
         for l in (0..c.num_layers).rev() {
             for s in (0..ws.steps).rev() {
                 self.rec(pass, ws, &self.pipes.bwd_elem, l, s, grid);
@@ -1589,7 +1496,7 @@ impl GpuTrainer {
         let groups = (self.layout.total as u32)
             .div_ceil(OPT_WG * 64)
             .clamp(1, MAX_GROUPS);
-        let mut u = OptU {
+        let mut u = OptParams {
             n: self.layout.total as u32,
             batch: ws.batch as u32,
             hn_off: (o.hn
@@ -1603,7 +1510,7 @@ impl GpuTrainer {
             wd_off: self.layout.head_w as u32,
             bd_off: self.layout.head_b as u32,
             groups,
-            ..OptU::default()
+            ..OptParams::default()
         };
         if let Some((opt, clip)) = opt {
             match *opt {

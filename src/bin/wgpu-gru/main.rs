@@ -7,6 +7,7 @@ mod bench;
 mod demo;
 mod grad;
 mod run;
+mod shader;
 mod train;
 
 use std::process::ExitCode;
@@ -31,6 +32,8 @@ enum Command {
     Grad(grad::Args),
     /// Train GRU(128) → Dense(10) → softmax on the digits from scratch (GPU by default).
     Train(train::Args),
+    /// Print a WGSL module exactly as it is compiled (or list them).
+    Shader(shader::Args),
 }
 
 /// Prints `msg` as one line on stderr.
@@ -151,6 +154,7 @@ fn main() -> ExitCode {
         Some(Command::Bench(args)) => bench::main(args),
         Some(Command::Grad(args)) => grad::main(args),
         Some(Command::Train(args)) => train::main(args),
+        Some(Command::Shader(args)) => shader::main(args),
         // No subcommand: the main job, the digits demo (`cargo run --release`).
         None => demo::main(),
     };

@@ -1,0 +1,422 @@
+//! The only `include_str!` site. Every WGSL module the crate runs is composed here, once, from the
+//! files in `shaders/` and a header generated from Rust: the sizes that both the host and the
+//! kernels use (as WGSL `const`s) and the uniform blocks' declarations (from the same field lists
+//! as their `#[repr(C)]` Rust twins). So no size or layout is written twice.
+
+use std::fmt::Write as _;
+use std::sync::LazyLock;
+
+/// Declares a `#[repr(C)]` uniform block whose fields are all `u32`/`f32`, and its WGSL
+/// declaration (`Self::WGSL`) from the same list, so the two layouts cannot drift apart.
+macro_rules! uniform_block {
+    (
+        $(#[doc = $doc:literal])*
+        $name:ident as $wgsl:literal { $($(#[doc = $fdoc:literal])* $field:ident: $ty:ident),* $(,)? }
+    ) => {
+        $(#[doc = $doc])*
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+        pub(crate) struct $name {
+            $($(#[doc = $fdoc])* pub $field: $ty,)*
+        }
+        impl $name {
+            /// The block's WGSL declaration.
+            pub const WGSL: &'static str = concat!(
+                "struct ", $wgsl, " {\n",
+                $("    ", stringify!($field), ": ", stringify!($ty), ",\n",)*
+                "}\n"
+            );
+        }
+    };
+}
+
+uniform_block! {
+    /// `Step` of the recurrence modules: the step index, read at a dynamic offset per step.
+    StepParams as "Step" { s: u32, _p0: u32, _p1: u32, _p2: u32 }
+}
+
+uniform_block! {
+    /// `Layer` of the recurrence modules (`prelude.wgsl`).
+    LayerParams as "Layer" {
+        /// T.
+        steps: u32,
+        /// B.
+        batch: u32,
+        /// D.
+        dirs: u32,
+        /// Padded H / 4: row length of W_hh and h in vec4s.
+        hp4: u32,
+        /// Strides of t, b and the direction in y (floats).
+        y_st: u32, y_sb: u32, y_sd: u32,
+        /// Bit d set: direction d runs backwards.
+        rev_mask: u32,
+        /// 1: Keras go_backwards.
+        go_back: u32,
+        /// Offset (floats) of b_hh `[D, 3H]` in `u`.
+        bhh_off: u32,
+        /// Offset (vec4s) of the transposed W_hh `[D, H(k), H(j)]` × (r, z, n, 0) in `u`.
+        ut_off: u32,
+        /// Offsets (floats) of this layer's h0 and h_n `[D, B, H]` in `states`.
+        h0_off: u32, hn_off: u32,
+        _p0: u32, _p1: u32, _p2: u32,
+    }
+}
+
+uniform_block! {
+    /// `ProjParams` of `input_proj.wgsl`.
+    ProjParams as "ProjParams" {
+        /// Rows T·B, columns D·3H, input features.
+        m: u32, n: u32, k: u32,
+        /// B.
+        rows_per_t: u32,
+        /// Strides of t and b in A, and its first float.
+        a_st: u32, a_sb: u32, a_off: u32,
+        _p0: u32,
+    }
+}
+
+uniform_block! {
+    /// `Chunk` of `input_proj.wgsl`: the K-chunk of a dispatch, at a dynamic offset.
+    ChunkParams as "Chunk" { i: u32, _p0: u32, _p1: u32, _p2: u32 }
+}
+
+uniform_block! {
+    /// `HeadParams` of `head.wgsl`.
+    HeadParams as "HeadParams" {
+        /// B.
+        batch: u32,
+        /// Float offset of row 0 of x, and its row stride.
+        x_off: u32, x_sb: u32,
+        _p0: u32,
+    }
+}
+
+uniform_block! {
+    /// `TrainLayer` of `gru_backward.wgsl` (offsets in floats; see the shader's layout table).
+    TrainLayerParams as "TrainLayer" {
+        steps: u32, batch: u32, dirs: u32, in_w: u32, rev_mask: u32, go_back: u32,
+        x_off: u32, y_off: u32, xp_off: u32, hp_off: u32, gt_off: u32, hs_off: u32,
+        h0_off: u32, hn_off: u32,
+        /// Parameter offsets of cells (l, 0) and (l, 1).
+        p0: u32, p1: u32,
+        dy_off: u32, da_off: u32, dh_off: u32, pt_off: u32, gs_off: u32, dh0_off: u32,
+        wt_off: u32, _p0: u32,
+    }
+}
+
+uniform_block! {
+    /// `Gemm` of `train_gemm.wgsl`: C(m, n) (+)= Σ_k A(m, k)·B(k, n) over k in `k0..k1`.
+    GemmParams as "Gemm" {
+        m: u32, n: u32, k0: u32, k1: u32,
+        a_off: u32, a_sm: u32, a_sk: u32,
+        b_off: u32, b_sk: u32, b_sn: u32, b_buf: u32,
+        c_off: u32, c_sm: u32, c_sn: u32, c_buf: u32,
+        /// 1: add to C.
+        acc: u32,
+    }
+}
+
+uniform_block! {
+    /// `Opt` of `train_step.wgsl`.
+    OptParams as "Opt" {
+        n: u32, batch: u32, hn_off: u32, dl_off: u32, pr_off: u32, lb_off: u32,
+        wd_off: u32, bd_off: u32,
+        lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32,
+        bc1: f32, bc2: f32, momentum: f32,
+        first: u32, clip: u32, max_norm: f32, groups: u32,
+    }
+}
+
+/// Hidden units one workgroup of the step kernels serves.
+pub const STEP_UNITS: u32 = 8;
+/// Batch rows one workgroup of the step kernels serves.
+pub const STEP_ROWS: u32 = 4;
+/// Invocations per workgroup of the step kernels, portable and subgroup.
+pub const STEP_WG: u32 = 256;
+/// Invocations per workgroup of the sequence kernel.
+pub const SEQ_WG: u32 = 256;
+/// Largest `rows · H` the sequence kernel keeps in workgroup memory.
+pub const SEQ_MAX: u32 = 1024;
+/// Largest batch slice per workgroup of the sequence kernel (powers of two up to it are built).
+pub const SEQ_MAX_ROWS: u32 = 8;
+/// Largest H of the register-resident sequence kernels.
+pub const REGS_MAX_H: u32 = 160;
+/// Largest workgroup of the register-resident sequence kernels.
+pub const REGS_MAX_WG: u32 = 1024;
+/// Hidden units one workgroup of the tiled step kernels serves (its `workgroup_size.x`).
+pub const TILED_UNITS: u32 = 16;
+/// Row groups of a tile (its `workgroup_size.y`): a tile is this × rows per invocation.
+pub const TILED_GROUPS: u32 = 16;
+/// Most batch rows per invocation of the tiled kernels (1, 2 or 4 are built).
+pub const TILED_MAX_RPI: u32 = 4;
+/// Output tile (square) of the GEMMs: the input projection and the training GEMM.
+pub const GEMM_TILE: u32 = 64;
+/// K-columns per stage of the GEMMs.
+pub const GEMM_KT: u32 = 16;
+/// Invocations per workgroup of the head's entry points.
+pub const HEAD_WG: u32 = 64;
+/// Invocations per workgroup of the training recurrence and the column sums.
+pub const TRAIN_WG: u32 = 64;
+/// Invocations per workgroup of the optimisers and reductions of `train_step.wgsl`.
+pub const OPT_WG: u32 = 256;
+/// First float of the partial sums in the training scratch buffer (after loss, correct count,
+/// norm and scale).
+pub const SCRATCH_PARTIALS: u32 = 4;
+
+/// Every size above, as the header declares it.
+const SIZES: &[(&str, u32)] = &[
+    ("STEP_UNITS", STEP_UNITS),
+    ("STEP_ROWS", STEP_ROWS),
+    ("STEP_WG", STEP_WG),
+    ("SEQ_WG", SEQ_WG),
+    ("SEQ_MAX", SEQ_MAX),
+    ("SEQ_MAX_ROWS", SEQ_MAX_ROWS),
+    ("REGS_MAX_H", REGS_MAX_H),
+    ("REGS_MAX_WG", REGS_MAX_WG),
+    ("TILED_UNITS", TILED_UNITS),
+    ("TILED_GROUPS", TILED_GROUPS),
+    ("TILED_MAX_RPI", TILED_MAX_RPI),
+    ("GEMM_TILE", GEMM_TILE),
+    ("GEMM_KT", GEMM_KT),
+    ("HEAD_WG", HEAD_WG),
+    ("TRAIN_WG", TRAIN_WG),
+    ("OPT_WG", OPT_WG),
+    ("SCRATCH_PARTIALS", SCRATCH_PARTIALS),
+];
+
+/// Workgroup memory (bytes) of the register-resident kernels' shared part (`regs.wgsl`): the h
+/// ping-pong and r⊙h, `3 · REGS_MAX_H` floats.
+pub const REGS_SHARED_BYTES: u32 = 3 * REGS_MAX_H * 4;
+/// Workgroup memory (bytes) `sequence_regs` declares: the shared part and its partial sums over
+/// the K-slices, one per gate and invocation.
+pub const REGS_WORKGROUP_BYTES: u32 = REGS_SHARED_BYTES + 3 * REGS_MAX_WG * 4;
+/// Workgroup memory (bytes) `sequence_regs_sg` declares: the shared part only (the slices are
+/// summed by subgroup shuffles).
+pub const REGS_SG_WORKGROUP_BYTES: u32 = REGS_SHARED_BYTES;
+
+const PRELUDE: &str = include_str!("../../shaders/prelude.wgsl");
+const REGS: &str = include_str!("../../shaders/regs.wgsl");
+const GEMM_TILE_WGSL: &str = include_str!("../../shaders/gemm_tile.wgsl");
+
+/// The header every module starts with: the shared sizes, then the given uniform blocks.
+fn header(blocks: &[&str]) -> String {
+    let mut s = String::from("// Generated by src/gpu/wgsl.rs: sizes shared with the host.\n");
+    for (name, v) in SIZES {
+        // Writing to a String cannot fail.
+        let _ = writeln!(s, "const {name}: u32 = {v}u;");
+    }
+    for b in blocks {
+        s.push_str(b);
+    }
+    s.push('\n');
+    s
+}
+
+fn compose(blocks: &[&str], files: &[&str]) -> String {
+    let mut s = header(blocks);
+    for f in files {
+        s.push_str(f);
+    }
+    s
+}
+
+/// The crate's WGSL modules, each named after its kernel file in `shaders/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shader {
+    /// `input_proj.wgsl`: the input projection GEMM.
+    InputProj,
+    /// `gru.wgsl`: the portable recurrence kernels.
+    Gru,
+    /// `gru_subgroup.wgsl`: the recurrence kernels with subgroup reductions.
+    GruSubgroup,
+    /// `head.wgsl`: the classifier head.
+    Head,
+    /// `gru_backward.wgsl`: the training-mode forward and the backward recurrence.
+    GruBackward,
+    /// `train_gemm.wgsl`: the weight-gradient GEMMs.
+    TrainGemm,
+    /// `train_step.wgsl`: the head's backward and the optimisers.
+    TrainStep,
+}
+
+impl Shader {
+    /// Every module.
+    pub const ALL: [Shader; 7] = [
+        Shader::InputProj,
+        Shader::Gru,
+        Shader::GruSubgroup,
+        Shader::Head,
+        Shader::GruBackward,
+        Shader::TrainGemm,
+        Shader::TrainStep,
+    ];
+
+    /// The kernel file's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shader::InputProj => "input_proj.wgsl",
+            Shader::Gru => "gru.wgsl",
+            Shader::GruSubgroup => "gru_subgroup.wgsl",
+            Shader::Head => "head.wgsl",
+            Shader::GruBackward => "gru_backward.wgsl",
+            Shader::TrainGemm => "train_gemm.wgsl",
+            Shader::TrainStep => "train_step.wgsl",
+        }
+    }
+
+    /// The module as it is compiled: the generated header, the shared fragments it needs, then
+    /// the kernel file. Composed once per process.
+    pub fn source(self) -> &'static str {
+        &MODULES[self as usize]
+    }
+
+    /// Builds the module on `device`, labelled with its file name.
+    pub fn create(self, device: &wgpu::Device) -> wgpu::ShaderModule {
+        device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(&format!("wgpu-gru {}", self.name())),
+            source: wgpu::ShaderSource::Wgsl(self.source().into()),
+        })
+    }
+
+    fn compose(self) -> String {
+        let rec = [StepParams::WGSL, LayerParams::WGSL];
+        match self {
+            Shader::InputProj => compose(
+                &[ProjParams::WGSL, ChunkParams::WGSL],
+                &[
+                    GEMM_TILE_WGSL,
+                    include_str!("../../shaders/input_proj.wgsl"),
+                ],
+            ),
+            Shader::Gru => compose(
+                &rec,
+                &[PRELUDE, REGS, include_str!("../../shaders/gru.wgsl")],
+            ),
+            Shader::GruSubgroup => compose(
+                &rec,
+                &[
+                    PRELUDE,
+                    REGS,
+                    include_str!("../../shaders/gru_subgroup.wgsl"),
+                ],
+            ),
+            Shader::Head => compose(
+                &[HeadParams::WGSL],
+                &[include_str!("../../shaders/head.wgsl")],
+            ),
+            Shader::GruBackward => compose(
+                &[StepParams::WGSL, TrainLayerParams::WGSL],
+                &[include_str!("../../shaders/gru_backward.wgsl")],
+            ),
+            Shader::TrainGemm => compose(
+                &[GemmParams::WGSL],
+                &[
+                    GEMM_TILE_WGSL,
+                    include_str!("../../shaders/train_gemm.wgsl"),
+                ],
+            ),
+            Shader::TrainStep => compose(
+                &[OptParams::WGSL],
+                &[include_str!("../../shaders/train_step.wgsl")],
+            ),
+        }
+    }
+}
+
+static MODULES: LazyLock<[String; 7]> = LazyLock::new(|| Shader::ALL.map(Shader::compose));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(shader: Shader) -> (naga::Module, naga::valid::ModuleInfo) {
+        let src = shader.source();
+        let module = naga::front::wgsl::parse_str(src)
+            .unwrap_or_else(|e| panic!("{}: {}", shader.name(), e.emit_to_string(src)));
+        let info = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::all(),
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{}: {}", shader.name(), e.emit_to_string(src)));
+        (module, info)
+    }
+
+    #[test]
+    fn modules_are_indexed_by_their_variant() {
+        for (i, s) in Shader::ALL.into_iter().enumerate() {
+            assert_eq!(s as usize, i);
+            assert!(s.source().contains(&header(&[])[..40]), "{}", s.name());
+        }
+    }
+
+    /// naga lays each uniform block out exactly as its Rust twin.
+    #[test]
+    fn uniform_blocks_have_their_rust_size() {
+        use std::mem::size_of;
+        let blocks: [(Shader, &str, usize); 9] = [
+            (Shader::Gru, "Step", size_of::<StepParams>()),
+            (Shader::Gru, "Layer", size_of::<LayerParams>()),
+            (Shader::InputProj, "ProjParams", size_of::<ProjParams>()),
+            (Shader::InputProj, "Chunk", size_of::<ChunkParams>()),
+            (Shader::Head, "HeadParams", size_of::<HeadParams>()),
+            (Shader::GruBackward, "Step", size_of::<StepParams>()),
+            (
+                Shader::GruBackward,
+                "TrainLayer",
+                size_of::<TrainLayerParams>(),
+            ),
+            (Shader::TrainGemm, "Gemm", size_of::<GemmParams>()),
+            (Shader::TrainStep, "Opt", size_of::<OptParams>()),
+        ];
+        for (shader, name, size) in blocks {
+            let (module, _) = parse(shader);
+            let ty = module
+                .types
+                .iter()
+                .find(|(_, t)| t.name.as_deref() == Some(name))
+                .unwrap_or_else(|| panic!("{}: no struct {name}", shader.name()));
+            let naga::TypeInner::Struct { span, .. } = ty.1.inner else {
+                panic!("{name} is not a struct");
+            };
+            assert_eq!(span as usize, size, "{}: {name}", shader.name());
+            assert_eq!(
+                size % 16,
+                0,
+                "{name}: uniform blocks are padded to 16 bytes"
+            );
+        }
+    }
+
+    /// The workgroup memory Rust checks against the device's limit is what the register kernels
+    /// declare.
+    #[test]
+    fn register_kernels_declare_the_workgroup_bytes_rust_checks() {
+        for (shader, entry, bytes) in [
+            (Shader::Gru, "sequence_regs", REGS_WORKGROUP_BYTES),
+            (
+                Shader::GruSubgroup,
+                "sequence_regs_sg",
+                REGS_SG_WORKGROUP_BYTES,
+            ),
+        ] {
+            let (module, info) = parse(shader);
+            let mut layouter = naga::proc::Layouter::default();
+            layouter.update(module.to_ctx()).unwrap();
+            let (index, _) = module
+                .entry_points
+                .iter()
+                .enumerate()
+                .find(|(_, e)| e.name == entry)
+                .unwrap();
+            let used = info.get_entry_point(index);
+            let declared: u32 = module
+                .global_variables
+                .iter()
+                .filter(|(h, g)| g.space == naga::AddressSpace::WorkGroup && !used[*h].is_empty())
+                .map(|(_, g)| layouter[g.ty].size)
+                .sum();
+            assert_eq!(declared, bytes, "{entry}");
+        }
+    }
+}
