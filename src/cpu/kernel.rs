@@ -82,20 +82,34 @@ unsafe fn tile<S: Simd>(
     mr
 }
 
-/// `out[i, 0..u.cols()] = Σ_k h[i, k] · U[·, k]` for `i < rows`: one step's recurrent product.
+/// One product `out = a · Uᵀ` over pre-packed panels: `rows` rows of `a` (stride `a_stride ≥
+/// u.k`) into `rows` rows of `out` (stride `out_stride ≥ u.cols()`).
+#[derive(Clone, Copy)]
+pub(crate) struct Product<'a> {
+    pub u: &'a Panels,
+    pub a: *const f32,
+    pub a_stride: usize,
+    pub rows: usize,
+    pub out: *mut f32,
+    pub out_stride: usize,
+}
+
+/// `out[i, 0..u.cols()] = Σ_k h[i, k] · U[·, k]` for `i < rows` (`h` is `p.a`): one step's
+/// recurrent product.
 ///
 /// # Safety
 /// `S` must be supported by the CPU; `h` must hold `rows` rows of stride `h_stride ≥ u.k`;
 /// `out` must hold `rows` rows of stride `out_stride ≥ u.cols()`.
 #[inline(always)]
-pub(crate) unsafe fn matmul<S: Simd>(
-    u: &Panels,
-    h: *const f32,
-    h_stride: usize,
-    rows: usize,
-    out: *mut f32,
-    out_stride: usize,
-) {
+pub(crate) unsafe fn matmul<S: Simd>(p: Product<'_>) {
+    let Product {
+        u,
+        a: h,
+        a_stride: h_stride,
+        rows,
+        out,
+        out_stride,
+    } = p;
     let base = u.data.as_ptr();
     let tile_cols = NV * S::W;
     if rows == 1 && tile_cols == NR {
@@ -147,16 +161,17 @@ const MC: usize = 120;
 /// per-call packing or scratch memory), blocked over `k` and rows for the caches.
 ///
 /// # Safety
-/// As [`matmul`], with `x` in place of `h` (`x_stride ≥ u.k`).
+/// As [`matmul`] (`x` is `p.a`).
 #[inline(always)]
-pub(crate) unsafe fn gemm<S: Simd>(
-    u: &Panels,
-    x: *const f32,
-    x_stride: usize,
-    rows: usize,
-    out: *mut f32,
-    out_stride: usize,
-) {
+pub(crate) unsafe fn gemm<S: Simd>(p: Product<'_>) {
+    let Product {
+        u,
+        a: x,
+        a_stride: x_stride,
+        rows,
+        out,
+        out_stride,
+    } = p;
     let base = u.data.as_ptr();
     let tile_cols = NV * S::W;
     let mut k0 = 0;

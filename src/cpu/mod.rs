@@ -531,12 +531,14 @@ fn input_projection(
         unsafe {
             recurrence::gemm_dispatch(
                 isa,
-                &layer.w_panels,
-                x[r0 * k..].as_ptr(),
-                k,
-                n,
-                out.as_mut_ptr(),
-                gx_cols,
+                kernel::Product {
+                    u: &layer.w_panels,
+                    a: x[r0 * k..].as_ptr(),
+                    a_stride: k,
+                    rows: n,
+                    out: out.as_mut_ptr(),
+                    out_stride: gx_cols,
+                },
             )
         }
     };

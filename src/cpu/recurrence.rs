@@ -9,7 +9,7 @@
 
 #![allow(unsafe_op_in_unsafe_fn)]
 
-use super::kernel::{Panels, matmul};
+use super::kernel::{Panels, Product, matmul};
 use super::simd::{self, Simd};
 use crate::config::Activation;
 
@@ -259,7 +259,14 @@ unsafe fn run_with<S: Simd, F: ActFn, G: ActFn>(job: &mut Job<'_>, f: F, g: G) {
                 }
             }
         }
-        matmul::<S>(&w.u, state, hp, active, acc, acc_stride);
+        matmul::<S>(Product {
+            u: &w.u,
+            a: state,
+            a_stride: hp,
+            rows: active,
+            out: acc,
+            out_stride: acc_stride,
+        });
         match &w.u_n {
             Some(u_n) => {
                 let rh = job.rh.as_mut_ptr();
@@ -280,7 +287,14 @@ unsafe fn run_with<S: Simd, F: ActFn, G: ActFn>(job: &mut Job<'_>, f: F, g: G) {
                         rh.add(i * hp),
                     );
                 }
-                matmul::<S>(u_n, rh, hp, active, acc_n, u_n.cols());
+                matmul::<S>(Product {
+                    u: u_n,
+                    a: rh,
+                    a_stride: hp,
+                    rows: active,
+                    out: acc_n,
+                    out_stride: u_n.cols(),
+                });
                 // Phase 2: n and the new state.
                 for i in 0..active {
                     if !step_valid(job, i, s) {
@@ -496,53 +510,29 @@ pub(crate) fn run_dispatch(isa: simd::Isa, job: &mut Job<'_>) {
 ///
 /// # Safety
 /// The buffers must satisfy [`super::kernel::gemm`]'s contract.
-pub(crate) unsafe fn gemm_dispatch(
-    isa: simd::Isa,
-    u: &Panels,
-    x: *const f32,
-    x_stride: usize,
-    rows: usize,
-    out: *mut f32,
-    out_stride: usize,
-) {
+pub(crate) unsafe fn gemm_dispatch(isa: simd::Isa, p: Product<'_>) {
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Isa::detect_up_to` saw AVX-512F (and AVX2, FMA); buffers per our contract.
-        simd::Isa::Avx512 => unsafe { gemm_avx512(u, x, x_stride, rows, out, out_stride) },
+        simd::Isa::Avx512 => unsafe { gemm_avx512(p) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Isa::detect_up_to` saw AVX2 and FMA.
-        simd::Isa::Avx2 => unsafe { gemm_avx2(u, x, x_stride, rows, out, out_stride) },
+        simd::Isa::Avx2 => unsafe { gemm_avx2(p) },
         // SAFETY: portable code needs no CPU feature.
-        simd::Isa::Portable => unsafe {
-            super::kernel::gemm::<simd::Portable>(u, x, x_stride, rows, out, out_stride)
-        },
+        simd::Isa::Portable => unsafe { super::kernel::gemm::<simd::Portable>(p) },
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn gemm_avx512(
-    u: &Panels,
-    x: *const f32,
-    x_stride: usize,
-    rows: usize,
-    out: *mut f32,
-    out_stride: usize,
-) {
-    super::kernel::gemm::<simd::Avx512>(u, x, x_stride, rows, out, out_stride)
+unsafe fn gemm_avx512(p: Product<'_>) {
+    super::kernel::gemm::<simd::Avx512>(p)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn gemm_avx2(
-    u: &Panels,
-    x: *const f32,
-    x_stride: usize,
-    rows: usize,
-    out: *mut f32,
-    out_stride: usize,
-) {
-    super::kernel::gemm::<simd::Avx2>(u, x, x_stride, rows, out, out_stride)
+unsafe fn gemm_avx2(p: Product<'_>) {
+    super::kernel::gemm::<simd::Avx2>(p)
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -224,21 +224,7 @@ impl FrameworkShapes {
     /// the framework's Y (see [`FrameworkShapes::output_shape`]).
     pub fn output_to_framework(&self, steps: usize, batch: usize, y: &[f32]) -> Result<Vec<f32>> {
         self.check_len("output", &self.output_shape(steps, batch), y.len())?;
-        if self.format != Format::Onnx || self.directions == 1 || self.batch_first {
-            return Ok(y.to_vec());
-        }
-        let (d_n, h) = (self.directions, self.hidden_size);
-        let mut out = vec![0.0; y.len()];
-        for t in 0..steps {
-            for b in 0..batch {
-                for d in 0..d_n {
-                    let src = ((t * batch + b) * d_n + d) * h;
-                    let dst = ((t * d_n + d) * batch + b) * h;
-                    out[dst..dst + h].copy_from_slice(&y[src..src + h]);
-                }
-            }
-        }
-        Ok(out)
+        Ok(self.permute_output(steps, batch, y, true))
     }
 
     /// Converts the framework's Y into the canonical output layout (the inverse of
@@ -249,21 +235,38 @@ impl FrameworkShapes {
             &self.output_shape(steps, batch),
             y.len(),
         )?;
+        Ok(self.permute_output(steps, batch, y, false))
+    }
+
+    /// Moves Y between the canonical `[T, B, D, H]` and ONNX's `[T, D, B, H]` (`to_framework`
+    /// says which way); every other layout is the canonical one.
+    fn permute_output(
+        &self,
+        steps: usize,
+        batch: usize,
+        y: &[f32],
+        to_framework: bool,
+    ) -> Vec<f32> {
         if self.format != Format::Onnx || self.directions == 1 || self.batch_first {
-            return Ok(y.to_vec());
+            return y.to_vec();
         }
         let (d_n, h) = (self.directions, self.hidden_size);
         let mut out = vec![0.0; y.len()];
         for t in 0..steps {
             for b in 0..batch {
                 for d in 0..d_n {
-                    let dst = ((t * batch + b) * d_n + d) * h;
-                    let src = ((t * d_n + d) * batch + b) * h;
+                    let canonical = ((t * batch + b) * d_n + d) * h;
+                    let onnx = ((t * d_n + d) * batch + b) * h;
+                    let (src, dst) = if to_framework {
+                        (canonical, onnx)
+                    } else {
+                        (onnx, canonical)
+                    };
                     out[dst..dst + h].copy_from_slice(&y[src..src + h]);
                 }
             }
         }
-        Ok(out)
+        out
     }
 
     /// Converts a canonical `h_n` (`[L·D, B, H]`) into the framework's state: the same elements

@@ -5,7 +5,7 @@
 //! only transfers of a forward are the input going up and the `[B, C]` probabilities coming back.
 
 use super::context::GpuContext;
-use super::io::{pop_scopes, read_back};
+use super::io::{Layout, pop_scopes, read_back};
 use super::layer::GpuGru;
 use super::options::{Algorithm, ForwardStats};
 use super::wgsl::{HEAD_WG, HeadParams, Shader};
@@ -66,19 +66,6 @@ impl HeadBinding {
     }
 }
 
-fn layout_entry(binding: u32, ty: wgpu::BufferBindingType) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty,
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
-        count: None,
-    }
-}
-
 /// A 1-D count of workgroups as an `(x, y)` grid within the per-dimension limit (the shader
 /// rebuilds the flat index from `num_workgroups`).
 fn grid(items: usize, max_dim: u32, what: &str) -> Result<(u32, u32)> {
@@ -124,38 +111,15 @@ impl GpuHead {
         };
         let weight = init("wgpu-gru head dense.weight", &dense.weight);
         let bias = init("wgpu-gru head dense.bias", &dense.bias);
-        use wgpu::BufferBindingType as T;
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("wgpu-gru head layout"),
-            entries: &[
-                layout_entry(0, T::Uniform),
-                layout_entry(1, T::Storage { read_only: true }),
-                layout_entry(2, T::Storage { read_only: true }),
-                layout_entry(3, T::Storage { read_only: true }),
-                layout_entry(4, T::Storage { read_only: false }),
-            ],
-        });
+        use super::io::Bind::{Read, ReadWrite, Uniform};
+        let layout = Layout::new(
+            device,
+            "wgpu-gru head",
+            &[Uniform, Read, Read, Read, ReadWrite],
+        );
         let module = Shader::Head.create(device);
-        let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("wgpu-gru head pipeline layout"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
         let constants = [("K", k32 as f64), ("C", c32 as f64)];
-        let make = |entry: &str| {
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(&format!("wgpu-gru head {entry}")),
-                layout: Some(&pl),
-                module: &module,
-                entry_point: Some(entry),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &constants,
-                    // The head has no workgroup memory.
-                    zero_initialize_workgroup_memory: false,
-                },
-                cache: None,
-            })
-        };
+        let make = |entry: &str| layout.pipeline(device, &module, entry, &constants);
         let dense_pipeline = make("dense");
         let softmax = make("softmax");
         pop_scopes(oom, scope)?;
@@ -166,7 +130,7 @@ impl GpuHead {
             classes: c,
             weight,
             bias,
-            layout,
+            layout: layout.group,
             dense: dense_pipeline,
             softmax,
         })

@@ -1,5 +1,6 @@
 //! The only `include_str!` site: WGSL sources, and pipelines built once per specialisation.
 
+use super::io::Layout;
 use super::options::GpuOptions;
 use crate::config::{Activations, Variant};
 
@@ -118,32 +119,6 @@ pub fn regs_shape(hidden: u32, columns: u32) -> (u32, u32) {
     (ks, (hidden * ks).next_multiple_of(32))
 }
 
-fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Storage { read_only },
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
-        count: None,
-    }
-}
-
-fn uniform(binding: u32, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Uniform,
-            has_dynamic_offset: dynamic,
-            min_binding_size: None,
-        },
-        count: None,
-    }
-}
-
 impl Kernels {
     /// Builds every pipeline the model needs. `hidden` is H; `acts` are the activations of
     /// direction slots 0 and 1.
@@ -156,57 +131,30 @@ impl Kernels {
         options: &GpuOptions,
     ) -> Self {
         let regs_columns = options.register_columns;
-        let proj_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("wgpu-gru input_proj layout"),
-            entries: &[
-                uniform(0, false),
-                storage(1, true),
-                storage(2, true),
-                storage(3, true),
-                storage(4, false),
-                uniform(5, true),
+        use super::io::Bind::{DynUniform, Read, ReadWrite, Uniform};
+        let proj_layout = Layout::new(
+            device,
+            "wgpu-gru input_proj",
+            &[Uniform, Read, Read, Read, ReadWrite, DynUniform],
+        );
+        let gru_layout = Layout::new(
+            device,
+            "wgpu-gru gru",
+            &[
+                DynUniform, Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite,
             ],
-        });
-        let gru_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("wgpu-gru gru layout"),
-            entries: &[
-                uniform(0, true),
-                uniform(1, false),
-                storage(2, true),
-                storage(3, true),
-                storage(4, true),
-                storage(5, false),
-                storage(6, false),
-                storage(7, false),
-                storage(8, false),
-            ],
-        });
+        );
         let proj_module = Shader::InputProj.create(device);
         let gru_module = Shader::Gru.create(device);
-        let proj_pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("wgpu-gru input_proj pipeline layout"),
-            bind_group_layouts: &[Some(&proj_layout)],
-            immediate_size: 0,
-        });
-        let gru_pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("wgpu-gru gru pipeline layout"),
-            bind_group_layouts: &[Some(&gru_layout)],
-            immediate_size: 0,
-        });
         let software = device.adapter_info().device_type == wgpu::DeviceType::Cpu;
         // Per 16-column K-stage: the stage, its 4 loads and 16 FMAs, should none be unrolled.
         let proj_k_chunk = seq_steps(software, 21) * GEMM_KT;
-        let proj = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("wgpu-gru input_proj"),
-            layout: Some(&proj_pl),
-            module: &proj_module,
-            entry_point: Some("main"),
-            compilation_options: wgpu::PipelineCompilationOptions {
-                constants: &[("K_CHUNK", proj_k_chunk as f64)],
-                ..Default::default()
-            },
-            cache: None,
-        });
+        let proj = proj_layout.pipeline(
+            device,
+            &proj_module,
+            "main",
+            &[("K_CHUNK", proj_k_chunk as f64)],
+        );
 
         let mut base: Vec<(&str, f64)> = vec![("H", hidden as f64)];
         // Direction slot 0, then slot 1 (the same pair where the directions share one).
@@ -245,18 +193,7 @@ impl Kernels {
         let make_in = |module: &wgpu::ShaderModule, entry: &str, extra: &[(&str, f64)]| {
             let mut constants = base.clone();
             constants.extend_from_slice(extra);
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(&format!("wgpu-gru {entry}")),
-                layout: Some(&gru_pl),
-                module,
-                entry_point: Some(entry),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &constants,
-                    // Every workgroup variable is written before it is read.
-                    zero_initialize_workgroup_memory: false,
-                },
-                cache: None,
-            })
+            gru_layout.pipeline(device, module, entry, &constants)
         };
         let make = |entry: &str, extra: &[(&str, f64)]| make_in(&gru_module, entry, extra);
         let (step_fused, step_gates, step_candidate) = match variant {
@@ -368,8 +305,8 @@ impl Kernels {
                 }
             });
         Kernels {
-            proj_layout,
-            gru_layout,
+            proj_layout: proj_layout.group,
+            gru_layout: gru_layout.group,
             proj,
             proj_k_chunk,
             step_fused,

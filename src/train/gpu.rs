@@ -22,7 +22,7 @@ use crate::io::SeqInput;
 use crate::model::{Dense, GruClassifier};
 use crate::weights::{CellWeights, Gru, GruWeights};
 
-use crate::gpu::io::{pop_scopes, read_back};
+use crate::gpu::io::{Layout, pop_scopes, read_back};
 use crate::gpu::wgsl::{
     GEMM_TILE, GemmParams, OPT_WG, OptParams, SCRATCH_PARTIALS, Shader, StepParams, TRAIN_WG,
     TrainLayerParams,
@@ -203,75 +203,29 @@ struct Pipelines {
     sgd: wgpu::ComputePipeline,
 }
 
-fn entry(binding: u32, ty: wgpu::BufferBindingType, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty,
-            has_dynamic_offset: dynamic,
-            min_binding_size: None,
-        },
-        count: None,
-    }
-}
-
 impl Pipelines {
     fn new(device: &wgpu::Device, config: &GruConfig, classes: usize) -> Pipelines {
-        use wgpu::BufferBindingType as T;
-        let ro = T::Storage { read_only: true };
-        let rw = T::Storage { read_only: false };
-        let layout = |label: &str, entries: &[wgpu::BindGroupLayoutEntry]| {
-            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some(label),
-                entries,
-            })
-        };
-        let rec_layout = layout(
-            "wgpu-gru train recurrence layout",
-            &[
-                entry(0, T::Uniform, true),
-                entry(1, T::Uniform, true),
-                entry(2, ro, false),
-                entry(3, rw, false),
-                entry(4, ro, false),
-            ],
+        use crate::gpu::io::Bind::{DynUniform, Read, ReadWrite};
+        let rec_layout = Layout::new(
+            device,
+            "wgpu-gru train recurrence",
+            &[DynUniform, DynUniform, Read, ReadWrite, Read],
         );
-        let gemm_layout = layout(
-            "wgpu-gru train gemm layout",
-            &[
-                entry(0, T::Uniform, true),
-                entry(1, ro, false),
-                entry(2, rw, false),
-                entry(3, rw, false),
-            ],
+        let gemm_layout = Layout::new(
+            device,
+            "wgpu-gru train gemm",
+            &[DynUniform, Read, ReadWrite, ReadWrite],
         );
-        let opt_layout = layout(
-            "wgpu-gru train step layout",
+        let opt_layout = Layout::new(
+            device,
+            "wgpu-gru train step",
             &[
-                entry(0, T::Uniform, true),
-                entry(1, rw, false),
-                entry(2, rw, false),
-                entry(3, rw, false),
-                entry(4, rw, false),
-                entry(5, rw, false),
-                entry(6, rw, false),
-                entry(7, ro, false),
+                DynUniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, Read,
             ],
         );
         let rec_mod = Shader::GruBackward.create(device);
         let gemm_mod = Shader::TrainGemm.create(device);
         let step_mod = Shader::TrainStep.create(device);
-        let pl = |label: &str, l: &wgpu::BindGroupLayout| {
-            device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(label),
-                bind_group_layouts: &[Some(l)],
-                immediate_size: 0,
-            })
-        };
-        let rec_pl = pl("wgpu-gru train recurrence pipeline layout", &rec_layout);
-        let gemm_pl = pl("wgpu-gru train gemm pipeline layout", &gemm_layout);
-        let opt_pl = pl("wgpu-gru train step pipeline layout", &opt_layout);
         let ra = if config.variant == Variant::ResetAfter {
             1.0
         } else {
@@ -282,28 +236,12 @@ impl Pipelines {
             ("H", config.hidden_size as f64),
             ("C", classes.max(1) as f64),
         ];
-        let make = |layout: &wgpu::PipelineLayout,
-                    module: &wgpu::ShaderModule,
-                    entry: &str,
-                    constants: &[(&str, f64)]| {
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(&format!("wgpu-gru train {entry}")),
-                layout: Some(layout),
-                module,
-                entry_point: Some(entry),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants,
-                    zero_initialize_workgroup_memory: false,
-                },
-                cache: None,
-            })
-        };
-        let rec = |e: &str| make(&rec_pl, &rec_mod, e, &rec_consts);
-        let step = |e: &str| make(&opt_pl, &step_mod, e, &step_consts);
+        let rec = |e: &str| rec_layout.pipeline(device, &rec_mod, e, &rec_consts);
+        let step = |e: &str| opt_layout.pipeline(device, &step_mod, e, &step_consts);
         let optimise = |sgd: bool| {
             let mut c = step_consts.to_vec();
             c.push(("SGD", f64::from(u8::from(sgd))));
-            make(&opt_pl, &step_mod, "optimise", &c)
+            opt_layout.pipeline(device, &step_mod, "optimise", &c)
         };
         Pipelines {
             fwd_ra: rec("fwd_ra"),
@@ -313,17 +251,17 @@ impl Pipelines {
             bwd_mid_rb: rec("bwd_mid_rb"),
             bwd_rec: rec("bwd_rec"),
             transpose: rec("transpose_whh"),
-            gemm: make(&gemm_pl, &gemm_mod, "gemm", &[]),
-            colsum: make(&gemm_pl, &gemm_mod, "colsum", &[]),
+            gemm: gemm_layout.pipeline(device, &gemm_mod, "gemm", &[]),
+            colsum: gemm_layout.pipeline(device, &gemm_mod, "colsum", &[]),
             head_loss: (classes > 0).then(|| step("head_loss")),
             loss_reduce: step("loss_reduce"),
             sumsq: step("sumsq"),
             clip_scale: step("clip_scale"),
             adam: optimise(false),
             sgd: optimise(true),
-            rec_layout,
-            gemm_layout,
-            opt_layout,
+            rec_layout: rec_layout.group,
+            gemm_layout: gemm_layout.group,
+            opt_layout: opt_layout.group,
         }
     }
 }

@@ -250,7 +250,7 @@ pub fn main(args: Args) -> Result<(), String> {
             done += 1;
             eprintln!("[{done}/{total}] {} on {backend} …", shape.label());
             let _ = std::io::stderr().flush();
-            let row = match backend.as_str() {
+            let (device, median_ms, dispatches, submits) = match backend.as_str() {
                 "cpu" => {
                     let c = CpuGru::new(&gru)
                         .map_err(|e| e.to_string())?
@@ -261,17 +261,7 @@ pub fn main(args: Args) -> Result<(), String> {
                     };
                     let ms = median_ms(args.warmup, args.reps, || c.forward_into(&input, &mut out))
                         .map_err(|e| e.to_string())?;
-                    Row {
-                        shape: *shape,
-                        backend: backend.clone(),
-                        device: format!("{cpu} ({} thread)", args.threads),
-                        variant: vname,
-                        median_ms: ms,
-                        dispatches: 0,
-                        submits: 0,
-                        model: model.clone(),
-                        directions,
-                    }
+                    (format!("{cpu} ({} thread)", args.threads), ms, 0, 0)
                 }
                 "reference" => {
                     if shape.flops() > 2e9 && !args.force_reference {
@@ -284,17 +274,7 @@ pub fn main(args: Args) -> Result<(), String> {
                     let reps = args.reps.min(3);
                     let ms = median_ms(0, reps, || reference::forward(&gru, &input).map(|_| ()))
                         .map_err(|e| e.to_string())?;
-                    Row {
-                        shape: *shape,
-                        backend: backend.clone(),
-                        device: format!("{cpu} (f64 reference)"),
-                        variant: vname,
-                        median_ms: ms,
-                        dispatches: 0,
-                        submits: 0,
-                        model: model.clone(),
-                        directions,
-                    }
+                    (format!("{cpu} (f64 reference)"), ms, 0, 0)
                 }
                 // One training step of GRU → Dense(10) → softmax (forward, backward, Adam).
                 "train-step" => {
@@ -307,17 +287,7 @@ pub fn main(args: Args) -> Result<(), String> {
                         args.reps,
                     )
                     .map_err(|e| e.to_string())?;
-                    Row {
-                        shape: *shape,
-                        backend: backend.clone(),
-                        device: ctx.describe(),
-                        variant: vname,
-                        median_ms: t.median_ms,
-                        dispatches: t.dispatches,
-                        submits: 1,
-                        model: "train step: forward + Dense(10) CE + backward + Adam".into(),
-                        directions,
-                    }
+                    (ctx.describe(), t.median_ms, t.dispatches, 1)
                 }
                 gpu => {
                     let ctx = ctx.as_ref().ok_or("no GPU context")?;
@@ -347,18 +317,23 @@ pub fn main(args: Args) -> Result<(), String> {
                         Ok(())
                     })
                     .map_err(|e| e.to_string())?;
-                    Row {
-                        shape: *shape,
-                        backend: backend.clone(),
-                        device: ctx.describe(),
-                        variant: vname,
-                        median_ms: ms,
-                        dispatches: stats.dispatches,
-                        submits: stats.submits,
-                        model: model.clone(),
-                        directions,
-                    }
+                    (ctx.describe(), ms, stats.dispatches, stats.submits)
                 }
+            };
+            let row = Row {
+                shape: *shape,
+                backend: backend.clone(),
+                device,
+                variant: vname,
+                median_ms,
+                dispatches,
+                submits,
+                model: if backend == "train-step" {
+                    "train step: forward + Dense(10) CE + backward + Adam".into()
+                } else {
+                    model.clone()
+                },
+                directions,
             };
             let device: String = row.device.chars().take(44).collect();
             println!(

@@ -18,13 +18,13 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use wgpu_gru::formats::{self, Format, ImportOptions, SafetensorsFile};
+use wgpu_gru::formats::{self, Format, SafetensorsFile};
 use wgpu_gru::gpu::GpuContext;
 use wgpu_gru::npy::{self, PendingFile, shape_str};
 use wgpu_gru::train::{self, Gradients};
-use wgpu_gru::{Direction, Gru, SeqInput, wgpu};
+use wgpu_gru::{Gru, SeqInput, wgpu};
 
-use crate::run::{Backend, DirectionArg, FormatArg, at, check_outputs};
+use crate::run::{Backend, CellArgs, FormatArg, at, check_outputs};
 
 /// Arguments of `wgpu-gru grad`.
 #[derive(Debug, clap::Args)]
@@ -50,18 +50,8 @@ pub struct Args {
     /// Per-row lengths (.npy, int32 or int64, [B]).
     #[arg(long, value_name = "L.npy")]
     pub lengths: Option<PathBuf>,
-    /// PyTorch batch_first: X is [B, T, I] and Y [B, T, D·H].
-    #[arg(long)]
-    pub batch_first: bool,
-    /// Keras go_backwards: process X reversed, return outputs in processing order.
-    #[arg(long)]
-    pub go_backwards: bool,
-    /// Direction [default: bidirectional if the weights hold two directions, else forward].
-    #[arg(long, value_enum)]
-    pub direction: Option<DirectionArg>,
-    /// ONNX linear_before_reset=1 (reset-after cell).
-    #[arg(long)]
-    pub linear_before_reset: bool,
+    #[command(flatten)]
+    pub cell: CellArgs,
     /// The gradients (.safetensors): grad_input, grad_h0 and grad_<weight name>.
     #[arg(long, value_name = "G.safetensors")]
     pub out: PathBuf,
@@ -118,17 +108,7 @@ fn read_shaped(path: &Path, what: &str, want: &[usize]) -> Result<Vec<f32>, Stri
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let opts = ImportOptions {
-        direction: args.direction.map(|d| match d {
-            DirectionArg::Forward => Direction::Forward,
-            DirectionArg::Reverse => Direction::Reverse,
-            DirectionArg::Bidirectional => Direction::Bidirectional,
-        }),
-        linear_before_reset: args.linear_before_reset,
-        go_backwards: args.go_backwards,
-        batch_first: args.batch_first,
-        ..ImportOptions::default()
-    };
+    let opts = args.cell.import_options();
     let file = SafetensorsFile::open(&args.weights).map_err(|e| at(&args.weights, e))?;
     let file_names = file.names().map_err(|e| at(&args.weights, e))?;
     let imported = formats::import(&file, args.format.map(Format::from), &opts)

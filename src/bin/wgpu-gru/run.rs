@@ -104,18 +104,8 @@ pub struct Args {
     /// Bidirectional wrapper sets).
     #[arg(long, requires = "mask")]
     pub zero_output_for_mask: bool,
-    /// PyTorch batch_first: X is [B, T, I] and Y [B, T, D·H].
-    #[arg(long)]
-    pub batch_first: bool,
-    /// Keras go_backwards: process X reversed, return outputs in processing order.
-    #[arg(long)]
-    pub go_backwards: bool,
-    /// Direction [default: bidirectional if the weights hold two directions, else forward].
-    #[arg(long, value_enum)]
-    pub direction: Option<DirectionArg>,
-    /// ONNX linear_before_reset=1 (reset-after cell).
-    #[arg(long)]
-    pub linear_before_reset: bool,
+    #[command(flatten)]
+    pub cell: CellArgs,
     /// ONNX activations, f,g per direction (e.g. Sigmoid,Tanh).
     #[arg(long, value_delimiter = ',', value_name = "F,G[,F,G]")]
     pub activations: Vec<String>,
@@ -254,23 +244,49 @@ pub(crate) fn check_outputs(inputs: &[&PathBuf], outputs: &[&PathBuf]) -> Result
     Ok(())
 }
 
+/// The layout and cell options `run` and `grad` share.
+#[derive(Debug, clap::Args)]
+pub struct CellArgs {
+    /// PyTorch batch_first: X is [B, T, I] and Y [B, T, D·H].
+    #[arg(long)]
+    pub batch_first: bool,
+    /// Keras go_backwards: process X reversed, return outputs in processing order.
+    #[arg(long)]
+    pub go_backwards: bool,
+    /// Direction [default: bidirectional if the weights hold two directions, else forward].
+    #[arg(long, value_enum)]
+    pub direction: Option<DirectionArg>,
+    /// ONNX linear_before_reset=1 (reset-after cell).
+    #[arg(long)]
+    pub linear_before_reset: bool,
+}
+
+impl CellArgs {
+    /// Import options with these set and the rest at their defaults.
+    pub fn import_options(&self) -> ImportOptions {
+        ImportOptions {
+            direction: self.direction.map(|d| match d {
+                DirectionArg::Forward => Direction::Forward,
+                DirectionArg::Reverse => Direction::Reverse,
+                DirectionArg::Bidirectional => Direction::Bidirectional,
+            }),
+            linear_before_reset: self.linear_before_reset,
+            go_backwards: self.go_backwards,
+            batch_first: self.batch_first,
+            ..ImportOptions::default()
+        }
+    }
+}
+
 fn run(args: &Args) -> Result<(), String> {
     let opts = ImportOptions {
-        direction: args.direction.map(|d| match d {
-            DirectionArg::Forward => Direction::Forward,
-            DirectionArg::Reverse => Direction::Reverse,
-            DirectionArg::Bidirectional => Direction::Bidirectional,
-        }),
-        linear_before_reset: args.linear_before_reset,
-        reset_after: None,
         activations: args.activations.clone(),
         activation_alpha: args.activation_alpha.clone(),
         activation_beta: args.activation_beta.clone(),
         clip: args.clip,
-        go_backwards: args.go_backwards,
-        batch_first: args.batch_first,
         node: args.node.clone(),
         prefix: args.prefix.clone(),
+        ..args.cell.import_options()
     };
     let imported = formats::load(&args.weights, args.format.map(Format::from), &opts)
         .map_err(|e| at(&args.weights, e))?;
