@@ -9,6 +9,7 @@ use std::time::Duration;
 use wgpu_gru::bench::STANDARD_SHAPES;
 use wgpu_gru::cpu::CpuGru;
 use wgpu_gru::gpu::{GpuContext, GpuGru};
+use wgpu_gru::{Batch, Steps};
 use wgpu_gru::{GruOutput, SeqInput, Variant, reference};
 
 fn bench(c: &mut Criterion) {
@@ -31,11 +32,13 @@ fn bench(c: &mut Criterion) {
         group.measurement_time(Duration::from_secs(if big { 8 } else { 4 }));
         let gru = shape.random_model(Variant::ResetAfter, 42);
         let x = shape.random_input(7);
-        let input = SeqInput::new(&x, shape.steps, shape.batch);
+        let input = SeqInput::new(&x, Steps(shape.steps), Batch(shape.batch));
 
         if let Some(ctx) = &ctx {
             let g = GpuGru::new(ctx, &gru).expect("upload");
-            let mut ws = g.workspace(shape.steps, shape.batch).expect("workspace");
+            let mut ws = g
+                .workspace(Steps(shape.steps), Batch(shape.batch))
+                .expect("workspace");
             g.write_input(&mut ws, &input).expect("input");
             group.bench_function(BenchmarkId::new("gpu", &name), |b| {
                 b.iter(|| g.submit_and_wait(&ws).expect("forward"))

@@ -13,6 +13,7 @@
 //! until the app copies it out.
 
 use std::error::Error;
+use wgpu_gru::{Batch, Steps};
 
 use wgpu::util::DeviceExt;
 use wgpu_gru::formats::SafetensorsFile;
@@ -86,7 +87,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let gru = GpuGru::new(&ctx, &model.gru)?;
     let head = GpuHead::new(&ctx, &model.dense)?;
     let config = &model.gru.config;
-    let mut ws = gru.workspace(steps, BATCH)?;
+    let mut ws = gru.workspace(Steps(steps), Batch(BATCH))?;
     // Zero h0 and full lengths; x is not written: the GRU reads the app's buffer instead.
     gru.write_state(&mut ws, None, None)?;
     let binding = head.bind(
@@ -161,8 +162,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     // 5. Read back and check against the f64 reference on the scaled input.
     let y = read(&device, &read_y, y_len)?;
     let probs = read(&device, &read_p, p_len)?;
-    let want = reference::forward(&model.gru, &SeqInput::new(x, steps, BATCH))?;
-    let want_probs = model.reference_forward(x, BATCH, steps)?;
+    let want = reference::forward(&model.gru, &SeqInput::new(x, Steps(steps), Batch(BATCH)))?;
+    let want_probs = model.reference_forward(x, Steps(steps), Batch(BATCH))?;
     let pred = argmax_rows(&probs, model.num_classes());
     let correct = pred.iter().zip(&labels).filter(|(p, l)| p == l).count();
     println!(

@@ -15,6 +15,7 @@
 //! as in the golden files, is compared too.
 
 use std::error::Error;
+use wgpu_gru::{Batch, Steps};
 
 use wgpu_gru::formats::{self, Format, ImportOptions, SafetensorsFile};
 use wgpu_gru::gpu::{GpuContext, GpuGru};
@@ -75,7 +76,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     };
     let h0 = file.get_f32("h0")?.map(|t| t.data);
     let lengths = file.get_lengths("lengths")?.map(|(_, l)| l);
-    let mut input = SeqInput::new(&x, steps, batch);
+    let mut input = SeqInput::new(&x, Steps(steps), Batch(batch));
     if let Some(h0) = &h0 {
         input = input.with_h0(h0);
     }

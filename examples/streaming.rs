@@ -10,6 +10,7 @@
 //! one stream is reset and fed a new digit in two uneven chunks while the others carry on.
 
 use std::error::Error;
+use wgpu_gru::{Batch, Steps};
 
 use wgpu_gru::formats::SafetensorsFile;
 use wgpu_gru::gpu::{GpuContext, GpuGru, GpuStream};
@@ -74,7 +75,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
 
     // The streamed state is the one-shot forward's final state.
-    let one_shot = gpu.forward(&SeqInput::new(images, steps, STREAMS))?;
+    let one_shot = gpu.forward(&SeqInput::new(images, Steps(steps), Batch(STREAMS)))?;
     let streamed = stream.state()?;
     println!(
         "max |streamed state − one-shot h_n| = {:.1e}",
@@ -97,7 +98,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         t0 += n;
     }
     let probs = classify(&model, &last[h..2 * h])?;
-    let fresh = model.reference_forward(next, 1, steps)?;
+    let fresh = model.reference_forward(next, Steps(steps), Batch(1))?;
     println!(
         "stream 1 after reset_row and a new digit (label {}): predicts {}, max |Δprob| vs a fresh \
          classification {:.1e}",

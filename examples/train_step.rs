@@ -13,6 +13,7 @@
 use wgpu_gru::bench::{STANDARD_SHAPES, Shape, median_ms};
 use wgpu_gru::gpu::{GpuContext, GpuGru};
 use wgpu_gru::train::bench::time_train_step;
+use wgpu_gru::{Batch, Steps};
 use wgpu_gru::{SeqInput, Variant};
 
 fn main() -> Result<(), String> {
@@ -41,9 +42,11 @@ fn main() -> Result<(), String> {
     for s in shapes {
         let gru = s.random_model(Variant::ResetAfter, 42);
         let g = GpuGru::new(&ctx, &gru).map_err(|e| e.to_string())?;
-        let mut ws = g.workspace(s.steps, s.batch).map_err(|e| e.to_string())?;
+        let mut ws = g
+            .workspace(Steps(s.steps), Batch(s.batch))
+            .map_err(|e| e.to_string())?;
         let x = s.random_input(7);
-        g.write_input(&mut ws, &SeqInput::new(&x, s.steps, s.batch))
+        g.write_input(&mut ws, &SeqInput::new(&x, Steps(s.steps), Batch(s.batch)))
             .map_err(|e| e.to_string())?;
         let fwd =
             median_ms(1, reps, || g.submit_and_wait(&ws).map(|_| ())).map_err(|e| e.to_string())?;

@@ -8,6 +8,7 @@
 //! - a hardware GPU: whichever [`CostModel`] estimates faster for this [`Workload`]. Tiny problems
 //!   stay on the CPU, since a submit and read-back alone cost more than their whole forward.
 
+use crate::io::{Batch, Steps};
 use std::fmt;
 
 use crate::cpu::CpuGru;
@@ -34,7 +35,8 @@ pub struct Workload {
 
 impl Workload {
     /// The workload of a forward of `config` over `steps` × `batch`.
-    pub fn new(config: &GruConfig, steps: usize, batch: usize) -> Self {
+    pub fn new(config: &GruConfig, steps: Steps, batch: Batch) -> Self {
+        let (steps, batch) = (steps.0, batch.0);
         Workload {
             steps,
             batch,
@@ -198,13 +200,13 @@ pub fn choose_with(
 /// A layer on whichever path [`choose`] picks for the forwards an app expects to run.
 ///
 /// ```no_run
-/// use wgpu_gru::{auto::AutoGru, Gru, GruConfig, SeqInput};
+/// use wgpu_gru::{auto::AutoGru, Batch, Gru, GruConfig, SeqInput, Steps};
 /// # let gru: Gru = unimplemented!();
 /// let (t, b) = (100, 8);
-/// let (layer, choice) = AutoGru::new(&gru, t, b)?;
+/// let (layer, choice) = AutoGru::new(&gru, Steps(t), Batch(b))?;
 /// eprintln!("running on the {choice}");
 /// let x = vec![0.0f32; t * b * gru.config.input_size]; // [T, B, I]
-/// let out = layer.forward(&SeqInput::new(&x, t, b))?;    // [T, B, D·H], h_n [L·D, B, H]
+/// let out = layer.forward(&SeqInput::new(&x, Steps(t), Batch(b)))?;    // [T, B, D·H], h_n [L·D, B, H]
 /// # Ok::<(), wgpu_gru::Error>(())
 /// ```
 #[derive(Debug)]
@@ -218,7 +220,7 @@ pub enum AutoGru {
 impl AutoGru {
     /// Probes the default adapter (as [`GpuContext::new_default`] picks it) and builds the layer
     /// on the path that [`choose`] finds faster for forwards of `steps` × `batch`.
-    pub fn new(gru: &Gru, steps: usize, batch: usize) -> Result<(AutoGru, Choice)> {
+    pub fn new(gru: &Gru, steps: Steps, batch: Batch) -> Result<(AutoGru, Choice)> {
         let adapter = GpuContext::default_adapter().ok();
         Self::on_adapter(adapter.as_ref(), gru, steps, batch)
     }
@@ -228,12 +230,16 @@ impl AutoGru {
     pub fn on_adapter(
         adapter: Option<&wgpu::Adapter>,
         gru: &Gru,
-        steps: usize,
-        batch: usize,
+        steps: Steps,
+        batch: Batch,
     ) -> Result<(AutoGru, Choice)> {
+        let (steps, batch) = (steps.0, batch.0);
         gru.config.validate()?;
         let info = adapter.map(wgpu::Adapter::get_info);
-        let choice = choose(info.as_ref(), &Workload::new(&gru.config, steps, batch));
+        let choice = choose(
+            info.as_ref(),
+            &Workload::new(&gru.config, Steps(steps), Batch(batch)),
+        );
         let layer = match (choice.engine, adapter) {
             (Engine::Gpu, Some(a)) => {
                 let ctx = pollster::block_on(GpuContext::from_adapter(a, None))?;

@@ -3,6 +3,22 @@
 use crate::config::GruConfig;
 use crate::error::{Error, Result};
 
+/// The number of timesteps `T` of a sequence. It has a type of its own, as [`Batch`] has, so
+/// that no call can swap T and B: `T·B·I` is the same either way, and a swapped call would pass
+/// every shape check and silently compute something else.
+///
+/// ```compile_fail
+/// use wgpu_gru::{Batch, SeqInput, Steps};
+/// let x = vec![0.0f32; 2 * 3 * 4];
+/// let input = SeqInput::new(&x, Batch(3), Steps(2)); // T and B swapped: does not compile
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Steps(pub usize);
+
+/// The number of sequences `B` in a batch (see [`Steps`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Batch(pub usize);
+
 /// One forward's inputs.
 ///
 /// - `x`: `[T, B, I]`, or `[B, T, I]` when the config is `batch_first`;
@@ -19,7 +35,7 @@ use crate::error::{Error, Result};
 /// direction; the final state is the state after the last valid step processed.
 ///
 /// ```
-/// use wgpu_gru::{reference, Gru, GruConfig, GruWeights, CellWeights, SeqInput};
+/// use wgpu_gru::{reference, Batch, Gru, GruConfig, GruWeights, CellWeights, SeqInput, Steps};
 /// // Two rows padded in front to T = 4: row 0 has 2 real steps, row 1 has 4.
 /// let (t, b, i, h) = (4, 2, 3, 5);
 /// let mask = [false, false, true, true, /* row 1 */ true, true, true, true]; // [B, T]
@@ -27,7 +43,7 @@ use crate::error::{Error, Result};
 /// let cell = CellWeights { w_ih: vec![0.1; 3 * h * i], w_hh: vec![0.1; 3 * h * h],
 ///                          b_ih: vec![0.0; 3 * h], b_hh: vec![0.0; 3 * h] };
 /// let gru = Gru { config: GruConfig::new(i, h), weights: GruWeights { layers: vec![vec![cell]] } };
-/// let out = reference::forward(&gru, &SeqInput::new(&x, t, b).with_mask(&mask))?;
+/// let out = reference::forward(&gru, &SeqInput::new(&x, Steps(t), Batch(b)).with_mask(&mask))?;
 /// assert_eq!(&out.output[..h], &[0.0; 5]); // row 0, step 0: masked, nothing seen yet
 /// # Ok::<(), wgpu_gru::Error>(())
 /// ```
@@ -64,12 +80,21 @@ pub struct SeqInput<'a> {
 }
 
 impl<'a> SeqInput<'a> {
-    /// An input with zero initial state and full lengths.
-    pub fn new(x: &'a [f32], steps: usize, batch: usize) -> Self {
+    /// An input with zero initial state and full lengths: `x` of `steps` × `batch` rows (see
+    /// the layouts above).
+    ///
+    /// ```
+    /// use wgpu_gru::{Batch, SeqInput, Steps};
+    /// let (t, b, i) = (5, 2, 3);
+    /// let x = vec![0.5f32; t * b * i];
+    /// let input = SeqInput::new(&x, Steps(t), Batch(b));
+    /// assert_eq!((input.steps, input.batch), (5, 2));
+    /// ```
+    pub fn new(x: &'a [f32], steps: Steps, batch: Batch) -> Self {
         SeqInput {
             x,
-            steps,
-            batch,
+            steps: steps.0,
+            batch: batch.0,
             h0: None,
             lengths: None,
             mask: None,

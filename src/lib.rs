@@ -29,7 +29,7 @@ pub mod weights;
 
 pub use config::{Activation, Activations, Direction, GruConfig, Variant};
 pub use error::{Error, Result};
-pub use io::{Forward, GruOutput, SeqInput};
+pub use io::{Batch, Forward, GruOutput, SeqInput, Steps};
 pub use weights::{CellWeights, Gru, GruWeights};
 /// The wgpu this crate is built against, so users get the matching version.
 pub use wgpu;

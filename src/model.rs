@@ -5,6 +5,7 @@
 //! softmax over the `C` classes. It is the seed model `GRU(128, tanh) → Dense(10) → softmax`
 //! that `scripts/train_digits.py` trains and exports to `assets/digits_gru.safetensors`.
 
+use crate::io::{Batch, Steps};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -212,10 +213,11 @@ impl GruClassifier {
     ///
     /// `x` is `[B, T, I]` when `gru.config.batch_first` (as read by
     /// [`GruClassifier::from_safetensors`]), `[T, B, I]` otherwise.
-    pub fn reference_forward(&self, x: &[f32], batch: usize, steps: usize) -> Result<Vec<f32>> {
+    pub fn reference_forward(&self, x: &[f32], steps: Steps, batch: Batch) -> Result<Vec<f32>> {
+        let (steps, batch) = (steps.0, batch.0);
         self.validate()?;
         let c = &self.gru.config;
-        let out = reference::forward(&self.gru, &SeqInput::new(x, steps, batch))?;
+        let out = reference::forward(&self.gru, &SeqInput::new(x, Steps(steps), Batch(batch)))?;
         let h = c.hidden_size;
         let slot = (c.num_layers - 1) * c.num_directions();
         let start = slot * batch * h;

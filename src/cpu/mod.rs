@@ -68,11 +68,11 @@ fn level_of(isa: Isa) -> SimdLevel {
 /// input `[T, B, I]` (`[B, T, I]` if `batch_first`), output `[T, B, D·H]`, states `[L·D, B, H]`.
 ///
 /// ```
-/// use wgpu_gru::{CellWeights, Gru, GruConfig, SeqInput, cpu::CpuGru};
+/// use wgpu_gru::{Batch, CellWeights, Gru, GruConfig, SeqInput, Steps, cpu::CpuGru};
 /// let gru = Gru::single(GruConfig::new(3, 4), CellWeights::zeros(3, 4))?;
 /// let mut cpu = CpuGru::new(&gru)?;
 /// let x = vec![0.5f32; 2 * 1 * 3]; // T = 2, B = 1, I = 3
-/// let out = cpu.forward(&SeqInput::new(&x, 2, 1))?;
+/// let out = cpu.forward(&SeqInput::new(&x, Steps(2), Batch(1)))?;
 /// assert_eq!(out.output.len(), 2 * 1 * 4);
 /// # Ok::<(), wgpu_gru::Error>(())
 /// ```

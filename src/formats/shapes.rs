@@ -3,6 +3,7 @@
 use super::Format;
 use crate::config::GruConfig;
 use crate::error::{Error, Result};
+use crate::io::{Batch, Steps};
 use crate::npy::shape_str;
 
 /// The names a framework gives its inputs and outputs (as in the golden files, where the outputs
@@ -135,7 +136,8 @@ impl FrameworkShapes {
     }
 
     /// X's shape for `steps` and `batch`.
-    pub fn x_shape(&self, steps: usize, batch: usize) -> Vec<usize> {
+    pub fn x_shape(&self, steps: Steps, batch: Batch) -> Vec<usize> {
+        let (steps, batch) = (steps.0, batch.0);
         if self.batch_first {
             vec![batch, steps, self.input_size]
         } else {
@@ -144,9 +146,13 @@ impl FrameworkShapes {
     }
 
     /// Reads `(steps, batch)` from X's shape, checking its rank and feature size.
-    pub fn x_dims(&self, shape: &[usize]) -> Result<(usize, usize)> {
+    pub fn x_dims(&self, shape: &[usize]) -> Result<(Steps, Batch)> {
         match *shape {
-            [a, b, i] if i == self.input_size => Ok(if self.batch_first { (b, a) } else { (a, b) }),
+            [a, b, i] if i == self.input_size => Ok(if self.batch_first {
+                (Steps(b), Batch(a))
+            } else {
+                (Steps(a), Batch(b))
+            }),
             _ => Err(Error::shape(
                 self.names().x,
                 self.x_pattern(),
@@ -198,7 +204,8 @@ impl FrameworkShapes {
     }
 
     /// Y's shape for `steps` and `batch`.
-    pub fn output_shape(&self, steps: usize, batch: usize) -> Vec<usize> {
+    pub fn output_shape(&self, steps: Steps, batch: Batch) -> Vec<usize> {
+        let (steps, batch) = (steps.0, batch.0);
         let (d, h) = (self.directions, self.hidden_size);
         match self.format {
             Format::Onnx if self.batch_first => vec![batch, steps, d, h],
@@ -222,17 +229,23 @@ impl FrameworkShapes {
 
     /// Converts a canonical output (`[T, B, D·H]`, or `[B, T, D·H]` when batch-first) into
     /// the framework's Y (see [`FrameworkShapes::output_shape`]).
-    pub fn output_to_framework(&self, steps: usize, batch: usize, y: &[f32]) -> Result<Vec<f32>> {
-        self.check_len("output", &self.output_shape(steps, batch), y.len())?;
+    pub fn output_to_framework(&self, steps: Steps, batch: Batch, y: &[f32]) -> Result<Vec<f32>> {
+        let (steps, batch) = (steps.0, batch.0);
+        self.check_len(
+            "output",
+            &self.output_shape(Steps(steps), Batch(batch)),
+            y.len(),
+        )?;
         Ok(self.permute_output(steps, batch, y, true))
     }
 
     /// Converts the framework's Y into the canonical output layout (the inverse of
     /// [`FrameworkShapes::output_to_framework`]).
-    pub fn output_from_framework(&self, steps: usize, batch: usize, y: &[f32]) -> Result<Vec<f32>> {
+    pub fn output_from_framework(&self, steps: Steps, batch: Batch, y: &[f32]) -> Result<Vec<f32>> {
+        let (steps, batch) = (steps.0, batch.0);
         self.check_len(
             self.names().output,
-            &self.output_shape(steps, batch),
+            &self.output_shape(Steps(steps), Batch(batch)),
             y.len(),
         )?;
         Ok(self.permute_output(steps, batch, y, false))
@@ -317,13 +330,13 @@ mod tests {
         let s = FrameworkShapes::new(Format::Onnx, &cfg).unwrap();
         let (t, b) = (3, 2);
         let y: Vec<f32> = (0..t * b * 4).map(|v| v as f32).collect();
-        let f = s.output_to_framework(t, b, &y).unwrap();
+        let f = s.output_to_framework(Steps(t), Batch(b), &y).unwrap();
         // Y[t=0, d=1, b=0, :] == canonical[t=0, b=0, 2..4]
         assert_eq!(&f[b * 2..b * 2 + 2], &y[2..4]);
-        assert_eq!(s.output_from_framework(t, b, &f).unwrap(), y);
-        assert_eq!(s.output_shape(t, b), vec![3, 2, 2, 2]);
-        assert!(s.output_to_framework(t, b, &y[1..]).is_err());
-        assert_eq!(s.x_dims(&[4, 5, 3]).unwrap(), (4, 5));
+        assert_eq!(s.output_from_framework(Steps(t), Batch(b), &f).unwrap(), y);
+        assert_eq!(s.output_shape(Steps(t), Batch(b)), vec![3, 2, 2, 2]);
+        assert!(s.output_to_framework(Steps(t), Batch(b), &y[1..]).is_err());
+        assert_eq!(s.x_dims(&[4, 5, 3]).unwrap(), (Steps(4), Batch(5)));
         assert!(s.x_dims(&[4, 5, 2]).is_err());
         assert!(s.x_dims(&[4, 5]).is_err());
     }
@@ -337,10 +350,10 @@ mod tests {
             .with_direction(Direction::Bidirectional);
         cfg.batch_first = true;
         let s = FrameworkShapes::new(Format::Onnx, &cfg).unwrap();
-        assert_eq!(s.output_shape(5, 3), vec![3, 5, 2, 2]);
+        assert_eq!(s.output_shape(Steps(5), Batch(3)), vec![3, 5, 2, 2]);
         assert_eq!(s.state_shape(3), vec![3, 4, 2]);
         let y: Vec<f32> = (0..60).map(|v| v as f32).collect();
-        assert_eq!(s.output_to_framework(5, 3, &y).unwrap(), y);
+        assert_eq!(s.output_to_framework(Steps(5), Batch(3), &y).unwrap(), y);
         let h: Vec<f32> = (0..24).map(|v| v as f32).collect();
         let f = s.state_to_framework(3, &h).unwrap();
         // [B=0, slot=1] is canonical [slot=1, B=0].

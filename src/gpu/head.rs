@@ -7,12 +7,13 @@
 use super::context::GpuContext;
 use super::io::{Layout, pop_scopes, read_back};
 use super::layer::GpuGru;
-use super::options::{Algorithm, ForwardStats};
+use super::options::{ForwardStats, GpuOptions};
 use super::wgsl::{HEAD_WG, HeadParams, Shader};
 use super::workspace::Workspace;
 use crate::config::GruConfig;
 use crate::error::{Error, Result};
 use crate::io::SeqInput;
+use crate::io::{Batch, Steps};
 use crate::model::{Dense, GruClassifier, argmax_rows};
 use std::sync::Mutex;
 use wgpu::util::DeviceExt;
@@ -330,10 +331,11 @@ impl ClassifierWorkspace {
 /// ```no_run
 /// use wgpu_gru::gpu::{GpuClassifier, GpuContext};
 /// use wgpu_gru::model::GruClassifier;
+/// use wgpu_gru::{Batch, Steps};
 /// let model = GruClassifier::from_safetensors("assets/digits_gru.safetensors")?;
 /// let gpu = GpuClassifier::new(&GpuContext::new_default()?, &model)?;
 /// let x = vec![0.0f32; 2 * 8 * 8]; // [B = 2, T = 8, I = 8], batch-first as the file is read
-/// let probs = gpu.predict_proba(&x, 2, 8)?; // [2, 10]
+/// let probs = gpu.predict_proba(&x, Steps(8), Batch(2))?; // [2, 10]
 /// # Ok::<(), wgpu_gru::Error>(())
 /// ```
 ///
@@ -357,18 +359,21 @@ impl std::fmt::Debug for GpuClassifier {
 impl GpuClassifier {
     /// Uploads `model` to `ctx`'s device and builds every pipeline.
     pub fn new(ctx: &GpuContext, model: &GruClassifier) -> Result<Self> {
+        Self::with_options(ctx, model, GpuOptions::default())
+    }
+
+    /// [`new`](Self::new) with the GRU's tuning options.
+    pub fn with_options(
+        ctx: &GpuContext,
+        model: &GruClassifier,
+        options: GpuOptions,
+    ) -> Result<Self> {
         model.validate()?;
         Ok(GpuClassifier {
-            gru: GpuGru::new(ctx, &model.gru)?,
+            gru: GpuGru::with_options(ctx, &model.gru, options)?,
             head: GpuHead::new(ctx, &model.dense)?,
             cached: Mutex::new(None),
         })
-    }
-
-    /// Forces the GRU's algorithm (see [`GpuGru::with_algorithm`]).
-    pub fn with_algorithm(mut self, algorithm: Algorithm) -> Self {
-        self.gru = self.gru.with_algorithm(algorithm);
-        self
     }
 
     /// The recurrent part.
@@ -392,14 +397,14 @@ impl GpuClassifier {
     }
 
     /// Buffers for forwards of shape `(steps, batch)`; reuse it for every forward of that shape.
-    pub fn workspace(&self, steps: usize, batch: usize) -> Result<ClassifierWorkspace> {
+    pub fn workspace(&self, steps: Steps, batch: Batch) -> Result<ClassifierWorkspace> {
         let gru = self.gru.workspace(steps, batch)?;
         let c = self.gru.config();
         let head = self.head.bind(
             gru.states_buffer(),
-            final_state_offset(c, batch),
+            final_state_offset(c, batch.0),
             c.hidden_size,
-            batch,
+            batch.0,
         )?;
         let device = &self.context().device;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -418,7 +423,8 @@ impl GpuClassifier {
     /// reads it; `[T, B, I]` otherwise) into `ws`, with zero initial state and full lengths.
     pub fn write_input(&self, ws: &mut ClassifierWorkspace, x: &[f32]) -> Result<()> {
         let (t, b) = (ws.steps(), ws.batch());
-        self.gru.write_input(&mut ws.gru, &SeqInput::new(x, t, b))
+        self.gru
+            .write_input(&mut ws.gru, &SeqInput::new(x, Steps(t), Batch(b)))
     }
 
     /// Records a whole forward into `encoder`: the GRU, then the head reading its final state.
@@ -436,8 +442,8 @@ impl GpuClassifier {
     /// Class probabilities `[B, C]` for `x` (layout as in [`write_input`](Self::write_input)):
     /// one upload, one submit, one read-back. The workspace is kept while `(T, B)` stays the
     /// same, so repeated calls of one shape create no buffers. `B = 0` gives an empty result.
-    pub fn predict_proba(&self, x: &[f32], batch: usize, steps: usize) -> Result<Vec<f32>> {
-        self.predict_proba_with_stats(x, batch, steps)
+    pub fn predict_proba(&self, x: &[f32], steps: Steps, batch: Batch) -> Result<Vec<f32>> {
+        self.predict_proba_with_stats(x, steps, batch)
             .map(|(p, _)| p)
     }
 
@@ -445,10 +451,11 @@ impl GpuClassifier {
     pub fn predict_proba_with_stats(
         &self,
         x: &[f32],
-        batch: usize,
-        steps: usize,
+        steps: Steps,
+        batch: Batch,
     ) -> Result<(Vec<f32>, ForwardStats)> {
         SeqInput::new(x, steps, batch).validate(self.gru.config())?;
+        let (steps, batch) = (steps.0, batch.0);
         if batch == 0 {
             return Ok((Vec::new(), ForwardStats::default()));
         }
@@ -467,7 +474,7 @@ impl GpuClassifier {
         {
             // Drop the old buffers before allocating the new ones.
             *guard = None;
-            *guard = Some(self.workspace(steps, batch)?);
+            *guard = Some(self.workspace(Steps(steps), Batch(batch))?);
         }
         let ws = guard
             .as_mut()
@@ -494,8 +501,8 @@ impl GpuClassifier {
 
     /// The most probable class of each row (the first on ties), from
     /// [`predict_proba`](Self::predict_proba).
-    pub fn predict(&self, x: &[f32], batch: usize, steps: usize) -> Result<Vec<usize>> {
-        let probs = self.predict_proba(x, batch, steps)?;
+    pub fn predict(&self, x: &[f32], steps: Steps, batch: Batch) -> Result<Vec<usize>> {
+        let probs = self.predict_proba(x, steps, batch)?;
         Ok(argmax_rows(&probs, self.num_classes()))
     }
 }

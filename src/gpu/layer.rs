@@ -7,6 +7,7 @@ use super::pack::Model;
 use super::workspace::Workspace;
 use crate::config::GruConfig;
 use crate::error::{Error, Result};
+use crate::io::{Batch, Steps};
 use crate::io::{GruOutput, SeqInput};
 use crate::weights::Gru;
 
@@ -47,13 +48,6 @@ impl GpuGru {
         })
     }
 
-    /// Forces an algorithm instead of [`Algorithm::Auto`]. `Sequence` falls back to `PerStep`
-    /// where H is too large for it.
-    pub fn with_algorithm(mut self, algorithm: Algorithm) -> Self {
-        self.algorithm = algorithm;
-        self
-    }
-
     /// The model's configuration.
     pub fn config(&self) -> &GruConfig {
         &self.model.config
@@ -65,7 +59,8 @@ impl GpuGru {
     }
 
     /// Buffers for forwards of shape `(steps, batch)`; reuse it for every forward of that shape.
-    pub fn workspace(&self, steps: usize, batch: usize) -> Result<Workspace> {
+    pub fn workspace(&self, steps: Steps, batch: Batch) -> Result<Workspace> {
+        let (steps, batch) = (steps.0, batch.0);
         if steps == 0 || batch == 0 {
             return Err(Error::arg(
                 "shape",
@@ -345,7 +340,7 @@ impl GpuGru {
             .is_none_or(|w| w.steps != steps || w.batch != batch)
         {
             *guard = None;
-            *guard = Some(self.workspace(steps, batch)?);
+            *guard = Some(self.workspace(Steps(steps), Batch(batch))?);
         }
         let ws = guard
             .as_mut()

@@ -13,6 +13,7 @@ use super::workspace::Workspace;
 use crate::config::Direction;
 use crate::error::{Error, Result};
 use crate::io::SeqInput;
+use crate::io::{Batch, Steps};
 
 /// Workspaces kept for distinct chunk lengths; the least recently used goes first.
 const MAX_CACHED: usize = 4;
@@ -152,7 +153,7 @@ impl<'g> GpuStream<'g> {
         let gru = self.gru;
         let c = gru.config();
         let batch = self.batch;
-        SeqInput::new(x, steps, batch).validate(c)?;
+        SeqInput::new(x, Steps(steps), Batch(batch)).validate(c)?;
         if steps == 0 {
             return Err(Error::arg("steps", "a push needs T ≥ 1 steps"));
         }
@@ -167,7 +168,7 @@ impl<'g> GpuStream<'g> {
         let device = &ctx.device;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        gru.write_input(ws, &SeqInput::new(x, steps, batch))?;
+        gru.write_input(ws, &SeqInput::new(x, Steps(steps), Batch(batch)))?;
         // h0 comes from the carry copied below, not from a clear.
         ws.zero_h0 = None;
         let state_bytes = self.state_len as u64 * 4;
@@ -194,7 +195,7 @@ impl<'g> GpuStream<'g> {
                 if self.cache.len() >= MAX_CACHED {
                     self.cache.remove(0);
                 }
-                self.gru.workspace(steps, self.batch)?
+                self.gru.workspace(Steps(steps), Batch(self.batch))?
             }
         };
         self.cache.push(ws);

@@ -6,6 +6,7 @@ use crate::bench::{Shape, median_ms};
 use crate::config::{GruConfig, Variant};
 use crate::error::Result;
 use crate::gpu::GpuContext;
+use crate::io::{Batch, Steps};
 
 /// Classes of the dense head a `train-step` row trains (the seed's 10 digits).
 pub const TRAIN_STEP_CLASSES: usize = 10;
@@ -33,7 +34,7 @@ pub fn time_train_step(
     config.batch_first = true;
     let model = init_classifier(config, TRAIN_STEP_CLASSES, 42)?;
     let mut trainer = GpuTrainer::classifier(ctx, &model)?;
-    let mut ws = trainer.workspace(shape.steps, shape.batch)?;
+    let mut ws = trainer.workspace(Steps(shape.steps), Batch(shape.batch))?;
     let x = shape.random_input(7);
     let labels: Vec<u32> = (0..shape.batch)
         .map(|b| (b % TRAIN_STEP_CLASSES) as u32)

@@ -4,6 +4,7 @@
 //! [`fit`] is what `wgpu-gru train` runs on the digits; it reports through callbacks so that a
 //! CLI can draw a progress bar and a test can stay quiet.
 
+use crate::io::{Batch, Steps};
 use std::time::Instant;
 
 use super::gpu::{GpuTrainer, Optimizer, TrainWorkspace};
@@ -192,7 +193,7 @@ fn predict(
 /// The fraction of `data` the trainer's current model classifies right (on the GPU).
 pub fn accuracy(trainer: &GpuTrainer, data: &Dataset<'_>) -> Result<f64> {
     let b = data.len().clamp(1, 512);
-    let mut ws = trainer.workspace(data.steps, b)?;
+    let mut ws = trainer.workspace(Steps(data.steps), Batch(b))?;
     let row = data.steps * trainer.config().input_size;
     let pred = predict(trainer, &mut ws, data, row)?;
     Ok(score(&pred, data.labels))
@@ -245,13 +246,13 @@ pub fn fit(
     let row = train.steps * c.input_size;
     let bs = opts.batch_size.min(train.len());
     let rest = train.len() % bs;
-    let mut ws_full = trainer.workspace(train.steps, bs)?;
+    let mut ws_full = trainer.workspace(Steps(train.steps), Batch(bs))?;
     let mut ws_rest = if rest > 0 {
-        Some(trainer.workspace(train.steps, rest)?)
+        Some(trainer.workspace(Steps(train.steps), Batch(rest))?)
     } else {
         None
     };
-    let mut ws_eval = trainer.workspace(test.steps, test.len().clamp(1, 512))?;
+    let mut ws_eval = trainer.workspace(Steps(test.steps), Batch(test.len().clamp(1, 512)))?;
     let mut order: Vec<usize> = (0..train.len()).collect();
     let mut rng = Rng::new(opts.seed);
     let mut xb: Vec<f32> = Vec::with_capacity(bs * row);

@@ -12,6 +12,7 @@
 //! `shaders/train_gemm.wgsl` (the strided GEMM) and `shaders/train_step.wgsl` (head loss,
 //! clipping, optimisers).
 
+use crate::io::{Batch, Steps};
 use wgpu::util::DeviceExt;
 
 use super::{Gradients, check_trainable, check_upstream};
@@ -549,7 +550,8 @@ impl GpuTrainer {
     }
 
     /// Buffers for passes of shape `(steps, batch)`; `T ≥ 1`, `B ≥ 1`.
-    pub fn workspace(&self, steps: usize, batch: usize) -> Result<TrainWorkspace> {
+    pub fn workspace(&self, steps: Steps, batch: Batch) -> Result<TrainWorkspace> {
+        let (steps, batch) = (steps.0, batch.0);
         let c = &self.config;
         if steps == 0 || batch == 0 {
             return Err(Error::arg(
@@ -1177,7 +1179,7 @@ impl GpuTrainer {
         if input.steps == 0 || input.batch == 0 {
             return super::reference::backward(&self.model_gru()?, input, grad_output, grad_h_n);
         }
-        let mut ws = self.workspace(input.steps, input.batch)?;
+        let mut ws = self.workspace(Steps(input.steps), Batch(input.batch))?;
         self.backward_in(&mut ws, input, grad_output, grad_h_n)
     }
 
@@ -1387,7 +1389,7 @@ impl GpuTrainer {
 
     /// Checks a classifier batch: `x` `[B, T, I]` (batch-first) or `[T, B, I]`, labels `[B]` < C.
     fn check_batch(&self, ws: &TrainWorkspace, x: &[f32], labels: Option<&[u32]>) -> Result<()> {
-        SeqInput::new(x, ws.steps, ws.batch).validate(&self.config)?;
+        SeqInput::new(x, Steps(ws.steps), Batch(ws.batch)).validate(&self.config)?;
         if let Some(labels) = labels {
             if labels.len() != ws.batch {
                 return Err(Error::shape(

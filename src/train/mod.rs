@@ -19,6 +19,7 @@ pub mod reference;
 
 pub use gpu::{GpuTrainer, Optimizer, StepStats, TrainWorkspace};
 
+use crate::io::{Batch, Steps};
 use std::collections::HashMap;
 
 use crate::config::{Activation, GruConfig, Variant};
@@ -341,7 +342,7 @@ pub fn export_grads(
     grads: &Gradients,
 ) -> Result<Vec<NamedTensor>> {
     let shapes = FrameworkShapes::new(format, config)?;
-    let x_shape = shapes.x_shape(steps, batch);
+    let x_shape = shapes.x_shape(Steps(steps), Batch(batch));
     if grads.input.len() != x_shape.iter().product::<usize>() {
         return Err(Error::shape(
             "grad input",

@@ -10,6 +10,7 @@
 use crate::config::{GruConfig, Variant};
 use crate::error::Result;
 use crate::io::SeqInput;
+use crate::io::{Batch, Steps};
 use crate::model::{Dense, GruClassifier};
 use crate::reference::{from_time_major, initial_state, step_times, time_major};
 use crate::weights::{CellWeights, Gru, GruWeights};
@@ -427,7 +428,12 @@ pub fn classifier_backward(
         *dst = v as f32;
     }
     let gy = vec![0.0f32; steps * b_len * c.output_size()];
-    let g = backward(&model.gru, &SeqInput::new(x, steps, b_len), &gy, &gs)?;
+    let g = backward(
+        &model.gru,
+        &SeqInput::new(x, Steps(steps), Batch(b_len)),
+        &gy,
+        &gs,
+    )?;
     let f = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect();
     let head = Dense {
         in_features: h_len,
@@ -460,7 +466,7 @@ fn classifier_head(
             format!("labels[{i}] = {l} is not a class below {classes}"),
         ));
     }
-    let input = SeqInput::new(x, steps, b_len);
+    let input = SeqInput::new(x, Steps(steps), Batch(b_len));
     input.validate(c)?;
     let tape = Tape::record(&model.gru, &input);
     let h_len = c.hidden_size;

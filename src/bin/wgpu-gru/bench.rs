@@ -1,6 +1,7 @@
 //! `wgpu-gru bench`: median time per forward on the standard shapes, for each backend.
 
 use std::io::Write;
+use wgpu_gru::{Batch, Steps};
 
 use clap::Args as ClapArgs;
 use wgpu_gru::bench::{STANDARD_SHAPES, Shape, median_ms};
@@ -245,7 +246,7 @@ pub fn main(args: Args) -> Result<(), String> {
         }
         gru.config.activations = acts.clone();
         let x = shape.random_input(7);
-        let input = SeqInput::new(&x, shape.steps, shape.batch);
+        let input = SeqInput::new(&x, Steps(shape.steps), Batch(shape.batch));
         for backend in &args.backend {
             done += 1;
             eprintln!("[{done}/{total}] {} on {backend} …", shape.label());
@@ -308,7 +309,7 @@ pub fn main(args: Args) -> Result<(), String> {
                     )
                     .map_err(|e| e.to_string())?;
                     let mut ws = g
-                        .workspace(shape.steps, shape.batch)
+                        .workspace(Steps(shape.steps), Batch(shape.batch))
                         .map_err(|e| e.to_string())?;
                     g.write_input(&mut ws, &input).map_err(|e| e.to_string())?;
                     let mut stats = Default::default();

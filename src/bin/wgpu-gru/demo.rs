@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use wgpu_gru::{Batch, Steps};
 
 use wgpu_gru::SeqInput;
 use wgpu_gru::auto::{self, Engine, Workload};
@@ -118,7 +119,7 @@ fn head_f32(dense: &Dense, state: &[f32], out: &mut Vec<f32>) {
 /// The CPU fast path end to end: `CpuGru` (f32, SIMD, threads) → final state → f32 head.
 fn cpu_predict(cpu: &mut CpuGru, model: &GruClassifier, s: &TestSplit) -> Result<Vec<f32>, String> {
     let out = cpu
-        .forward(&SeqInput::new(&s.x, s.steps, s.n))
+        .forward(&SeqInput::new(&s.x, Steps(s.steps), Batch(s.n)))
         .map_err(|e| e.to_string())?;
     let c = &model.gru.config;
     let h = c.hidden_size;
@@ -193,7 +194,7 @@ pub fn main() -> Result<(), String> {
     // The f64 reference: the yardstick for both fast paths.
     let t0 = Instant::now();
     let reference = model
-        .reference_forward(&s.x, s.n, s.steps)
+        .reference_forward(&s.x, Steps(s.steps), Batch(s.n))
         .map_err(|e| e.to_string())?;
     let ref_time = t0.elapsed();
     let ref_pred = model.predict(&reference);
@@ -234,11 +235,11 @@ pub fn main() -> Result<(), String> {
             }
             let t0 = Instant::now();
             let (probs, stats) = g
-                .predict_proba_with_stats(&s.x, s.n, s.steps)
+                .predict_proba_with_stats(&s.x, Steps(s.steps), Batch(s.n))
                 .map_err(|e| e.to_string())?;
             let first = t0.elapsed();
             let t = median_time(|| {
-                g.predict_proba(&s.x, s.n, s.steps)
+                g.predict_proba(&s.x, Steps(s.steps), Batch(s.n))
                     .map_err(|e| e.to_string())
             })?;
             println!(
@@ -293,7 +294,7 @@ pub fn main() -> Result<(), String> {
     // What `wgpu-gru run --backend auto` (and `auto::AutoGru`) would pick for this problem.
     let choice = auto::choose(
         gpu.as_ref().map(|(ctx, _)| ctx.adapter_info()),
-        &Workload::new(&model.gru.config, s.steps, s.n),
+        &Workload::new(&model.gru.config, Steps(s.steps), Batch(s.n)),
     );
     match (&gpu, choice.engine) {
         (Some(_), Engine::Cpu) => println!(

@@ -17,6 +17,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use wgpu_gru::{Batch, Steps};
 
 use wgpu_gru::formats::{self, Format, SafetensorsFile};
 use wgpu_gru::gpu::GpuContext;
@@ -121,7 +122,7 @@ fn run(args: &Args) -> Result<(), String> {
     let x = npy::read(&args.input).map_err(|e| at(&args.input, e))?;
     let x_shape = x.shape.clone();
     let x = x.into_f32(names.x).map_err(|e| at(&args.input, e))?;
-    let (steps, batch) = shapes
+    let (Steps(steps), Batch(batch)) = shapes
         .x_dims(&x_shape)
         .map_err(|e| at(&args.input, format!("{e} ({} format)", imported.format)))?;
     let h0 = match &args.h0 {
@@ -148,17 +149,17 @@ fn run(args: &Args) -> Result<(), String> {
     let gy = read_shaped(
         &args.grad_output,
         "grad_output",
-        &shapes.output_shape(steps, batch),
+        &shapes.output_shape(Steps(steps), Batch(batch)),
     )?;
     let gy = shapes
-        .output_from_framework(steps, batch, &gy)
+        .output_from_framework(Steps(steps), Batch(batch), &gy)
         .map_err(|e| at(&args.grad_output, e))?;
     let gs = read_shaped(&args.grad_state, "grad_state", &shapes.state_shape(batch))?;
     let gs = shapes
         .state_from_framework(batch, &gs)
         .map_err(|e| at(&args.grad_state, e))?;
 
-    let mut input = SeqInput::new(&x, steps, batch);
+    let mut input = SeqInput::new(&x, Steps(steps), Batch(batch));
     if let Some(h0) = &h0 {
         input = input.with_h0(h0);
     }

@@ -13,6 +13,7 @@
 //! renamed into place only when everything succeeded; on any failure no output file is left.
 
 use std::path::{Path, PathBuf};
+use wgpu_gru::{Batch, Steps};
 
 use clap::ValueEnum;
 use wgpu_gru::auto::{self, Engine, Workload};
@@ -297,7 +298,7 @@ fn run(args: &Args) -> Result<(), String> {
     let x = npy::read(&args.input).map_err(|e| at(&args.input, e))?;
     let x_shape = x.shape.clone();
     let x = x.into_f32(names.x).map_err(|e| at(&args.input, e))?;
-    let (steps, batch) = shapes
+    let (Steps(steps), Batch(batch)) = shapes
         .x_dims(&x_shape)
         .map_err(|e| at(&args.input, format!("{e} ({} format)", imported.format)))?;
 
@@ -376,9 +377,9 @@ fn run(args: &Args) -> Result<(), String> {
     let out = forward(args.backend, gru, &input, &say)?;
 
     let y = shapes
-        .output_to_framework(steps, batch, &out.output)
+        .output_to_framework(Steps(steps), Batch(batch), &out.output)
         .map_err(|e| e.to_string())?;
-    let y_shape = shapes.output_shape(steps, batch);
+    let y_shape = shapes.output_shape(Steps(steps), Batch(batch));
     let mut pending = vec![write_pending(&args.output, &y_shape, &y)?];
     if let Some(p) = &args.state_out {
         let s = shapes
@@ -562,7 +563,7 @@ fn forward(
         Backend::Auto => {
             let adapter = GpuContext::default_adapter().ok();
             let info = adapter.as_ref().map(wgpu::Adapter::get_info);
-            let work = Workload::new(&gru.config, input.steps, input.batch);
+            let work = Workload::new(&gru.config, Steps(input.steps), Batch(input.batch));
             let choice = auto::choose(info.as_ref(), &work);
             if let (Engine::Gpu, Some(adapter)) = (choice.engine, &adapter) {
                 say(format!("running on the {choice}"));
