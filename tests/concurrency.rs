@@ -4,6 +4,7 @@
 //!
 //! Skipped with a message when no adapter exists, unless `REQUIRE_GPU=1`.
 
+mod common;
 mod gpu_common;
 
 use std::future::Future;
@@ -11,7 +12,8 @@ use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 
-use gpu_common::{Rng, ctx, random_gru};
+use common::random::{Rng, random_gru};
+use gpu_common::ctx;
 use wgpu_gru::gpu::{GpuContext, GpuGru, Workspace};
 use wgpu_gru::{Direction, GruConfig, GruOutput, SeqInput, Variant};
 
@@ -70,6 +72,28 @@ impl Job {
     }
 }
 
+/// `n` random jobs cycling through `shapes` (job k seeded `seed + k`), and their results from
+/// `layer`, one after the other.
+fn jobs_and_serial(
+    layer: &GpuGru,
+    config: &GruConfig,
+    shapes: &[(usize, usize)],
+    n: usize,
+    seed: u64,
+) -> (Vec<Job>, Vec<GruOutput>) {
+    let jobs: Vec<Job> = (0..n)
+        .map(|k| {
+            let (t, b) = shapes[k % shapes.len()];
+            Job::random(config, t, b, seed + k as u64)
+        })
+        .collect();
+    let serial = jobs
+        .iter()
+        .map(|j| layer.forward(&j.input()).unwrap())
+        .collect();
+    (jobs, serial)
+}
+
 fn model() -> wgpu_gru::Gru {
     random_gru(
         GruConfig::new(5, 12)
@@ -88,20 +112,10 @@ fn concurrent_forwards_equal_serial() {
     let Some(ctx) = ctx() else { return };
     let gru = model();
     let layer = GpuGru::new(ctx, &gru).unwrap();
-    let c = &gru.config;
     // Jobs of a few shapes; job k runs on thread k % THREADS.
     const THREADS: usize = 4;
     let shapes = [(6usize, 3usize), (6, 3), (1, 1), (9, 5), (6, 3), (2, 7)];
-    let jobs: Vec<Job> = (0..24)
-        .map(|k| {
-            let (t, b) = shapes[k % shapes.len()];
-            Job::random(c, t, b, k as u64)
-        })
-        .collect();
-    let serial: Vec<GruOutput> = jobs
-        .iter()
-        .map(|j| layer.forward(&j.input()).unwrap())
-        .collect();
+    let (jobs, serial) = jobs_and_serial(&layer, &gru.config, &shapes, 24, 0);
     // And again, serially: the GPU path is deterministic.
     for (j, want) in jobs.iter().zip(&serial) {
         assert_eq!(&layer.forward(&j.input()).unwrap(), want);
@@ -184,16 +198,7 @@ fn concurrent_async_forwards_equal_serial() {
     let layer = GpuGru::new(ctx, &gru).unwrap();
     let other = GpuGru::new(ctx, &gru).unwrap();
     let shapes = [(6usize, 3usize), (1, 1), (9, 5), (6, 3), (2, 7)];
-    let jobs: Vec<Job> = (0..15)
-        .map(|k| {
-            let (t, b) = shapes[k % shapes.len()];
-            Job::random(&gru.config, t, b, 100 + k as u64)
-        })
-        .collect();
-    let serial: Vec<GruOutput> = jobs
-        .iter()
-        .map(|j| layer.forward(&j.input()).unwrap())
-        .collect();
+    let (jobs, serial) = jobs_and_serial(&layer, &gru.config, &shapes, 15, 100);
     for (j, want) in jobs.iter().zip(&serial) {
         let got = pollster::block_on(layer.forward_async(&j.input())).unwrap();
         assert!(&got == want, "async differs from blocking");

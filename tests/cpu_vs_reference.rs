@@ -3,10 +3,12 @@
 
 mod common;
 
+use common::random::{Rng, random_gru_with};
+
 use wgpu_gru::cpu::{CpuGru, SimdLevel};
 use wgpu_gru::{
-    Activation, Activations, CellWeights, Direction, Error, Gru, GruConfig, GruOutput, GruWeights,
-    SeqInput, Variant, reference,
+    Activation, Activations, Direction, Error, Gru, GruConfig, GruOutput, SeqInput, Variant,
+    reference,
 };
 
 const TOL: f32 = 1e-5;
@@ -41,50 +43,9 @@ unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
 
-/// xorshift64*: small, deterministic, good enough for test data.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform in `[-a, a)`.
-    fn uniform(&mut self, a: f32) -> f32 {
-        let u = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
-        (2.0 * u - 1.0) * a
-    }
-    fn vec(&mut self, n: usize, a: f32) -> Vec<f32> {
-        (0..n).map(|_| self.uniform(a)).collect()
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-}
-
-/// Random weights for `config`, uniform in ±1/√H like PyTorch's initialisation.
-fn random_gru(config: GruConfig, rng: &mut Rng) -> Gru {
-    let h = config.hidden_size;
-    let a = 1.0 / (h as f32).sqrt();
-    let layers = (0..config.num_layers)
-        .map(|l| {
-            let i = config.layer_input_size(l);
-            (0..config.num_directions())
-                .map(|_| CellWeights {
-                    w_ih: rng.vec(3 * h * i, a),
-                    w_hh: rng.vec(3 * h * h, a),
-                    b_ih: rng.vec(3 * h, a),
-                    b_hh: rng.vec(3 * h, a),
-                })
-                .collect()
-        })
-        .collect();
-    Gru::new(config, GruWeights { layers }).expect("valid random model")
+/// In `0..n`: this file's draws, the generator's bits modulo `n` (not `Rng::below`'s).
+fn below(rng: &mut Rng, n: usize) -> usize {
+    (rng.next_u64() % n as u64) as usize
 }
 
 /// The SIMD levels to test: every one up to what this CPU has.
@@ -160,7 +121,7 @@ fn shape_grid(variant: Variant, seed: u64) {
     let mut rng = Rng::new(seed);
     for h in [1, 7, 65, 257] {
         for i in [1, 3, 300] {
-            let gru = random_gru(GruConfig::new(i, h).with_variant(variant), &mut rng);
+            let gru = random_gru_with(GruConfig::new(i, h).with_variant(variant), &mut rng);
             for batch in [1, 5] {
                 for steps in [1, 2, 37] {
                     // The largest combination is slow in the (debug-built) reference and adds
@@ -201,7 +162,7 @@ fn multi_layer_bidirectional_with_lengths() {
                 .with_variant(variant)
                 .with_layers(3)
                 .with_direction(direction);
-            let gru = random_gru(cfg, &mut rng);
+            let gru = random_gru_with(cfg, &mut rng);
             let lengths = [9, 1, 11, 4, 11, 7];
             for with_h0 in [false, true] {
                 let name = format!("{variant:?} {direction:?} L3 h0={with_h0}");
@@ -217,7 +178,7 @@ fn multi_layer_bidirectional_with_lengths() {
 fn reverse_with_lengths_reads_len_minus_one_down() {
     let mut rng = Rng::new(3);
     let cfg = GruConfig::new(5, 20).with_direction(Direction::Reverse);
-    let gru = random_gru(cfg, &mut rng);
+    let gru = random_gru_with(cfg, &mut rng);
     check(
         "reverse",
         &gru,
@@ -236,7 +197,7 @@ fn go_backwards() {
     for variant in [Variant::ResetAfter, Variant::ResetBefore] {
         let mut cfg = GruConfig::new(6, 17).with_variant(variant).with_layers(2);
         cfg.go_backwards = true;
-        let gru = random_gru(cfg, &mut rng);
+        let gru = random_gru_with(cfg, &mut rng);
         check("go_backwards", &gru, 9, 3, true, None, 1, &mut rng);
     }
 }
@@ -249,7 +210,7 @@ fn batch_first() {
             .with_layers(2)
             .with_direction(direction);
         cfg.batch_first = true;
-        let gru = random_gru(cfg, &mut rng);
+        let gru = random_gru_with(cfg, &mut rng);
         check("batch_first", &gru, 6, 4, true, None, 1, &mut rng);
         check(
             "batch_first lengths",
@@ -313,7 +274,7 @@ fn activations_and_clip() {
             let mut cfg = GruConfig::new(9, 23).with_variant(variant);
             cfg.activations = vec![Activations { f, g }];
             cfg.clip = clip;
-            let gru = random_gru(cfg, &mut rng);
+            let gru = random_gru_with(cfg, &mut rng);
             let name = format!("{variant:?} f={f:?} g={g:?} clip={clip:?}");
             check(&name, &gru, 12, 3, true, None, 1, &mut rng);
         }
@@ -328,7 +289,7 @@ fn activations_and_clip() {
         },
     ];
     cfg.clip = Some(2.5);
-    let gru = random_gru(cfg, &mut rng);
+    let gru = random_gru_with(cfg, &mut rng);
     check(
         "per-direction activations",
         &gru,
@@ -345,7 +306,7 @@ fn activations_and_clip() {
 fn large_inputs_saturate_without_nan() {
     // Pre-activations far outside the polynomial ranges: exp must clamp, not overflow.
     let mut rng = Rng::new(7);
-    let gru = random_gru(GruConfig::new(3, 16), &mut rng);
+    let gru = random_gru_with(GruConfig::new(3, 16), &mut rng);
     let x: Vec<f32> = rng.vec(5 * 2 * 3, 1.0).iter().map(|v| v * 500.0).collect();
     let input = SeqInput::new(&x, 5, 2);
     let want = reference::forward(&gru, &input).unwrap();
@@ -363,7 +324,7 @@ fn threads_match_one_thread() {
                 .with_layers(2)
                 .with_direction(direction)
                 .with_variant(variant);
-            let gru = random_gru(cfg, &mut rng);
+            let gru = random_gru_with(cfg, &mut rng);
             for threads in [2, 3, 4] {
                 let name = format!("{direction:?} {variant:?} threads={threads}");
                 check(&name, &gru, 7, 5, true, None, threads, &mut rng);
@@ -380,7 +341,7 @@ fn workspace_reuse_across_shapes() {
     let cfg = GruConfig::new(8, 24)
         .with_layers(2)
         .with_direction(Direction::Bidirectional);
-    let gru = random_gru(cfg, &mut rng);
+    let gru = random_gru_with(cfg, &mut rng);
     let cpu = CpuGru::new(&gru).unwrap();
     let mut out = GruOutput {
         output: Vec::new(),
@@ -416,7 +377,7 @@ fn warm_forward_into_does_not_allocate() {
             .with_variant(variant)
             .with_layers(2)
             .with_direction(Direction::Bidirectional);
-        let gru = random_gru(cfg, &mut rng);
+        let gru = random_gru_with(cfg, &mut rng);
         for (t, b, lengths) in [(50, 1, None), (20, 5, Some(vec![20, 3, 9, 20, 1]))] {
             let cpu = CpuGru::new(&gru).unwrap();
             let x = rng.vec(t * b * 12, 1.0);
@@ -447,7 +408,7 @@ fn warm_forward_into_does_not_allocate() {
 #[test]
 fn empty_sequences() {
     let mut rng = Rng::new(10);
-    let gru = random_gru(GruConfig::new(3, 5).with_layers(2), &mut rng);
+    let gru = random_gru_with(GruConfig::new(3, 5).with_layers(2), &mut rng);
     let cpu = CpuGru::new(&gru).unwrap();
     let h0 = rng.vec(2 * 2 * 5, 1.0);
     let input = SeqInput::new(&[], 0, 2).with_h0(&h0);
@@ -461,7 +422,7 @@ fn empty_sequences() {
 #[test]
 fn invalid_inputs_are_errors() {
     let mut rng = Rng::new(11);
-    let gru = random_gru(GruConfig::new(3, 5), &mut rng);
+    let gru = random_gru_with(GruConfig::new(3, 5), &mut rng);
     let cpu = CpuGru::new(&gru).unwrap();
     let x = vec![0.0f32; 4 * 2 * 3];
     assert!(matches!(
@@ -495,30 +456,30 @@ fn random_configurations() {
             Direction::Forward,
             Direction::Reverse,
             Direction::Bidirectional,
-        ][rng.below(3)];
-        let variant = [Variant::ResetAfter, Variant::ResetBefore][rng.below(2)];
-        let mut cfg = GruConfig::new(1 + rng.below(40), 1 + rng.below(70))
+        ][below(&mut rng, 3)];
+        let variant = [Variant::ResetAfter, Variant::ResetBefore][below(&mut rng, 2)];
+        let mut cfg = GruConfig::new(1 + below(&mut rng, 40), 1 + below(&mut rng, 70))
             .with_variant(variant)
-            .with_layers(1 + rng.below(3))
+            .with_layers(1 + below(&mut rng, 3))
             .with_direction(direction);
-        cfg.batch_first = rng.below(2) == 1;
-        cfg.go_backwards = direction == Direction::Forward && rng.below(3) == 0;
-        if rng.below(3) == 0 {
-            cfg.clip = Some(0.5 + rng.uniform(0.4) + 0.4);
+        cfg.batch_first = below(&mut rng, 2) == 1;
+        cfg.go_backwards = direction == Direction::Forward && below(&mut rng, 3) == 0;
+        if below(&mut rng, 3) == 0 {
+            cfg.clip = Some(0.5 + rng.next_f32() * 0.4 + 0.4);
         }
-        let gru = random_gru(cfg.clone(), &mut rng);
-        let steps = 1 + rng.below(20);
-        let batch = 1 + rng.below(9);
-        let lengths: Vec<usize> = (0..batch).map(|_| 1 + rng.below(steps)).collect();
-        let use_lengths = !cfg.go_backwards && rng.below(2) == 1;
-        let threads = 1 + rng.below(3);
+        let gru = random_gru_with(cfg.clone(), &mut rng);
+        let steps = 1 + below(&mut rng, 20);
+        let batch = 1 + below(&mut rng, 9);
+        let lengths: Vec<usize> = (0..batch).map(|_| 1 + below(&mut rng, steps)).collect();
+        let use_lengths = !cfg.go_backwards && below(&mut rng, 2) == 1;
+        let threads = 1 + below(&mut rng, 3);
         let name = format!("case {case}: {cfg:?} T{steps} B{batch} threads={threads}");
         check(
             &name,
             &gru,
             steps,
             batch,
-            rng.below(2) == 1,
+            below(&mut rng, 2) == 1,
             use_lengths.then_some(lengths.as_slice()),
             threads,
             &mut rng,
@@ -537,7 +498,7 @@ fn nan_and_infinity_follow_the_reference() {
                 .with_variant(variant)
                 .with_direction(Direction::Bidirectional);
             cfg.clip = clip;
-            let gru = random_gru(cfg, &mut rng);
+            let gru = random_gru_with(cfg, &mut rng);
             let (t, b) = (4, 3);
             let mut x = rng.vec(t * b * 3, 1.0);
             x[b * 3 + 1] = f32::NAN; // t = 1, row 0

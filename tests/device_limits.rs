@@ -1,9 +1,11 @@
 //! Problems larger than the device's limits are split into chunks (over the batch, then time) and
 //! still match the reference; where no split helps, a typed error says which limit.
 
+mod common;
 mod gpu_common;
 
-use gpu_common::{Rng, ctx, random_gru};
+use common::random::{Rng, random_gru};
+use gpu_common::ctx;
 use wgpu_gru::gpu::{Algorithm, GpuContext, GpuGru};
 use wgpu_gru::{Direction, Error, GruConfig, SeqInput, Variant, reference};
 

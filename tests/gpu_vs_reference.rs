@@ -1,23 +1,19 @@
 //! The GPU path against the f64 reference on shapes that are not multiples of any workgroup size.
 
+mod common;
 mod gpu_common;
 
-use gpu_common::{Rng, ctx, random_gru};
+use common::random::{Rng, random_gru};
+use gpu_common::ctx;
 use std::io::Write;
-use wgpu_gru::gpu::{Algorithm, GpuGru};
-use wgpu_gru::{Activation, Activations, Direction, GruConfig, SeqInput, Variant, reference};
+use wgpu_gru::gpu::{Algorithm, ForwardStats, GpuContext, GpuGru, GpuOptions};
+use wgpu_gru::{
+    Activation, Activations, Direction, Gru, GruConfig, GruOutput, SeqInput, Variant, reference,
+};
 
 const TOL: f32 = 1e-5;
 
-fn check(
-    gru: &wgpu_gru::Gru,
-    t: usize,
-    b: usize,
-    seed: u64,
-    h0: bool,
-    lengths: bool,
-    algos: &[Algorithm],
-) {
+fn check(gru: &Gru, t: usize, b: usize, seed: u64, h0: bool, lengths: bool, algos: &[Algorithm]) {
     let Some(ctx) = ctx() else { return };
     let c = &gru.config;
     let mut rng = Rng(seed | 1);
@@ -50,6 +46,33 @@ fn check(
             c.variant
         );
     }
+}
+
+/// Random X (±1) and h0 (±0.5, every layer and direction) for `gru` at T × B, drawn in that order
+/// from `Rng(seed)`.
+fn random_x_h0(gru: &Gru, t: usize, b: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let c = &gru.config;
+    let mut rng = Rng(seed);
+    let x = rng.vec(t * b * c.input_size, 1.0);
+    let h0 = rng.vec(c.num_layers * c.num_directions() * b * c.hidden_size, 0.5);
+    (x, h0)
+}
+
+/// Runs `gru` with `opts` on `input` and checks it against the reference's `want` within [`TOL`]
+/// (a failure names the run by `what`). Returns what ran.
+fn run_checked(
+    ctx: &GpuContext,
+    gru: &Gru,
+    opts: GpuOptions,
+    input: &SeqInput<'_>,
+    want: &GruOutput,
+    what: &str,
+) -> ForwardStats {
+    let g = GpuGru::with_options(ctx, gru, opts).unwrap();
+    let (got, stats) = g.forward_with_stats(input).unwrap();
+    let err = got.max_abs_diff(want);
+    assert!(err <= TOL, "{what}: {err} ({stats:?})");
+    stats
 }
 
 const BOTH: &[Algorithm] = &[
@@ -272,21 +295,14 @@ fn register_kernel_slice_widths() {
                     GruConfig::new(5, h).with_variant(variant),
                     h as u64 + cols as u64,
                 );
-                let mut rng = Rng(3);
-                let (t, x) = (6, rng.vec(6 * b * 5, 1.0));
-                let h0 = rng.vec(b * h, 0.5);
-                let input = SeqInput::new(&x, t, b).with_h0(&h0);
+                let (x, h0) = random_x_h0(&gru, 6, b, 3);
+                let input = SeqInput::new(&x, 6, b).with_h0(&h0);
                 let want = reference::forward(&gru, &input).unwrap();
-                let opts = wgpu_gru::gpu::GpuOptions::default()
+                let opts = GpuOptions::default()
                     .with_algorithm(Algorithm::SequenceRegisters)
                     .with_register_columns(cols);
-                let g = GpuGru::with_options(ctx, &gru, opts).unwrap();
-                let (got, stats) = g.forward_with_stats(&input).unwrap();
-                let err = got.max_abs_diff(&want);
-                assert!(
-                    err <= TOL,
-                    "cols {cols} H {h} {variant:?}: {err} ({stats:?})"
-                );
+                let what = format!("cols {cols} H {h} {variant:?}");
+                run_checked(ctx, &gru, opts, &input, &want, &what);
             }
         }
     }
@@ -315,25 +331,19 @@ fn subgroup_and_portable_kernels() {
                 cfg = cfg.with_direction(Direction::Bidirectional);
             }
             let gru = random_gru(cfg, 7 * h as u64 + b as u64);
-            let mut rng = Rng(h as u64 + 11);
             let t = 9;
-            let x = rng.vec(t * b * 9, 1.0);
-            let h0 = rng.vec(gru.config.num_directions() * b * h, 0.5);
+            let (x, h0) = random_x_h0(&gru, t, b, h as u64 + 11);
             let lens: Vec<usize> = (0..b).map(|i| t - (i * 3) % t).collect();
             let input = SeqInput::new(&x, t, b).with_h0(&h0).with_lengths(&lens);
             let want = reference::forward(&gru, &input).unwrap();
             for subgroups in [true, false] {
                 for algorithm in [Algorithm::PerStep, Algorithm::SequenceRegisters] {
-                    let opts = wgpu_gru::gpu::GpuOptions::default()
+                    let opts = GpuOptions::default()
                         .with_algorithm(algorithm)
                         .with_subgroups(subgroups);
-                    let g = GpuGru::with_options(ctx, &gru, opts).unwrap();
-                    let (got, stats) = g.forward_with_stats(&input).unwrap();
-                    let err = got.max_abs_diff(&want);
-                    assert!(
-                        err <= TOL,
-                        "H {h} B {b} {variant:?} subgroups {subgroups} {algorithm:?}: {err} ({stats:?})"
-                    );
+                    let what =
+                        format!("H {h} B {b} {variant:?} subgroups {subgroups} {algorithm:?}");
+                    let stats = run_checked(ctx, &gru, opts, &input, &want, &what);
                     if !subgroups || !has {
                         assert!(!stats.subgroups, "{stats:?}");
                     } else if stats.algorithm == Algorithm::PerStep {
@@ -378,23 +388,16 @@ fn sequence_kernels_over_long_sequences() {
                 .with_variant(variant)
                 .with_direction(Direction::Bidirectional);
             let gru = random_gru(cfg, h as u64 + t as u64);
-            let mut rng = Rng(t as u64);
-            let x = rng.vec(t * b * 3, 1.0);
-            let h0 = rng.vec(2 * b * h, 0.5);
+            let (x, h0) = random_x_h0(&gru, t, b, t as u64);
             let lens: Vec<usize> = (0..b).map(|i| t - (t / b) * i).collect();
             let input = SeqInput::new(&x, t, b).with_h0(&h0).with_lengths(&lens);
             let want = reference::forward(&gru, &input).unwrap();
             for subgroups in [true, false] {
-                let opts = wgpu_gru::gpu::GpuOptions::default()
+                let opts = GpuOptions::default()
                     .with_algorithm(algorithm)
                     .with_subgroups(subgroups);
-                let g = GpuGru::with_options(ctx, &gru, opts).unwrap();
-                let (got, stats) = g.forward_with_stats(&input).unwrap();
-                let err = got.max_abs_diff(&want);
-                assert!(
-                    err <= TOL,
-                    "{algorithm:?} H {h} T {t} {variant:?} subgroups {subgroups}: {err} ({stats:?})"
-                );
+                let what = format!("{algorithm:?} H {h} T {t} {variant:?} subgroups {subgroups}");
+                let stats = run_checked(ctx, &gru, opts, &input, &want, &what);
                 assert_eq!(stats.algorithm, algorithm);
                 if cpu {
                     assert!(stats.dispatches > 2, "T not split: {stats:?}");
@@ -415,27 +418,20 @@ fn subgroup_step_kernels_with_several_units_per_subgroup() {
     for (h, b) in [(65, 3), (257, 5)] {
         for variant in [Variant::ResetAfter, Variant::ResetBefore] {
             let gru = random_gru(GruConfig::new(4, h).with_variant(variant), h as u64 + 3);
-            let mut rng = Rng(5);
-            let (t, x) = (5, rng.vec(5 * b * 4, 1.0));
-            let h0 = rng.vec(b * h, 0.5);
-            let input = SeqInput::new(&x, t, b).with_h0(&h0);
+            let (x, h0) = random_x_h0(&gru, 5, b, 5);
+            let input = SeqInput::new(&x, 5, b).with_h0(&h0);
             let want = reference::forward(&gru, &input).unwrap();
             for units in [1, 3, 64, 256] {
-                let opts = wgpu_gru::gpu::GpuOptions::default()
+                let opts = GpuOptions::default()
                     .with_algorithm(Algorithm::PerStep)
                     .with_subgroup_units(units);
-                let g = GpuGru::with_options(ctx, &gru, opts).unwrap();
-                let (got, stats) = g.forward_with_stats(&input).unwrap();
-                let err = got.max_abs_diff(&want);
-                assert!(
-                    err <= TOL,
-                    "units {units} H {h} {variant:?}: {err} ({stats:?})"
-                );
+                let what = format!("units {units} H {h} {variant:?}");
+                run_checked(ctx, &gru, opts, &input, &want, &what);
             }
         }
     }
     let gru = random_gru(GruConfig::new(4, 8), 1);
-    let opts = wgpu_gru::gpu::GpuOptions::default().with_subgroup_units(257);
+    let opts = GpuOptions::default().with_subgroup_units(257);
     let err = GpuGru::with_options(ctx, &gru, opts).unwrap_err();
     assert!(
         matches!(err, wgpu_gru::Error::InvalidArgument { .. }),

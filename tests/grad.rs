@@ -8,10 +8,10 @@ mod common;
 mod gpu_common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use common::data_dir;
-use gpu_common::{Rng, random_gru};
+use common::cli::{TempDir, run_bin};
+use common::random::{Rng, random_gru};
+use common::{Array, data_dir, npy_file};
 use wgpu_gru::formats::{self, Format, Imported, SafetensorsFile};
 use wgpu_gru::train::{self, Gradients, NamedTensor};
 use wgpu_gru::{Activation, Activations, Direction, Error, Gru, GruConfig, SeqInput, Variant};
@@ -35,13 +35,6 @@ fn grad_cases() -> Vec<PathBuf> {
     }
     v.sort();
     v
-}
-
-/// A tensor in a framework's own shape.
-#[derive(Debug, Clone)]
-struct Array {
-    shape: Vec<usize>,
-    data: Vec<f32>,
 }
 
 /// One gradient case, loaded and converted to the canonical shapes.
@@ -187,6 +180,13 @@ impl GradCase {
         }
         worst
     }
+
+    /// [`GradCase::check`] on canonical gradients, exported to the file's layout first.
+    fn check_canonical(&self, g: &Gradients, path: &str) -> f32 {
+        let c = &self.gru().config;
+        let out = train::export_grads(self.imported.format, c, self.steps, self.batch, g).unwrap();
+        self.check(&out, path)
+    }
 }
 
 /// The four shared cases must be there; `grad_extra` adds more when present.
@@ -203,15 +203,7 @@ fn golden_grad_cases_on_reference() {
         let g =
             train::reference::backward(case.gru(), &case.input(), &case.gy_canon, &case.gs_canon)
                 .unwrap_or_else(|e| panic!("{}: {e}", case.name));
-        let out = train::export_grads(
-            case.imported.format,
-            &case.gru().config,
-            case.steps,
-            case.batch,
-            &g,
-        )
-        .unwrap();
-        let worst = case.check(&out, "reference");
+        let worst = case.check_canonical(&g, "reference");
         eprintln!("{}: reference worst scaled error {worst:.2e}", case.name);
     }
 }
@@ -595,55 +587,6 @@ fn export_weights_inverts_every_importer() {
 // ---------------------------------------------------------------------------------------------
 // The CLI.
 
-/// The binary under test; `WGPU_GRU_BIN` overrides the path cargo built.
-fn bin() -> PathBuf {
-    std::env::var_os("WGPU_GRU_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_wgpu-gru")))
-}
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let p =
-            std::env::temp_dir().join(format!("wgpu-gru-grad-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn write_lengths_i64(path: &Path, lengths: &[usize]) {
-    let mut dict = format!(
-        "{{'descr': '<i8', 'fortran_order': False, 'shape': ({},), }}",
-        lengths.len()
-    );
-    while (10 + dict.len() + 1) % 64 != 0 {
-        dict.push(' ');
-    }
-    dict.push('\n');
-    let mut b = b"\x93NUMPY\x01\x00".to_vec();
-    b.extend_from_slice(&(dict.len() as u16).to_le_bytes());
-    b.extend_from_slice(dict.as_bytes());
-    for &l in lengths {
-        b.extend_from_slice(&(l as i64).to_le_bytes());
-    }
-    std::fs::write(path, b).unwrap();
-}
-
 /// The command line for `case` on `backend`, its files written into `dir`.
 fn grad_args(case: &GradCase, dir: &TempDir, backend: &str) -> Vec<String> {
     let w = |name: &str, a: &Array| {
@@ -673,7 +616,8 @@ fn grad_args(case: &GradCase, dir: &TempDir, backend: &str) -> Vec<String> {
     }
     if let Some(l) = &case.lengths {
         let p = dir.path("lengths.npy");
-        write_lengths_i64(&p, l);
+        let l: Vec<i64> = l.iter().map(|&v| v as i64).collect();
+        std::fs::write(&p, npy_file::i64s(&l)).unwrap();
         args.extend(["--lengths".into(), p.display().to_string()]);
     }
     let flag = |k: &str| {
@@ -702,7 +646,7 @@ fn cases_through_cli(backend: &str) {
         let case = GradCase::load(&p);
         let dir = TempDir::new(&case.name);
         let args = grad_args(&case, &dir, backend);
-        let out = Command::new(bin()).args(&args).output().unwrap();
+        let out = run_bin(&args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{} ({backend}): {err}", case.name);
         let file = SafetensorsFile::open(dir.path("g.safetensors")).unwrap();
@@ -760,7 +704,7 @@ fn cli_refuses_bad_arguments_and_leaves_no_output() {
     let mut args = grad_args(&case, &dir, "reference");
     let gy = dir.path("gy.npy");
     wgpu_gru::npy::write_f32(&gy, &[1, 2, 3], &[0.0; 6]).unwrap();
-    let o = Command::new(bin()).args(&args).output().unwrap();
+    let o = run_bin(&args);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(
@@ -772,14 +716,14 @@ fn cli_refuses_bad_arguments_and_leaves_no_output() {
     args = grad_args(&case, &dir, "reference");
     let i = args.iter().position(|a| a == "reference").unwrap();
     args[i] = "cpu".into();
-    let o = Command::new(bin()).args(&args).output().unwrap();
+    let o = run_bin(&args);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("cpu backend"), "{err}");
     // Output onto an input.
     let mut args = grad_args(&case, &dir, "reference");
     let k = args.iter().position(|a| a == "--out").unwrap();
     args[k + 1] = dir.path("x.npy").display().to_string();
-    let o = Command::new(bin()).args(&args).output().unwrap();
+    let o = run_bin(&args);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         !o.status.success() && err.contains("also an input"),
@@ -917,15 +861,7 @@ fn gpu_backward_golden_cases() {
         let g = trainer
             .backward(&case.input(), &case.gy_canon, &case.gs_canon)
             .unwrap_or_else(|e| panic!("{}: {e}", case.name));
-        let out = train::export_grads(
-            case.imported.format,
-            &case.gru().config,
-            case.steps,
-            case.batch,
-            &g,
-        )
-        .unwrap();
-        let worst = case.check(&out, "gpu");
+        let worst = case.check_canonical(&g, "gpu");
         eprintln!("{}: GPU worst scaled error {worst:.2e}", case.name);
     }
 }

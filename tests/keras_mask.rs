@@ -13,8 +13,8 @@ use wgpu_gru::cpu::CpuGru;
 use wgpu_gru::gpu::{Algorithm, GpuGru, GpuOptions};
 use wgpu_gru::{Direction, Error, GruConfig, SeqInput, Variant, reference};
 
+use common::random::{Rng, random_gru};
 use common::{Case, keras_mask_cases, run_cases_within};
-use gpu_common::{Rng, random_gru};
 
 #[test]
 fn the_keras_cases_are_all_there() {

@@ -2,9 +2,11 @@
 //! whole test split gives the f64 reference's predictions and PyTorch's accuracy; the head alone
 //! matches the f64 dense + softmax on random shapes.
 
+mod common;
 mod gpu_common;
 
-use gpu_common::{Rng, ctx, random_gru};
+use common::random::{Rng, random_gru};
+use gpu_common::ctx;
 use safetensors::SafeTensors;
 use wgpu_gru::gpu::{Algorithm, GpuClassifier, final_state_offset};
 use wgpu_gru::model::{Dense, GruClassifier, argmax_rows};

@@ -10,8 +10,10 @@
 mod common;
 mod gpu_common;
 
+use common::cli::{TempDir, run_bin};
+use common::npy_file;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use wgpu_gru::cpu::CpuGru;
 use wgpu_gru::formats::onnx_model::{InitialState, SequenceLens};
@@ -267,12 +269,11 @@ fn contradicting_options_and_ambiguous_graphs_are_refused() {
 /// Truncated, corrupted and hostile models are refused with an error, never a panic.
 #[test]
 fn bad_onnx_files_are_refused() {
-    let tmp = std::env::temp_dir().join(format!("wgpu-gru-onnx-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
+    let tmp = TempDir::new("onnx-bad");
     let good = std::fs::read(dir().join("hand_forward.onnx")).unwrap();
     let mut tried = 0;
     for cut in [1, 7, good.len() / 3, good.len() / 2, good.len() - 1] {
-        let p = tmp.join("cut.onnx");
+        let p = tmp.path("cut.onnx");
         std::fs::write(&p, &good[..cut]).unwrap();
         if let Ok(m) = formats::load(&p, None, &Default::default()) {
             panic!("a truncated file loaded: {:?}", m.gru.config);
@@ -283,7 +284,7 @@ fn bad_onnx_files_are_refused() {
     for i in (0..good.len()).step_by(7) {
         let mut b = good.clone();
         b[i] ^= 0x5a;
-        let p = tmp.join("flip.onnx");
+        let p = tmp.path("flip.onnx");
         std::fs::write(&p, &b).unwrap();
         let _ = formats::load(&p, None, &Default::default());
         tried += 1;
@@ -297,17 +298,10 @@ fn bad_onnx_files_are_refused() {
         .expect("the external data location");
     let mut evil = ext.clone();
     evil[pos..pos + 5].copy_from_slice(b"../..");
-    let p = tmp.join("evil.onnx");
+    let p = tmp.path("evil.onnx");
     std::fs::write(&p, &evil).unwrap();
     assert!(formats::load(&p, None, &Default::default()).is_err());
     assert!(tried > 10);
-    let _ = std::fs::remove_dir_all(&tmp);
-}
-
-fn bin() -> PathBuf {
-    std::env::var_os("WGPU_GRU_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_wgpu-gru")))
 }
 
 /// `wgpu-gru run --weights CASE.onnx` needs no `--format` and no attribute flags, and matches
@@ -318,11 +312,10 @@ fn onnx_files_through_cli() {
     if gpu_common::ctx().is_some() {
         backends.push("gpu");
     }
-    let tmp = std::env::temp_dir().join(format!("wgpu-gru-onnx-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
-    let p = |n: &str| tmp.join(n).display().to_string();
+    let tmp = TempDir::new("onnx-cli");
+    let p = |n: &str| tmp.s(n);
     for c in all_cases() {
-        npy::write_f32(tmp.join("x.npy"), &c.x.0, &c.x.1).unwrap();
+        npy::write_f32(tmp.path("x.npy"), &c.x.0, &c.x.1).unwrap();
         let mut args = vec![
             "run".to_string(),
             "--weights".into(),
@@ -338,32 +331,19 @@ fn onnx_files_through_cli() {
         let graph = c.imported.onnx.as_ref().unwrap();
         if matches!(graph.initial_state, InitialState::Input(_)) {
             let (shape, v) = c.h0.as_ref().unwrap();
-            npy::write_f32(tmp.join("h0.npy"), shape, v).unwrap();
+            npy::write_f32(tmp.path("h0.npy"), shape, v).unwrap();
             args.extend(["--h0".into(), p("h0.npy")]);
         }
         if matches!(graph.sequence_lens, SequenceLens::Input(_)) {
-            let l: Vec<f32> = c
+            // Lengths as int64, the way numpy writes them.
+            let l: Vec<i64> = c
                 .lengths
                 .as_ref()
                 .unwrap()
                 .iter()
-                .map(|&v| v as f32)
+                .map(|&v| v as i64)
                 .collect();
-            // Lengths as int64, the way numpy writes them.
-            let bytes: Vec<u8> = l.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect();
-            let mut dict = format!(
-                "{{'descr': '<i8', 'fortran_order': False, 'shape': ({},), }}",
-                l.len()
-            );
-            while (10 + dict.len() + 1) % 64 != 0 {
-                dict.push(' ');
-            }
-            dict.push('\n');
-            let mut f = b"\x93NUMPY\x01\x00".to_vec();
-            f.extend_from_slice(&(dict.len() as u16).to_le_bytes());
-            f.extend_from_slice(dict.as_bytes());
-            f.extend_from_slice(&bytes);
-            std::fs::write(tmp.join("len.npy"), f).unwrap();
+            std::fs::write(tmp.path("len.npy"), npy_file::i64s(&l)).unwrap();
             args.extend(["--lengths".into(), p("len.npy")]);
         }
         if let Some(n) = &c.node {
@@ -372,20 +352,19 @@ fn onnx_files_through_cli() {
         for backend in &backends {
             let mut a = args.clone();
             a.extend(["--backend".into(), backend.to_string()]);
-            let out = Command::new(bin()).args(&a).output().unwrap();
+            let out = run_bin(&a);
             assert!(
                 out.status.success(),
                 "{} {backend}: {}",
                 c.name,
                 String::from_utf8_lossy(&out.stderr)
             );
-            let (ys, y) = npy::read_f32(tmp.join("y.npy")).unwrap();
-            let (ss, s) = npy::read_f32(tmp.join("s.npy")).unwrap();
+            let (ys, y) = npy::read_f32(tmp.path("y.npy")).unwrap();
+            let (ss, s) = npy::read_f32(tmp.path("s.npy")).unwrap();
             assert_eq!(ys, c.y.0, "{} {backend}", c.name);
             assert_eq!(ss, c.y_h.0, "{} {backend}", c.name);
             let e = wgpu_gru::max_abs_diff(&y, &c.y.1).max(wgpu_gru::max_abs_diff(&s, &c.y_h.1));
             assert!(e <= TOL, "{} {backend}: {e:e}", c.name);
         }
     }
-    let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -16,6 +16,7 @@ use wgpu_gru::formats::{self, Format, ImportOptions, SafetensorsFile};
 use wgpu_gru::{Error, Gru, Result};
 
 use common::data_dir;
+use common::random::XorShift;
 
 fn pt_path(name: &str) -> PathBuf {
     data_dir("pt").join(name)
@@ -339,57 +340,42 @@ fn rezip(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
     w.finish().unwrap().into_inner()
 }
 
-struct Mutator(u64);
-
-impl Mutator {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    /// One to four of: a bit flip, an interesting value, a cut, a duplicated slice, a random
-    /// byte, a pickle opcode.
-    fn mutate(&mut self, d: &mut Vec<u8>) {
-        const INTERESTING: [&[u8]; 9] = [
-            &[0],
-            &[0xff],
-            &[0x7f],
-            &[0x80],
-            &[0xff, 0xff, 0xff, 0xff],
-            &[0, 0, 0, 0x80],
-            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
-            &[0x8a, 0x08, 0, 0, 0, 0, 0, 0, 0, 0x80],
-            b"\x85",
-        ];
-        const OPCODES: &[u8] = b"}])(XKJM\x8a\x88\x89Nt\x85\x86\x87qhrjsuaeRbQ\x81012.\x93\x94\x8c";
-        for _ in 0..1 + self.below(4) {
-            if d.is_empty() {
-                return;
+/// One to four of: a bit flip, an interesting value, a cut, a duplicated slice, a random
+/// byte, a pickle opcode.
+fn mutate(r: &mut XorShift, d: &mut Vec<u8>) {
+    const INTERESTING: [&[u8]; 9] = [
+        &[0],
+        &[0xff],
+        &[0x7f],
+        &[0x80],
+        &[0xff, 0xff, 0xff, 0xff],
+        &[0, 0, 0, 0x80],
+        &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
+        &[0x8a, 0x08, 0, 0, 0, 0, 0, 0, 0, 0x80],
+        b"\x85",
+    ];
+    const OPCODES: &[u8] = b"}])(XKJM\x8a\x88\x89Nt\x85\x86\x87qhrjsuaeRbQ\x81012.\x93\x94\x8c";
+    for _ in 0..1 + r.below(4) {
+        if d.is_empty() {
+            return;
+        }
+        let at = r.below(d.len());
+        match r.below(6) {
+            0 => d[at] ^= 1 << r.below(8),
+            1 => {
+                let v = INTERESTING[r.below(INTERESTING.len())];
+                let end = (at + v.len()).min(d.len());
+                d[at..end].copy_from_slice(&v[..end - at]);
             }
-            let at = self.below(d.len());
-            match self.below(6) {
-                0 => d[at] ^= 1 << self.below(8),
-                1 => {
-                    let v = INTERESTING[self.below(INTERESTING.len())];
-                    let end = (at + v.len()).min(d.len());
-                    d[at..end].copy_from_slice(&v[..end - at]);
-                }
-                2 => d.truncate(at),
-                3 => {
-                    let len = self.below(64).min(d.len() - at);
-                    let chunk = d[at..at + len].to_vec();
-                    let to = self.below(d.len());
-                    d.splice(to..to, chunk);
-                }
-                4 => d[at] = OPCODES[self.below(OPCODES.len())],
-                _ => d[at] = self.next() as u8,
+            2 => d.truncate(at),
+            3 => {
+                let len = r.below(64).min(d.len() - at);
+                let chunk = d[at..at + len].to_vec();
+                let to = r.below(d.len());
+                d.splice(to..to, chunk);
             }
+            4 => d[at] = OPCODES[r.below(OPCODES.len())],
+            _ => d[at] = r.next() as u8,
         }
     }
 }
@@ -416,7 +402,7 @@ fn mutated_checkpoints_never_panic() {
     let mut parts = env.split(',').map(|v| v.trim().parse::<u64>().ok());
     let total = parts.next().flatten().unwrap_or(20_000);
     let seed = parts.next().flatten().unwrap_or(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut m = Mutator(seed);
+    let mut m = XorShift(seed);
     let start = Instant::now();
     let cap = Duration::from_secs(10.max(total / 1000));
     let (mut runs, mut accepted) = (0, 0);
@@ -425,12 +411,12 @@ fn mutated_checkpoints_never_panic() {
         let data = match m.below(8) {
             0 => {
                 let mut d = rezip(&entries);
-                m.mutate(&mut d);
+                mutate(&mut m, &mut d);
                 d
             }
             1 => {
                 let i = m.below(entries.len());
-                m.mutate(&mut entries[i].1);
+                mutate(&mut m, &mut entries[i].1);
                 rezip(&entries)
             }
             _ => {
@@ -438,7 +424,7 @@ fn mutated_checkpoints_never_panic() {
                     .iter()
                     .position(|(n, _)| n.ends_with("/data.pkl"))
                     .unwrap();
-                m.mutate(&mut entries[i].1);
+                mutate(&mut m, &mut entries[i].1);
                 rezip(&entries)
             }
         };

@@ -9,18 +9,25 @@
 //! The fuzz targets themselves (`cargo +nightly fuzz run <target>`, with libFuzzer) live in
 //! `fuzz/fuzz_targets/`; their bodies are `fuzz/src/targets.rs`, compiled here too.
 
+mod common;
+
 /// The CLI's `run` subcommand, compiled from the binary's own source for the `cli_run` target.
 #[allow(dead_code)]
 #[path = "../src/bin/wgpu-gru/run.rs"]
 mod run;
 
-#[allow(dead_code)]
+// The targets include `tests/common/npy_file.rs` and `tests/common/flags.rs` by path too, so
+// that the fuzz crate has them: loaded twice here.
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "../fuzz/src/targets.rs"]
 mod targets;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::npy_file;
+use common::random::XorShift;
+use common::safetensors_file::raw_st;
 use wgpu_gru::Error;
 use wgpu_gru::formats::{self, Format, ImportOptions, SafetensorsFile};
 
@@ -101,20 +108,6 @@ fn replay_corpus_and_crashes() {
 // ---------------------------------------------------------------------------------------------
 // A small mutation fuzzer (libFuzzer's mutations, roughly, without coverage feedback).
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 /// libFuzzer dictionary entries (`"token"` lines) from `fuzz/dicts/<target>.dict`.
 fn dictionary(target: &str) -> Vec<Vec<u8>> {
     let Ok(text) = std::fs::read_to_string(fuzz_dir().join("dicts").join(format!("{target}.dict")))
@@ -185,7 +178,7 @@ const NUMBERS: [&str; 10] = [
     "99999999999999999999999",
 ];
 
-fn mutate(rng: &mut Rng, base: &[u8], pool: &[Vec<u8>], dict: &[Vec<u8>]) -> Vec<u8> {
+fn mutate(rng: &mut XorShift, base: &[u8], pool: &[Vec<u8>], dict: &[Vec<u8>]) -> Vec<u8> {
     let mut d = base.to_vec();
     for _ in 0..1 + rng.below(4) {
         let len = d.len();
@@ -284,7 +277,7 @@ fn mutation_fuzz(name: &str, target: Target, seed: u64) {
     let pool: Vec<Vec<u8>> = inputs("corpus", name).into_iter().map(|(_, d)| d).collect();
     assert!(!pool.is_empty(), "no corpus for {name}");
     let dict = dictionary(name);
-    let mut rng = Rng(seed);
+    let mut rng = XorShift(seed);
     let (start, budget) = (Instant::now(), budget());
     let mut n = 0u64;
     while start.elapsed() < budget {
@@ -358,18 +351,12 @@ fn declared(tensors: &[(&str, &str)]) -> Vec<u8> {
             format!("\"{n}\":{{\"dtype\":\"F32\",\"shape\":{shape},\"data_offsets\":[0,0]}}")
         })
         .collect();
-    let mut h = format!("{{{}}}", parts.join(",")).into_bytes();
-    while !h.len().is_multiple_of(8) {
-        h.push(b' ');
-    }
-    let mut b = (h.len() as u64).to_le_bytes().to_vec();
-    b.extend_from_slice(&h);
-    b
+    raw_st(&format!("{{{}}}", parts.join(",")), &[])
 }
 
-/// Found by the robustness tests, then by the fuzzer: a zero-element `weight_hh_l0`,
-/// `recurrent_kernel` or `R` declaring H = usize::MAX made `3 * H` overflow (a panic with
-/// overflow checks, a message with wrapped numbers without).
+/// Found by the import refusal tests (`tests/import_refusals.rs`), then by the fuzzer: a
+/// zero-element `weight_hh_l0`, `recurrent_kernel` or `R` declaring H = usize::MAX made `3 * H`
+/// overflow (a panic with overflow checks, a message with wrapped numbers without).
 #[test]
 fn declared_hidden_size_overflow() {
     for (format, tensors) in [
@@ -438,14 +425,7 @@ fn extra_seeds() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
             ));
             data.extend_from_slice(&bytes);
         }
-        let mut h = format!("{{{}}}", parts.join(",")).into_bytes();
-        while !h.len().is_multiple_of(8) {
-            h.push(b' ');
-        }
-        let mut b = (h.len() as u64).to_le_bytes().to_vec();
-        b.extend_from_slice(&h);
-        b.extend_from_slice(&data);
-        b
+        raw_st(&format!("{{{}}}", parts.join(",")), &data)
     };
     let models = vec![
         st(
@@ -527,21 +507,12 @@ fn extra_seeds() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
             "",
         ),
     ]);
-    let npy_order = |major: u8, descr: &str, fortran: bool, shape: &str, data: &[u8]| -> Vec<u8> {
-        let order = if fortran { "True" } else { "False" };
-        let dict =
-            format!("{{'descr': '{descr}', 'fortran_order': {order}, 'shape': {shape}, }}\n");
-        let mut b = b"\x93NUMPY".to_vec();
-        b.push(major);
-        b.push(0);
-        if major == 1 {
-            b.extend_from_slice(&(dict.len() as u16).to_le_bytes());
-        } else {
-            b.extend_from_slice(&(dict.len() as u32).to_le_bytes());
-        }
-        b.extend_from_slice(dict.as_bytes());
-        b.extend_from_slice(data);
-        b
+    let npy_order = |major: u8, descr: &str, fortran: bool, shape: &str, data: &[u8]| {
+        npy_file::raw(
+            major,
+            &format!("{}\n", npy_file::dict(descr, fortran, shape)),
+            data,
+        )
     };
     let npy = |major: u8, descr: &str, shape: &str, data: &[u8]| {
         npy_order(major, descr, false, shape, data)

@@ -2,9 +2,11 @@
 //! [`GpuGru::forward`] (and the f64 reference) on the same sequence; resetting a row restarts that
 //! row alone.
 
+mod common;
 mod gpu_common;
 
-use gpu_common::{Rng, ctx, random_gru};
+use common::random::{Rng, random_gru};
+use gpu_common::ctx;
 use wgpu_gru::gpu::{Algorithm, GpuGru, GpuStream};
 use wgpu_gru::{Direction, Error, Gru, GruConfig, SeqInput, Variant, reference};
 

@@ -5,11 +5,13 @@
 //!
 //! GPU tests are skipped with a message when no adapter exists, unless `REQUIRE_GPU=1`.
 
+mod common;
 mod gpu_common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::cli::{TempDir, bin};
 use wgpu_gru::formats::SafetensorsFile;
 use wgpu_gru::model::{GruClassifier, argmax_rows};
 use wgpu_gru::train::fit::{self, Rng};
@@ -48,6 +50,23 @@ fn close(what: &str, got: &[f32], want: &[f32], tol: f32) {
     );
 }
 
+/// The central difference of `loss` in the parameter `slot` picks (step 1e-3), with the step the
+/// f32 parameter really took; the parameter is restored.
+fn central(
+    model: &mut GruClassifier,
+    slot: impl Fn(&mut GruClassifier) -> &mut f32,
+    loss: &dyn Fn(&GruClassifier) -> f64,
+) -> f64 {
+    let eps = 1e-3f32;
+    let v = *slot(model);
+    *slot(model) = v + eps;
+    let up = loss(model);
+    *slot(model) = v - eps;
+    let down = loss(model);
+    *slot(model) = v;
+    (up - down) / ((v + eps) as f64 - (v - eps) as f64)
+}
+
 /// The reference classifier backward against finite differences of its own loss.
 #[test]
 fn classifier_reference_backward_matches_finite_differences() {
@@ -56,15 +75,8 @@ fn classifier_reference_backward_matches_finite_differences() {
     let (mut model, x, labels) = small_problem(c, 4, 4, 3, 3);
     let (_, g, head) = train::reference::classifier_backward(&model, &x, &labels, 4).unwrap();
     let loss = |m: &GruClassifier| train::reference::classifier_loss(m, &x, &labels, 4).unwrap();
-    let eps = 1e-3f32;
     for k in [0, 3, 7, 19] {
-        let v = model.dense.weight[k];
-        model.dense.weight[k] = v + eps;
-        let up = loss(&model);
-        model.dense.weight[k] = v - eps;
-        let down = loss(&model);
-        model.dense.weight[k] = v;
-        let fd = (up - down) / ((v + eps) as f64 - (v - eps) as f64);
+        let fd = central(&mut model, |m| &mut m.dense.weight[k], &loss);
         assert!(
             (fd - head.weight[k] as f64).abs() < 1e-6,
             "dense.weight[{k}]: {fd} vs {}",
@@ -72,23 +84,15 @@ fn classifier_reference_backward_matches_finite_differences() {
         );
     }
     for k in [0, 2] {
-        let v = model.dense.bias[k];
-        model.dense.bias[k] = v + eps;
-        let up = loss(&model);
-        model.dense.bias[k] = v - eps;
-        let down = loss(&model);
-        model.dense.bias[k] = v;
-        let fd = (up - down) / ((v + eps) as f64 - (v - eps) as f64);
+        let fd = central(&mut model, |m| &mut m.dense.bias[k], &loss);
         assert!((fd - head.bias[k] as f64).abs() < 1e-6, "dense.bias[{k}]");
     }
     for (d, k) in [(0, 5), (1, 11), (0, 40), (1, 70)] {
-        let v = model.gru.weights.layers[0][d].w_hh[k];
-        model.gru.weights.layers[0][d].w_hh[k] = v + eps;
-        let up = loss(&model);
-        model.gru.weights.layers[0][d].w_hh[k] = v - eps;
-        let down = loss(&model);
-        model.gru.weights.layers[0][d].w_hh[k] = v;
-        let fd = (up - down) / ((v + eps) as f64 - (v - eps) as f64);
+        let fd = central(
+            &mut model,
+            |m| &mut m.gru.weights.layers[0][d].w_hh[k],
+            &loss,
+        );
         let a = g.layers[0][d].w_hh[k] as f64;
         assert!((fd - a).abs() < 1e-6, "w_hh[{d}][{k}]: {fd} vs {a}");
     }
@@ -250,12 +254,6 @@ fn gpu_optimisers_match_reference() {
 // ---------------------------------------------------------------------------------------------
 // Training the digits.
 
-fn bin() -> PathBuf {
-    std::env::var_os("WGPU_GRU_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_wgpu-gru")))
-}
-
 /// CI: `wgpu-gru train` for 3 epochs from the committed split: the stated accuracy, the last
 /// stdout line, the model (readable by this crate, its accuracy the one reported) and the curve.
 #[test]
@@ -263,9 +261,8 @@ fn train_cli_three_epochs_on_the_digits() {
     if gpu_common::ctx().is_none() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("wgpu-gru-train-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join("m.safetensors");
+    let dir = TempDir::new("train");
+    let out = dir.path("m.safetensors");
     let o = Command::new(bin())
         .args(["train", "--epochs", "3", "--target", "0", "--out"])
         .arg(&out)
@@ -303,9 +300,8 @@ fn train_cli_three_epochs_on_the_digits() {
         (acc - pct).abs() < 0.3,
         "the saved model scores {acc}%, {pct}% was reported"
     );
-    let svg = std::fs::read_to_string(dir.join("m.svg")).unwrap();
+    let svg = std::fs::read_to_string(dir.path("m.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("test accuracy"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The committed model that `wgpu-gru train` wrote (`assets/digits_trained.safetensors`): at

@@ -16,6 +16,13 @@
 //! - [`cli_run`]: a command line and four files (weights, X, h0, lengths), framed by
 //!   [`SEP`]; `wgpu-gru run` must succeed with readable outputs, or fail leaving no new file.
 
+// Shared with the parent crate's tests (paths from this file's folder).
+#[path = "../../tests/common/flags.rs"]
+mod flags;
+#[allow(dead_code)]
+#[path = "../../tests/common/npy_file.rs"]
+mod npy_file;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -411,7 +418,7 @@ pub fn cli_run(data: &[u8]) -> Option<bool> {
     }
     // An X with no data can declare any batch (T = 0), and h_n [L·D, B, H] is then allocated:
     // the refusal of what cannot be allocated is tested under a memory limit in
-    // tests/robustness.rs; here it would trip libFuzzer's malloc limit.
+    // tests/cli_refusals.rs; here it would trip libFuzzer's malloc limit.
     if let Some(x) = s.get(2).and_then(|b| npy::parse(b, "x").ok())
         && x.shape.contains(&0)
         && x.shape.iter().any(|&d| d >= 1 << 20)
@@ -524,62 +531,7 @@ pub fn cli_input(args: &str, files: [Option<&[u8]>; 4]) -> Vec<u8> {
 
 /// An int64 `.npy` file (lengths), which the crate's f32 writer does not produce.
 pub fn npy_i64(values: &[i64]) -> Vec<u8> {
-    let mut dict = format!(
-        "{{'descr': '<i8', 'fortran_order': False, 'shape': ({},), }}",
-        values.len()
-    );
-    while (10 + dict.len() + 1) % 64 != 0 {
-        dict.push(' ');
-    }
-    dict.push('\n');
-    let mut b = b"\x93NUMPY\x01\x00".to_vec();
-    b.extend_from_slice(&(dict.len() as u16).to_le_bytes());
-    b.extend_from_slice(dict.as_bytes());
-    for v in values {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
-    b
-}
-
-/// The flags that reproduce a golden file's import options.
-fn option_flags(o: &ImportOptions) -> Vec<String> {
-    let mut f = Vec::new();
-    if let Some(d) = o.direction {
-        let d = match d {
-            Direction::Forward => "forward",
-            Direction::Reverse => "reverse",
-            Direction::Bidirectional => "bidirectional",
-        };
-        f.extend(["--direction".into(), d.into()]);
-    }
-    for (on, flag) in [
-        (o.batch_first, "--batch-first"),
-        (o.go_backwards, "--go-backwards"),
-        (o.linear_before_reset, "--linear-before-reset"),
-    ] {
-        if on {
-            f.push(flag.to_string());
-        }
-    }
-    let join = |v: &[f32]| {
-        v.iter()
-            .map(|x| x.to_string())
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    if !o.activations.is_empty() {
-        f.extend(["--activations".into(), o.activations.join(",")]);
-    }
-    if !o.activation_alpha.is_empty() {
-        f.push(format!("--activation-alpha={}", join(&o.activation_alpha)));
-    }
-    if !o.activation_beta.is_empty() {
-        f.push(format!("--activation-beta={}", join(&o.activation_beta)));
-    }
-    if let Some(c) = o.clip {
-        f.extend(["--clip".into(), c.to_string()]);
-    }
-    f
+    npy_file::i64s(values)
 }
 
 /// Seeds from a golden case file: the file itself (safetensors target), its X, h0 and lengths
@@ -611,7 +563,7 @@ pub fn golden_seeds(bytes: &[u8]) -> Option<(Vec<Vec<u8>>, Vec<u8>)> {
     if len_npy.is_some() {
         args.push("--lengths l".into());
     }
-    args.extend(option_flags(&meta.options));
+    args.extend(flags::option_flags(&meta.options));
     let cli = cli_input(
         &args.join(" "),
         [

@@ -1,8 +1,17 @@
-//! Shared golden-case loading for the integration tests (reference, CPU, GPU, CLI).
+//! Shared by the integration tests, CPU-only: golden-case loading (reference, CPU, GPU, CLI),
+//! and in submodules random data and models, hand-built files, refusal checks and running the
+//! binary.
 //!
 //! A golden case is one safetensors file in `tests/data/golden/` holding a framework's weights,
 //! inputs and `expected_*` outputs; see `tests/data/golden/README.md`.
 #![allow(dead_code)]
+
+pub mod cli;
+pub mod errors;
+pub mod flags;
+pub mod npy_file;
+pub mod random;
+pub mod safetensors_file;
 
 use std::path::{Path, PathBuf};
 
