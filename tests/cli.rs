@@ -9,7 +9,9 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::cli::{TempDir, bin, case_args, onnx_case, read_outputs, run_bin, stderr, with_flag};
+use common::cli::{
+    TempDir, args, bin, case_args, onnx_case, read_outputs, run_bin, stderr, with_flag,
+};
 use common::{Array, Case, golden_cases, keras_mask_cases, npy_file, onnx_activation_cases};
 
 /// Whether a GPU adapter exists; panics when none does and `REQUIRE_GPU=1`.
@@ -309,4 +311,31 @@ fn gpu_backend_fails_without_adapter() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("CPU"), "{}", stderr(&out));
     case.compare(&read_outputs(&case, &dir)).unwrap();
+}
+
+/// `wgpu-gru shader` lists the modules and prints each exactly as the library compiles it.
+#[test]
+fn shader_prints_what_is_compiled() {
+    use wgpu_gru::gpu::wgsl::Shader;
+    let list = run_bin(&args(&["shader"]));
+    assert!(list.status.success(), "{}", stderr(&list));
+    let names: Vec<String> = String::from_utf8(list.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(names, Shader::ALL.map(|s| s.name().to_string()));
+    for s in Shader::ALL {
+        let o = run_bin(&args(&["shader", s.name()]));
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(
+            String::from_utf8(o.stdout).unwrap(),
+            s.source(),
+            "{}",
+            s.name()
+        );
+    }
+    let bad = run_bin(&args(&["shader", "nope.wgsl"]));
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("no shader nope.wgsl; the shaders are input_proj.wgsl"));
 }

@@ -11,6 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
+use wgpu_gru::{Batch, Steps};
 
 use common::random::{Rng, random_gru};
 use gpu_common::ctx;
@@ -230,7 +231,7 @@ fn a_workspace_belongs_to_its_model() {
         GpuGru::new(ctx, &gru).unwrap(),
         GpuGru::new(ctx, &gru).unwrap(),
     );
-    let mut ws = a.workspace(2, 1).unwrap();
+    let mut ws = a.workspace(Steps(2), Batch(1)).unwrap();
     let mut enc = ctx
         .device
         .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
@@ -239,8 +240,14 @@ fn a_workspace_belongs_to_its_model() {
     assert!(e.to_string().contains("another model"), "{e}");
     assert!(b.encode_read_back(&mut enc, &ws).is_err());
     let x = vec![0.0f32; 2 * gru.config.input_size];
-    assert!(b.write_input(&mut ws, &SeqInput::new(&x, 2, 1)).is_err());
-    assert!(a.write_input(&mut ws, &SeqInput::new(&x, 2, 1)).is_ok());
+    assert!(
+        b.write_input(&mut ws, &SeqInput::new(&x, Steps(2), Batch(1)))
+            .is_err()
+    );
+    assert!(
+        a.write_input(&mut ws, &SeqInput::new(&x, Steps(2), Batch(1)))
+            .is_ok()
+    );
 }
 
 /// An own instance and device, so that wgpu's registries count only this test's objects.

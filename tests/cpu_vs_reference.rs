@@ -4,6 +4,7 @@
 mod common;
 
 use common::random::{Rng, random_gru_with};
+use wgpu_gru::{Batch, Steps};
 
 use wgpu_gru::cpu::{CpuGru, SimdLevel};
 use wgpu_gru::{
@@ -75,7 +76,7 @@ fn check(
         c.num_layers * c.num_directions() * batch * c.hidden_size,
         1.0,
     );
-    let mut input = SeqInput::new(&x, steps, batch);
+    let mut input = SeqInput::new(&x, Steps(steps), Batch(batch));
     if with_h0 {
         input = input.with_h0(&h0);
     }
@@ -308,7 +309,7 @@ fn large_inputs_saturate_without_nan() {
     let mut rng = Rng::new(7);
     let gru = random_gru_with(GruConfig::new(3, 16), &mut rng);
     let x: Vec<f32> = rng.vec(5 * 2 * 3, 1.0).iter().map(|v| v * 500.0).collect();
-    let input = SeqInput::new(&x, 5, 2);
+    let input = SeqInput::new(&x, Steps(5), Batch(2));
     let want = reference::forward(&gru, &input).unwrap();
     let got = CpuGru::new(&gru).unwrap().forward(&input).unwrap();
     assert!(got.output.iter().all(|v| v.is_finite()));
@@ -358,7 +359,7 @@ fn workspace_reuse_across_shapes() {
     for (t, b, lengths) in shapes {
         let x = rng.vec(t * b * 8, 1.0);
         let h0 = rng.vec(2 * 2 * b * 24, 1.0);
-        let mut input = SeqInput::new(&x, t, b).with_h0(&h0);
+        let mut input = SeqInput::new(&x, Steps(t), Batch(b)).with_h0(&h0);
         if let Some(l) = &lengths {
             input = input.with_lengths(l);
         }
@@ -382,7 +383,7 @@ fn warm_forward_into_does_not_allocate() {
             let cpu = CpuGru::new(&gru).unwrap();
             let x = rng.vec(t * b * 12, 1.0);
             let h0 = rng.vec(2 * 2 * b * 40, 1.0);
-            let mut input = SeqInput::new(&x, t, b).with_h0(&h0);
+            let mut input = SeqInput::new(&x, Steps(t), Batch(b)).with_h0(&h0);
             if let Some(l) = &lengths {
                 input = input.with_lengths(l);
             }
@@ -411,11 +412,13 @@ fn empty_sequences() {
     let gru = random_gru_with(GruConfig::new(3, 5).with_layers(2), &mut rng);
     let cpu = CpuGru::new(&gru).unwrap();
     let h0 = rng.vec(2 * 2 * 5, 1.0);
-    let input = SeqInput::new(&[], 0, 2).with_h0(&h0);
+    let input = SeqInput::new(&[], Steps(0), Batch(2)).with_h0(&h0);
     let got = cpu.forward(&input).unwrap();
     let want = reference::forward(&gru, &input).unwrap();
     assert_eq!(got, want);
-    let got = cpu.forward(&SeqInput::new(&[], 4, 0)).unwrap();
+    let got = cpu
+        .forward(&SeqInput::new(&[], Steps(4), Batch(0)))
+        .unwrap();
     assert!(got.output.is_empty() && got.h_n.is_empty());
 }
 
@@ -426,19 +429,19 @@ fn invalid_inputs_are_errors() {
     let cpu = CpuGru::new(&gru).unwrap();
     let x = vec![0.0f32; 4 * 2 * 3];
     assert!(matches!(
-        cpu.forward(&SeqInput::new(&x[1..], 4, 2)),
+        cpu.forward(&SeqInput::new(&x[1..], Steps(4), Batch(2))),
         Err(Error::ShapeMismatch { .. })
     ));
     assert!(matches!(
-        cpu.forward(&SeqInput::new(&x, 4, 2).with_h0(&[0.0; 3])),
+        cpu.forward(&SeqInput::new(&x, Steps(4), Batch(2)).with_h0(&[0.0; 3])),
         Err(Error::ShapeMismatch { .. })
     ));
     assert!(matches!(
-        cpu.forward(&SeqInput::new(&x, 4, 2).with_lengths(&[4, 0])),
+        cpu.forward(&SeqInput::new(&x, Steps(4), Batch(2)).with_lengths(&[4, 0])),
         Err(Error::InvalidArgument { .. })
     ));
     assert!(matches!(
-        cpu.forward(&SeqInput::new(&x, 4, 2).with_lengths(&[4, 5])),
+        cpu.forward(&SeqInput::new(&x, Steps(4), Batch(2)).with_lengths(&[4, 5])),
         Err(Error::InvalidArgument { .. })
     ));
     // A model whose weights do not match its config is refused at construction.
@@ -504,7 +507,7 @@ fn nan_and_infinity_follow_the_reference() {
             x[b * 3 + 1] = f32::NAN; // t = 1, row 0
             x[(2 * b + 2) * 3] = f32::INFINITY; // t = 2, row 2
             x[(3 * b + 2) * 3 + 2] = f32::NEG_INFINITY; // t = 3, row 2
-            let input = SeqInput::new(&x, t, b);
+            let input = SeqInput::new(&x, Steps(t), Batch(b));
             let want = reference::forward(&gru, &input).unwrap();
             for level in levels() {
                 let got = CpuGru::new(&gru)

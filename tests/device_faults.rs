@@ -10,6 +10,7 @@ use common::errors::{is_device_lost, refused};
 use gpu_common::ctx;
 use gpu_common::paths::small_gru;
 use wgpu_gru::gpu::{GpuContext, GpuGru};
+use wgpu_gru::{Batch, Steps};
 use wgpu_gru::{Direction, Error, SeqInput, Variant};
 
 /// A workspace no device can hold is a typed error, before any allocation.
@@ -23,7 +24,7 @@ fn impossible_workspace_is_a_typed_error() {
         (usize::MAX, 2),
         (3, 1 << 34),
     ] {
-        let r = g.workspace(t, b);
+        let r = g.workspace(Steps(t), Batch(b));
         refused(
             r,
             |e| matches!(e, Error::DeviceLimit { .. } | Error::Overflow(_)),
@@ -32,7 +33,7 @@ fn impossible_workspace_is_a_typed_error() {
     }
     // The layer still works afterwards.
     let x = vec![0.5; 2 * 3];
-    g.forward(&SeqInput::new(&x, 2, 1)).unwrap();
+    g.forward(&SeqInput::new(&x, Steps(2), Batch(1))).unwrap();
 }
 
 /// A layer on a device of its own (the shared one must survive for the other tests), and that
@@ -43,7 +44,7 @@ fn destroyed() -> Option<(GpuContext, wgpu_gru::Gru, GpuGru)> {
     let gru = small_gru(Variant::ResetAfter, Direction::Forward, 1);
     let g = GpuGru::new(&own, &gru).unwrap();
     let x = vec![0.5; 2 * 3];
-    g.forward(&SeqInput::new(&x, 2, 1)).unwrap();
+    g.forward(&SeqInput::new(&x, Steps(2), Batch(1))).unwrap();
     own.device.destroy();
     Some((own, gru, g))
 }
@@ -57,9 +58,9 @@ fn forward_on_destroyed_device_is_an_error() {
     };
     let x = vec![0.5; 2 * 3];
     for _ in 0..2 {
-        let r = g.forward(&SeqInput::new(&x, 2, 1));
+        let r = g.forward(&SeqInput::new(&x, Steps(2), Batch(1)));
         refused(r, is_device_lost, &[]);
-        let r = g.forward(&SeqInput::new(&x, 1, 2));
+        let r = g.forward(&SeqInput::new(&x, Steps(1), Batch(2)));
         refused(r, is_device_lost, &[]);
     }
     assert!(own.check_lost().is_err());
@@ -72,7 +73,7 @@ fn new_on_destroyed_device_is_an_error() {
         return;
     };
     refused(GpuGru::new(&own, &gru), is_device_lost, &[]);
-    refused(g.workspace(3, 3), is_device_lost, &[]);
+    refused(g.workspace(Steps(3), Batch(3)), is_device_lost, &[]);
 }
 
 /// On a device the crate created, a wgpu error that escapes every error scope (here the app's own
@@ -87,7 +88,7 @@ fn uncaptured_error_is_reported_once() {
     let gru = small_gru(Variant::ResetAfter, Direction::Forward, 1);
     let g = GpuGru::new(&own, &gru).unwrap();
     let x = vec![0.5; 2 * 3];
-    let want = g.forward(&SeqInput::new(&x, 2, 1)).unwrap();
+    let want = g.forward(&SeqInput::new(&x, Steps(2), Batch(1))).unwrap();
     // MAP_READ with MAP_WRITE is invalid without MAPPABLE_PRIMARY_BUFFERS.
     let _bad = own.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("invalid on purpose"),
@@ -96,11 +97,11 @@ fn uncaptured_error_is_reported_once() {
         mapped_at_creation: false,
     });
     refused(
-        g.forward(&SeqInput::new(&x, 2, 1)),
+        g.forward(&SeqInput::new(&x, Steps(2), Batch(1))),
         |e| matches!(e, Error::Gpu(m) if m.contains("uncaptured")),
         &[],
     );
-    let again = g.forward(&SeqInput::new(&x, 2, 1)).unwrap();
+    let again = g.forward(&SeqInput::new(&x, Steps(2), Batch(1))).unwrap();
     assert_eq!(again.output, want.output);
     assert!(own.check_lost().is_ok());
 }

@@ -6,7 +6,8 @@ mod gpu_common;
 
 use common::random::{Rng, random_gru};
 use gpu_common::ctx;
-use wgpu_gru::gpu::{Algorithm, GpuContext, GpuGru};
+use wgpu_gru::gpu::{Algorithm, GpuContext, GpuGru, GpuOptions};
+use wgpu_gru::{Batch, Steps};
 use wgpu_gru::{Direction, Error, GruConfig, SeqInput, Variant, reference};
 
 /// A device on the same adapter with deliberately small buffer, binding and dispatch limits.
@@ -37,12 +38,12 @@ fn compare(
     let lens: Vec<usize> = (0..b)
         .map(|i| if i == 0 { t } else { 1 + rng.below(t) })
         .collect();
-    let mut input = SeqInput::new(&x, t, b).with_h0(&h0);
+    let mut input = SeqInput::new(&x, Steps(t), Batch(b)).with_h0(&h0);
     if lengths {
         input = input.with_lengths(&lens);
     }
     let want = reference::forward(gru, &input).unwrap();
-    let g = GpuGru::new(ctx, gru).unwrap().with_algorithm(algo);
+    let g = GpuGru::with_options(ctx, gru, GpuOptions::default().with_algorithm(algo)).unwrap();
     let (got, stats) = g.forward_with_stats(&input).unwrap();
     let err = got.max_abs_diff(&want);
     assert!(
@@ -101,7 +102,7 @@ fn impossible_splits_are_typed_errors() {
     let gru = random_gru(GruConfig::new(8, 16).with_direction(Direction::Reverse), 6);
     let x = vec![0.1f32; 2000 * 8];
     let g = GpuGru::new(&small, &gru).unwrap();
-    match g.forward(&SeqInput::new(&x, 2000, 1)) {
+    match g.forward(&SeqInput::new(&x, Steps(2000), Batch(1))) {
         Err(Error::DeviceLimit { needed, limit, .. }) => assert!(needed > limit),
         other => panic!("expected DeviceLimit, got {other:?}"),
     }

@@ -10,6 +10,7 @@ use wgpu_gru::gpu::{Algorithm, ForwardStats, GpuContext, GpuGru, GpuOptions};
 use wgpu_gru::{
     Activation, Activations, Direction, Gru, GruConfig, GruOutput, SeqInput, Variant, reference,
 };
+use wgpu_gru::{Batch, Steps};
 
 const TOL: f32 = 1e-5;
 
@@ -22,7 +23,7 @@ fn check(gru: &Gru, t: usize, b: usize, seed: u64, h0: bool, lengths: bool, algo
     let lens: Vec<usize> = (0..b)
         .map(|i| if i == 0 { t } else { 1 + rng.below(t) })
         .collect();
-    let mut input = SeqInput::new(&x, t, b);
+    let mut input = SeqInput::new(&x, Steps(t), Batch(b));
     if h0 {
         input = input.with_h0(&h0v);
     }
@@ -30,10 +31,9 @@ fn check(gru: &Gru, t: usize, b: usize, seed: u64, h0: bool, lengths: bool, algo
         input = input.with_lengths(&lens);
     }
     let want = reference::forward(gru, &input).expect("reference");
-    // One upload (and one set of pipelines) per model; only the algorithm changes.
-    let mut g = GpuGru::new(ctx, gru).expect("upload");
     for &algo in algos {
-        g = g.with_algorithm(algo);
+        let g = GpuGru::with_options(ctx, gru, GpuOptions::default().with_algorithm(algo))
+            .expect("upload");
         let (got, stats) = g.forward_with_stats(&input).expect("gpu forward");
         let err = got.max_abs_diff(&want);
         assert!(
@@ -180,11 +180,14 @@ fn sequence_kernel_at_its_limits() {
 fn repeated_forward_reuses_workspace_and_counts() {
     let Some(ctx) = ctx() else { return };
     let gru = random_gru(GruConfig::new(3, 20), 5);
-    let g = GpuGru::new(ctx, &gru)
-        .unwrap()
-        .with_algorithm(Algorithm::PerStep);
+    let g = GpuGru::with_options(
+        ctx,
+        &gru,
+        GpuOptions::default().with_algorithm(Algorithm::PerStep),
+    )
+    .unwrap();
     let x = vec![0.25f32; 10 * 2 * 3];
-    let input = SeqInput::new(&x, 10, 2);
+    let input = SeqInput::new(&x, Steps(10), Batch(2));
     let (a, s1) = g.forward_with_stats(&input).unwrap();
     let (b, s2) = g.forward_with_stats(&input).unwrap();
     assert_eq!(a, b);
@@ -196,18 +199,24 @@ fn repeated_forward_reuses_workspace_and_counts() {
     );
     assert_eq!(s1.submits, 1);
     let rb = random_gru(GruConfig::new(3, 20).with_variant(Variant::ResetBefore), 5);
-    let g = GpuGru::new(ctx, &rb)
-        .unwrap()
-        .with_algorithm(Algorithm::PerStep);
+    let g = GpuGru::with_options(
+        ctx,
+        &rb,
+        GpuOptions::default().with_algorithm(Algorithm::PerStep),
+    )
+    .unwrap();
     let (_, s) = g.forward_with_stats(&input).unwrap();
     assert_eq!(
         s.dispatches,
         1 + 2 * 10,
         "reset-before: at most 2 dispatches per step"
     );
-    let g = GpuGru::new(ctx, &rb)
-        .unwrap()
-        .with_algorithm(Algorithm::Sequence);
+    let g = GpuGru::with_options(
+        ctx,
+        &rb,
+        GpuOptions::default().with_algorithm(Algorithm::Sequence),
+    )
+    .unwrap();
     let (_, s) = g.forward_with_stats(&input).unwrap();
     assert_eq!(
         (s.dispatches, s.submits),
@@ -221,10 +230,10 @@ fn empty_shapes_give_empty_outputs() {
     let Some(ctx) = ctx() else { return };
     let gru = random_gru(GruConfig::new(3, 4), 1);
     let g = GpuGru::new(ctx, &gru).unwrap();
-    let out = g.forward(&SeqInput::new(&[], 0, 2)).unwrap();
+    let out = g.forward(&SeqInput::new(&[], Steps(0), Batch(2))).unwrap();
     assert!(out.output.is_empty());
     assert_eq!(out.h_n.len(), 8);
-    let out = g.forward(&SeqInput::new(&[], 5, 0)).unwrap();
+    let out = g.forward(&SeqInput::new(&[], Steps(5), Batch(0))).unwrap();
     assert!(out.output.is_empty() && out.h_n.is_empty());
 }
 
@@ -264,12 +273,15 @@ fn tiled_kernels_at_tile_edges() {
 fn tiled_dispatch_counts() {
     let Some(ctx) = ctx() else { return };
     let x = vec![0.25f32; 10 * 20 * 3];
-    let input = SeqInput::new(&x, 10, 20);
+    let input = SeqInput::new(&x, Steps(10), Batch(20));
     for (variant, per_step) in [(Variant::ResetAfter, 1), (Variant::ResetBefore, 2)] {
         let gru = random_gru(GruConfig::new(3, 20).with_variant(variant), 5);
-        let g = GpuGru::new(ctx, &gru)
-            .unwrap()
-            .with_algorithm(Algorithm::Tiled);
+        let g = GpuGru::with_options(
+            ctx,
+            &gru,
+            GpuOptions::default().with_algorithm(Algorithm::Tiled),
+        )
+        .unwrap();
         let (_, s) = g.forward_with_stats(&input).unwrap();
         assert_eq!(s.algorithm, Algorithm::Tiled);
         assert!(
@@ -296,7 +308,7 @@ fn register_kernel_slice_widths() {
                     h as u64 + cols as u64,
                 );
                 let (x, h0) = random_x_h0(&gru, 6, b, 3);
-                let input = SeqInput::new(&x, 6, b).with_h0(&h0);
+                let input = SeqInput::new(&x, Steps(6), Batch(b)).with_h0(&h0);
                 let want = reference::forward(&gru, &input).unwrap();
                 let opts = GpuOptions::default()
                     .with_algorithm(Algorithm::SequenceRegisters)
@@ -334,7 +346,9 @@ fn subgroup_and_portable_kernels() {
             let t = 9;
             let (x, h0) = random_x_h0(&gru, t, b, h as u64 + 11);
             let lens: Vec<usize> = (0..b).map(|i| t - (i * 3) % t).collect();
-            let input = SeqInput::new(&x, t, b).with_h0(&h0).with_lengths(&lens);
+            let input = SeqInput::new(&x, Steps(t), Batch(b))
+                .with_h0(&h0)
+                .with_lengths(&lens);
             let want = reference::forward(&gru, &input).unwrap();
             for subgroups in [true, false] {
                 for algorithm in [Algorithm::PerStep, Algorithm::SequenceRegisters] {
@@ -390,7 +404,9 @@ fn sequence_kernels_over_long_sequences() {
             let gru = random_gru(cfg, h as u64 + t as u64);
             let (x, h0) = random_x_h0(&gru, t, b, t as u64);
             let lens: Vec<usize> = (0..b).map(|i| t - (t / b) * i).collect();
-            let input = SeqInput::new(&x, t, b).with_h0(&h0).with_lengths(&lens);
+            let input = SeqInput::new(&x, Steps(t), Batch(b))
+                .with_h0(&h0)
+                .with_lengths(&lens);
             let want = reference::forward(&gru, &input).unwrap();
             for subgroups in [true, false] {
                 let opts = GpuOptions::default()
@@ -419,7 +435,7 @@ fn subgroup_step_kernels_with_several_units_per_subgroup() {
         for variant in [Variant::ResetAfter, Variant::ResetBefore] {
             let gru = random_gru(GruConfig::new(4, h).with_variant(variant), h as u64 + 3);
             let (x, h0) = random_x_h0(&gru, 5, b, 5);
-            let input = SeqInput::new(&x, 5, b).with_h0(&h0);
+            let input = SeqInput::new(&x, Steps(5), Batch(b)).with_h0(&h0);
             let want = reference::forward(&gru, &input).unwrap();
             for units in [1, 3, 64, 256] {
                 let opts = GpuOptions::default()
@@ -453,11 +469,14 @@ fn projection_over_a_very_wide_input() {
     let gru = random_gru(cfg, 70);
     let mut rng = Rng(70);
     let x = rng.vec(t * b * i, 1.0);
-    let input = SeqInput::new(&x, t, b);
+    let input = SeqInput::new(&x, Steps(t), Batch(b));
     let want = reference::forward(&gru, &input).unwrap();
-    let g = GpuGru::new(ctx, &gru)
-        .unwrap()
-        .with_algorithm(Algorithm::SequenceRegisters);
+    let g = GpuGru::with_options(
+        ctx,
+        &gru,
+        GpuOptions::default().with_algorithm(Algorithm::SequenceRegisters),
+    )
+    .unwrap();
     let (got, stats) = g.forward_with_stats(&input).unwrap();
     // 70,000-term f32 sums: allow their rounding.
     let err = got.max_abs_diff(&want);
@@ -477,7 +496,7 @@ fn encode_from_app_buffers() {
     let (t, b, i, h) = (4, 3, 6, 9);
     let gru = random_gru(GruConfig::new(i, h), 31);
     let g = GpuGru::new(ctx, &gru).unwrap();
-    let mut ws = g.workspace(t, b).unwrap();
+    let mut ws = g.workspace(Steps(t), Batch(b)).unwrap();
     g.write_state(&mut ws, None, None).unwrap();
     let dev = &ctx.device;
     let make = |label| {
@@ -509,7 +528,7 @@ fn encode_from_app_buffers() {
         dev.poll(wgpu::PollType::wait_indefinitely()).unwrap();
         let got: Vec<f32> = bytemuck::cast_slice(&slice.get_mapped_range().unwrap()).to_vec();
         staging.unmap();
-        let want = reference::forward(&gru, &SeqInput::new(&x, t, b)).unwrap();
+        let want = reference::forward(&gru, &SeqInput::new(&x, Steps(t), Batch(b))).unwrap();
         let err = wgpu_gru::max_abs_diff(&got, &want.output);
         assert!(err <= TOL, "round {round}: {err}");
     }

@@ -8,6 +8,7 @@ mod common;
 mod gpu_common;
 
 use std::path::{Path, PathBuf};
+use wgpu_gru::{Batch, Steps};
 
 use common::cli::{TempDir, run_bin};
 use common::random::{Rng, random_gru};
@@ -78,14 +79,14 @@ impl GradCase {
             })
         };
         let x = get(names.x).unwrap_or_else(|| panic!("{name}: no {}", names.x));
-        let (steps, batch) = shapes.x_dims(&x.shape).unwrap();
+        let (Steps(steps), Batch(batch)) = shapes.x_dims(&x.shape).unwrap();
         let h0 = get(names.h0);
         let lengths = file.get_lengths(names.lengths).unwrap().map(|(_, l)| l);
         let grad_output = get("grad_output").unwrap();
         let grad_state = get("grad_state").unwrap();
         assert_eq!(
             grad_output.shape,
-            shapes.output_shape(steps, batch),
+            shapes.output_shape(Steps(steps), Batch(batch)),
             "{name}"
         );
         assert_eq!(grad_state.shape, shapes.state_shape(batch), "{name}");
@@ -93,7 +94,7 @@ impl GradCase {
             .as_ref()
             .map(|a| shapes.state_from_framework(batch, &a.data).unwrap());
         let gy_canon = shapes
-            .output_from_framework(steps, batch, &grad_output.data)
+            .output_from_framework(Steps(steps), Batch(batch), &grad_output.data)
             .unwrap();
         let gs_canon = shapes
             .state_from_framework(batch, &grad_state.data)
@@ -139,7 +140,7 @@ impl GradCase {
     }
 
     fn input(&self) -> SeqInput<'_> {
-        let mut i = SeqInput::new(&self.x.data, self.steps, self.batch);
+        let mut i = SeqInput::new(&self.x.data, Steps(self.steps), Batch(self.batch));
         if let Some(h0) = &self.h0_canon {
             i = i.with_h0(h0);
         }
@@ -251,7 +252,7 @@ impl Problem {
         self
     }
     fn input(&self) -> SeqInput<'_> {
-        let mut i = SeqInput::new(&self.x, self.steps, self.batch);
+        let mut i = SeqInput::new(&self.x, Steps(self.steps), Batch(self.batch));
         if let Some(h) = &self.h0 {
             i = i.with_h0(h);
         }
@@ -777,7 +778,7 @@ fn gpu_vs_reference(p: &Problem, what: &str) {
     let got = trainer.backward(&p.input(), &p.gy, &p.gs).unwrap();
     assert_grads_close(&got, &want, 1e-4, what);
     // A reused workspace gives the same numbers.
-    let mut ws = trainer.workspace(p.steps, p.batch).unwrap();
+    let mut ws = trainer.workspace(Steps(p.steps), Batch(p.batch)).unwrap();
     let again = trainer
         .backward_in(&mut ws, &p.input(), &p.gy, &p.gs)
         .unwrap();

@@ -12,6 +12,7 @@ use gpu_common::ctx;
 use gpu_common::paths::{Impl, all_paths, per_impl, run_on, small_gru};
 use wgpu_gru::cpu::CpuGru;
 use wgpu_gru::gpu::GpuGru;
+use wgpu_gru::{Batch, Steps};
 use wgpu_gru::{Direction, Error, GruConfig, SeqInput, Variant, reference};
 
 #[test]
@@ -22,39 +23,59 @@ fn bad_sequence_inputs() {
     let h0 = vec![0.0; 2 * 2 * b * 5];
     type Case<'a> = (SeqInput<'a>, fn(&Error) -> bool, &'a [&'a str]);
     let cases: Vec<Case<'_>> = vec![
-        (SeqInput::new(&x[1..], t, b), is_shape, &["x"]),
-        (SeqInput::new(&x, t, b + 1), is_shape, &["x"]),
-        (SeqInput::new(&x, t, b).with_h0(&h0[1..]), is_shape, &["h0"]),
+        (SeqInput::new(&x[1..], Steps(t), Batch(b)), is_shape, &["x"]),
+        (SeqInput::new(&x, Steps(t), Batch(b + 1)), is_shape, &["x"]),
         (
-            SeqInput::new(&x, t, b).with_lengths(&[1, 2]),
+            SeqInput::new(&x, Steps(t), Batch(b)).with_h0(&h0[1..]),
+            is_shape,
+            &["h0"],
+        ),
+        (
+            SeqInput::new(&x, Steps(t), Batch(b)).with_lengths(&[1, 2]),
             is_shape,
             &["lengths"],
         ),
         (
-            SeqInput::new(&x, t, b).with_lengths(&[1, 2, 3, 4]),
+            SeqInput::new(&x, Steps(t), Batch(b)).with_lengths(&[1, 2, 3, 4]),
             is_shape,
             &["lengths"],
         ),
         (
-            SeqInput::new(&x, t, b).with_lengths(&[1, 0, 3]),
+            SeqInput::new(&x, Steps(t), Batch(b)).with_lengths(&[1, 0, 3]),
             is_arg,
             &["lengths[1] = 0"],
         ),
         (
-            SeqInput::new(&x, t, b).with_lengths(&[1, 5, 3]),
+            SeqInput::new(&x, Steps(t), Batch(b)).with_lengths(&[1, 5, 3]),
             is_arg,
             &["lengths[1] = 5"],
         ),
         (
-            SeqInput::new(&x, t, b).with_lengths(&[usize::MAX, 1, 1]),
+            SeqInput::new(&x, Steps(t), Batch(b)).with_lengths(&[usize::MAX, 1, 1]),
             is_arg,
             &["lengths[0]"],
         ),
         // Sizes whose products overflow, with no data behind them.
-        (SeqInput::new(&[], usize::MAX, 2), is_overflow, &[]),
-        (SeqInput::new(&[], 1 << 40, 1 << 40), is_overflow, &[]),
-        (SeqInput::new(&[], 0, usize::MAX), is_overflow, &[]),
-        (SeqInput::new(&[], usize::MAX, 0), is_overflow, &[]),
+        (
+            SeqInput::new(&[], Steps(usize::MAX), Batch(2)),
+            is_overflow,
+            &[],
+        ),
+        (
+            SeqInput::new(&[], Steps(1 << 40), Batch(1 << 40)),
+            is_overflow,
+            &[],
+        ),
+        (
+            SeqInput::new(&[], Steps(0), Batch(usize::MAX)),
+            is_overflow,
+            &[],
+        ),
+        (
+            SeqInput::new(&[], Steps(usize::MAX), Batch(0)),
+            is_overflow,
+            &[],
+        ),
     ];
     for (input, pred, needles) in &cases {
         for (path, r) in all_paths(&gru, input) {
@@ -73,7 +94,7 @@ fn bad_sequence_inputs() {
     let mut c = GruConfig::new(3, 5);
     c.go_backwards = true;
     let g = random_gru(c, 3);
-    let input = SeqInput::new(&x, t, b).with_lengths(&[1, 2, 3]);
+    let input = SeqInput::new(&x, Steps(t), Batch(b)).with_lengths(&[1, 2, 3]);
     for (path, r) in all_paths(&g, &input) {
         assert!(
             matches!(r, Err(Error::InvalidArgument { .. })),
@@ -85,7 +106,7 @@ fn bad_sequence_inputs() {
     bad.weights.layers[0][0].b_hh.pop();
     refused(bad.validate(), is_shape, &["b_hh"]);
     refused(
-        reference::forward(&bad, &SeqInput::new(&x, t, b)),
+        reference::forward(&bad, &SeqInput::new(&x, Steps(t), Batch(b))),
         is_shape,
         &["b_hh"],
     );
@@ -113,7 +134,7 @@ fn empty_problems(which: Impl) {
         for (t, b) in [(0usize, 0usize), (0, 3), (4, 0)] {
             let h0: Vec<f32> = (0..ld * b * 5).map(|v| v as f32 * 0.01).collect();
             for with_h0 in [false, true] {
-                let mut input = SeqInput::new(&[], t, b);
+                let mut input = SeqInput::new(&[], Steps(t), Batch(b));
                 if with_h0 {
                     input = input.with_h0(&h0);
                 }
@@ -139,8 +160,8 @@ fn empty_problems(which: Impl) {
         && let Some(ctx) = ctx()
     {
         let g = GpuGru::new(ctx, &small_gru(Variant::ResetAfter, Direction::Forward, 1)).unwrap();
-        refused(g.workspace(0, 3), is_arg, &["T"]);
-        refused(g.workspace(3, 0), is_arg, &["B"]);
+        refused(g.workspace(Steps(0), Batch(3)), is_arg, &["T"]);
+        refused(g.workspace(Steps(3), Batch(0)), is_arg, &["B"]);
     }
 }
 

@@ -11,6 +11,7 @@ mod gpu_common;
 
 use wgpu_gru::cpu::CpuGru;
 use wgpu_gru::gpu::{Algorithm, GpuGru, GpuOptions};
+use wgpu_gru::{Batch, Steps};
 use wgpu_gru::{Direction, Error, GruConfig, SeqInput, Variant, reference};
 
 use common::random::{Rng, random_gru};
@@ -155,7 +156,7 @@ fn random_masks_match_the_reference_on_every_path() {
         let h0 = rng.vec(slots * s.b * s.config.hidden_size, 0.5);
         let mask = random_mask(&mut rng, s.b, s.t);
         for zero in [false, true] {
-            let mut input = SeqInput::new(&x, s.t, s.b)
+            let mut input = SeqInput::new(&x, Steps(s.t), Batch(s.b))
                 .with_mask(&mask)
                 .with_zero_output_for_mask(zero);
             if n % 2 == 1 {
@@ -207,19 +208,20 @@ fn masks_agree_with_the_unmasked_and_unpadded_forwards() {
     let mut rng = Rng(99);
     let x = rng.vec(t * b * 3, 1.0);
     let all = vec![true; t * b];
-    let plain = reference::forward(&gru, &SeqInput::new(&x, t, b)).unwrap();
-    let masked = reference::forward(&gru, &SeqInput::new(&x, t, b).with_mask(&all)).unwrap();
+    let plain = reference::forward(&gru, &SeqInput::new(&x, Steps(t), Batch(b))).unwrap();
+    let masked =
+        reference::forward(&gru, &SeqInput::new(&x, Steps(t), Batch(b)).with_mask(&all)).unwrap();
     assert_eq!(plain, masked);
     // Row 1 padded by 2 in front: its last 4 steps equal a forward over those 4 alone.
     let mask: Vec<bool> = (0..b * t).map(|k| k < t || k % t >= 2).collect();
     let out = CpuGru::new(&gru)
         .unwrap()
-        .forward(&SeqInput::new(&x, t, b).with_mask(&mask))
+        .forward(&SeqInput::new(&x, Steps(t), Batch(b)).with_mask(&mask))
         .unwrap();
     let x_tail: Vec<f32> = (2..t)
         .flat_map(|tt| x[(tt * b + 1) * 3..(tt * b + 2) * 3].to_vec())
         .collect();
-    let tail = reference::forward(&gru, &SeqInput::new(&x_tail, t - 2, 1)).unwrap();
+    let tail = reference::forward(&gru, &SeqInput::new(&x_tail, Steps(t - 2), Batch(1))).unwrap();
     for tt in 0..t - 2 {
         let got = &out.output[((tt + 2) * b + 1) * 4..((tt + 2) * b + 2) * 4];
         let want = &tail.output[tt * 4..(tt + 1) * 4];
@@ -239,11 +241,17 @@ fn bad_masks_are_refused() {
     let gru = random_gru(GruConfig::new(2, 3), 1);
     let x = vec![0.0f32; 4 * 2 * 2];
     let short = vec![true; 7];
-    let e = reference::forward(&gru, &SeqInput::new(&x, 4, 2).with_mask(&short)).unwrap_err();
+    let e = reference::forward(
+        &gru,
+        &SeqInput::new(&x, Steps(4), Batch(2)).with_mask(&short),
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::ShapeMismatch { .. }), "{e}");
     let mask = vec![true; 8];
     let lens = [4, 2];
-    let both = SeqInput::new(&x, 4, 2).with_mask(&mask).with_lengths(&lens);
+    let both = SeqInput::new(&x, Steps(4), Batch(2))
+        .with_mask(&mask)
+        .with_lengths(&lens);
     assert!(reference::forward(&gru, &both).is_err());
     assert!(CpuGru::new(&gru).unwrap().forward(&both).is_err());
     if let Some(ctx) = gpu_common::ctx() {

@@ -3,6 +3,7 @@
 
 use safetensors::{Dtype, SafeTensors};
 use wgpu_gru::model::{Dense, GruClassifier, argmax_rows, softmax_rows};
+use wgpu_gru::{Batch, Steps};
 use wgpu_gru::{Error, Gru, GruConfig};
 
 const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/digits_gru.safetensors");
@@ -53,7 +54,7 @@ fn digits_reference_matches_torch() {
         .parse()
         .unwrap();
 
-    let probs = model.reference_forward(&x, n, 8).unwrap();
+    let probs = model.reference_forward(&x, Steps(8), Batch(n)).unwrap();
     assert_eq!(probs.len(), n * 10);
     let dp = wgpu_gru::max_abs_diff(&probs, &torch_probs);
     assert!(dp <= 1e-5, "max |Δprob| = {dp:e}");
@@ -100,7 +101,7 @@ fn shape_errors_are_typed() {
     assert!(GruClassifier::new(gru, model.dense.clone()).is_err());
     // x of the wrong length.
     assert!(matches!(
-        model.reference_forward(&[0.0; 63], 1, 8),
+        model.reference_forward(&[0.0; 63], Steps(8), Batch(1)),
         Err(Error::ShapeMismatch { .. })
     ));
     // Missing file and garbage bytes.

@@ -8,8 +8,9 @@ mod gpu_common;
 use common::random::{Rng, random_gru};
 use gpu_common::ctx;
 use safetensors::SafeTensors;
-use wgpu_gru::gpu::{Algorithm, GpuClassifier, final_state_offset};
+use wgpu_gru::gpu::{Algorithm, GpuClassifier, GpuOptions, final_state_offset};
 use wgpu_gru::model::{Dense, GruClassifier, argmax_rows};
+use wgpu_gru::{Batch, Steps};
 use wgpu_gru::{Direction, Error, GruConfig};
 
 const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/digits_gru.safetensors");
@@ -56,20 +57,22 @@ fn digits_on_gpu_equal_reference_and_torch() {
     let model = GruClassifier::from_safetensors(MODEL).unwrap();
     let s = split();
     let n = s.labels.len();
-    let want = model.reference_forward(&s.x, n, 8).unwrap();
+    let want = model.reference_forward(&s.x, Steps(8), Batch(n)).unwrap();
     let want_pred = model.predict(&want);
     for algo in [Algorithm::Auto, Algorithm::PerStep, Algorithm::Sequence] {
-        let gpu = GpuClassifier::new(ctx, &model)
-            .unwrap()
-            .with_algorithm(algo);
-        let (probs, stats) = gpu.predict_proba_with_stats(&s.x, n, 8).unwrap();
+        let gpu =
+            GpuClassifier::with_options(ctx, &model, GpuOptions::default().with_algorithm(algo))
+                .unwrap();
+        let (probs, stats) = gpu
+            .predict_proba_with_stats(&s.x, Steps(8), Batch(n))
+            .unwrap();
         assert_eq!(stats.submits, 1, "{stats:?}");
         assert_eq!(probs.len(), n * 10);
         let dp = wgpu_gru::max_abs_diff(&probs, &want);
         assert!(dp <= 1e-5, "{algo:?}: max |Δprob| vs reference = {dp:e}");
         let dt = wgpu_gru::max_abs_diff(&probs, &s.torch_probs);
         assert!(dt <= 1e-5, "{algo:?}: max |Δprob| vs torch = {dt:e}");
-        let pred = gpu.predict(&s.x, n, 8).unwrap();
+        let pred = gpu.predict(&s.x, Steps(8), Batch(n)).unwrap();
         assert_eq!(pred, argmax_rows(&probs, 10));
         assert_eq!(
             pred, want_pred,
@@ -97,8 +100,8 @@ fn batch_sizes_and_reuse() {
     // Odd batch sizes (not multiples of any workgroup) and a repeat of each shape.
     for b in [1usize, 3, 65, 1, 65] {
         let x = &s.x[..b * 64];
-        let got = gpu.predict_proba(x, b, 8).unwrap();
-        let want = model.reference_forward(x, b, 8).unwrap();
+        let got = gpu.predict_proba(x, Steps(8), Batch(b)).unwrap();
+        let want = model.reference_forward(x, Steps(8), Batch(b)).unwrap();
         let dp = wgpu_gru::max_abs_diff(&got, &want);
         assert!(dp <= 1e-5, "B={b}: {dp:e}");
     }
@@ -107,10 +110,14 @@ fn batch_sizes_and_reuse() {
         .chunks_exact(64)
         .flat_map(|img| img[..5 * 8].to_vec())
         .collect();
-    let got = gpu.predict_proba(&x5, 4, 5).unwrap();
-    let want = model.reference_forward(&x5, 4, 5).unwrap();
+    let got = gpu.predict_proba(&x5, Steps(5), Batch(4)).unwrap();
+    let want = model.reference_forward(&x5, Steps(5), Batch(4)).unwrap();
     assert!(wgpu_gru::max_abs_diff(&got, &want) <= 1e-5);
-    assert!(gpu.predict_proba(&[], 0, 8).unwrap().is_empty());
+    assert!(
+        gpu.predict_proba(&[], Steps(8), Batch(0))
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Random multi-layer, bidirectional and reverse GRUs with heads of several sizes: the head reads
@@ -144,9 +151,9 @@ fn random_models_match_reference() {
             Dense::new(h, classes, rng.vec(classes * h, 2.0), rng.vec(classes, 1.0)).unwrap();
         let model = GruClassifier::new(gru, dense).unwrap();
         let x = rng.vec(t * b * model.gru.config.input_size, 1.0);
-        let want = model.reference_forward(&x, b, t).unwrap();
+        let want = model.reference_forward(&x, Steps(t), Batch(b)).unwrap();
         let gpu = GpuClassifier::new(ctx, &model).unwrap();
-        let got = gpu.predict_proba(&x, b, t).unwrap();
+        let got = gpu.predict_proba(&x, Steps(t), Batch(b)).unwrap();
         let dp = wgpu_gru::max_abs_diff(&got, &want);
         assert!(dp <= 1e-5, "case {seed}: max |Δprob| {dp:e}");
     }
@@ -163,10 +170,10 @@ fn wide_softmax_matches_reference() {
     let dense = Dense::new(4, classes, rng.vec(classes * 4, 4.0), rng.vec(classes, 1.0)).unwrap();
     let model = GruClassifier::new(gru, dense).unwrap();
     let x = rng.vec(t * b * 2, 1.0);
-    let want = model.reference_forward(&x, b, t).unwrap();
+    let want = model.reference_forward(&x, Steps(t), Batch(b)).unwrap();
     let got = GpuClassifier::new(ctx, &model)
         .unwrap()
-        .predict_proba(&x, b, t)
+        .predict_proba(&x, Steps(t), Batch(b))
         .unwrap();
     for (row, (g, w)) in got.chunks(classes).zip(want.chunks(classes)).enumerate() {
         let top = w.iter().cloned().fold(0.0f32, f32::max);
@@ -196,11 +203,11 @@ fn head_errors_are_typed() {
     let model = GruClassifier::from_safetensors(MODEL).unwrap();
     let gpu = GpuClassifier::new(ctx, &model).unwrap();
     assert!(matches!(
-        gpu.predict_proba(&[0.0; 63], 1, 8),
+        gpu.predict_proba(&[0.0; 63], Steps(8), Batch(1)),
         Err(Error::ShapeMismatch { .. })
     ));
     assert!(matches!(
-        gpu.predict_proba(&[], 2, 0),
+        gpu.predict_proba(&[], Steps(0), Batch(2)),
         Err(Error::InvalidArgument { .. })
     ));
     // The head refuses inputs that are too small or not bindable as storage.

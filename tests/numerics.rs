@@ -8,6 +8,7 @@ mod gpu_common;
 
 use common::random::Rng;
 use gpu_common::paths::{Impl, per_impl, run_on, small_gru};
+use wgpu_gru::{Batch, Steps};
 use wgpu_gru::{Direction, SeqInput, Variant, reference};
 
 /// Where each value is NaN, and the finite values, compared between two outputs.
@@ -40,9 +41,12 @@ fn nan_propagates_like_the_frameworks(which: Impl) {
         // Row 2 has length 2: NaN at step 3 is padding.
         dirty[(3 * b + 2) * i] = f32::NAN;
         let lens = [4, 4, 2];
-        let want =
-            reference::forward(&gru, &SeqInput::new(&clean, t, b).with_lengths(&lens)).unwrap();
-        let input = SeqInput::new(&dirty, t, b).with_lengths(&lens);
+        let want = reference::forward(
+            &gru,
+            &SeqInput::new(&clean, Steps(t), Batch(b)).with_lengths(&lens),
+        )
+        .unwrap();
+        let input = SeqInput::new(&dirty, Steps(t), Batch(b)).with_lengths(&lens);
         for (path, r) in run_on(which, &gru, &input) {
             let out = r.unwrap_or_else(|e| panic!("{path}: {e}"));
             for tt in 0..t {
@@ -76,7 +80,7 @@ fn nan_propagates_like_the_frameworks(which: Impl) {
         // NaN in h0 of one row poisons that row only.
         let mut h0 = vec![0.1f32; 2 * b * h];
         h0[h + 2] = f32::NAN; // layer 0, row 1, unit 2
-        let input = SeqInput::new(&clean, t, b).with_h0(&h0);
+        let input = SeqInput::new(&clean, Steps(t), Batch(b)).with_h0(&h0);
         for (path, r) in run_on(which, &gru, &input) {
             let out = r.unwrap_or_else(|e| panic!("{path}: {e}"));
             for tt in 0..t {
@@ -100,7 +104,7 @@ fn nan_weights_poison_everything(which: Impl) {
     gru.weights.layers[0][0].b_ih[5 + 1] = f32::NAN; // z gate, unit 1
     let (t, b) = (3, 2);
     let x = Rng(5).vec(t * b * 3, 1.0);
-    for (path, r) in run_on(which, &gru, &SeqInput::new(&x, t, b)) {
+    for (path, r) in run_on(which, &gru, &SeqInput::new(&x, Steps(t), Batch(b))) {
         let out = r.unwrap_or_else(|e| panic!("{path}: {e}"));
         // Unit 1's z is NaN from step 0; every unit is NaN from step 1 (h feeds every gate).
         for bb in 0..b {
@@ -125,8 +129,8 @@ fn infinities_are_ieee_values(which: Impl) {
     x[4] = f32::NEG_INFINITY;
     x[3 * 3 + 1] = f32::INFINITY;
     x[3 * 3 + 2] = f32::NEG_INFINITY;
-    let want = reference::forward(&gru, &SeqInput::new(&x, t, b)).unwrap();
-    for (path, r) in run_on(which, &gru, &SeqInput::new(&x, t, b)) {
+    let want = reference::forward(&gru, &SeqInput::new(&x, Steps(t), Batch(b))).unwrap();
+    for (path, r) in run_on(which, &gru, &SeqInput::new(&x, Steps(t), Batch(b))) {
         let out = r.unwrap_or_else(|e| panic!("{path}: {e}"));
         same_nan_pattern(&out.output, &want.output).unwrap_or_else(|e| panic!("{path}: {e}"));
         same_nan_pattern(&out.h_n, &want.h_n).unwrap_or_else(|e| panic!("{path}: {e}"));

@@ -12,6 +12,7 @@ mod gpu_common;
 
 use common::cli::{TempDir, run_bin};
 use common::npy_file;
+use wgpu_gru::{Batch, Steps};
 
 use std::path::{Path, PathBuf};
 
@@ -82,7 +83,8 @@ impl Case {
     }
 
     fn dims(&self) -> (usize, usize) {
-        self.imported.shapes().unwrap().x_dims(&self.x.0).unwrap()
+        let (Steps(t), Batch(b)) = self.imported.shapes().unwrap().x_dims(&self.x.0).unwrap();
+        (t, b)
     }
 
     /// Runs `engine` as the CLI would: h0 and lengths from the case where the graph takes them
@@ -108,7 +110,7 @@ impl Case {
             SequenceLens::Fixed(l) => Some(l.clone()),
             SequenceLens::None => None,
         };
-        let mut input = SeqInput::new(&self.x.1, t, b);
+        let mut input = SeqInput::new(&self.x.1, Steps(t), Batch(b));
         if let Some(h) = &h0 {
             input = input.with_h0(h);
         }
@@ -117,9 +119,16 @@ impl Case {
         }
         let out = engine(&self.imported.gru, &input)
             .unwrap_or_else(|e| panic!("{label} {}: {e}", self.name));
-        let y = shapes.output_to_framework(t, b, &out.output).unwrap();
+        let y = shapes
+            .output_to_framework(Steps(t), Batch(b), &out.output)
+            .unwrap();
         let y_h = shapes.state_to_framework(b, &out.h_n).unwrap();
-        assert_eq!(shapes.output_shape(t, b), self.y.0, "{} Y shape", self.name);
+        assert_eq!(
+            shapes.output_shape(Steps(t), Batch(b)),
+            self.y.0,
+            "{} Y shape",
+            self.name
+        );
         assert_eq!(shapes.state_shape(b), self.y_h.0, "{} Y_h shape", self.name);
         let e =
             wgpu_gru::max_abs_diff(&y, &self.y.1).max(wgpu_gru::max_abs_diff(&y_h, &self.y_h.1));

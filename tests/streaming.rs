@@ -7,7 +7,8 @@ mod gpu_common;
 
 use common::random::{Rng, random_gru};
 use gpu_common::ctx;
-use wgpu_gru::gpu::{Algorithm, GpuGru, GpuStream};
+use wgpu_gru::gpu::{Algorithm, GpuGru, GpuOptions, GpuStream};
+use wgpu_gru::{Batch, Steps};
 use wgpu_gru::{Direction, Error, Gru, GruConfig, SeqInput, Variant, reference};
 
 const TOL: f32 = 1e-5;
@@ -67,8 +68,8 @@ fn check_equal(gru: &Gru, t: usize, b: usize, seed: u64, algo: Algorithm) {
     let Some(ctx) = ctx() else { return };
     let c = &gru.config;
     let x = Rng(seed | 1).vec(t * b * c.input_size, 1.0);
-    let input = SeqInput::new(&x, t, b);
-    let gpu = GpuGru::new(ctx, gru).unwrap().with_algorithm(algo);
+    let input = SeqInput::new(&x, Steps(t), Batch(b));
+    let gpu = GpuGru::with_options(ctx, gru, GpuOptions::default().with_algorithm(algo)).unwrap();
     let one_shot = gpu.forward(&input).unwrap();
     let want = reference::forward(gru, &input).unwrap();
     assert!(one_shot.max_abs_diff(&want) <= TOL);
@@ -130,9 +131,11 @@ fn reset_row_restarts_only_that_row() {
     let gpu = GpuGru::new(ctx, &gru).unwrap();
     let t = t1 + t2;
     let x = Rng(99).vec(t * b * i, 1.0);
-    let whole = gpu.forward(&SeqInput::new(&x, t, b)).unwrap();
+    let whole = gpu.forward(&SeqInput::new(&x, Steps(t), Batch(b))).unwrap();
     let second = steps_tm(&x, b, i, t1, t);
-    let fresh = gpu.forward(&SeqInput::new(&second, t2, b)).unwrap();
+    let fresh = gpu
+        .forward(&SeqInput::new(&second, Steps(t2), Batch(b)))
+        .unwrap();
 
     let mut s = GpuStream::new(&gpu, b).unwrap();
     s.push(&steps_tm(&x, b, i, 0, t1), t1).unwrap();
@@ -175,7 +178,9 @@ fn set_state_equals_forward_with_h0() {
     let mut rng = Rng(5);
     let x = rng.vec(t * b * i, 1.0);
     let h0 = rng.vec(b * h, 0.5);
-    let want = gpu.forward(&SeqInput::new(&x, t, b).with_h0(&h0)).unwrap();
+    let want = gpu
+        .forward(&SeqInput::new(&x, Steps(t), Batch(b)).with_h0(&h0))
+        .unwrap();
     let mut s = GpuStream::new(&gpu, b).unwrap();
     s.set_state(&h0).unwrap();
     assert_eq!(s.state().unwrap(), h0);
@@ -194,7 +199,7 @@ fn repeated_chunk_lengths_and_many_lengths() {
     let gru = random_gru(GruConfig::new(i, h), 11);
     let gpu = GpuGru::new(ctx, &gru).unwrap();
     let x = Rng(12).vec(t * b * i, 1.0);
-    let want = gpu.forward(&SeqInput::new(&x, t, b)).unwrap();
+    let want = gpu.forward(&SeqInput::new(&x, Steps(t), Batch(b))).unwrap();
     let (y, hn) = stream_chunks(&gpu, &x, t, b, &sizes);
     assert!(wgpu_gru::max_abs_diff(&y, &want.output) <= TOL);
     assert!(wgpu_gru::max_abs_diff(&hn, &want.h_n) <= TOL);

@@ -10,6 +10,7 @@ mod gpu_common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use wgpu_gru::{Batch, Steps};
 
 use common::cli::{TempDir, bin};
 use wgpu_gru::formats::SafetensorsFile;
@@ -130,7 +131,7 @@ fn gpu_classifier_gradients_match_reference() {
         let (loss, g, head) =
             train::reference::classifier_backward(&model, &x, &labels, steps).unwrap();
         let trainer = GpuTrainer::classifier(ctx, &model).unwrap();
-        let mut ws = trainer.workspace(steps, batch).unwrap();
+        let mut ws = trainer.workspace(Steps(steps), Batch(batch)).unwrap();
         let (st, gg, gh) = trainer.classifier_gradients(&mut ws, &x, &labels).unwrap();
         assert!(
             (st.loss as f64 - loss).abs() <= 1e-5 * loss.max(1.0),
@@ -154,7 +155,9 @@ fn gpu_classifier_gradients_match_reference() {
         }
         // The probabilities of a prediction equal the reference forward's.
         let probs = trainer.predict_proba(&mut ws, &x).unwrap();
-        let want = model.reference_forward(&x, batch, steps).unwrap();
+        let want = model
+            .reference_forward(&x, Steps(steps), Batch(batch))
+            .unwrap();
         close(&format!("case {k} probabilities"), &probs, &want, 1e-5);
         let correct = argmax_rows(&want, classes)
             .iter()
@@ -217,7 +220,7 @@ fn gpu_optimisers_match_reference() {
         (Optimizer::sgd(0.1, 0.0), Some(0.05)),
     ] {
         let mut trainer = GpuTrainer::classifier(ctx, &model).unwrap();
-        let mut ws = trainer.workspace(3, 6).unwrap();
+        let mut ws = trainer.workspace(Steps(3), Batch(6)).unwrap();
         let mut p = flat(&model);
         let (mut m1, mut m2) = (vec![0.0; p.len()], vec![0.0; p.len()]);
         for step in 1..=3u64 {
@@ -289,7 +292,9 @@ fn train_cli_three_epochs_on_the_digits() {
     let test = SafetensorsFile::open(assets().join("digits_test.safetensors")).unwrap();
     let x = test.require_f32("x", "test").unwrap();
     let (_, labels) = test.get_lengths("labels").unwrap().unwrap();
-    let probs = model.reference_forward(&x.data, labels.len(), 8).unwrap();
+    let probs = model
+        .reference_forward(&x.data, Steps(8), Batch(labels.len()))
+        .unwrap();
     let right = argmax_rows(&probs, 10)
         .iter()
         .zip(&labels)
@@ -320,7 +325,9 @@ fn committed_trained_model_matches_pytorch() {
         .unwrap();
     let (_, torch_pred) = torch.get_lengths("torch_pred").unwrap().unwrap();
     let n = labels.len();
-    let probs = model.reference_forward(&x.data, n, 8).unwrap();
+    let probs = model
+        .reference_forward(&x.data, Steps(8), Batch(n))
+        .unwrap();
     let pred = argmax_rows(&probs, 10);
     assert_eq!(pred, torch_pred, "predictions differ from PyTorch's");
     close("probabilities vs PyTorch", &probs, &torch_probs.data, 1e-5);

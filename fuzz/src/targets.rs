@@ -25,6 +25,7 @@ mod npy_file;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use wgpu_gru::{Batch, Steps};
 
 use clap::Parser;
 use wgpu_gru::cpu::CpuGru;
@@ -124,7 +125,7 @@ pub fn safetensors_import(data: &[u8]) {
         if c.input_size * c.hidden_size <= 4096 {
             let x = vec![0.5f32; 2 * 3 * c.input_size];
             let p = m
-                .reference_forward(&x, 2, 3)
+                .reference_forward(&x, Steps(3), Batch(2))
                 .expect("a valid classifier runs");
             assert_eq!(p.len(), 2 * m.num_classes());
             assert_eq!(m.predict(&p).len(), 2);
@@ -174,7 +175,7 @@ fn exercise(imported: &Imported) {
             .map(|k| ((k * 104_729) % 13) as f32 / 13.0 - 0.5)
             .collect();
         let lens: Vec<usize> = (0..b).map(|r| t.saturating_sub(r).max(1)).collect();
-        let mut input = SeqInput::new(&x, t, b).with_h0(&h0);
+        let mut input = SeqInput::new(&x, Steps(t), Batch(b)).with_h0(&h0);
         if t > 0 && !c.go_backwards {
             input = input.with_lengths(&lens);
         }
@@ -191,9 +192,11 @@ fn exercise(imported: &Imported) {
         }
         if let Ok(s) = &shapes {
             let y = s
-                .output_to_framework(t, b, &got.output)
+                .output_to_framework(Steps(t), Batch(b), &got.output)
                 .expect("output shape");
-            let back = s.output_from_framework(t, b, &y).expect("inverse");
+            let back = s
+                .output_from_framework(Steps(t), Batch(b), &y)
+                .expect("inverse");
             assert!(
                 same_bits(&back, &got.output),
                 "output conversion round trip"

@@ -172,7 +172,21 @@ impl GpuContext {
         )
     }
 
-    /// `device.poll(ty)`, one poll of this crate's at a time on the device.
+    /// `queue.submit(buffers)`, never while one of this crate's polls runs: wgpu-core 30 asserts
+    /// when a submit's own cleanup retires submissions between a timed-out wait's fence read
+    /// and its queue check (`Device::maintain`, "If the queue is empty, …").
+    pub(crate) fn submit(
+        &self,
+        buffers: impl IntoIterator<Item = wgpu::CommandBuffer>,
+    ) -> wgpu::SubmissionIndex {
+        let _turn = self
+            .poll_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.queue.submit(buffers)
+    }
+
+    /// `device.poll(ty)`, one poll (or submit) of this crate's at a time on the device.
     pub(crate) fn poll(
         &self,
         ty: wgpu::PollType,

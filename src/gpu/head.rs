@@ -489,7 +489,7 @@ impl GpuClassifier {
         let mut stats = self.encode(&mut encoder, ws)?;
         let n = batch * self.num_classes();
         encoder.copy_buffer_to_buffer(ws.probs_buffer(), 0, &ws.read, 0, n as u64 * 4);
-        let index = ctx.queue.submit([encoder.finish()]);
+        let index = ctx.submit([encoder.finish()]);
         stats.submits = 1;
         let mut probs = vec![0.0f32; n];
         let read = read_back(ctx, index, &mut [(&ws.read, &mut probs[..])]);

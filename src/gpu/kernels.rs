@@ -1,7 +1,7 @@
 //! The only `include_str!` site: WGSL sources, and pipelines built once per specialisation.
 
 use super::io::Layout;
-use super::options::GpuOptions;
+use super::options::{Algorithm, GpuOptions};
 use crate::config::{Activations, Variant};
 
 pub use super::wgsl::{
@@ -204,7 +204,11 @@ impl Kernels {
                 Some(make("step_candidate", &[])),
             ),
         };
-        let sequence = if hidden <= SEQ_MAX {
+        // A forced algorithm needs its own kernels and the per-step ones it falls back to; only
+        // `Auto` builds every kind.
+        let wants =
+            |a: Algorithm| matches!(options.algorithm, Algorithm::Auto) || options.algorithm == a;
+        let sequence = if wants(Algorithm::Sequence) && hidden <= SEQ_MAX {
             std::iter::successors(Some(1u32), |&bs| (bs < SEQ_MAX_ROWS).then_some(bs * 2))
                 .filter(|&bs| bs * hidden <= SEQ_MAX)
                 .map(|bs| {
@@ -228,27 +232,31 @@ impl Kernels {
         let limits = device.limits();
         let kq = (regs_columns / 4).clamp(1, 8);
         let (ks, wg) = regs_shape(hidden, kq * 4);
-        let sequence_regs =
-            regs_fit(&limits, hidden, kq, ks, wg, REGS_WORKGROUP_BYTES).then(|| {
-                let steps = seq_steps(software, 3 * kq + ks + 8);
-                SeqKernel {
-                    rows: 1,
-                    steps,
-                    pipeline: make(
-                        "sequence_regs",
-                        &[
-                            ("KQ", kq as f64),
-                            ("KS", ks as f64),
-                            ("WG", wg as f64),
-                            ("SEQ_STEPS", steps as f64),
-                        ],
-                    ),
-                }
-            });
+        let sequence_regs = (wants(Algorithm::SequenceRegisters)
+            && regs_fit(&limits, hidden, kq, ks, wg, REGS_WORKGROUP_BYTES))
+        .then(|| {
+            let steps = seq_steps(software, 3 * kq + ks + 8);
+            SeqKernel {
+                rows: 1,
+                steps,
+                pipeline: make(
+                    "sequence_regs",
+                    &[
+                        ("KQ", kq as f64),
+                        ("KS", ks as f64),
+                        ("WG", wg as f64),
+                        ("SEQ_STEPS", steps as f64),
+                    ],
+                ),
+            }
+        });
         let make_tiled = |entry: &str| -> Vec<(u32, wgpu::ComputePipeline)> {
+            if !wants(Algorithm::Tiled) {
+                return Vec::new();
+            }
             TILED_ROWS
                 .iter()
-                .map(|&rows| (rows, make(entry, &[("RPI", (rows / 16) as f64)])))
+                .map(|&rows| (rows, make(entry, &[("RPI", (rows / TILED_GROUPS) as f64)])))
                 .collect()
         };
         let (tiled_fused, tiled_gates, tiled_candidate) = match variant {
@@ -277,7 +285,8 @@ impl Kernels {
                     ),
                 };
                 let (kq, ks, wg) = regs_sg_shape(hidden, kq * 4);
-                let sequence_regs = (ks <= info.subgroup_min_size
+                let sequence_regs = (wants(Algorithm::SequenceRegisters)
+                    && ks <= info.subgroup_min_size
                     && regs_fit(&limits, hidden, kq, ks, wg, REGS_SG_WORKGROUP_BYTES))
                 .then(|| {
                     let steps = seq_steps(software, 3 * kq + ks + 8);

@@ -244,7 +244,7 @@ impl GpuGru {
             label: Some("wgpu-gru forward (resident)"),
         });
         let mut stats = self.encode(&mut encoder, ws)?;
-        let index = self.model.ctx.queue.submit([encoder.finish()]);
+        let index = self.model.ctx.submit([encoder.finish()]);
         stats.submits = 1;
         if let Err(e) = self.model.ctx.poll(wgpu::PollType::Wait {
             submission_index: Some(index),
@@ -358,7 +358,7 @@ impl GpuGru {
         });
         let mut stats = self.encode(&mut encoder, ws)?;
         self.encode_read_back(&mut encoder, ws)?;
-        let index = self.model.ctx.queue.submit([encoder.finish()]);
+        let index = self.model.ctx.submit([encoder.finish()]);
         stats.submits = 1;
         // Scopes close on this thread, before the wait (a future may move between threads).
         pop_scopes(oom, scope)?;

@@ -179,7 +179,7 @@ impl<'g> GpuStream<'g> {
         gru.encode(&mut encoder, ws)?;
         encoder.copy_buffer_to_buffer(&ws.states, state_bytes, &self.carry, 0, state_bytes);
         encoder.copy_buffer_to_buffer(ws.output_buffer(), 0, &ws.read_y, 0, out_len as u64 * 4);
-        let index = ctx.queue.submit([encoder.finish()]);
+        let index = ctx.submit([encoder.finish()]);
         let read = read_back(ctx, index, &mut [(&ws.read_y, &mut *out)]);
         pop_scopes(oom, scope)?;
         read?;
@@ -257,7 +257,7 @@ impl<'g> GpuStream<'g> {
         });
         let bytes = self.state_len as u64 * 4;
         encoder.copy_buffer_to_buffer(&self.carry, 0, &self.read_state, 0, bytes);
-        let index = ctx.queue.submit([encoder.finish()]);
+        let index = ctx.submit([encoder.finish()]);
         let mut h = vec![0.0f32; self.state_len];
         let read = read_back(ctx, index, &mut [(&self.read_state, &mut h[..])]);
         pop_scopes(oom, scope)?;

@@ -1261,7 +1261,7 @@ impl GpuTrainer {
             (np + nx) as u64 * 4,
             slab as u64 * 4,
         );
-        let index = q.submit([encoder.finish()]);
+        let index = self.ctx.submit([encoder.finish()]);
         let mut flat = vec![0.0f32; np + nx + slab];
         let read = read_back(&self.ctx, index, &mut [(&ws.staging, &mut flat[..])]);
         pop_scopes(scopes.0, scopes.1)?;
@@ -1338,7 +1338,7 @@ impl GpuTrainer {
             label: Some("wgpu-gru train parameter read-back"),
         });
         encoder.copy_buffer_to_buffer(buf, 0, &staging, 0, n as u64 * 4);
-        let index = self.ctx.queue.submit([encoder.finish()]);
+        let index = self.ctx.submit([encoder.finish()]);
         let mut flat = vec![0.0f32; n];
         let read = read_back(&self.ctx, index, &mut [(&staging, &mut flat[..])]);
         pop_scopes(scopes.0, scopes.1)?;
@@ -1521,57 +1521,10 @@ impl GpuTrainer {
         {
             return Err(Error::arg("clip", format!("max norm must be > 0, got {c}")));
         }
-        self.head_pipeline()?;
-        self.ctx.check_lost()?;
-        let device = &self.ctx.device;
-        let scopes = push_scopes(device);
         let step = self.step + 1;
-        self.write_x(ws, x);
-        self.write_ints(ws, None, labels);
-        self.write_opt(ws, Some((opt, clip)), step);
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("wgpu-gru train step"),
-        });
-        self.clean(&mut encoder, ws);
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("wgpu-gru train step pass"),
-                timestamp_writes: None,
-            });
-            self.encode_forward(&mut pass, ws);
-            self.encode_head(&mut pass, ws, true)?;
-            self.encode_backward(&mut pass, ws, false);
-            pass.set_bind_group(0, &ws.opt_group, &[ws.opt_offset]);
-            if clip.is_some() {
-                let groups = (self.layout.total as u32)
-                    .div_ceil(OPT_WG * 64)
-                    .clamp(1, MAX_GROUPS);
-                pass.set_pipeline(&self.pipes.sumsq);
-                pass.dispatch_workgroups(groups, 1, 1);
-                pass.set_pipeline(&self.pipes.clip_scale);
-                pass.dispatch_workgroups(1, 1, 1);
-            }
-            let groups = (self.layout.total as u32).div_ceil(OPT_WG);
-            let max_dim = device.limits().max_compute_workgroups_per_dimension;
-            let gx = groups.min(max_dim);
-            pass.set_pipeline(match opt {
-                Optimizer::Adam { .. } => &self.pipes.adam,
-                Optimizer::Sgd { .. } => &self.pipes.sgd,
-            });
-            pass.dispatch_workgroups(gx, groups.div_ceil(gx), 1);
-        }
-        encoder.copy_buffer_to_buffer(&self.scratch, 0, &ws.staging, 0, 8);
-        let index = self.ctx.queue.submit([encoder.finish()]);
-        let mut out = [0.0f32; 2];
-        let read = read_back(&self.ctx, index, &mut [(&ws.staging, &mut out[..])]);
-        pop_scopes(scopes.0, scopes.1)?;
-        read?;
-        self.ctx.check_lost()?;
+        let stats = self.classifier_pass(ws, x, labels, Some((opt, clip)), step)?;
         self.step = step;
-        Ok(StepStats {
-            loss: out[0],
-            correct: out[1] as u32,
-        })
+        Ok(stats)
     }
 
     /// The classifier's loss and gradients for one batch, without an update: the loss, the
@@ -1583,42 +1536,89 @@ impl GpuTrainer {
         labels: &[u32],
     ) -> Result<(StepStats, GruWeights, Dense)> {
         self.check_batch(ws, x, Some(labels))?;
+        let stats = self.classifier_pass(ws, x, labels, None, 0)?;
+        let (g, head) = self.read_gradients()?;
+        let head = head.ok_or_else(|| Error::arg("trainer", "no head"))?;
+        Ok((stats, g, head))
+    }
+
+    /// One submit of a classifier's forward, loss and backward for a checked batch, then (with
+    /// `update`) gradient clipping and the optimiser's step `step`; reads back the loss and the
+    /// count of correct rows.
+    fn classifier_pass(
+        &self,
+        ws: &mut TrainWorkspace,
+        x: &[f32],
+        labels: &[u32],
+        update: Option<(&Optimizer, Option<f32>)>,
+        step: u64,
+    ) -> Result<StepStats> {
         self.head_pipeline()?;
         self.ctx.check_lost()?;
         let device = &self.ctx.device;
         let scopes = push_scopes(device);
         self.write_x(ws, x);
         self.write_ints(ws, None, labels);
-        self.write_opt(ws, None, 0);
+        self.write_opt(ws, update, step);
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("wgpu-gru train classifier gradients"),
+            label: Some("wgpu-gru train classifier pass"),
         });
         self.clean(&mut encoder, ws);
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("wgpu-gru train classifier gradients pass"),
+                label: Some("wgpu-gru train classifier pass"),
                 timestamp_writes: None,
             });
             self.encode_forward(&mut pass, ws);
             self.encode_head(&mut pass, ws, true)?;
             self.encode_backward(&mut pass, ws, false);
+            if let Some((opt, clip)) = update {
+                self.encode_update(&mut pass, ws, opt, clip);
+            }
         }
         encoder.copy_buffer_to_buffer(&self.scratch, 0, &ws.staging, 0, 8);
-        let index = self.ctx.queue.submit([encoder.finish()]);
+        let index = self.ctx.submit([encoder.finish()]);
         let mut out = [0.0f32; 2];
         let read = read_back(&self.ctx, index, &mut [(&ws.staging, &mut out[..])]);
         pop_scopes(scopes.0, scopes.1)?;
         read?;
-        let (g, head) = self.read_gradients()?;
-        let head = head.ok_or_else(|| Error::arg("trainer", "no head"))?;
-        Ok((
-            StepStats {
-                loss: out[0],
-                correct: out[1] as u32,
-            },
-            g,
-            head,
-        ))
+        self.ctx.check_lost()?;
+        Ok(StepStats {
+            loss: out[0],
+            correct: out[1] as u32,
+        })
+    }
+
+    /// Clipping (when `clip` is `Some`) and the optimiser over every parameter.
+    fn encode_update(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        ws: &TrainWorkspace,
+        opt: &Optimizer,
+        clip: Option<f32>,
+    ) {
+        pass.set_bind_group(0, &ws.opt_group, &[ws.opt_offset]);
+        if clip.is_some() {
+            let groups = (self.layout.total as u32)
+                .div_ceil(OPT_WG * 64)
+                .clamp(1, MAX_GROUPS);
+            pass.set_pipeline(&self.pipes.sumsq);
+            pass.dispatch_workgroups(groups, 1, 1);
+            pass.set_pipeline(&self.pipes.clip_scale);
+            pass.dispatch_workgroups(1, 1, 1);
+        }
+        let groups = (self.layout.total as u32).div_ceil(OPT_WG);
+        let max_dim = self
+            .ctx
+            .device
+            .limits()
+            .max_compute_workgroups_per_dimension;
+        let gx = groups.min(max_dim);
+        pass.set_pipeline(match opt {
+            Optimizer::Adam { .. } => &self.pipes.adam,
+            Optimizer::Sgd { .. } => &self.pipes.sgd,
+        });
+        pass.dispatch_workgroups(gx, groups.div_ceil(gx), 1);
     }
 
     /// Class probabilities `[B, C]` for `x` (layout as in [`train_step`](Self::train_step)),
@@ -1652,7 +1652,7 @@ impl GpuTrainer {
             0,
             n as u64 * 4,
         );
-        let index = self.ctx.queue.submit([encoder.finish()]);
+        let index = self.ctx.submit([encoder.finish()]);
         let mut probs = vec![0.0f32; n];
         let read = read_back(&self.ctx, index, &mut [(&ws.staging, &mut probs[..])]);
         pop_scopes(scopes.0, scopes.1)?;

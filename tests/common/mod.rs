@@ -14,6 +14,7 @@ pub mod random;
 pub mod safetensors_file;
 
 use std::path::{Path, PathBuf};
+use wgpu_gru::{Batch, Steps};
 
 use wgpu_gru::formats::{self, FrameworkShapes, Imported, SafetensorsFile};
 use wgpu_gru::{Gru, GruOutput, Result, SeqInput};
@@ -144,7 +145,7 @@ impl Case {
         let shapes = imported.shapes().map_err(e)?;
         let names = shapes.names();
         let xt = file.require_f32(names.x, "golden case").map_err(e)?;
-        let (steps, batch) = shapes.x_dims(&xt.shape).map_err(e)?;
+        let (Steps(steps), Batch(batch)) = shapes.x_dims(&xt.shape).map_err(e)?;
         let x = Array {
             shape: xt.shape,
             data: xt.data,
@@ -187,12 +188,12 @@ impl Case {
             };
             let t = file.require_f32(&n, "golden case").map_err(e)?;
             if short == names.output {
-                if t.shape != shapes.output_shape(steps, batch) {
+                if t.shape != shapes.output_shape(Steps(steps), Batch(batch)) {
                     return Err(format!("{name}: {n} has shape {:?}", t.shape));
                 }
                 out = Some(
                     shapes
-                        .output_from_framework(steps, batch, &t.data)
+                        .output_from_framework(Steps(steps), Batch(batch), &t.data)
                         .map_err(e)?,
                 );
             } else if short == names.state {
@@ -263,10 +264,12 @@ impl Case {
             (
                 names.output.to_string(),
                 Array {
-                    shape: self.shapes.output_shape(self.steps, self.batch),
+                    shape: self
+                        .shapes
+                        .output_shape(Steps(self.steps), Batch(self.batch)),
                     data: self
                         .shapes
-                        .output_to_framework(self.steps, self.batch, &out.output)
+                        .output_to_framework(Steps(self.steps), Batch(self.batch), &out.output)
                         .map_err(e)?,
                 },
             ),

@@ -25,7 +25,7 @@ use wgpu_gru::npy::{self, PendingFile, shape_str};
 use wgpu_gru::train::{self, Gradients};
 use wgpu_gru::{Gru, SeqInput, wgpu};
 
-use crate::run::{Backend, CellArgs, FormatArg, at, check_outputs};
+use crate::run::{Backend, CellArgs, FormatArg, at, check_outputs, read_x};
 
 /// Arguments of `wgpu-gru grad`.
 #[derive(Debug, clap::Args)]
@@ -119,12 +119,7 @@ fn run(args: &Args) -> Result<(), String> {
     let shapes = imported.shapes().map_err(|e| at(&args.weights, e))?;
     let names = shapes.names();
 
-    let x = npy::read(&args.input).map_err(|e| at(&args.input, e))?;
-    let x_shape = x.shape.clone();
-    let x = x.into_f32(names.x).map_err(|e| at(&args.input, e))?;
-    let (Steps(steps), Batch(batch)) = shapes
-        .x_dims(&x_shape)
-        .map_err(|e| at(&args.input, format!("{e} ({} format)", imported.format)))?;
+    let (x, Steps(steps), Batch(batch)) = read_x(&args.input, &shapes, imported.format)?;
     let h0 = match &args.h0 {
         Some(p) => {
             let v = read_shaped(p, names.h0, &shapes.h0_shape(batch))?;

@@ -18,7 +18,7 @@ use wgpu_gru::{Batch, Steps};
 use clap::ValueEnum;
 use wgpu_gru::auto::{self, Engine, Workload};
 use wgpu_gru::formats::onnx_model::{self, InitialState, SequenceLens};
-use wgpu_gru::formats::{self, Format, ImportOptions};
+use wgpu_gru::formats::{self, Format, FrameworkShapes, ImportOptions};
 use wgpu_gru::gpu::{GpuContext, GpuGru};
 use wgpu_gru::npy::{self, PendingFile, shape_str};
 use wgpu_gru::{Direction, Error, Gru, GruOutput, SeqInput, wgpu};
@@ -245,6 +245,21 @@ pub(crate) fn check_outputs(inputs: &[&PathBuf], outputs: &[&PathBuf]) -> Result
     Ok(())
 }
 
+/// Reads X from `path` as the model's `shapes` lay it out: the data and its (T, B).
+pub fn read_x(
+    path: &Path,
+    shapes: &FrameworkShapes,
+    format: Format,
+) -> Result<(Vec<f32>, Steps, Batch), String> {
+    let x = npy::read(path).map_err(|e| at(path, e))?;
+    let shape = x.shape.clone();
+    let x = x.into_f32(shapes.names().x).map_err(|e| at(path, e))?;
+    let (t, b) = shapes
+        .x_dims(&shape)
+        .map_err(|e| at(path, format!("{e} ({format} format)")))?;
+    Ok((x, t, b))
+}
+
 /// The layout and cell options `run` and `grad` share.
 #[derive(Debug, clap::Args)]
 pub struct CellArgs {
@@ -295,12 +310,7 @@ fn run(args: &Args) -> Result<(), String> {
     let shapes = imported.shapes().map_err(|e| at(&args.weights, e))?;
     let names = shapes.names();
 
-    let x = npy::read(&args.input).map_err(|e| at(&args.input, e))?;
-    let x_shape = x.shape.clone();
-    let x = x.into_f32(names.x).map_err(|e| at(&args.input, e))?;
-    let (Steps(steps), Batch(batch)) = shapes
-        .x_dims(&x_shape)
-        .map_err(|e| at(&args.input, format!("{e} ({} format)", imported.format)))?;
+    let (x, Steps(steps), Batch(batch)) = read_x(&args.input, &shapes, imported.format)?;
 
     let read_h0 = |p: &PathBuf| -> Result<Vec<f32>, String> {
         let a = npy::read(p).map_err(|e| at(p, e))?;
