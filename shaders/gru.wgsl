@@ -121,7 +121,7 @@ fn sequence(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wi
                 var acc: array<vec3<f32>, SEQ_MAX_ROWS>;
                 for (var bb = 0u; bb < BS; bb++) { acc[bb] = vec3<f32>(0.0); }
                 for (var k = 0u; k < H; k++) {
-                    let w = u[ut + k * H + j].xyz;
+                    let w = u4(ut + k * H + j).xyz;
                     for (var bb = 0u; bb < BS; bb++) { acc[bb] += w * hs[cur + bb * H + k]; }
                 }
                 for (var bb = 0u; bb < nb; bb++) {
@@ -138,7 +138,7 @@ fn sequence(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wi
                 var acc: array<vec2<f32>, SEQ_MAX_ROWS>;
                 for (var bb = 0u; bb < BS; bb++) { acc[bb] = vec2<f32>(0.0); }
                 for (var k = 0u; k < H; k++) {
-                    let w = u[ut + k * H + j].xy;
+                    let w = u4(ut + k * H + j).xy;
                     for (var bb = 0u; bb < BS; bb++) { acc[bb] += w * hs[cur + bb * H + k]; }
                 }
                 for (var bb = 0u; bb < nb; bb++) {
@@ -161,7 +161,7 @@ fn sequence(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wi
                 var acc: array<f32, SEQ_MAX_ROWS>;
                 for (var bb = 0u; bb < BS; bb++) { acc[bb] = 0.0; }
                 for (var k = 0u; k < H; k++) {
-                    let w = u[ut + k * H + j].z;
+                    let w = u4(ut + k * H + j).z;
                     for (var bb = 0u; bb < BS; bb++) { acc[bb] += w * rhs[bb * H + k]; }
                 }
                 for (var bb = 0u; bb < nb; bb++) {
@@ -274,7 +274,7 @@ fn load_u(d: u32, j0: u32, g0: u32, i: u32, kk4: u32) -> vec4<f32> {
     let g = g0 + gu / TU;
     let k4 = kk4 + i % K4T;
     if (j >= H || k4 >= ly.hp4) { return vec4<f32>(0.0); }
-    return u[(d * 3u * H + g * H + j) * ly.hp4 + k4];
+    return u4((d * 3u * H + g * H + j) * ly.hp4 + k4);
 }
 
 // Global → registers for the K-step at kk4.

@@ -6,7 +6,7 @@
 
 @group(0) @binding(0) var<uniform> p: ProjParams;
 @group(0) @binding(1) var<storage, read> a: array<f32>;        // [T, B, K] via strides
-@group(0) @binding(2) var<storage, read> w: array<f32>;        // [N, K] row-major
+@group(0) @binding(2) var<storage, read> w: array<wt>;         // [N, K] row-major (f32 or f16)
 @group(0) @binding(3) var<storage, read> bias: array<f32>;     // [N]
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;  // [M, N] row-major
 @group(0) @binding(5) var<uniform> chunk: Chunk;              // dynamic offset: this dispatch's K-chunk
@@ -50,7 +50,7 @@ fn main(
             var av = 0.0;
             var wv = 0.0;
             if (m < p.m && kk < k_end) { av = a[a_index(m, kk)]; }
-            if (nn < p.n && kk < k_end) { wv = w[nn * p.k + kk]; }
+            if (nn < p.n && kk < k_end) { wv = f32(w[nn * p.k + kk]); }
             stage(lk + e, lr, av, wv);
         }
         tile_mac(&acc, lid.x, lid.y);

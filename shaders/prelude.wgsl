@@ -29,12 +29,17 @@ override SEQ_STEPS: u32 = 0u;      // steps per dispatch of the sequence kernels
 @group(0) @binding(0) var<uniform> st: Step;                        // dynamic offset per step
 @group(0) @binding(1) var<uniform> ly: Layer;
 @group(0) @binding(2) var<storage, read> xp: array<f32>;             // [T, B, D, 3H]
-@group(0) @binding(3) var<storage, read> u: array<vec4<f32>>;        // [D, 3H, HP] ++ b_hh ++ W_hhᵀ
+@group(0) @binding(3) var<storage, read> u: array<vec4<wt>>;         // [D, 3H, HP] ++ b_hh ++ W_hhᵀ
 @group(0) @binding(4) var<storage, read> lens: array<u32>;           // [B] ++ [1] ++ [B, T] mask
 @group(0) @binding(5) var<storage, read_write> hbuf: array<vec4<f32>>; // [2, D, B, HP] ping-pong
 @group(0) @binding(6) var<storage, read_write> y: array<f32>;        // [T, B, D·H] via strides
 @group(0) @binding(7) var<storage, read_write> states: array<f32>;   // h0 [L, D, B, H] ++ h_n [L, D, B, H]
 @group(0) @binding(8) var<storage, read_write> zr: array<vec4<f32>>; // [2, D, B, HP]: z, then r⊙h
+
+// Element i of `u`, in f32 whatever the weights' storage type `wt`.
+fn u4(i: u32) -> vec4<f32> {
+    return vec4<f32>(u[i]);
+}
 
 fn act(kind: u32, v: f32, alpha: f32, beta: f32) -> f32 {
     var x = v;
@@ -147,7 +152,7 @@ fn xp_at(pos: Pos, d: u32, b: u32, row: u32) -> f32 {
 
 fn bhh(d: u32, row: u32) -> f32 {
     let i = ly.bhh_off + d * 3u * H + row;
-    return u[i / 4u][i % 4u];
+    return u4(i / 4u)[i % 4u];
 }
 
 // z and r⊙h of (d, b, j) between the two halves of a reset-before step: `zr` [2, D, B, HP].
@@ -181,11 +186,11 @@ fn matvec_lane(s: u32, lane: u32, stride: u32, j: u32, d: u32, b0: u32, g0: u32,
     if (j < H) {
         let row = (d * 3u * H + g0 * H + j) * ly.hp4;
         for (var k4 = lane; k4 < ly.hp4; k4 += stride) {
-            let w0 = u[row + k4];
+            let w0 = u4(row + k4);
             var w1 = vec4<f32>(0.0);
             var w2 = vec4<f32>(0.0);
-            if (ngates > 1u) { w1 = u[row + H * ly.hp4 + k4]; }
-            if (ngates > 2u) { w2 = u[row + 2u * H * ly.hp4 + k4]; }
+            if (ngates > 1u) { w1 = u4(row + H * ly.hp4 + k4); }
+            if (ngates > 2u) { w2 = u4(row + 2u * H * ly.hp4 + k4); }
             for (var bb = 0u; bb < STEP_ROWS; bb++) {
                 let b = b0 + bb;
                 if (b >= ly.batch) { break; }

@@ -37,7 +37,7 @@ fn regs_run(t: u32, lid: u32, d: u32, b: u32) {
         for (var q = 0u; q < KQ; q++) {
             let k4 = ks * KQ + q;
             var v = vec4<f32>(0.0);
-            if (live && k4 < ly.hp4) { v = u[(d * 3u * H + g * H + j) * ly.hp4 + k4]; }
+            if (live && k4 < ly.hp4) { v = u4((d * 3u * H + g * H + j) * ly.hp4 + k4); }
             w[g * 8u + q] = v;
         }
     }

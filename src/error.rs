@@ -86,6 +86,18 @@ pub enum Error {
     /// The feature is not supported on this path.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// The device lacks a wgpu feature that the asked-for option needs.
+    #[error(
+        "{option} needs wgpu::Features::{feature}, which the device on {adapter} does not have"
+    )]
+    MissingFeature {
+        /// The option, such as `Precision::F16Weights`.
+        option: &'static str,
+        /// The wgpu feature.
+        feature: &'static str,
+        /// The adapter's description.
+        adapter: String,
+    },
     /// An I/O error, with the path involved.
     #[error("{path}: {source}")]
     Io {

@@ -1,11 +1,37 @@
 //! Every WGSL shader passes naga's validator (the naga wgpu uses), with its overrides
 //! specialised, and translates to SPIR-V (Vulkan), MSL (Metal), HLSL (DX12) and GLSL (GL).
 
+use wgpu_gru::gpu::Precision;
 use wgpu_gru::gpu::wgsl::Shader;
 
-/// Every module as the crate compiles it: (kernel file name, composed source).
-fn all_shaders() -> impl Iterator<Item = (&'static str, &'static str)> {
-    Shader::ALL.into_iter().map(|s| (s.name(), s.source()))
+/// The modules that read weights, which have an f16-weights variant.
+const F16_MODULES: [Shader; 3] = [Shader::InputProj, Shader::Gru, Shader::GruSubgroup];
+
+/// Every module as the crate compiles it: (name, composed source), the f16-weights variants
+/// named `… (f16)`.
+fn all_shaders() -> impl Iterator<Item = (String, &'static str)> {
+    Shader::ALL
+        .into_iter()
+        .map(|s| (s.name().to_string(), s.source()))
+        .chain(F16_MODULES.into_iter().map(|s| {
+            (
+                format!("{} (f16)", s.name()),
+                s.source_for(Precision::F16Weights),
+            )
+        }))
+}
+
+#[test]
+fn f16_variants_differ_only_in_the_weights_type() {
+    for s in F16_MODULES {
+        let (a, b) = (s.source(), s.source_for(Precision::F16Weights));
+        assert!(b.starts_with("enable f16;\n") && !a.contains("enable f16"));
+        assert_eq!(
+            b.trim_start_matches("enable f16;\n")
+                .replace("alias wt = f16;", "alias wt = f32;"),
+            a
+        );
+    }
 }
 
 fn parse(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {
@@ -49,7 +75,7 @@ fn constants(module: &naga::Module) -> naga::back::PipelineConstants {
 #[test]
 fn every_shader_validates() {
     for (name, src) in all_shaders() {
-        let (module, info) = parse(name, src);
+        let (module, info) = parse(&name, src);
         assert!(!module.entry_points.is_empty(), "{name} has no entry point");
         let consts = if module.overrides.is_empty() {
             naga::back::PipelineConstants::default()
@@ -64,7 +90,7 @@ fn every_shader_validates() {
 #[test]
 fn every_shader_translates_for_vulkan_metal_dx12_gl() {
     for (name, src) in all_shaders() {
-        let (module, info) = parse(name, src);
+        let (module, info) = parse(&name, src);
         let consts = if module.overrides.is_empty() {
             naga::back::PipelineConstants::default()
         } else {
@@ -87,8 +113,14 @@ fn every_shader_translates_for_vulkan_metal_dx12_gl() {
             .unwrap_or_else(|e| panic!("{name} → MSL: {e}"));
 
         let mut hlsl = String::new();
+        let f16 = name.ends_with("(f16)");
         let opts = naga::back::hlsl::Options {
-            shader_model: naga::back::hlsl::ShaderModel::V6_0,
+            // DX12 has 16-bit types from shader model 6.2.
+            shader_model: if f16 {
+                naga::back::hlsl::ShaderModel::V6_2
+            } else {
+                naga::back::hlsl::ShaderModel::V6_0
+            },
             ..Default::default()
         };
         let hlsl_pipe = naga::back::hlsl::PipelineOptions::default();
@@ -97,7 +129,8 @@ fn every_shader_translates_for_vulkan_metal_dx12_gl() {
             .unwrap_or_else(|e| panic!("{name} → HLSL: {e}"));
         assert!(!hlsl.is_empty());
 
-        for ep in &module.entry_points {
+        // GL has no f16: the crate refuses f16 weights there (Error::MissingFeature).
+        for ep in module.entry_points.iter().filter(|_| !f16) {
             let mut glsl = String::new();
             let gl_opts = naga::back::glsl::Options {
                 version: naga::back::glsl::Version::Embedded {
@@ -179,6 +212,10 @@ fn only_the_subgroup_shader_needs_subgroups() {
         let module = naga::front::wgsl::parse_str(src).unwrap();
         let res = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
             .validate(&module);
-        assert_eq!(res.is_err(), name == "gru_subgroup.wgsl", "{name}: {res:?}");
+        assert_eq!(
+            res.is_err(),
+            name.starts_with("gru_subgroup.wgsl"),
+            "{name}: {res:?}"
+        );
     }
 }

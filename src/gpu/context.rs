@@ -105,7 +105,7 @@ impl GpuContext {
         adapter: &wgpu::Adapter,
         limits: Option<wgpu::Limits>,
     ) -> Result<Self> {
-        let wanted = wgpu::Features::SUBGROUP;
+        let wanted = wgpu::Features::SUBGROUP | wgpu::Features::SHADER_F16;
         let features = adapter.features() & wanted;
         let limits = limits.unwrap_or_else(|| adapter.limits());
         let (device, queue) = adapter

@@ -144,8 +144,8 @@ impl Kernels {
                 DynUniform, Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite,
             ],
         );
-        let proj_module = Shader::InputProj.create(device);
-        let gru_module = Shader::Gru.create(device);
+        let proj_module = Shader::InputProj.create(device, options.precision);
+        let gru_module = Shader::Gru.create(device, options.precision);
         let software = device.adapter_info().device_type == wgpu::DeviceType::Cpu;
         // Per 16-column K-stage: the stage, its 4 loads and 16 FMAs, should none be unrolled.
         let proj_k_chunk = seq_steps(software, 21) * GEMM_KT;
@@ -270,7 +270,7 @@ impl Kernels {
         let subgroup = (options.subgroups && device.features().contains(wgpu::Features::SUBGROUP))
             .then(|| {
                 let info = device.adapter_info();
-                let module = Shader::GruSubgroup.create(device);
+                let module = Shader::GruSubgroup.create(device, options.precision);
                 let units = match options.subgroup_units {
                     0 => (STEP_WG / info.subgroup_min_size.max(1)).max(1),
                     n => n,

@@ -25,6 +25,6 @@ mod workspace;
 pub use context::{GpuContext, LossMarker};
 pub use head::{ClassifierWorkspace, GpuClassifier, GpuHead, HeadBinding, final_state_offset};
 pub use layer::GpuGru;
-pub use options::{Algorithm, ForwardStats, GpuOptions};
+pub use options::{Algorithm, ForwardStats, GpuOptions, Precision};
 pub use stream::GpuStream;
 pub use workspace::Workspace;

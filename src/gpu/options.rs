@@ -22,6 +22,19 @@ pub enum Algorithm {
     Tiled,
 }
 
+/// How a GPU model stores its weights. Arithmetic and the state are f32 either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Precision {
+    /// Weights and biases in f32.
+    #[default]
+    F32,
+    /// W_ih, W_hh and b_hh stored as f16 (read through `Features::SHADER_F16`), half the weight
+    /// memory and bandwidth; every product and sum stays in f32, as do b_ih, h and the outputs.
+    /// The results are those of the model with these weights rounded to f16. Refused with
+    /// [`Error::MissingFeature`](crate::Error::MissingFeature) on a device without the feature.
+    F16Weights,
+}
+
 /// Tuning options of [`GpuGru::with_options`](super::GpuGru::with_options): `GpuOptions::default()` and its `with_*`
 /// builders (more options may come, so the struct cannot be written out field by field).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +53,8 @@ pub struct GpuOptions {
     /// for the adapter's smallest subgroup (256 invocations / its size), so each subgroup owns one
     /// unit. With more units than subgroups, each subgroup takes several in turn.
     pub subgroup_units: u32,
+    /// How the weights are stored (default [`Precision::F32`]).
+    pub precision: Precision,
 }
 
 impl Default for GpuOptions {
@@ -49,6 +64,7 @@ impl Default for GpuOptions {
             register_columns: REGS_DEFAULT_COLUMNS,
             subgroups: true,
             subgroup_units: 0,
+            precision: Precision::F32,
         }
     }
 }
@@ -67,6 +83,11 @@ impl GpuOptions {
     /// Sets [`GpuOptions::subgroups`].
     pub fn with_subgroups(mut self, subgroups: bool) -> Self {
         self.subgroups = subgroups;
+        self
+    }
+    /// Sets [`GpuOptions::precision`].
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
         self
     }
     /// Sets [`GpuOptions::subgroup_units`].

@@ -7,7 +7,7 @@ use wgpu::util::DeviceExt;
 use super::context::GpuContext;
 use super::io::pop_scopes;
 use super::kernels::{self, Kernels};
-use super::options::GpuOptions;
+use super::options::{GpuOptions, Precision};
 use crate::config::GruConfig;
 use crate::error::{Error, Result};
 use crate::weights::Gru;
@@ -57,6 +57,16 @@ impl Model {
         }
         // wgpu panics in buffer creation on a lost device; refuse first.
         ctx.refresh_lost()?;
+        let f16 = options.precision == Precision::F16Weights;
+        if f16 && !ctx.device.features().contains(wgpu::Features::SHADER_F16) {
+            return Err(Error::MissingFeature {
+                option: "Precision::F16Weights",
+                feature: "SHADER_F16",
+                adapter: ctx.describe(),
+            });
+        }
+        // Bytes per stored weight.
+        let wbytes: u64 = if f16 { 2 } else { 4 };
         let c = gru.config.clone();
         // Each direction's pair specialises its own override constants of one pipeline.
         let acts = [c.activations_for(0), c.activations_for(1)];
@@ -81,10 +91,10 @@ impl Model {
             let u_rows = d * 3 * h * hp;
             let bhh_len = (d * 3 * h).next_multiple_of(4);
             let total = u_rows + bhh_len + d * h * h * 4;
-            if (total as u64) * 4 > max_bind || (w_ih.len() as u64) * 4 > max_bind {
+            if (total.max(w_ih.len()) as u64) * wbytes > max_bind {
                 return Err(Error::DeviceLimit {
                     what: format!("layer {l} weights binding (bytes)"),
-                    needed: (total.max(w_ih.len()) as u64) * 4,
+                    needed: (total.max(w_ih.len()) as u64) * wbytes,
                     limit: max_bind,
                 });
             }
@@ -111,10 +121,25 @@ impl Model {
                     usage: wgpu::BufferUsages::STORAGE,
                 })
             };
+            // Weights in the storage type the kernels read (`wt`).
+            let init_w = |label: String, data: &[f32]| {
+                if !f16 {
+                    return init(label, data);
+                }
+                let halves: Vec<u16> = data
+                    .iter()
+                    .map(|&v| half::f16::from_f32(v).to_bits())
+                    .collect();
+                device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(&label),
+                    contents: bytemuck::cast_slice(&halves),
+                    usage: wgpu::BufferUsages::STORAGE,
+                })
+            };
             layers.push(LayerBuffers {
-                w_ih: init(format!("wgpu-gru W_ih l{l}"), &w_ih),
+                w_ih: init_w(format!("wgpu-gru W_ih l{l}"), &w_ih),
                 b_ih: init(format!("wgpu-gru b_ih l{l}"), &b_ih),
-                u: init(format!("wgpu-gru W_hh l{l}"), &u),
+                u: init_w(format!("wgpu-gru W_hh l{l}"), &u),
                 bhh_off: u_rows as u32,
                 ut_off: ((u_rows + bhh_len) / 4) as u32,
             });

@@ -6,7 +6,7 @@ use wgpu_gru::{Batch, Steps};
 use clap::Args as ClapArgs;
 use wgpu_gru::bench::{STANDARD_SHAPES, Shape, median_ms};
 use wgpu_gru::cpu::CpuGru;
-use wgpu_gru::gpu::{Algorithm, GpuContext, GpuGru, GpuOptions};
+use wgpu_gru::gpu::{Algorithm, GpuContext, GpuGru, GpuOptions, Precision};
 use wgpu_gru::{GruOutput, SeqInput, Variant, reference};
 
 /// Arguments of `wgpu-gru bench`.
@@ -33,6 +33,10 @@ pub struct Args {
     /// Run the portable GPU kernels even where the adapter has subgroups.
     #[arg(long)]
     no_subgroups: bool,
+    /// How the GPU backends store the weights: f32, or f16 (`Precision::F16Weights`: f16 weights,
+    /// f32 arithmetic; needs `Features::SHADER_F16`). The CPU and reference paths are f32/f64.
+    #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
+    precision: String,
     /// Threads for the cpu backend.
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -68,6 +72,8 @@ struct Row {
     /// Directions and activations where not a forward Sigmoid/Tanh layer (`""` otherwise).
     model: String,
     directions: usize,
+    /// How the weights were stored: `f32` or `f16`.
+    precision: String,
 }
 
 impl Row {
@@ -90,6 +96,7 @@ impl Row {
             "submits": self.submits,
             "model": self.model,
             "directions": self.directions,
+            "precision": self.precision,
         })
     }
 }
@@ -148,6 +155,7 @@ fn read_rows(path: &std::path::Path) -> Result<Vec<Row>, String> {
                 submits: n("submits").unwrap_or(0) as u32,
                 model: text("model").unwrap_or_default(),
                 directions: n("directions").unwrap_or(1),
+                precision: text("precision").unwrap_or_else(|| "f32".into()),
             })
         })
         .collect()
@@ -179,6 +187,11 @@ pub fn main(args: Args) -> Result<(), String> {
             .map(|s| Shape::parse(s))
             .collect::<Result<_, _>>()
             .map_err(|e| e.to_string())?
+    };
+    let precision = if args.precision == "f16" {
+        Precision::F16Weights
+    } else {
+        Precision::F32
     };
     let (variant, vname) = match args.variant.as_str() {
         "reset-before" => (Variant::ResetBefore, "reset-before"),
@@ -305,7 +318,8 @@ pub fn main(args: Args) -> Result<(), String> {
                         GpuOptions::default()
                             .with_algorithm(algo)
                             .with_register_columns(args.regs_cols)
-                            .with_subgroups(!args.no_subgroups),
+                            .with_subgroups(!args.no_subgroups)
+                            .with_precision(precision),
                     )
                     .map_err(|e| e.to_string())?;
                     let mut ws = g
@@ -335,6 +349,11 @@ pub fn main(args: Args) -> Result<(), String> {
                     model.clone()
                 },
                 directions,
+                precision: if backend.starts_with("gpu") {
+                    args.precision.clone()
+                } else {
+                    "f32".into()
+                },
             };
             let device: String = row.device.chars().take(44).collect();
             println!(
