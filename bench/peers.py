@@ -14,7 +14,7 @@ timesteps, input size, hidden size; FLOPs per forward = 6·H·(H+I)·B·T.
 
 Usage:
     bench/peers.py [--threads N] [--reps N] [--shapes latency,long] [--backends ort,torch]
-                   [--cuda [--no-tf32]] [--json FILE]
+                   [--cuda [--no-tf32] [--fp16]] [--json FILE]
 
 `--json FILE` writes a list of records with keys shape, batch, steps, input, hidden, backend,
 device, variant, median_ms, gflops (plus median_cpu_ms, threads, tf32 for cuda, and versions).
@@ -37,6 +37,8 @@ def main():
     ap.add_argument("--backends", default="ort,torch", help="comma-separated subset of ort,torch")
     ap.add_argument("--cuda", action="store_true", help="also time torch nn.GRU on cuda")
     ap.add_argument("--no-tf32", action="store_true", help="with --cuda: forbid cuDNN's TF32 tensor cores")
+    ap.add_argument("--fp16", action="store_true",
+                    help="with --cuda: the cuDNN GRU in half precision (weights and input fp16)")
     ap.add_argument("--json", metavar="FILE", help="write the results as JSON records")
     a = ap.parse_args()
 
@@ -96,6 +98,7 @@ def main():
             "gflops": flops / ms / 1e6,
             "threads": a.threads if device == "cpu" else None,
             "tf32": bool(torch.backends.cudnn.allow_tf32) if device == "cuda" else None,
+            "precision": "f16" if (device == "cuda" and a.fp16) else "f32",
             "versions": versions,
         }
         records.append(rec)
@@ -121,6 +124,8 @@ def main():
         if a.cuda:
             g = gru.to("cuda")
             xc = x.to("cuda")
+            if a.fp16:
+                g, xc = g.half(), xc.half()
             with torch.inference_mode():
                 # Several warm-ups: the first calls pick cuDNN algorithms and settle clocks.
                 times = median_ms(lambda: g(xc), a.reps, sync=torch.cuda.synchronize, warmup=3)

@@ -7,11 +7,15 @@
 // vec4 FMAs against h from workgroup memory, the sum over the unit's KS slices, and the gate
 // epilogue on slice 0.
 //
+// The weights are `let`s, one vec4 per (gate, q), and the loops over q are unrolled: no private
+// array is indexed, so nothing pushes W_hh out of registers. src/gpu/wgsl.rs writes those lines
+// for the module's KQ where the `//@` markers stand (`wgpu-gru shader` prints the result).
+//
 // Each module defines `slice_sum(t, v)`: role t's partial sums summed over its unit's slices,
 // valid on slice 0 and called by every invocation in uniform control flow (`gru.wgsl` through
 // workgroup memory and a barrier, `gru_subgroup.wgsl` through subgroup shuffles).
 
-override KQ: u32 = 8u;    // vec4s of each gate's row slice per invocation (2, 4 or 8)
+//@KQ: const KQ: u32 = <vec4s of each gate's row slice per invocation, 1 to 8>;
 override KS: u32 = 1u;    // K-slices of 4·KQ columns per hidden unit
 override WG: u32 = 32u;   // invocations: H·KS rounded up to 32
 
@@ -24,6 +28,17 @@ fn hr_get(base: u32, j: u32) -> f32 {
     return hr[base + j / 4u][j % 4u];
 }
 
+// Column block k4 of gate g's row of unit j (zero past H).
+fn regs_w(live: bool, d: u32, g: u32, j: u32, k4: u32) -> vec4<f32> {
+    if (live && k4 < ly.hp4) { return u4((d * 3u * H + g * H + j) * ly.hp4 + k4); }
+    return vec4<f32>(0.0);
+}
+
+// One column block's products for gates r, z and (reset-after) n against h block `hv`.
+fn regs_mac3(wr: vec4<f32>, wz: vec4<f32>, wn: vec4<f32>, hv: vec4<f32>) -> vec3<f32> {
+    return vec3<f32>(dot(wr, hv), dot(wz, hv), select(0.0, dot(wn, hv), RESET_AFTER));
+}
+
 // Role t of the workgroup of (direction d, batch row b) runs this dispatch's steps.
 fn regs_run(t: u32, lid: u32, d: u32, b: u32) {
     let j = t / KS;
@@ -31,16 +46,8 @@ fn regs_run(t: u32, lid: u32, d: u32, b: u32) {
     let live = j < H;
     let lead = live && ks == 0u;
     let row4 = KS * KQ;
-    // W_hh slice into registers: w[g·8 + q] = U[g·H + j][4·(ks·KQ + q) .. +4].
-    var w: array<vec4<f32>, 24>;
-    for (var g = 0u; g < 3u; g++) {
-        for (var q = 0u; q < KQ; q++) {
-            let k4 = ks * KQ + q;
-            var v = vec4<f32>(0.0);
-            if (live && k4 < ly.hp4) { v = u4((d * 3u * H + g * H + j) * ly.hp4 + k4); }
-            w[g * 8u + q] = v;
-        }
-    }
+    // W_hh slice into registers: w_g_q = U[g·H + j][4·(ks·KQ + q) .. +4].
+    //@weights: let w_<g>_<q> = regs_w(live, d, <g>u, j, ks * KQ + <q>u);
     for (var i = lid; i < 2u * REG_MAX4; i += WG) { hr[i] = vec4<f32>(0.0); }
     for (var i = lid; i < REG_MAX4; i += WG) { rr[i] = vec4<f32>(0.0); }
     workgroupBarrier();
@@ -62,10 +69,7 @@ fn regs_run(t: u32, lid: u32, d: u32, b: u32) {
         var xv = vec3<f32>(0.0);
         if (lead && pos.valid) { xv = xp3(pos, d, b, j); }
         var acc = vec3<f32>(0.0);
-        for (var q = 0u; q < KQ; q++) {
-            let hv = hr[cur + ks * KQ + q];
-            acc += vec3<f32>(dot(w[q], hv), dot(w[8u + q], hv), select(0.0, dot(w[16u + q], hv), RESET_AFTER));
-        }
+        //@mac3: acc += regs_mac3(w_0_<q>, w_1_<q>, w_2_<q>, hr[cur + ks * KQ + <q>u]);
         let a = slice_sum(t, acc);
         if (RESET_AFTER) {
             if (lead) {
@@ -86,9 +90,7 @@ fn regs_run(t: u32, lid: u32, d: u32, b: u32) {
             }
             workgroupBarrier();
             var accn = 0.0;
-            for (var q = 0u; q < KQ; q++) {
-                accn += dot(w[16u + q], rr[ks * KQ + q]);
-            }
+            //@macn: accn += dot(w_2_<q>, rr[ks * KQ + <q>u]);
             let an = slice_sum(t, vec3<f32>(accn, 0.0, 0.0)).x;
             if (lead) {
                 let hnew = before_or_hold(pos.valid, d, xv.z, an, bh.z, z, hr_get(cur, j));

@@ -7,9 +7,9 @@
 use super::context::GpuContext;
 use super::io::{Layout, pop_scopes, read_back};
 use super::layer::GpuGru;
-use super::options::Precision;
+
 use super::options::{ForwardStats, GpuOptions};
-use super::wgsl::{HEAD_WG, HeadParams, Shader};
+use super::wgsl::{HEAD_WG, HeadParams, Shader, Spec};
 use super::workspace::Workspace;
 use crate::config::GruConfig;
 use crate::error::{Error, Result};
@@ -119,7 +119,7 @@ impl GpuHead {
             "wgpu-gru head",
             &[Uniform, Read, Read, Read, ReadWrite],
         );
-        let module = Shader::Head.create(device, Precision::F32);
+        let module = Shader::Head.create(device, Spec::default());
         let constants = [("K", k32 as f64), ("C", c32 as f64)];
         let make = |entry: &str| layout.pipeline(device, &module, entry, &constants);
         let dense_pipeline = make("dense");

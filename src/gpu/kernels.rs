@@ -6,7 +6,7 @@ use crate::config::{Activations, Variant};
 
 pub use super::wgsl::{
     GEMM_KT, GEMM_TILE, REGS_MAX_H, REGS_MAX_WG, REGS_SG_WORKGROUP_BYTES, REGS_WORKGROUP_BYTES,
-    SEQ_MAX, SEQ_MAX_ROWS, SEQ_WG, STEP_ROWS, STEP_UNITS, STEP_WG, Shader, TILED_GROUPS,
+    SEQ_MAX, SEQ_MAX_ROWS, SEQ_WG, STEP_ROWS, STEP_UNITS, STEP_WG, Shader, Spec, TILED_GROUPS,
     TILED_MAX_RPI, TILED_UNITS,
 };
 
@@ -144,8 +144,13 @@ impl Kernels {
                 DynUniform, Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite,
             ],
         );
-        let proj_module = Shader::InputProj.create(device, options.precision);
-        let gru_module = Shader::Gru.create(device, options.precision);
+        let kq = (regs_columns / 4).clamp(1, 8);
+        let spec = |kq| Spec {
+            precision: options.precision,
+            kq,
+        };
+        let proj_module = Shader::InputProj.create(device, spec(kq));
+        let gru_module = Shader::Gru.create(device, spec(kq));
         let software = device.adapter_info().device_type == wgpu::DeviceType::Cpu;
         // Per 16-column K-stage: the stage, its 4 loads and 16 FMAs, should none be unrolled.
         let proj_k_chunk = seq_steps(software, 21) * GEMM_KT;
@@ -230,7 +235,6 @@ impl Kernels {
             Vec::new()
         };
         let limits = device.limits();
-        let kq = (regs_columns / 4).clamp(1, 8);
         let (ks, wg) = regs_shape(hidden, kq * 4);
         let sequence_regs = (wants(Algorithm::SequenceRegisters)
             && regs_fit(&limits, hidden, kq, ks, wg, REGS_WORKGROUP_BYTES))
@@ -242,7 +246,6 @@ impl Kernels {
                 pipeline: make(
                     "sequence_regs",
                     &[
-                        ("KQ", kq as f64),
                         ("KS", ks as f64),
                         ("WG", wg as f64),
                         ("SEQ_STEPS", steps as f64),
@@ -270,7 +273,8 @@ impl Kernels {
         let subgroup = (options.subgroups && device.features().contains(wgpu::Features::SUBGROUP))
             .then(|| {
                 let info = device.adapter_info();
-                let module = Shader::GruSubgroup.create(device, options.precision);
+                let (kq, ks, wg) = regs_sg_shape(hidden, kq * 4);
+                let module = Shader::GruSubgroup.create(device, spec(kq));
                 let units = match options.subgroup_units {
                     0 => (STEP_WG / info.subgroup_min_size.max(1)).max(1),
                     n => n,
@@ -284,7 +288,6 @@ impl Kernels {
                         Some(step("step_candidate_sg")),
                     ),
                 };
-                let (kq, ks, wg) = regs_sg_shape(hidden, kq * 4);
                 let sequence_regs = (wants(Algorithm::SequenceRegisters)
                     && ks <= info.subgroup_min_size
                     && regs_fit(&limits, hidden, kq, ks, wg, REGS_SG_WORKGROUP_BYTES))
@@ -297,7 +300,6 @@ impl Kernels {
                             &module,
                             "sequence_regs_sg",
                             &[
-                                ("KQ", kq as f64),
                                 ("KS", ks as f64),
                                 ("WG", wg as f64),
                                 ("SEQ_STEPS", steps as f64),

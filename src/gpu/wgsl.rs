@@ -195,6 +195,63 @@ pub const REGS_WORKGROUP_BYTES: u32 = REGS_SHARED_BYTES + 3 * REGS_MAX_WG * 4;
 /// summed by subgroup shuffles).
 pub const REGS_SG_WORKGROUP_BYTES: u32 = REGS_SHARED_BYTES;
 
+/// What a module is built for beyond its override constants: how the weights are stored, and the
+/// register kernels' vec4s per gate row slice, `KQ` (1 to 8), for which `regs.wgsl`'s unrolled
+/// lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Spec {
+    /// The weights' storage type.
+    pub precision: Precision,
+    /// `KQ` of the register kernels (clamped to 1..=8).
+    pub kq: u32,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Spec {
+            precision: Precision::F32,
+            kq: 8,
+        }
+    }
+}
+
+/// `regs.wgsl` with its `//@name: template` lines written out for `kq`: `<g>` runs over the three
+/// gates and `<q>` over `0..kq`, so the weights are `let`s and the loops over them unrolled.
+pub fn expand_regs(kq: u32) -> String {
+    let kq = kq.clamp(1, 8);
+    let mut out = String::with_capacity(REGS.len() * 2);
+    for line in REGS.lines() {
+        let body = line.trim_start();
+        let indent = &line[..line.len() - body.len()];
+        let Some((name, template)) = body.strip_prefix("//@").and_then(|m| m.split_once(": "))
+        else {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        };
+        let gates: &[u32] = if name == "weights" { &[0, 1, 2] } else { &[0] };
+        match name {
+            "KQ" => {
+                let _ = writeln!(
+                    out,
+                    "{indent}const KQ: u32 = {kq}u;  // vec4s of each gate's row slice per invocation"
+                );
+            }
+            _ => {
+                for &g in gates {
+                    for q in 0..kq {
+                        let l = template
+                            .replace("<g>", &g.to_string())
+                            .replace("<q>", &q.to_string());
+                        let _ = writeln!(out, "{indent}{l}");
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 const PRELUDE: &str = include_str!("../../shaders/prelude.wgsl");
 const REGS: &str = include_str!("../../shaders/regs.wgsl");
 const GEMM_TILE_WGSL: &str = include_str!("../../shaders/gemm_tile.wgsl");
@@ -274,13 +331,13 @@ impl Shader {
         }
     }
 
-    /// The module as it is compiled with f32 weights: the generated header, the shared fragments
-    /// it needs, then the kernel file. Composed once per process.
+    /// The module as it is compiled for [`Spec::default`] (f32 weights, KQ = 8): the generated
+    /// header, the shared fragments it needs, then the kernel file. Composed once per process.
     pub fn source(self) -> &'static str {
         self.source_for(Precision::F32)
     }
 
-    /// The module as it is compiled for weights stored in `precision`.
+    /// The module as it is compiled for weights stored in `precision` (KQ = 8).
     pub fn source_for(self, precision: Precision) -> &'static str {
         match precision {
             Precision::F32 => &MODULES[self as usize],
@@ -288,15 +345,20 @@ impl Shader {
         }
     }
 
-    /// Builds the module for `precision` on `device`, labelled with its file name.
-    pub fn create(self, device: &wgpu::Device, precision: Precision) -> wgpu::ShaderModule {
+    /// The module as it is compiled for `spec`.
+    pub fn source_with(self, spec: Spec) -> String {
+        self.compose(spec.precision, spec.kq)
+    }
+
+    /// Builds the module for `spec` on `device`, labelled with its file name and spec.
+    pub fn create(self, device: &wgpu::Device, spec: Spec) -> wgpu::ShaderModule {
         device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(&format!("wgpu-gru {} ({precision:?})", self.name())),
-            source: wgpu::ShaderSource::Wgsl(self.source_for(precision).into()),
+            label: Some(&format!("wgpu-gru {} ({spec:?})", self.name())),
+            source: wgpu::ShaderSource::Wgsl(self.source_with(spec).into()),
         })
     }
 
-    fn compose(self, precision: Precision) -> String {
+    fn compose(self, precision: Precision, kq: u32) -> String {
         let rec = [StepParams::WGSL, LayerParams::WGSL];
         match self {
             Shader::InputProj => compose(
@@ -309,14 +371,18 @@ impl Shader {
             ),
             Shader::Gru => compose(
                 &rec,
-                &[PRELUDE, REGS, include_str!("../../shaders/gru.wgsl")],
+                &[
+                    PRELUDE,
+                    &expand_regs(kq),
+                    include_str!("../../shaders/gru.wgsl"),
+                ],
                 precision,
             ),
             Shader::GruSubgroup => compose(
                 &rec,
                 &[
                     PRELUDE,
-                    REGS,
+                    &expand_regs(kq),
                     include_str!("../../shaders/gru_subgroup.wgsl"),
                 ],
                 precision,
@@ -349,9 +415,9 @@ impl Shader {
 }
 
 static MODULES: LazyLock<[String; 7]> =
-    LazyLock::new(|| Shader::ALL.map(|s| s.compose(Precision::F32)));
+    LazyLock::new(|| Shader::ALL.map(|s| s.compose(Precision::F32, 8)));
 static MODULES_F16: LazyLock<[String; 7]> =
-    LazyLock::new(|| Shader::ALL.map(|s| s.compose(Precision::F16Weights)));
+    LazyLock::new(|| Shader::ALL.map(|s| s.compose(Precision::F16Weights, 8)));
 
 #[cfg(test)]
 mod tests {
@@ -379,6 +445,35 @@ mod tests {
                 "{}",
                 s.name()
             );
+        }
+    }
+
+    /// Every KQ's register kernels are written out with no private array and no marker left,
+    /// and validate in both precisions.
+    #[test]
+    fn register_kernels_are_unrolled_for_every_kq() {
+        for kq in 1..=8 {
+            let text = expand_regs(kq);
+            assert!(
+                !text.lines().any(|l| l.trim_start().starts_with("//@")) && !text.contains("w["),
+                "KQ {kq}"
+            );
+            assert_eq!(text.matches("let w_").count(), 3 * kq as usize, "KQ {kq}");
+            assert_eq!(text.matches("regs_mac3(w_0_").count(), kq as usize);
+            assert!(text.contains(&format!("const KQ: u32 = {kq}u;")));
+            for precision in [Precision::F32, Precision::F16Weights] {
+                for shader in [Shader::Gru, Shader::GruSubgroup] {
+                    let src = shader.source_with(Spec { precision, kq });
+                    let module = naga::front::wgsl::parse_str(&src)
+                        .unwrap_or_else(|e| panic!("KQ {kq}: {}", e.emit_to_string(&src)));
+                    naga::valid::Validator::new(
+                        naga::valid::ValidationFlags::all(),
+                        naga::valid::Capabilities::all(),
+                    )
+                    .validate(&module)
+                    .unwrap_or_else(|e| panic!("KQ {kq}: {}", e.emit_to_string(&src)));
+                }
+            }
         }
     }
 

@@ -23,10 +23,9 @@ use crate::io::SeqInput;
 use crate::model::{Dense, GruClassifier};
 use crate::weights::{CellWeights, Gru, GruWeights};
 
-use crate::gpu::Precision;
 use crate::gpu::io::{Layout, pop_scopes, read_back};
 use crate::gpu::wgsl::{
-    GEMM_TILE, GemmParams, OPT_WG, OptParams, SCRATCH_PARTIALS, Shader, StepParams, TRAIN_WG,
+    GEMM_TILE, GemmParams, OPT_WG, OptParams, SCRATCH_PARTIALS, Shader, Spec, StepParams, TRAIN_WG,
     TrainLayerParams,
 };
 
@@ -225,9 +224,9 @@ impl Pipelines {
                 DynUniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, Read,
             ],
         );
-        let rec_mod = Shader::GruBackward.create(device, Precision::F32);
-        let gemm_mod = Shader::TrainGemm.create(device, Precision::F32);
-        let step_mod = Shader::TrainStep.create(device, Precision::F32);
+        let rec_mod = Shader::GruBackward.create(device, Spec::default());
+        let gemm_mod = Shader::TrainGemm.create(device, Spec::default());
+        let step_mod = Shader::TrainStep.create(device, Spec::default());
         let ra = if config.variant == Variant::ResetAfter {
             1.0
         } else {

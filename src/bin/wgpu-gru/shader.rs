@@ -2,13 +2,21 @@
 //! header, the shared fragments, then the kernel file), so what runs can be read or fed to other
 //! tools. Specialisation (`override` constants such as H) happens when a pipeline is built.
 
-use wgpu_gru::gpu::wgsl::Shader;
+use wgpu_gru::gpu::Precision;
+use wgpu_gru::gpu::wgsl::{Shader, Spec};
 
 /// Arguments of `wgpu-gru shader`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Module to print, by kernel file (`gru.wgsl`, …); without one, the names are listed.
     pub name: Option<String>,
+    /// The weights' storage type the module is built for (`--precision` of bench).
+    #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
+    pub precision: String,
+    /// The register kernels' vec4s per gate row slice (KQ, 1 to 8): `--regs-cols` / 4 for
+    /// `gru.wgsl`; `gru_subgroup.wgsl` may use fewer for H not a multiple of the slice.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub kq: u32,
 }
 
 /// Prints one module, or lists them.
@@ -25,7 +33,17 @@ pub fn main(args: Args) -> Result<(), String> {
         .find(|s| s.name().trim_end_matches(".wgsl") == wanted)
     {
         Some(s) => {
-            print!("{}", s.source());
+            let precision = match args.precision.as_str() {
+                "f16" => Precision::F16Weights,
+                _ => Precision::F32,
+            };
+            print!(
+                "{}",
+                s.source_with(Spec {
+                    precision,
+                    kq: args.kq
+                })
+            );
             Ok(())
         }
         None => Err(format!(
