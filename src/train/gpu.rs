@@ -1553,29 +1553,20 @@ impl GpuTrainer {
         update: Option<(&Optimizer, Option<f32>)>,
         step: u64,
     ) -> Result<StepStats> {
-        self.head_pipeline()?;
-        self.ctx.check_lost()?;
-        let device = &self.ctx.device;
-        let scopes = push_scopes(device);
-        self.write_x(ws, x);
-        self.write_ints(ws, None, labels);
-        self.write_opt(ws, update, step);
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("wgpu-gru train classifier pass"),
-        });
-        self.clean(&mut encoder, ws);
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("wgpu-gru train classifier pass"),
-                timestamp_writes: None,
-            });
-            self.encode_forward(&mut pass, ws);
-            self.encode_head(&mut pass, ws, true)?;
-            self.encode_backward(&mut pass, ws, false);
-            if let Some((opt, clip)) = update {
-                self.encode_update(&mut pass, ws, opt, clip);
-            }
-        }
+        let (mut encoder, scopes) = self.record_forward(
+            ws,
+            (x, labels),
+            (update, step),
+            "classifier pass",
+            |t, pass, ws| {
+                t.encode_head(pass, ws, true)?;
+                t.encode_backward(pass, ws, false);
+                if let Some((opt, clip)) = update {
+                    t.encode_update(pass, ws, opt, clip);
+                }
+                Ok(())
+            },
+        )?;
         encoder.copy_buffer_to_buffer(&self.scratch, 0, &ws.staging, 0, 8);
         let index = self.ctx.submit([encoder.finish()]);
         let mut out = [0.0f32; 2];
@@ -1587,6 +1578,42 @@ impl GpuTrainer {
             loss: out[0],
             correct: out[1] as u32,
         })
+    }
+
+    /// Uploads a batch `(x, labels)` and the optimiser's block for `(update, step)`, and records
+    /// its forward and then `more` in one compute pass of a new encoder (labelled `label`),
+    /// inside error scopes the caller pops.
+    fn record_forward(
+        &self,
+        ws: &mut TrainWorkspace,
+        (x, labels): (&[f32], &[u32]),
+        (update, step): (Option<(&Optimizer, Option<f32>)>, u64),
+        label: &str,
+        more: impl FnOnce(&Self, &mut wgpu::ComputePass<'_>, &TrainWorkspace) -> Result<()>,
+    ) -> Result<(
+        wgpu::CommandEncoder,
+        (wgpu::ErrorScopeGuard, wgpu::ErrorScopeGuard),
+    )> {
+        self.head_pipeline()?;
+        self.ctx.check_lost()?;
+        let device = &self.ctx.device;
+        let scopes = push_scopes(device);
+        self.write_x(ws, x);
+        self.write_ints(ws, None, labels);
+        self.write_opt(ws, update, step);
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some(&format!("wgpu-gru train {label}")),
+        });
+        self.clean(&mut encoder, ws);
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(&format!("wgpu-gru train {label} pass")),
+                timestamp_writes: None,
+            });
+            self.encode_forward(&mut pass, ws);
+            more(self, &mut pass, ws)?;
+        }
+        Ok((encoder, scopes))
     }
 
     /// Clipping (when `clip` is `Some`) and the optimiser over every parameter.
@@ -1625,25 +1652,10 @@ impl GpuTrainer {
     /// with the current parameters: one upload, one submit, one read-back.
     pub fn predict_proba(&self, ws: &mut TrainWorkspace, x: &[f32]) -> Result<Vec<f32>> {
         self.check_batch(ws, x, None)?;
-        self.head_pipeline()?;
-        self.ctx.check_lost()?;
-        let device = &self.ctx.device;
-        let scopes = push_scopes(device);
-        self.write_x(ws, x);
-        self.write_ints(ws, None, &[]);
-        self.write_opt(ws, None, 0);
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("wgpu-gru train predict"),
-        });
-        self.clean(&mut encoder, ws);
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("wgpu-gru train predict pass"),
-                timestamp_writes: None,
-            });
-            self.encode_forward(&mut pass, ws);
-            self.encode_head(&mut pass, ws, false)?;
-        }
+        let (mut encoder, scopes) =
+            self.record_forward(ws, (x, &[]), (None, 0), "predict", |t, pass, ws| {
+                t.encode_head(pass, ws, false)
+            })?;
         let n = ws.batch * self.classes;
         encoder.copy_buffer_to_buffer(
             &ws.work,
