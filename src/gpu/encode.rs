@@ -4,7 +4,7 @@
 use super::kernels;
 use super::layer::GpuGru;
 use super::options::{Algorithm, ForwardStats};
-use super::workspace::Workspace;
+use super::workspace::{Workspace, proj_group};
 use crate::config::Variant;
 use crate::error::{Error, Result};
 
@@ -40,43 +40,12 @@ impl GpuGru {
             *cache = None;
         }
         let make = || {
-            self.model
-                .ctx
-                .device
-                .create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some("wgpu-gru proj group l0 (app input)"),
-                    layout: &self.model.kernels.proj_layout,
-                    entries: &[
-                        wgpu::BindGroupEntry {
-                            binding: 0,
-                            resource: ws.proj0_params.as_entire_binding(),
-                        },
-                        wgpu::BindGroupEntry {
-                            binding: 1,
-                            resource: x.as_entire_binding(),
-                        },
-                        wgpu::BindGroupEntry {
-                            binding: 2,
-                            resource: self.model.layers[0].w_ih.as_entire_binding(),
-                        },
-                        wgpu::BindGroupEntry {
-                            binding: 3,
-                            resource: self.model.layers[0].b_ih.as_entire_binding(),
-                        },
-                        wgpu::BindGroupEntry {
-                            binding: 4,
-                            resource: ws.xp.as_entire_binding(),
-                        },
-                        wgpu::BindGroupEntry {
-                            binding: 5,
-                            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                                buffer: &ws.step_uniform,
-                                offset: 0,
-                                size: wgpu::BufferSize::new(16),
-                            }),
-                        },
-                    ],
-                })
+            proj_group(
+                &self.model,
+                "wgpu-gru proj group l0 (app input)",
+                [&ws.proj0_params, x, &ws.xp, &ws.step_uniform],
+                0,
+            )
         };
         let (_, _, group) = cache.get_or_insert_with(|| (x.clone(), w_ih.clone(), make()));
         Ok(self.encode_inner(encoder, ws, Some(group)))

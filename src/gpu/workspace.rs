@@ -8,6 +8,45 @@ use wgpu::util::DeviceExt;
 /// A bind group over an app's input buffer: (input buffer, W_ih buffer, group).
 pub(crate) type AppInput = (wgpu::Buffer, wgpu::Buffer, wgpu::BindGroup);
 
+/// The input projection's bind group of `layer`: its `[params, input A, xp, step indices]`
+/// buffers with the layer's W_ih and b_ih (the one place `input_proj.wgsl`'s bindings are laid
+/// out).
+pub(crate) fn proj_group(
+    gru: &Model,
+    label: &str,
+    [params, input, xp, steps]: [&wgpu::Buffer; 4],
+    layer: usize,
+) -> wgpu::BindGroup {
+    let lw = &gru.layers[layer];
+    fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+        wgpu::BindGroupEntry {
+            binding,
+            resource: buffer.as_entire_binding(),
+        }
+    }
+    gru.ctx
+        .device
+        .create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &gru.kernels.proj_layout,
+            entries: &[
+                entry(0, params),
+                entry(1, input),
+                entry(2, &lw.w_ih),
+                entry(3, &lw.b_ih),
+                entry(4, xp),
+                wgpu::BindGroupEntry {
+                    binding: 5,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: steps,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(16),
+                    }),
+                },
+            ],
+        })
+}
+
 /// Buffers for forwards of one shape `(steps, batch)` of one [`GpuGru`](super::GpuGru).
 ///
 /// Create it with [`GpuGru::workspace`](super::GpuGru::workspace); a repeated forward of the same shape creates no buffers.
@@ -227,40 +266,12 @@ impl Workspace {
                 usage: wgpu::BufferUsages::UNIFORM,
             });
             proj_params.push(pp_buf.clone());
-            proj_groups.push(device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(&format!("wgpu-gru proj group l{layer}")),
-                layout: &gru.kernels.proj_layout,
-                entries: &[
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: pp_buf.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: a_buf.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 2,
-                        resource: lw.w_ih.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 3,
-                        resource: lw.b_ih.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 4,
-                        resource: xp.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 5,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: &step_uniform,
-                            offset: 0,
-                            size: wgpu::BufferSize::new(16),
-                        }),
-                    },
-                ],
-            }));
+            proj_groups.push(proj_group(
+                gru,
+                &format!("wgpu-gru proj group l{layer}"),
+                [&pp_buf, a_buf, &xp, &step_uniform],
+                layer,
+            ));
             let last = layer + 1 == l;
             let (y_st, y_sb) = if last && c.batch_first {
                 (d * h, t * d * h)
