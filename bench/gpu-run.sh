@@ -13,6 +13,8 @@
 #                     subgroups, on seed, long and B=1/H=64;
 #   cudnn.json        torch.nn.GRU on cuda, fp32 with PyTorch's default (TF32 allowed);
 #   cudnn-notf32.json the same with TF32 off; cudnn-fp16.json in half precision;
+#   occupancy.json    how many workgroups of 256/64 invocations with 0/16/48 KiB of workgroup
+#                     memory run at once (the launch bound of a grid-wide persistent kernel);
 #   gpu-run.log       everything printed.
 set -u
 OUT=${1:-bench-out}
@@ -72,6 +74,9 @@ for f in sorted(glob.glob(f"{out}/regs-*.json")):
     os.remove(f)
 json.dump(rows, open(f"{out}/regs.json", "w"), indent=1)
 PY
+
+echo "== occupancy: workgroups resident at once =="
+"$BIN/wgpu-gru" occupancy --launch 8192 --json "$OUT/occupancy.json"
 
 echo "== cuDNN (torch.nn.GRU on cuda): fp32 (TF32 allowed), fp32 without TF32, fp16 =="
 python3 bench/peers.py --backends none --cuda --reps "$REPS" --json "$OUT/cudnn.json"

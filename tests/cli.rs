@@ -339,3 +339,32 @@ fn shader_prints_what_is_compiled() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(stderr(&bad).contains("no shader nope.wgsl; the shaders are input_proj.wgsl"));
 }
+
+/// `wgpu-gru occupancy` probes the adapter and writes what it measured.
+#[test]
+fn occupancy_reports_resident_workgroups() {
+    if !gpu_available() {
+        return;
+    }
+    let dir = TempDir::new("occupancy");
+    let json = dir.path("occ.json");
+    let o = run_bin(&args(&[
+        "occupancy",
+        "--launch",
+        "16",
+        "--workgroup-size",
+        "64",
+        "--workgroup-bytes",
+        "0,4096",
+        "--json",
+        json.to_str().unwrap(),
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(rows.len(), 2);
+    for r in rows {
+        let resident = r["resident"].as_u64().unwrap();
+        assert!((1..=16).contains(&resident), "{r}");
+    }
+}

@@ -15,6 +15,7 @@ pub(crate) mod io;
 #[doc(hidden)]
 pub mod kernels;
 mod layer;
+mod occupancy;
 mod options;
 mod pack;
 mod plan;
@@ -25,6 +26,7 @@ mod workspace;
 pub use context::{GpuContext, LossMarker};
 pub use head::{ClassifierWorkspace, GpuClassifier, GpuHead, HeadBinding, final_state_offset};
 pub use layer::GpuGru;
+pub use occupancy::{Occupancy, resident_workgroups};
 pub use options::{Algorithm, ForwardStats, GpuOptions, Precision};
 pub use stream::GpuStream;
 pub use workspace::Workspace;

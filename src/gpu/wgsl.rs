@@ -304,11 +304,13 @@ pub enum Shader {
     TrainGemm,
     /// `train_step.wgsl`: the head's backward and the optimisers.
     TrainStep,
+    /// `occupancy.wgsl`: how many workgroups of a shape run at once.
+    Occupancy,
 }
 
 impl Shader {
     /// Every module.
-    pub const ALL: [Shader; 7] = [
+    pub const ALL: [Shader; 8] = [
         Shader::InputProj,
         Shader::Gru,
         Shader::GruSubgroup,
@@ -316,6 +318,7 @@ impl Shader {
         Shader::GruBackward,
         Shader::TrainGemm,
         Shader::TrainStep,
+        Shader::Occupancy,
     ];
 
     /// The kernel file's name.
@@ -328,6 +331,7 @@ impl Shader {
             Shader::GruBackward => "gru_backward.wgsl",
             Shader::TrainGemm => "train_gemm.wgsl",
             Shader::TrainStep => "train_step.wgsl",
+            Shader::Occupancy => "occupancy.wgsl",
         }
     }
 
@@ -410,13 +414,18 @@ impl Shader {
                 &[include_str!("../../shaders/train_step.wgsl")],
                 precision,
             ),
+            Shader::Occupancy => compose(
+                &[],
+                &[include_str!("../../shaders/occupancy.wgsl")],
+                precision,
+            ),
         }
     }
 }
 
-static MODULES: LazyLock<[String; 7]> =
+static MODULES: LazyLock<[String; 8]> =
     LazyLock::new(|| Shader::ALL.map(|s| s.compose(Precision::F32, 8)));
-static MODULES_F16: LazyLock<[String; 7]> =
+static MODULES_F16: LazyLock<[String; 8]> =
     LazyLock::new(|| Shader::ALL.map(|s| s.compose(Precision::F16Weights, 8)));
 
 #[cfg(test)]

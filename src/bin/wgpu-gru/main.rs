@@ -6,6 +6,7 @@
 mod bench;
 mod demo;
 mod grad;
+mod occupancy;
 mod run;
 mod shader;
 mod train;
@@ -34,6 +35,8 @@ enum Command {
     Train(train::Args),
     /// Print a WGSL module exactly as it is compiled (or list them).
     Shader(shader::Args),
+    /// How many workgroups of each shape the GPU runs at once.
+    Occupancy(occupancy::Args),
 }
 
 /// Prints `msg` as one line on stderr.
@@ -155,6 +158,7 @@ fn main() -> ExitCode {
         Some(Command::Grad(args)) => grad::main(args),
         Some(Command::Train(args)) => train::main(args),
         Some(Command::Shader(args)) => shader::main(args),
+        Some(Command::Occupancy(args)) => occupancy::main(args),
         // No subcommand: the main job, the digits demo (`cargo run --release`).
         None => demo::main(),
     };
