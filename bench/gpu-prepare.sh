@@ -7,7 +7,7 @@
 #   for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig; bench/gpu-run.sh "$OUT" bench/bin
 set -euo pipefail
 cd "$(dirname "$0")/.."
-GPU_TESTS=${GPU_TESTS:-"gpu_vs_reference f16 golden train model_gpu streaming"}
+GPU_TESTS=${GPU_TESTS:-"gpu_vs_reference f16 golden train grid occupancy"}
 mkdir -p bench/bin/tests
 cargo build --release --bin wgpu-gru
 cp target/release/wgpu-gru bench/bin/

@@ -8,9 +8,11 @@
 #   tests.log         the GPU test binaries, REQUIRE_GPU=1 (the f16 kernels on the real device);
 #   wgpu.json         `wgpu-gru bench` on the five standard shapes, f32 and f16 weights (each
 #                     record has "precision"), gpu (auto), gpu-step, gpu-tiled, gpu-regs;
-#   regs.json         the register kernel's suspects told apart by timing: K-columns per
+#   variants.json     the register kernel's suspects told apart by timing: K-columns per
 #                     invocation 32/16/8 (fewer columns, fewer registers each), with and without
-#                     subgroups, on seed, long and B=1/H=64;
+#                     subgroups, on seed, long and B=1/H=64; and the grid kernel with 64 to 1024
+#                     workgroups and the probed default, on seed, medium and long ("run" says
+#                     which);
 #   cudnn.json        torch.nn.GRU on cuda, fp32 with PyTorch's default (TF32 allowed);
 #   cudnn-notf32.json the same with TF32 off; cudnn-fp16.json in half precision;
 #   occupancy.json    how many workgroups of 256/64 invocations with 0/16/48 KiB of workgroup
@@ -42,7 +44,7 @@ cat "$OUT/tests.log"
 echo "== wgpu-gru bench: standard shapes, f32 and f16 weights =="
 for p in f32 f16; do
   # shellcheck disable=SC2086
-  "$BIN/wgpu-gru" bench ${SHAPE_ARGS:-} --backend gpu,gpu-step,gpu-tiled,gpu-regs --precision "$p" --reps "$REPS" \
+  "$BIN/wgpu-gru" bench ${SHAPE_ARGS:-} --backend gpu,gpu-step,gpu-tiled,gpu-regs,gpu-grid --precision "$p" --reps "$REPS" \
     --json "$OUT/wgpu-$p.json"
 done
 python3 - "$OUT" <<'PY'
@@ -63,16 +65,21 @@ for c in 32 16 8; do
       --regs-cols "$c" $sg --reps "$REPS" --json "$OUT/regs-$c$sg.json"
   done
 done
+echo "== grid kernel: workgroups launched =="
+for w in 0 64 128 256 512 1024; do
+  "$BIN/wgpu-gru" bench --shape seed --shape medium --shape long --backend gpu-grid \
+    --grid-workgroups "$w" --reps "$REPS" --json "$OUT/grid-$w.json"
+done
 python3 - "$OUT" <<'PY'
 import glob, json, os, sys
 out = sys.argv[1]
 rows = []
-for f in sorted(glob.glob(f"{out}/regs-*.json")):
+for f in sorted(glob.glob(f"{out}/regs-*.json")) + sorted(glob.glob(f"{out}/grid-*.json")):
     for r in json.load(open(f)):
         r["run"] = os.path.basename(f)[:-5]
         rows.append(r)
     os.remove(f)
-json.dump(rows, open(f"{out}/regs.json", "w"), indent=1)
+json.dump(rows, open(f"{out}/variants.json", "w"), indent=1)
 PY
 
 echo "== occupancy: workgroups resident at once =="

@@ -64,6 +64,9 @@ impl GpuGru {
         if let Some(bytes) = ws.zero_h0 {
             encoder.clear_buffer(&ws.states, 0, Some(bytes));
         }
+        if algo == Algorithm::Grid {
+            encoder.clear_buffer(&ws.sync, 0, None);
+        }
         let mut stats = ForwardStats {
             algorithm: algo,
             rows_per_workgroup: rows,
@@ -92,6 +95,20 @@ impl GpuGru {
                 stats.subgroups = sg_regs.is_some();
                 if let Some(k) = sg_regs.or(self.model.kernels.sequence_regs.as_ref()) {
                     stats.dispatches += encode_sequence(&mut pass, k, &ws.gru_groups[l], ws, b, d);
+                }
+                continue;
+            }
+            if let (Algorithm::Grid, Some(g)) = (algo, self.model.kernels.grid.as_ref()) {
+                // Per chunk of steps: two attempts with every workgroup, then one with a single
+                // workgroup; an attempt that finds the chunk done returns at once.
+                let per = if g.steps == 0 { t } else { g.steps };
+                for first in (0..t).step_by(per.max(1) as usize) {
+                    for (a, p) in g.attempts.iter().enumerate() {
+                        pass.set_pipeline(p);
+                        pass.set_bind_group(0, &ws.gru_groups[l], &[first * ws.step_stride]);
+                        pass.dispatch_workgroups(if a < 2 { g.workgroups } else { 1 }, 1, 1);
+                        stats.dispatches += 1;
+                    }
                 }
                 continue;
             }

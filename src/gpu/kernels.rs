@@ -47,8 +47,37 @@ pub struct Kernels {
     /// The subgroup kernels of `gru_subgroup.wgsl`, where the device has `Features::SUBGROUP` and
     /// they were asked for.
     pub subgroup: Option<SubgroupKernels>,
+    /// `gru.wgsl::grid` (attempts 0, 1 and 2), where [`Algorithm::Grid`] was asked for.
+    pub grid: Option<GridKernels>,
     /// Whether the device is a software adapter (device type `Cpu`, such as lavapipe).
     pub software: bool,
+}
+
+/// The grid kernel's three attempts per chunk of steps (`gru.wgsl::grid`).
+#[derive(Debug)]
+pub struct GridKernels {
+    /// Attempts 0 and 1 with `workgroups` workgroups, attempt 2 with one.
+    pub attempts: [wgpu::ComputePipeline; 3],
+    /// Workgroups of attempts 0 and 1.
+    pub workgroups: u32,
+    /// Steps per chunk (`SEQ_STEPS`); 0: all T in one.
+    pub steps: u32,
+}
+
+/// Words of the grid kernel's `sync` slots one layer needs for `steps` steps (`[done]` and
+/// `[arrivals, failed]` per chunk and attempt).
+pub fn grid_sync_words(grid: Option<&GridKernels>, steps: u32) -> u32 {
+    let chunks = match grid {
+        Some(g) if g.steps > 0 => steps.div_ceil(g.steps).max(1),
+        _ => 1,
+    };
+    1 + chunks * 3 * 2
+}
+
+/// Polls per wait of the grid kernel: within llvmpipe's loop cap on software adapters, and long
+/// enough on hardware for every resident workgroup to arrive.
+pub fn grid_spin(software: bool) -> u32 {
+    if software { 20_000 } else { 200_000 }
 }
 
 /// Pipelines of `gru_subgroup.wgsl`.
@@ -142,6 +171,7 @@ impl Kernels {
             "wgpu-gru gru",
             &[
                 DynUniform, Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite,
+                ReadWrite,
             ],
         );
         let kq = (regs_columns / 4).clamp(1, 8);
@@ -270,6 +300,34 @@ impl Kernels {
                 make_tiled("tiled_candidate"),
             ),
         };
+        // Only when asked for: `Auto` never picks it.
+        let grid = (options.algorithm == Algorithm::Grid).then(|| {
+            let workgroups = options.grid_workgroups.max(1);
+            // One step per dispatch on software adapters: llvmpipe's loop cap counts every
+            // virtual workgroup's loops and the waits of one invocation together.
+            let steps = u32::from(software);
+            let spin = grid_spin(software);
+            let attempt = |a: u32, wgs: u32| {
+                make(
+                    "grid",
+                    &[
+                        ("GRID_WGS", f64::from(wgs)),
+                        ("ATTEMPT", f64::from(a)),
+                        ("SPIN", f64::from(spin)),
+                        ("SEQ_STEPS", f64::from(steps)),
+                    ],
+                )
+            };
+            GridKernels {
+                attempts: [
+                    attempt(0, workgroups),
+                    attempt(1, workgroups),
+                    attempt(2, 1),
+                ],
+                workgroups,
+                steps,
+            }
+        });
         let subgroup = (options.subgroups && device.features().contains(wgpu::Features::SUBGROUP))
             .then(|| {
                 let info = device.adapter_info();
@@ -329,6 +387,7 @@ impl Kernels {
             tiled_gates,
             tiled_candidate,
             subgroup,
+            grid,
             software,
         }
     }

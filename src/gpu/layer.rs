@@ -147,6 +147,31 @@ impl GpuGru {
         Ok(GruOutput { output, h_n })
     }
 
+    /// The grid kernel's `sync` words after the last forward recorded into `ws`, for tests and
+    /// diagnosis: per layer, the steps done, then `[arrivals, failed]` per chunk and attempt
+    /// (see `gru.wgsl::grid`). Waits for everything submitted before.
+    #[doc(hidden)]
+    pub fn grid_sync(&self, ws: &Workspace) -> Result<Vec<u32>> {
+        self.check_owner(ws)?;
+        let ctx = &self.model.ctx;
+        let read = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgpu-gru grid sync read-back"),
+            size: ws.sync.size(),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("wgpu-gru grid sync read-back"),
+            });
+        encoder.copy_buffer_to_buffer(&ws.sync, 0, &read, 0, ws.sync.size());
+        let index = ctx.submit([encoder.finish()]);
+        let mut words = vec![0.0f32; (ws.sync.size() / 4) as usize];
+        super::io::read_back(ctx, index, &mut [(&read, &mut words[..])])?;
+        Ok(words.into_iter().map(f32::to_bits).collect())
+    }
+
     /// Refuses a workspace made by another [`GpuGru`].
     pub(crate) fn check_owner(&self, ws: &Workspace) -> Result<()> {
         if ws.owner != self.model.id {

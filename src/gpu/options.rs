@@ -20,6 +20,13 @@ pub enum Algorithm {
     /// `gru.wgsl::tiled_*`: a workgroup owns 16–64 batch rows × 16 hidden units, so W_hh is read
     /// once per tile of rows instead of once per 4 rows. For larger batches.
     Tiled,
+    /// All steps in one dispatch (per chunk of steps on software adapters) by workgroups that
+    /// each do the work of several per-step workgroups and wait for each other between steps
+    /// on a storage-buffer counter. Every wait is bounded: where the device does not keep all
+    /// of them resident, the dispatch stops, a second attempt continues from the last step all
+    /// finished, and a last one with a single workgroup always finishes, so the result is right,
+    /// only slower. Never chosen by `Auto`: it is unmeasured on real GPUs so far.
+    Grid,
 }
 
 /// How a GPU model stores its weights. Arithmetic and the state are f32 either way.
@@ -53,6 +60,10 @@ pub struct GpuOptions {
     /// for the adapter's smallest subgroup (256 invocations / its size), so each subgroup owns one
     /// unit. With more units than subgroups, each subgroup takes several in turn.
     pub subgroup_units: u32,
+    /// Workgroups of [`Algorithm::Grid`]; 0 (default) launches as many as the device ran at
+    /// once when probed ([`resident_workgroups`](super::resident_workgroups)) with the kernel's
+    /// shape.
+    pub grid_workgroups: u32,
     /// How the weights are stored (default [`Precision::F32`]).
     pub precision: Precision,
 }
@@ -64,6 +75,7 @@ impl Default for GpuOptions {
             register_columns: REGS_DEFAULT_COLUMNS,
             subgroups: true,
             subgroup_units: 0,
+            grid_workgroups: 0,
             precision: Precision::F32,
         }
     }
@@ -88,6 +100,11 @@ impl GpuOptions {
     /// Sets [`GpuOptions::precision`].
     pub fn with_precision(mut self, precision: Precision) -> Self {
         self.precision = precision;
+        self
+    }
+    /// Sets [`GpuOptions::grid_workgroups`].
+    pub fn with_grid_workgroups(mut self, workgroups: u32) -> Self {
+        self.grid_workgroups = workgroups;
         self
     }
     /// Sets [`GpuOptions::subgroup_units`].

@@ -7,7 +7,7 @@ use wgpu::util::DeviceExt;
 use super::context::GpuContext;
 use super::io::pop_scopes;
 use super::kernels::{self, Kernels};
-use super::options::{GpuOptions, Precision};
+use super::options::{Algorithm, GpuOptions, Precision};
 use crate::config::GruConfig;
 use crate::error::{Error, Result};
 use crate::weights::Gru;
@@ -144,7 +144,20 @@ impl Model {
                 ut_off: ((u_rows + bhh_len) / 4) as u32,
             });
         }
-        let kernels = Kernels::new(device, h as u32, c.variant, acts, c.clip, options);
+        let mut options = *options;
+        if options.algorithm == Algorithm::Grid && options.grid_workgroups == 0 {
+            // As many workgroups as ran at once with the grid kernel's shape: its workgroup
+            // memory is the step kernel's reduction arrays and one word.
+            let units_rows = kernels::STEP_UNITS * kernels::STEP_ROWS * 3;
+            let lanes = kernels::STEP_WG / kernels::STEP_UNITS;
+            let bytes = (units_rows * lanes + units_rows + 1) * 4;
+            let software = device.adapter_info().device_type == wgpu::DeviceType::Cpu;
+            let launch = if software { 64 } else { 8192 };
+            options.grid_workgroups =
+                super::occupancy::resident_workgroups(ctx, kernels::STEP_WG, bytes, launch)?
+                    .resident;
+        }
+        let kernels = Kernels::new(device, h as u32, c.variant, acts, c.clip, &options);
         pop_scopes(oom, scope)?;
         ctx.check_lost()?;
         Ok(Model {

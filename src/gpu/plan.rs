@@ -34,6 +34,7 @@ impl GpuGru {
             Algorithm::Sequence if seq_ok => Algorithm::Sequence,
             Algorithm::SequenceRegisters if regs_ok => Algorithm::SequenceRegisters,
             Algorithm::Tiled => Algorithm::Tiled,
+            Algorithm::Grid if self.grid_fits(batch) => Algorithm::Grid,
             _ => Algorithm::PerStep,
         };
         // `Auto` never picks the tiled kernels: on the H100 they lost to the per-step kernel at
@@ -42,7 +43,7 @@ impl GpuGru {
             return (algo, self.tiled_rows(batch, cpu));
         }
         match algo {
-            Algorithm::PerStep => return (algo, 0),
+            Algorithm::PerStep | Algorithm::Grid => return (algo, 0),
             Algorithm::SequenceRegisters => return (algo, 1),
             _ => {}
         }
@@ -59,6 +60,35 @@ impl GpuGru {
             .max()
             .unwrap_or(1);
         (algo, rows)
+    }
+
+    /// Whether the grid kernel was built and, on a software adapter, one step of its
+    /// single-workgroup attempt stays within llvmpipe's loop cap for `batch` rows.
+    fn grid_fits(&self, batch: usize) -> bool {
+        if self.model.kernels.grid.is_none() {
+            return false;
+        }
+        if !self.model.kernels.software {
+            return true;
+        }
+        let c = &self.model.config;
+        let (b, h) = (batch as u32, c.hidden_size as u32);
+        let virtual_groups = h.div_ceil(kernels::STEP_UNITS)
+            * b.div_ceil(kernels::STEP_ROWS)
+            * c.num_directions() as u32;
+        let phases = if c.variant == crate::config::Variant::ResetAfter {
+            1
+        } else {
+            2
+        };
+        // Per virtual workgroup: the K loop (BT rows each), the lane reduction, the finishes.
+        let lanes = kernels::STEP_WG / kernels::STEP_UNITS;
+        let per_group = h.next_multiple_of(4).div_ceil(4).div_ceil(lanes)
+            * (1 + kernels::STEP_ROWS)
+            + lanes
+            + 16;
+        let per_step = phases * (virtual_groups * per_group + kernels::grid_spin(true));
+        per_step <= kernels::LLVMPIPE_LOOP_LIMIT - 5_535
     }
 
     /// Tile rows of the tiled kernels for `batch`: the largest tile (fewest W_hh reads) that does

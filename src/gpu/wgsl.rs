@@ -59,7 +59,9 @@ uniform_block! {
         ut_off: u32,
         /// Offsets (floats) of this layer's h0 and h_n `[D, B, H]` in `states`.
         h0_off: u32, hn_off: u32,
-        _p0: u32, _p1: u32, _p2: u32,
+        /// Offset (words) of this layer's slots in `sync` (the grid kernel's).
+        sync_off: u32,
+        _p1: u32, _p2: u32,
     }
 }
 

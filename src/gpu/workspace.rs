@@ -69,6 +69,8 @@ pub struct Workspace {
     pub(crate) step_stride: u32,
     /// Index slots read through dynamic offsets (see `step_stride`).
     pub(crate) step_uniform: wgpu::Buffer,
+    /// The grid kernel's `sync` slots, `[L]` × [`kernels::grid_sync_words`](super::kernels::grid_sync_words), zeroed per forward.
+    pub(crate) sync: wgpu::Buffer,
     /// Layer 0's projection bind group over an app-owned input buffer, kept for the next
     /// `encode_from_buffer` with the same buffer (and the same weights): (input, W_ih, group).
     pub(crate) app_input: std::sync::Mutex<Option<AppInput>>,
@@ -234,6 +236,15 @@ impl Workspace {
             contents: &steps_data,
             usage: wgpu::BufferUsages::UNIFORM,
         });
+        let sync_words = super::kernels::grid_sync_words(gru.kernels.grid.as_ref(), t as u32);
+        let sync = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgpu-gru grid sync"),
+            size: u64::from(sync_words) * l as u64 * 4,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
         let mut proj_groups = Vec::with_capacity(l);
         let mut proj_params = Vec::with_capacity(l);
         let mut gru_groups = Vec::with_capacity(l);
@@ -297,6 +308,7 @@ impl Workspace {
                 ut_off: lw.ut_off,
                 h0_off: (layer * d * b * h) as u32,
                 hn_off: bsz + (layer * d * b * h) as u32,
+                sync_off: layer as u32 * sync_words,
                 ..Default::default()
             };
             let lp_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -348,6 +360,10 @@ impl Workspace {
                         binding: 8,
                         resource: zr.as_entire_binding(),
                     },
+                    wgpu::BindGroupEntry {
+                        binding: 9,
+                        resource: sync.as_entire_binding(),
+                    },
                 ],
             }));
         }
@@ -369,6 +385,7 @@ impl Workspace {
             read_h,
             step_stride: align,
             step_uniform,
+            sync,
             app_input: std::sync::Mutex::new(None),
             proj_groups,
             proj0_params: proj_params.swap_remove(0),

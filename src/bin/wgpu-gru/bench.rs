@@ -15,7 +15,7 @@ pub struct Args {
     /// A standard shape (latency, seed, medium, large, long) or B,T,I,H; repeatable. Default: all five.
     #[arg(long = "shape")]
     shapes: Vec<String>,
-    /// Comma-separated backends: gpu, cpu, reference; gpu-step / gpu-seq / gpu-regs / gpu-tiled to force a GPU algorithm; train-step for one training step on the GPU.
+    /// Comma-separated backends: gpu, cpu, reference; gpu-step / gpu-seq / gpu-regs / gpu-tiled / gpu-grid to force a GPU algorithm; train-step for one training step on the GPU.
     #[arg(long, default_value = "gpu,cpu", value_delimiter = ',')]
     backend: Vec<String>,
     /// Cell variant.
@@ -30,6 +30,9 @@ pub struct Args {
     /// K-columns per invocation of the register-resident sequence kernel (8, 16 or 32).
     #[arg(long, default_value_t = 32)]
     regs_cols: u32,
+    /// Workgroups of gpu-grid (0: as many as the probe sees run at once).
+    #[arg(long, default_value_t = 0)]
+    grid_workgroups: u32,
     /// Run the portable GPU kernels even where the adapter has subgroups.
     #[arg(long)]
     no_subgroups: bool,
@@ -204,6 +207,7 @@ pub fn main(args: Args) -> Result<(), String> {
             "gpu-seq",
             "gpu-regs",
             "gpu-tiled",
+            "gpu-grid",
             "train-step",
             "cpu",
             "reference",
@@ -211,7 +215,7 @@ pub fn main(args: Args) -> Result<(), String> {
         .contains(&b.as_str())
         {
             return Err(format!(
-                "--backend: unknown backend {b:?} (gpu, gpu-step, gpu-seq, gpu-regs, gpu-tiled, train-step, cpu, reference)"
+                "--backend: unknown backend {b:?} (gpu, gpu-step, gpu-seq, gpu-regs, gpu-tiled, gpu-grid, train-step, cpu, reference)"
             ));
         }
     }
@@ -310,6 +314,7 @@ pub fn main(args: Args) -> Result<(), String> {
                         "gpu-seq" => Algorithm::Sequence,
                         "gpu-regs" => Algorithm::SequenceRegisters,
                         "gpu-tiled" => Algorithm::Tiled,
+                        "gpu-grid" => Algorithm::Grid,
                         _ => Algorithm::Auto,
                     };
                     let g = GpuGru::with_options(
@@ -319,7 +324,8 @@ pub fn main(args: Args) -> Result<(), String> {
                             .with_algorithm(algo)
                             .with_register_columns(args.regs_cols)
                             .with_subgroups(!args.no_subgroups)
-                            .with_precision(precision),
+                            .with_precision(precision)
+                            .with_grid_workgroups(args.grid_workgroups),
                     )
                     .map_err(|e| e.to_string())?;
                     let mut ws = g
