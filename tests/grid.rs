@@ -118,10 +118,7 @@ fn waits_give_up_and_the_last_attempt_finishes() {
                 "{wgs} workgroups: {sync:?}"
             );
         } else if software && wgs > cores {
-            assert!(
-                failed_first.contains(&1),
-                "{wgs} workgroups: {sync:?}"
-            );
+            assert!(failed_first.contains(&1), "{wgs} workgroups: {sync:?}");
         }
     }
 }

@@ -146,11 +146,8 @@ impl Model {
         }
         let mut options = *options;
         if options.algorithm == Algorithm::Grid && options.grid_workgroups == 0 {
-            // As many workgroups as ran at once with the grid kernel's shape: its workgroup
-            // memory is the step kernel's reduction arrays and one word.
-            let units_rows = kernels::STEP_UNITS * kernels::STEP_ROWS * 3;
-            let lanes = kernels::STEP_WG / kernels::STEP_UNITS;
-            let bytes = (units_rows * lanes + units_rows + 1) * 4;
+            // As many workgroups as ran at once with the grid kernel's shape.
+            let bytes = super::wgsl::GRID_WORKGROUP_BYTES;
             let software = device.adapter_info().device_type == wgpu::DeviceType::Cpu;
             let launch = if software { 64 } else { 8192 };
             options.grid_workgroups =

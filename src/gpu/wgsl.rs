@@ -197,6 +197,11 @@ pub const REGS_WORKGROUP_BYTES: u32 = REGS_SHARED_BYTES + 3 * REGS_MAX_WG * 4;
 /// summed by subgroup shuffles).
 pub const REGS_SG_WORKGROUP_BYTES: u32 = REGS_SHARED_BYTES;
 
+/// Workgroup memory (bytes) `gru.wgsl::grid` declares: the step kernels' reduction arrays
+/// (`red`, `pre`: `STEP_UNITS · STEP_ROWS · 3` sums per lane and reduced) and one word.
+pub const GRID_WORKGROUP_BYTES: u32 =
+    (STEP_UNITS * STEP_ROWS * 3 * (STEP_WG / STEP_UNITS) + STEP_UNITS * STEP_ROWS * 3 + 1) * 4;
+
 /// What a module is built for beyond its override constants: how the weights are stored, and the
 /// register kernels' vec4s per gate row slice, `KQ` (1 to 8), for which `regs.wgsl`'s unrolled
 /// lines are written.
@@ -231,7 +236,6 @@ pub fn expand_regs(kq: u32) -> String {
             out.push('\n');
             continue;
         };
-        let gates: &[u32] = if name == "weights" { &[0, 1, 2] } else { &[0] };
         match name {
             "KQ" => {
                 let _ = writeln!(
@@ -240,6 +244,7 @@ pub fn expand_regs(kq: u32) -> String {
                 );
             }
             _ => {
+                let gates: &[u32] = if name == "weights" { &[0, 1, 2] } else { &[0] };
                 for &g in gates {
                     for q in 0..kq {
                         let l = template
@@ -526,12 +531,13 @@ mod tests {
         }
     }
 
-    /// The workgroup memory Rust checks against the device's limit is what the register kernels
-    /// declare.
+    /// The workgroup memory Rust checks against the device's limit (register kernels) or probes
+    /// occupancy with (grid) is what those kernels declare.
     #[test]
-    fn register_kernels_declare_the_workgroup_bytes_rust_checks() {
+    fn kernels_declare_the_workgroup_bytes_rust_uses() {
         for (shader, entry, bytes) in [
             (Shader::Gru, "sequence_regs", REGS_WORKGROUP_BYTES),
+            (Shader::Gru, "grid", GRID_WORKGROUP_BYTES),
             (
                 Shader::GruSubgroup,
                 "sequence_regs_sg",
