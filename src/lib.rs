@@ -23,6 +23,7 @@ pub mod gpu;
 pub mod io;
 pub mod model;
 pub mod npy;
+pub mod predict;
 pub mod reference;
 pub mod train;
 pub mod weights;

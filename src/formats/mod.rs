@@ -12,6 +12,7 @@
 //! [`ImportOptions`]. Other tensors in the file (inputs, `expected_*`) are ignored.
 
 mod keras;
+pub mod keras_file;
 mod onnx;
 pub mod onnx_model;
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

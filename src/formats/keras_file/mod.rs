@@ -1,0 +1,1 @@
+//! Keras `.keras` and legacy `.h5` model files (in progress).
