@@ -611,6 +611,60 @@ impl PendingFile {
     }
 }
 
+/// Publishes every file in `files`, or none: a file already at a target is kept aside (a hard
+/// link, or a copy where links fail) until all are in place, and put back if one rename fails,
+/// so that a failure leaves every file that existed before byte-identical.
+#[doc(hidden)]
+pub fn publish_all(files: Vec<PendingFile>) -> Result<()> {
+    let mut saved: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
+    let restore = |saved: &[(PathBuf, Option<PathBuf>)]| {
+        for (target, backup) in saved {
+            match backup {
+                Some(b) => {
+                    let _ = fs::rename(b, target);
+                }
+                None => {
+                    let _ = fs::remove_file(target);
+                }
+            }
+        }
+    };
+    let mut backups = Vec::new();
+    for f in &files {
+        let target = f.target();
+        if fs::symlink_metadata(target).is_ok_and(|m| m.is_file()) {
+            let mut b = f.tmp.clone().into_os_string();
+            b.push(".old");
+            let b = PathBuf::from(b);
+            if fs::hard_link(target, &b).is_err()
+                && let Err(e) = fs::copy(target, &b)
+            {
+                for b in &backups {
+                    let _ = fs::remove_file(b);
+                }
+                return Err(io_err(target, e));
+            }
+            backups.push(b.clone());
+            saved.push((target.to_path_buf(), Some(b)));
+        } else {
+            saved.push((target.to_path_buf(), None));
+        }
+    }
+    for (k, f) in files.into_iter().enumerate() {
+        if let Err(e) = f.commit() {
+            restore(&saved[..k]);
+            for b in &backups {
+                let _ = fs::remove_file(b);
+            }
+            return Err(e);
+        }
+    }
+    for b in &backups {
+        let _ = fs::remove_file(b);
+    }
+    Ok(())
+}
+
 impl Drop for PendingFile {
     fn drop(&mut self) {
         if !self.committed {

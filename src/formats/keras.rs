@@ -22,7 +22,7 @@ pub(super) fn detect(names: &[String]) -> bool {
 
 /// Transposes a Keras `[rows, 3H]` matrix with column blocks z, r, h into a canonical
 /// `[3H, rows]` matrix with row blocks r, z, n.
-fn transpose_gates(src: &[f32], rows: usize, hidden: usize) -> Vec<f32> {
+pub(super) fn transpose_gates(src: &[f32], rows: usize, hidden: usize) -> Vec<f32> {
     let cols = 3 * hidden;
     let mut out = vec![0.0; cols * rows];
     for (g, &kg) in FROM_KERAS.iter().enumerate() {
@@ -37,7 +37,7 @@ fn transpose_gates(src: &[f32], rows: usize, hidden: usize) -> Vec<f32> {
     out
 }
 
-fn reorder_bias(src: &[f32], hidden: usize) -> Vec<f32> {
+pub(super) fn reorder_bias(src: &[f32], hidden: usize) -> Vec<f32> {
     let mut out = vec![0.0; 3 * hidden];
     for (g, &kg) in FROM_KERAS.iter().enumerate() {
         out[g * hidden..(g + 1) * hidden].copy_from_slice(&src[kg * hidden..(kg + 1) * hidden]);

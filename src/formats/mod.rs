@@ -226,11 +226,8 @@ pub fn import(
     })
 }
 
-/// Reads `path` and imports the GRU in it. The container is told from the file's first bytes
-/// ([`Container::detect`]): a safetensors file is imported with [`import`]; a PyTorch checkpoint
-/// (`torch.save` of a state_dict) is read by its `nn.GRU` names; an `.onnx` model by its GRU
-/// node(s), whose attributes are the truth: `opts` may repeat them but not contradict them.
-/// `format` names the layout only (`pytorch` for a `.pt` file, `onnx` for an `.onnx` one).
+/// Reads `path` and imports the GRU in it (see [`load_bytes`]; external data of an `.onnx` file
+/// is read from `path`'s folder).
 pub fn load(
     path: impl AsRef<Path>,
     format: Option<Format>,
@@ -242,44 +239,98 @@ pub fn load(
         path: name.clone(),
         source,
     })?;
-    let Some(container) = Container::detect(&bytes) else {
+    load_bytes(&bytes, &name, path.parent(), format, opts)
+}
+
+/// Imports the GRU in a file's bytes. The container is told from the bytes
+/// ([`Container::detect`]): a safetensors file is imported with [`import`]; a PyTorch checkpoint
+/// (`torch.save` of a state_dict) is read by its `nn.GRU` names; an `.onnx` model by its GRU
+/// node(s), whose attributes are the truth: `opts` may repeat them but not contradict them.
+/// `format` names the layout only (`pytorch` for a `.pt` file, `onnx` for an `.onnx` one).
+/// `name` names the file in errors; `dir` is where an `.onnx` file's external data lives.
+///
+/// [`ImportOptions::prefix`] applies to safetensors files and checkpoints (a full `state_dict`,
+/// such as `gru.*` and `fc.*`, is read as the module at the prefix; without one, the only module
+/// with `nn.GRU` names is taken), [`ImportOptions::node`] to `.onnx` files; either one given for
+/// a file it does not apply to is an error.
+pub fn load_bytes(
+    bytes: &[u8],
+    name: &str,
+    dir: Option<&Path>,
+    format: Option<Format>,
+    opts: &ImportOptions,
+) -> Result<Imported> {
+    let name = name.to_string();
+    let Some(container) = Container::detect(bytes) else {
         // A pickle: a checkpoint in PyTorch's pre-1.6 format, which the reader names.
         if bytes.first() == Some(&0x80) {
-            torch_pt::read_checkpoint(&bytes, &name, None)?;
+            torch_pt::read_checkpoint(bytes, &name, None)?;
+        }
+        if keras_file::is_hdf5(bytes) {
+            return Err(Error::Parse {
+                what: name,
+                reason: "a Keras HDF5 model: whole models run with predict (Model::load), \
+                         not as GRU weights"
+                    .into(),
+            });
         }
         return Err(Error::Parse {
             what: name,
             reason: "not a safetensors file, a PyTorch checkpoint (zip) or an ONNX model".into(),
         });
     };
+    let kind = match container {
+        Container::Safetensors => "safetensors",
+        Container::TorchZip => "PyTorch checkpoint",
+        Container::Onnx => "ONNX",
+    };
     let wrong = |want: Format| {
         Error::arg(
             "format",
-            format!(
-                "{name} is a {} file; its layout is {want}",
-                match container {
-                    Container::Safetensors => "safetensors",
-                    Container::TorchZip => "PyTorch checkpoint",
-                    Container::Onnx => "ONNX",
-                }
-            ),
+            format!("{name} is a {kind} file; its layout is {want}"),
         )
     };
+    let not_for = |option: &str, applies: &str| {
+        Error::arg(
+            option,
+            format!("{name} is a {kind} file; the {option} option applies to {applies} only"),
+        )
+    };
+    if opts.node.is_some() && container != Container::Onnx {
+        return Err(not_for("node", "ONNX models"));
+    }
     match container {
-        Container::Safetensors => import(&SafetensorsFile::from_bytes(bytes, name)?, format, opts),
+        Container::Safetensors => {
+            let file = SafetensorsFile::from_bytes(bytes.to_vec(), name.clone())?;
+            let file = select_module(file, format, opts.prefix.as_deref())?;
+            import(&file, format, opts)
+        }
         Container::TorchZip => {
+            if keras_file::is_keras_zip(bytes) {
+                return Err(Error::Parse {
+                    what: name,
+                    reason: "a Keras .keras model: whole models run with predict \
+                             (Model::load), not as GRU weights"
+                        .into(),
+                });
+            }
             if format.is_some_and(|f| f != Format::PyTorch) {
                 return Err(wrong(Format::PyTorch));
             }
-            let file = torch_pt::read_checkpoint(&bytes, &name, opts.prefix.as_deref())?;
+            let file = torch_pt::read_checkpoint(bytes, &name, opts.prefix.as_deref())?;
             import(&file, Some(Format::PyTorch), opts)
         }
         Container::Onnx => {
             if format.is_some_and(|f| f != Format::Onnx) {
                 return Err(wrong(Format::Onnx));
             }
-            let (gru, graph) =
-                onnx_model::read(&bytes, path.parent(), &name, opts.node.as_deref())?;
+            if opts.prefix.is_some() {
+                return Err(not_for(
+                    "prefix",
+                    "safetensors files and PyTorch checkpoints (choose an ONNX GRU by its node)",
+                ));
+            }
+            let (gru, graph) = onnx_model::read(bytes, dir, &name, opts.node.as_deref())?;
             check_onnx_options(&gru.config, opts, &name)?;
             Ok(Imported {
                 format: Format::Onnx,
@@ -288,6 +339,40 @@ pub fn load(
             })
         }
     }
+}
+
+/// The module of a full `state_dict` in safetensors: the tensors under `prefix`, or, without
+/// one, under the only module prefix with `nn.GRU` names (the file as it is when its names are
+/// `nn.GRU`'s own, or another layout's).
+fn select_module(
+    file: SafetensorsFile,
+    format: Option<Format>,
+    prefix: Option<&str>,
+) -> Result<SafetensorsFile> {
+    let names = file.names()?;
+    let pytorch_like = matches!(format, None | Some(Format::PyTorch));
+    if prefix.is_none() && (!pytorch_like || Format::detect(&names).is_ok()) {
+        return Ok(file);
+    }
+    if !pytorch_like {
+        let p = prefix.unwrap_or_default();
+        return file.select_prefix(p);
+    }
+    let dims: Vec<(String, Option<(u64, u64)>)> = names
+        .iter()
+        .map(|n| {
+            let d = file.shape(n).ok().flatten().and_then(|s| match s[..] {
+                [a, b] => Some((a as u64, b as u64)),
+                _ => None,
+            });
+            (n.clone(), d)
+        })
+        .collect();
+    let p = torch_pt::gru_prefix(&dims, prefix, file.name())?;
+    if p.is_empty() {
+        return Ok(file);
+    }
+    file.select_prefix(&p)
 }
 
 /// Refuses options that contradict what an `.onnx` file's GRU nodes say.
@@ -369,3 +454,4 @@ pub(crate) fn finish_config(
     config.go_backwards = opts.go_backwards;
     Ok(())
 }
+

@@ -20,11 +20,18 @@ use std::path::{Component, Path};
 use prost::Message;
 
 use super::onnx::cells_from_onnx;
-use super::onnx_proto::{ModelProto, NodeProto, TensorProto};
+pub(crate) use super::onnx_proto::{
+    AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto,
+    tensor_shape_proto, type_proto,
+};
+// For the evaluator's tests, which build models.
+#[cfg(test)]
+pub(crate) use super::onnx_proto::{OperatorSetIdProto, TensorShapeProto, TypeProto};
 use super::resolve_activations;
 use crate::config::{Direction, GruConfig, Variant};
 use crate::error::{Error, Result};
-use crate::weights::{Gru, GruWeights};
+use crate::predict::onnx::tensor::{Tensor, decode};
+use crate::weights::{CellWeights, Gru, GruWeights};
 
 /// Largest external data file region read, in bytes (the tensors of one GRU are far smaller).
 const MAX_EXTERNAL_BYTES: u64 = 1 << 32;
@@ -97,6 +104,8 @@ struct Graph<'g> {
     producers: HashMap<&'g str, &'g NodeProto>,
     inputs: Vec<&'g str>,
     grus: Vec<&'g NodeProto>,
+    /// Initializers and every value the constant folder computes from them.
+    folded: HashMap<String, Tensor>,
 }
 
 fn node_label(n: &NodeProto, index: usize) -> String {
@@ -200,153 +209,7 @@ impl<'g> Graph<'g> {
 
     /// The elements of `t` as f32 (floats of any width; integers converted).
     fn values(&self, t: &TensorProto, what: &str) -> Result<Vec<f32>> {
-        let n = self.numel(t, what)?;
-        let dt = t.data_type.unwrap_or(0);
-        let size = match dt {
-            1 | 6 => 4,
-            10 | 16 => 2,
-            11 | 7 => 8,
-            _ => {
-                return Err(Error::UnsupportedDtype {
-                    name: format!("{what} in {}", self.name),
-                    dtype: format!(
-                        "ONNX data_type {dt} (expected float, float16, bfloat16, double, int32 or int64)"
-                    ),
-                });
-            }
-        };
-        let raw = self.raw_bytes(t, what, n, size)?;
-        let v = if let Some(raw) = raw {
-            let f =
-                |c: &[u8]| -> f32 {
-                    match dt {
-                        1 => f32::from_le_bytes([c[0], c[1], c[2], c[3]]),
-                        6 => i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32,
-                        10 => half::f16::from_le_bytes([c[0], c[1]]).to_f32(),
-                        16 => half::bf16::from_le_bytes([c[0], c[1]]).to_f32(),
-                        11 => f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
-                            as f32,
-                        _ => i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
-                            as f32,
-                    }
-                };
-            raw.chunks_exact(size).map(f).collect()
-        } else {
-            match dt {
-                1 => t.float_data.clone(),
-                11 => t.double_data.iter().map(|&v| v as f32).collect(),
-                6 => t.int32_data.iter().map(|&v| v as f32).collect(),
-                7 => t.int64_data.iter().map(|&v| v as f32).collect(),
-                // float16 and bfloat16 bits in the low 16 bits of int32_data.
-                10 => t
-                    .int32_data
-                    .iter()
-                    .map(|&v| half::f16::from_bits(v as u16).to_f32())
-                    .collect(),
-                _ => t
-                    .int32_data
-                    .iter()
-                    .map(|&v| half::bf16::from_bits(v as u16).to_f32())
-                    .collect(),
-            }
-        };
-        if v.len() != n {
-            return Err(self.perr(format!(
-                "tensor {what} declares {n} elements and holds {}",
-                v.len()
-            )));
-        }
-        Ok(v)
-    }
-
-    fn numel(&self, t: &TensorProto, what: &str) -> Result<usize> {
-        t.dims.iter().try_fold(1usize, |a, &d| {
-            let d = usize::try_from(d)
-                .map_err(|_| self.perr(format!("tensor {what} has a negative dimension {d}")))?;
-            a.checked_mul(d)
-                .ok_or_else(|| Error::Overflow(format!("{what} in {}", self.name)))
-        })
-    }
-
-    /// The bytes of `raw_data` or of external data (`None`: the typed fields hold the values).
-    fn raw_bytes(
-        &self,
-        t: &TensorProto,
-        what: &str,
-        n: usize,
-        size: usize,
-    ) -> Result<Option<Vec<u8>>> {
-        let want = n
-            .checked_mul(size)
-            .ok_or_else(|| Error::Overflow(format!("{what} in {}", self.name)))?;
-        if t.data_location == Some(1) {
-            let get = |k: &str| {
-                t.external_data
-                    .iter()
-                    .find(|e| e.key.as_deref() == Some(k))
-                    .and_then(|e| e.value.clone())
-            };
-            let loc = get("location").ok_or_else(|| {
-                self.perr(format!("tensor {what}: external data without a location"))
-            })?;
-            let rel = Path::new(&loc);
-            if rel.is_absolute() || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-                return Err(self.perr(format!(
-                    "tensor {what}: external data location {loc:?} is not a plain relative path"
-                )));
-            }
-            let dir = self.dir.ok_or_else(|| {
-                self.perr(format!(
-                    "tensor {what}: external data, but the model has no folder"
-                ))
-            })?;
-            let num = |k: &str| -> Result<u64> {
-                get(k).map_or(Ok(0), |v| {
-                    v.parse::<u64>()
-                        .map_err(|_| self.perr(format!("tensor {what}: external {k} {v:?}")))
-                })
-            };
-            let offset = num("offset")?;
-            let length = match get("length") {
-                Some(_) => num("length")?,
-                None => want as u64,
-            };
-            if length != want as u64 || length > MAX_EXTERNAL_BYTES {
-                return Err(self.perr(format!(
-                    "tensor {what}: external data of {length} bytes for {n} elements of {size} bytes"
-                )));
-            }
-            use std::io::{Read, Seek, SeekFrom};
-            let path = dir.join(rel);
-            let io = |source| Error::Io {
-                path: path.display().to_string(),
-                source,
-            };
-            let mut f = std::fs::File::open(&path).map_err(io)?;
-            let file_len = f.metadata().map_err(io)?.len();
-            if offset.checked_add(length).is_none_or(|end| end > file_len) {
-                return Err(self.perr(format!(
-                    "tensor {what}: external data [{offset}, +{length}) runs past the end of {} ({file_len} bytes)",
-                    path.display()
-                )));
-            }
-            f.seek(SeekFrom::Start(offset)).map_err(io)?;
-            let mut buf = vec![0u8; want];
-            f.read_exact(&mut buf).map_err(io)?;
-            return Ok(Some(buf));
-        }
-        match &t.raw_data {
-            Some(raw) if !raw.is_empty() || n == 0 => {
-                if raw.len() != want {
-                    return Err(self.perr(format!(
-                        "tensor {what}: raw_data of {} bytes for {n} elements of {size} bytes",
-                        raw.len()
-                    )));
-                }
-                Ok(Some(raw.clone()))
-            }
-            _ => Ok(None),
-        }
+        Ok(decode(t, self.dir, &self.name, what)?.to_f32_vec())
     }
 
     /// A weight tensor: an initializer or constant, through `Identity` and `Cast`.
@@ -360,6 +223,9 @@ impl<'g> Graph<'g> {
         let Some(name) = node.input.get(slot).filter(|s| !s.is_empty()) else {
             return Ok(None);
         };
+        if let Some(t) = self.folded.get(name.as_str()) {
+            return Ok(Some((t.shape.clone(), t.to_f32_vec())));
+        }
         match self.trace(name, &["Identity", "Cast"]) {
             Source::Tensor(t) => {
                 let shape = t.dims.iter().map(|&d| d.max(0) as usize).collect();
@@ -376,7 +242,7 @@ impl<'g> Graph<'g> {
     }
 }
 
-fn attr<'n>(n: &'n NodeProto, name: &str) -> Option<&'n super::onnx_proto::AttributeProto> {
+fn attr<'n>(n: &'n NodeProto, name: &str) -> Option<&'n AttributeProto> {
     n.attribute.iter().find(|a| a.name.as_deref() == Some(name))
 }
 
@@ -393,7 +259,11 @@ struct Attrs {
     layout: i64,
 }
 
-fn attrs(g: &Graph<'_>, n: &NodeProto, label: &str) -> Result<Attrs> {
+fn attrs(model: &str, n: &NodeProto, label: &str) -> Result<Attrs> {
+    let perr = |reason: String| Error::Parse {
+        what: model.to_string(),
+        reason,
+    };
     let s = |a: &str| {
         attr(n, a)
             .and_then(|a| a.s.as_ref())
@@ -403,18 +273,18 @@ fn attrs(g: &Graph<'_>, n: &NodeProto, label: &str) -> Result<Attrs> {
         "forward" => Direction::Forward,
         "reverse" => Direction::Reverse,
         "bidirectional" => Direction::Bidirectional,
-        other => return Err(g.perr(format!("GRU node {label}: direction {other:?}"))),
+        other => return Err(perr(format!("GRU node {label}: direction {other:?}"))),
     };
     let hidden = attr(n, "hidden_size")
         .and_then(|a| a.i)
-        .ok_or_else(|| g.perr(format!("GRU node {label} has no hidden_size")))?;
+        .ok_or_else(|| perr(format!("GRU node {label} has no hidden_size")))?;
     let hidden = usize::try_from(hidden)
         .ok()
         .filter(|&h| h > 0)
-        .ok_or_else(|| g.perr(format!("GRU node {label}: hidden_size {hidden}")))?;
+        .ok_or_else(|| perr(format!("GRU node {label}: hidden_size {hidden}")))?;
     let layout = attr(n, "layout").and_then(|a| a.i).unwrap_or(0);
     if !(layout == 0 || layout == 1) {
-        return Err(g.perr(format!("GRU node {label}: layout {layout}")));
+        return Err(perr(format!("GRU node {label}: layout {layout}")));
     }
     Ok(Attrs {
         hidden,
@@ -458,7 +328,16 @@ pub fn read(
         what: name.to_string(),
         reason: "ONNX model without a graph".into(),
     })?;
+    let folded = crate::predict::onnx::fold(
+        graph,
+        crate::predict::onnx::opset_of(&model),
+        dir,
+        name,
+        false,
+    )?
+    .consts;
     let mut g = Graph {
+        folded,
         name: name.to_string(),
         dir,
         initializers: graph
@@ -563,9 +442,9 @@ pub fn read(
     };
 
     // Attributes: one set for the whole stack.
-    let first = attrs(&g, g.grus[chain[0]], &labels[chain[0]])?;
+    let first = attrs(&g.name, g.grus[chain[0]], &labels[chain[0]])?;
     for &i in &chain[1..] {
-        let a = attrs(&g, g.grus[i], &labels[i])?;
+        let a = attrs(&g.name, g.grus[i], &labels[i])?;
         if a != first {
             return Err(g.perr(format!(
                 "GRU nodes {} and {} differ in their attributes ({first:?} vs {a:?}); a stack must share them",
@@ -591,39 +470,24 @@ pub fn read(
             .weight(n, label, 2, "R")?
             .ok_or_else(|| g.perr(format!("GRU node {label} has no R")))?;
         let b = g.weight(n, label, 3, "B")?;
-        let bad = |what: &str, want: String, got: &[usize]| {
-            Error::shape(
-                format!("{what} of GRU node {label} in {name}"),
-                want,
-                crate::npy::shape_str(got),
-            )
-        };
-        if ws.len() != 3 || ws[0] != d || ws[1] != 3 * h {
-            return Err(bad("W", format!("[{d}, {}, I]", 3 * h), &ws));
-        }
-        if rs != [d, 3 * h, h] {
-            return Err(bad("R", format!("[{d}, {}, {h}]", 3 * h), &rs));
-        }
-        if let Some((bs, _)) = &b
-            && bs != &[d, 6 * h]
-        {
-            return Err(bad("B", format!("[{d}, {}]", 6 * h), bs));
-        }
+        let (this_input, cells) = cells_checked(label, name, d, h, (ws, w), (rs, r), b)?;
         if l == 0 {
-            input_size = ws[2];
+            input_size = this_input;
         }
-        layers.push(cells_from_onnx(
-            &w,
-            &r,
-            b.as_ref().map(|(_, v)| v.as_slice()),
-            d,
-            h,
-            ws[2],
-        ));
+        layers.push(cells);
 
         // sequence_lens: one source for the whole stack.
         let this_lens = match n.input.get(4).filter(|s| !s.is_empty()) {
             None => SequenceLens::None,
+            Some(s) if g.folded.contains_key(s.as_str()) => SequenceLens::Fixed(
+                g.folded
+                    .get(s.as_str())
+                    .map(Tensor::to_f32_vec)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|&v| if v >= 0.0 { v as usize } else { usize::MAX })
+                    .collect(),
+            ),
             Some(s) => match g.trace(s, &["Identity", "Cast"]) {
                 Source::Tensor(t) => SequenceLens::Fixed(
                     g.values(t, "sequence_lens")?
@@ -648,8 +512,71 @@ pub fn read(
         }
 
         // initial_h.
+        let bad = |what: &str, want: String, got: &[usize]| {
+            Error::shape(
+                format!("{what} of GRU node {label} in {name}"),
+                want,
+                crate::npy::shape_str(got),
+            )
+        };
+        // A constant initial_h: zeros, or one given as is, [D, B, H] ([B, D, H] for layout 1).
+        let mut h0_const = |v: Vec<f32>,
+                            dims: Vec<usize>,
+                            direct: bool|
+         -> Result<Option<Vec<f32>>> {
+            if v.iter().all(|&x| x == 0.0) {
+                return Ok(None);
+            }
+            if !direct {
+                return Err(g.perr(format!(
+                    "GRU node {label}: initial_h is computed from a non-zero constant; only zeros or a constant initial_h can be read"
+                )));
+            }
+            let (batch, canon) = match (first.layout, dims.as_slice()) {
+                (0, [dd, bb, hh]) if *dd == d && *hh == h => (*bb, v),
+                (1, [bb, dd, hh]) if *dd == d && *hh == h => {
+                    // [B, D, H] → [D, B, H].
+                    let mut c = vec![0.0; v.len()];
+                    for bi in 0..*bb {
+                        for di in 0..d {
+                            let src = (bi * d + di) * h;
+                            let dst = (di * bb + bi) * h;
+                            c[dst..dst + h].copy_from_slice(&v[src..src + h]);
+                        }
+                    }
+                    (*bb, c)
+                }
+                _ => {
+                    return Err(bad(
+                        "initial_h",
+                        if first.layout == 0 {
+                            format!("[{d}, B, {h}]")
+                        } else {
+                            format!("[B, {d}, {h}]")
+                        },
+                        &dims,
+                    ));
+                }
+            };
+            if h0_batch.is_some_and(|b0| b0 != batch) {
+                return Err(g.perr(format!(
+                    "GRU node {label}: initial_h for another batch size"
+                )));
+            }
+            h0_batch = Some(batch);
+            Ok(Some(canon))
+        };
         let part = match n.input.get(5).filter(|s| !s.is_empty()) {
             None => None,
+            // A constant after folding: an initializer, or computed from constants alone.
+            Some(s) if g.folded.contains_key(s.as_str()) => {
+                let t = g.folded.get(s.as_str());
+                h0_const(
+                    t.map(Tensor::to_f32_vec).unwrap_or_default(),
+                    t.map(|t| t.shape.clone()).unwrap_or_default(),
+                    true,
+                )?
+            }
             Some(s) => match g.trace(
                 s,
                 &[
@@ -670,48 +597,8 @@ pub fn read(
                 Source::Tensor(t) => {
                     let v = g.values(t, "initial_h")?;
                     let direct = matches!(g.trace(s, &["Identity", "Cast"]), Source::Tensor(_));
-                    if v.iter().all(|&x| x == 0.0) {
-                        None
-                    } else if !direct {
-                        return Err(g.perr(format!(
-                            "GRU node {label}: initial_h is computed from a non-zero constant; only zeros or a constant initial_h can be read"
-                        )));
-                    } else {
-                        let dims: Vec<usize> = t.dims.iter().map(|&x| x.max(0) as usize).collect();
-                        let (batch, canon) = match (first.layout, dims.as_slice()) {
-                            (0, [dd, bb, hh]) if *dd == d && *hh == h => (*bb, v),
-                            (1, [bb, dd, hh]) if *dd == d && *hh == h => {
-                                // [B, D, H] → [D, B, H].
-                                let mut c = vec![0.0; v.len()];
-                                for bi in 0..*bb {
-                                    for di in 0..d {
-                                        let src = (bi * d + di) * h;
-                                        let dst = (di * bb + bi) * h;
-                                        c[dst..dst + h].copy_from_slice(&v[src..src + h]);
-                                    }
-                                }
-                                (*bb, c)
-                            }
-                            _ => {
-                                return Err(bad(
-                                    "initial_h",
-                                    if first.layout == 0 {
-                                        format!("[{d}, B, {h}]")
-                                    } else {
-                                        format!("[B, {d}, {h}]")
-                                    },
-                                    &dims,
-                                ));
-                            }
-                        };
-                        if h0_batch.is_some_and(|b0| b0 != batch) {
-                            return Err(g.perr(format!(
-                                "GRU node {label}: initial_h for another batch size"
-                            )));
-                        }
-                        h0_batch = Some(batch);
-                        Some(canon)
-                    }
+                    let dims: Vec<usize> = t.dims.iter().map(|&x| x.max(0) as usize).collect();
+                    h0_const(v, dims, direct)?
                 }
                 Source::GraphInput(i) => {
                     if h0_input.as_ref().is_some_and(|p| *p != i) {
@@ -751,17 +638,7 @@ pub fn read(
         (None, None) => InitialState::Zeros,
     };
 
-    let mut config = GruConfig::new(input_size, h)
-        .with_variant(if first.lbr {
-            Variant::ResetAfter
-        } else {
-            Variant::ResetBefore
-        })
-        .with_layers(chain.len())
-        .with_direction(first.direction);
-    config.activations = resolve_activations(&first.activations, &first.alpha, &first.beta, d)?;
-    config.clip = first.clip;
-    config.batch_first = first.layout == 1;
+    let config = first.config(input_size, chain.len())?;
     let gru = Gru::new(config, GruWeights { layers })?;
     let info = OnnxGraph {
         nodes: chain.iter().map(|&i| labels[i].clone()).collect(),
@@ -771,4 +648,219 @@ pub fn read(
         layout: first.layout,
     };
     Ok((gru, info))
+}
+
+/// The bytes of `t`'s `raw_data` or of its external data in `dir` (`None`: the typed fields hold
+/// the values): `n` elements of `size` bytes. `model` names the file in errors.
+pub(crate) fn tensor_bytes(
+    t: &TensorProto,
+    what: &str,
+    n: usize,
+    size: usize,
+    model: &str,
+    dir: Option<&Path>,
+) -> Result<Option<Vec<u8>>> {
+    let perr = |reason: String| Error::Parse {
+        what: model.to_string(),
+        reason,
+    };
+    let want = n
+        .checked_mul(size)
+        .ok_or_else(|| Error::Overflow(format!("{what} in {}", model)))?;
+    if t.data_location == Some(1) {
+        let get = |k: &str| {
+            t.external_data
+                .iter()
+                .find(|e| e.key.as_deref() == Some(k))
+                .and_then(|e| e.value.clone())
+        };
+        let loc = get("location")
+            .ok_or_else(|| perr(format!("tensor {what}: external data without a location")))?;
+        let rel = Path::new(&loc);
+        if rel.is_absolute() || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+            return Err(perr(format!(
+                "tensor {what}: external data location {loc:?} is not a plain relative path"
+            )));
+        }
+        let dir = dir.ok_or_else(|| {
+            perr(format!(
+                "tensor {what}: external data, but the model has no folder"
+            ))
+        })?;
+        let num = |k: &str| -> Result<u64> {
+            get(k).map_or(Ok(0), |v| {
+                v.parse::<u64>()
+                    .map_err(|_| perr(format!("tensor {what}: external {k} {v:?}")))
+            })
+        };
+        let offset = num("offset")?;
+        let length = match get("length") {
+            Some(_) => num("length")?,
+            None => want as u64,
+        };
+        if length != want as u64 || length > MAX_EXTERNAL_BYTES {
+            return Err(perr(format!(
+                "tensor {what}: external data of {length} bytes for {n} elements of {size} bytes"
+            )));
+        }
+        use std::io::{Read, Seek, SeekFrom};
+        let path = dir.join(rel);
+        let io = |source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut f = std::fs::File::open(&path).map_err(io)?;
+        let file_len = f.metadata().map_err(io)?.len();
+        if offset.checked_add(length).is_none_or(|end| end > file_len) {
+            return Err(perr(format!(
+                "tensor {what}: external data [{offset}, +{length}) runs past the end of {} ({file_len} bytes)",
+                path.display()
+            )));
+        }
+        f.seek(SeekFrom::Start(offset)).map_err(io)?;
+        let mut buf = vec![0u8; want];
+        f.read_exact(&mut buf).map_err(io)?;
+        return Ok(Some(buf));
+    }
+    match &t.raw_data {
+        Some(raw) if !raw.is_empty() || n == 0 => {
+            if raw.len() != want {
+                return Err(perr(format!(
+                    "tensor {what}: raw_data of {} bytes for {n} elements of {size} bytes",
+                    raw.len()
+                )));
+            }
+            Ok(Some(raw.clone()))
+        }
+        _ => Ok(None),
+    }
+}
+
+impl Attrs {
+    /// The canonical config of a stack of `layers` nodes with these attributes.
+    fn config(&self, input_size: usize, layers: usize) -> Result<GruConfig> {
+        let mut config = GruConfig::new(input_size, self.hidden)
+            .with_variant(if self.lbr {
+                Variant::ResetAfter
+            } else {
+                Variant::ResetBefore
+            })
+            .with_layers(layers)
+            .with_direction(self.direction);
+        config.activations = resolve_activations(
+            &self.activations,
+            &self.alpha,
+            &self.beta,
+            self.direction.count(),
+        )?;
+        config.clip = self.clip;
+        config.batch_first = self.layout == 1;
+        Ok(config)
+    }
+}
+
+/// A weight tensor's shape and values.
+pub(crate) type Weight = (Vec<usize>, Vec<f32>);
+
+/// Checks one GRU node's `W` `[D, 3H, I]`, `R` `[D, 3H, H]` and `B` `[D, 6H]` and converts them to
+/// canonical cells; returns `I` too.
+fn cells_checked(
+    label: &str,
+    name: &str,
+    d: usize,
+    h: usize,
+    (ws, w): Weight,
+    (rs, r): Weight,
+    b: Option<Weight>,
+) -> Result<(usize, Vec<CellWeights>)> {
+    let bad = |what: &str, want: String, got: &[usize]| {
+        Error::shape(
+            format!("{what} of GRU node {label} in {name}"),
+            want,
+            crate::npy::shape_str(got),
+        )
+    };
+    if ws.len() != 3 || ws[0] != d || Some(ws[1]) != h.checked_mul(3) {
+        return Err(bad("W", format!("[{d}, {}, I]", 3 * h), &ws));
+    }
+    if rs != [d, 3 * h, h] {
+        return Err(bad("R", format!("[{d}, {}, {h}]", 3 * h), &rs));
+    }
+    if let Some((bs, _)) = &b
+        && bs != &[d, 6 * h]
+    {
+        return Err(bad("B", format!("[{d}, {}]", 6 * h), bs));
+    }
+    let cells = cells_from_onnx(&w, &r, b.as_ref().map(|(_, v)| v.as_slice()), d, h, ws[2]);
+    Ok((ws[2], cells))
+}
+
+/// The one-layer canonical model of GRU node `n` (`label` names it, `name` the file) from its
+/// constant `W`, `R` and optional `B`.
+pub(crate) fn gru_from_weights(
+    n: &NodeProto,
+    label: &str,
+    name: &str,
+    w: Weight,
+    r: Weight,
+    b: Option<Weight>,
+) -> Result<Gru> {
+    let a = attrs(name, n, label)?;
+    let (input, cells) = cells_checked(label, name, a.direction.count(), a.hidden, w, r, b)?;
+    Gru::new(
+        a.config(input, 1)?,
+        GruWeights {
+            layers: vec![cells],
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::SafetensorsFile;
+    use crate::io::{Batch, SeqInput, Steps};
+
+    fn dir() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/models")
+    }
+
+    /// The dynamo exporter's files: `R` a `Concat` of initializers (folded), `initial_h` zeros
+    /// expanded from `Shape(x)` and sliced.
+    #[test]
+    fn dynamo_and_legacy_exports_are_read() {
+        // Both exporters transpose a batch-first x to [T, B, I] themselves: layout 0 every time.
+        for (name, batch_first, dirs) in [
+            ("pub_o_dynamo_gru_only", false, 1),
+            ("pub_o_dynamo_bidir_last", false, 2),
+            ("pub_o_legacy_softmax", false, 1),
+            ("pub_o_legacy_meanpool", false, 2),
+        ] {
+            let bytes = std::fs::read(dir().join(format!("{name}.onnx"))).unwrap();
+            let (gru, info) =
+                read(&bytes, Some(&dir()), name, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(info.initial_state, InitialState::Zeros, "{name}");
+            assert_eq!(info.sequence_lens, SequenceLens::None, "{name}");
+            assert_eq!(gru.config.batch_first, batch_first, "{name}");
+            assert_eq!(gru.config.num_directions(), dirs, "{name}");
+            assert_eq!(gru.config.variant, Variant::ResetAfter, "{name}");
+        }
+        // The GRU-only graph's first output is the GRU's [T, B, H] output itself.
+        let name = "pub_o_dynamo_gru_only";
+        let bytes = std::fs::read(dir().join(format!("{name}.onnx"))).unwrap();
+        let (gru, _) = read(&bytes, Some(&dir()), name, None).unwrap();
+        let st = std::fs::read(dir().join(format!("{name}.case.safetensors"))).unwrap();
+        let st = SafetensorsFile::from_bytes(st, name).unwrap();
+        let (x, y) = (
+            st.get_f32("x").unwrap().unwrap(),
+            st.get_f32("y").unwrap().unwrap(),
+        );
+        let out = crate::reference::forward(
+            &gru,
+            &SeqInput::new(&x.data, Steps(x.shape[0]), Batch(x.shape[1])),
+        )
+        .unwrap();
+        let e = crate::max_abs_diff(&out.output, &y.data);
+        assert!(e <= 1e-5, "{e:e}");
+    }
 }

@@ -54,6 +54,35 @@ impl SafetensorsFile {
         Ok(f)
     }
 
+    /// The tensors whose names start with `prefix`, under the rest of their names (a full
+    /// `state_dict` read as the module at `prefix`: `gru.weight_ih_l0` ⇒ `weight_ih_l0`), as a
+    /// new in-memory file; dtypes and bytes are kept, the metadata is not. An error lists a few
+    /// names when none starts with `prefix`.
+    pub fn select_prefix(&self, prefix: &str) -> Result<Self> {
+        let st = self.st()?;
+        let mut kept = Vec::new();
+        for name in self.names()? {
+            if let Some(short) = name.strip_prefix(prefix).filter(|s| !s.is_empty()) {
+                let view = st.tensor(&name).map_err(|e| st_err(&self.name, e))?;
+                kept.push((short.to_string(), view));
+            }
+        }
+        if kept.is_empty() {
+            let names = self.names()?;
+            let mut shown: Vec<&str> = names.iter().map(String::as_str).take(12).collect();
+            if names.len() > 12 {
+                shown.push("…");
+            }
+            return Err(Error::UnknownLayout(format!(
+                "no tensor of {} starts with the prefix {prefix:?}; its tensors are [{}]",
+                self.name,
+                shown.join(", ")
+            )));
+        }
+        let bytes = safetensors::serialize(kept, None).map_err(|e| st_err(&self.name, e))?;
+        SafetensorsFile::from_bytes(bytes, format!("{} (prefix {prefix:?})", self.name))
+    }
+
     /// The name used in errors (the path, for [`SafetensorsFile::open`]).
     pub fn name(&self) -> &str {
         &self.name

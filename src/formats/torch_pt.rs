@@ -1122,7 +1122,25 @@ type Group = Vec<(String, Rc<TensorRef>)>;
 
 /// Picks the module whose GRU tensors are read; returns its prefix and its tensors.
 fn choose(found: Group, prefix: Option<&str>, name: &str) -> Result<(String, Group)> {
-    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+    choose_module(found, prefix, name, |t| (t.size.len() == 2).then(|| (t.size[0], t.size[1])))
+}
+
+/// The prefix of the module whose `nn.GRU` tensor names are read, among the dotted tensor names
+/// of a full `state_dict` (`gru.weight_ih_l0`, `fc.weight`, …), chosen as [`read_checkpoint`]
+/// does; `""` when the names are `nn.GRU`'s own.
+pub(crate) fn gru_prefix(names: &[(String, Option<(u64, u64)>)], prefix: Option<&str>, name: &str) -> Result<String> {
+    let found: Vec<(String, Option<(u64, u64)>)> = names.to_vec();
+    choose_module(found, prefix, name, |d| *d).map(|(p, _)| p)
+}
+
+/// [`choose`] over any tensor type; `dims` gives a rank-2 tensor's two dimensions.
+fn choose_module<T>(
+    found: Vec<(String, T)>,
+    prefix: Option<&str>,
+    name: &str,
+    dims: impl Fn(&T) -> Option<(u64, u64)>,
+) -> Result<(String, Vec<(String, T)>)> {
+    let mut groups: BTreeMap<String, Vec<(String, T)>> = BTreeMap::new();
     let mut others = Vec::new();
     for (full, t) in found {
         match split_gru(&full) {
@@ -1193,9 +1211,7 @@ fn choose(found: Group, prefix: Option<&str>, name: &str) -> Result<(String, Gro
                 .filter(|k| {
                     groups[*k].iter().any(|(s, t)| {
                         s == "weight_hh_l0"
-                            && t.size.len() == 2
-                            && t.size[1] > 0
-                            && t.size[1].checked_mul(3) == Some(t.size[0])
+                            && dims(t).is_some_and(|(a, b)| b > 0 && b.checked_mul(3) == Some(a))
                     })
                 })
                 .collect();
@@ -1204,7 +1220,7 @@ fn choose(found: Group, prefix: Option<&str>, name: &str) -> Result<(String, Gro
                 _ => {
                     return Err(Error::UnknownLayout(format!(
                         "several modules in {name} have nn.GRU tensors: prefixes {}; pass \
-                         --prefix to choose one",
+                         a prefix to choose one",
                         list(&all)
                     )));
                 }

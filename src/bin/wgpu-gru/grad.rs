@@ -65,15 +65,10 @@ pub struct Args {
     pub quiet: bool,
 }
 
-/// Runs `wgpu-gru grad`. On failure, no file is left at `--out`.
+/// Runs `wgpu-gru grad`. On failure, the file at `--out` is left as it was.
 pub fn main(args: Args) -> Result<(), String> {
     check_paths(&args)?;
-    let result = run(&args);
-    if result.is_err() && std::fs::symlink_metadata(&args.out).is_ok_and(|m| m.is_file()) {
-        // Never leave a stale result from an earlier run next to a failed one.
-        let _ = std::fs::remove_file(&args.out);
-    }
-    result
+    run(&args)
 }
 
 /// Refuses an output path that is also an input, is not a regular file, or has no directory.

@@ -7,6 +7,7 @@ mod bench;
 mod demo;
 mod grad;
 mod occupancy;
+mod predict;
 mod run;
 mod shader;
 mod train;
@@ -27,6 +28,8 @@ struct Cli {
 enum Command {
     /// Run a model from a safetensors file on .npy inputs and write .npy outputs.
     Run(run::Args),
+    /// Run a whole saved model (Keras .keras/.h5, .onnx) as the framework's predict does.
+    Predict(predict::Args),
     /// Time forwards on the standard shapes (or B,T,I,H) for the GPU and CPU paths.
     Bench(bench::Args),
     /// Gradients of a model's weights, input and h0 for upstream gradients (.npy → .safetensors).
@@ -154,6 +157,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Some(Command::Run(args)) => run::main(args),
+        Some(Command::Predict(args)) => predict::main(args),
         Some(Command::Bench(args)) => bench::main(args),
         Some(Command::Grad(args)) => grad::main(args),
         Some(Command::Train(args)) => train::main(args),

@@ -10,7 +10,8 @@
 //! | seed | `[T, B, I]` | `[B, H]` | `[T, B, H]` |
 //!
 //! Lengths are int32 or int64 `[B]`. Outputs are f32 .npy, written to temporary files and
-//! renamed into place only when everything succeeded; on any failure no output file is left.
+//! renamed into place only when everything succeeded; on any failure the files at the output
+//! paths are left as they were.
 
 use std::path::{Path, PathBuf};
 use wgpu_gru::{Batch, Steps};
@@ -155,23 +156,10 @@ pub(crate) fn at(path: &Path, e: impl std::fmt::Display) -> String {
     }
 }
 
-/// Runs `wgpu-gru run`. On failure, no file is left at the output paths.
+/// Runs `wgpu-gru run`. On failure, the files at the output paths are left as they were.
 pub fn main(args: Args) -> Result<(), String> {
     check_paths(&args)?;
-    let result = run(&args);
-    if result.is_err() {
-        // Never leave a stale output from an earlier run next to a failed one.
-        for p in [Some(&args.output), args.state_out.as_ref()]
-            .into_iter()
-            .flatten()
-        {
-            // Only a regular file we could have written: never a device node or a directory.
-            if std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file()) {
-                let _ = std::fs::remove_file(p);
-            }
-        }
-    }
-    result
+    run(&args)
 }
 
 /// Refuses output paths that coincide with an input or with each other.
@@ -398,17 +386,7 @@ fn run(args: &Args) -> Result<(), String> {
         pending.push(write_pending(p, &shapes.state_shape(batch), &s)?);
     }
     // Publish all outputs, or none.
-    let mut done: Vec<PathBuf> = Vec::new();
-    for f in pending {
-        let target = f.target().to_path_buf();
-        if let Err(e) = f.commit() {
-            for d in &done {
-                let _ = std::fs::remove_file(d);
-            }
-            return Err(e.to_string());
-        }
-        done.push(target);
-    }
+    npy::publish_all(pending).map_err(|e| e.to_string())?;
     say(format!(
         "wrote {} {}",
         args.output.display(),

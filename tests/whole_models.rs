@@ -1,0 +1,231 @@
+//! Whole models as users save them (`wgpu_gru::predict`, `wgpu-gru predict`): every case in
+//! `tests/data/models/` (the shared golden cases and `scripts/whole_models.py`'s), a Keras
+//! `.keras`/`.h5` file or an `.onnx` export with the framework's own prediction, on the
+//! reference, CPU and GPU paths, through the library and the CLI; and the CLI's file handling.
+
+mod common;
+mod gpu_common;
+
+use std::path::{Path, PathBuf};
+
+use common::cli::{TempDir, args, run_bin, stderr};
+use common::data_dir;
+use wgpu_gru::formats::SafetensorsFile;
+use wgpu_gru::npy;
+use wgpu_gru::predict::{Array, Backend, Model};
+
+/// One case: the model file, `x`, the framework's `y` and the tolerance.
+struct ModelCase {
+    name: String,
+    model: PathBuf,
+    x: Array,
+    y: Array,
+    tol: f32,
+}
+
+fn cases() -> Vec<ModelCase> {
+    let dir = data_dir("models");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".case.safetensors"))
+        .collect();
+    paths.sort();
+    assert!(paths.len() >= 13, "expected the golden model cases in {}", dir.display());
+    paths
+        .iter()
+        .map(|p| {
+            let f = SafetensorsFile::open(p).unwrap();
+            let meta = f.metadata().unwrap();
+            let get = |n: &str| {
+                let t = f.require_f32(n, "model case").unwrap();
+                Array::new(t.shape, t.data).unwrap()
+            };
+            ModelCase {
+                name: p
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .trim_end_matches(".case.safetensors")
+                    .to_string(),
+                model: dir.join(&meta["model"]),
+                x: get("x"),
+                y: get("y"),
+                tol: meta["tol"].parse().unwrap(),
+            }
+        })
+        .collect()
+}
+
+/// The cases' rule: `max |got − y| / max(1, max |y|)`, `∞` when the shapes differ.
+fn score(got: &Array, want: &Array) -> f32 {
+    if got.shape != want.shape {
+        return f32::INFINITY;
+    }
+    let scale = want.data.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    wgpu_gru::max_abs_diff(&got.data, &want.data) / scale
+}
+
+fn check_backend(label: &str, backend: Backend<'_>) {
+    let mut failures = Vec::new();
+    for c in cases() {
+        let model = Model::load(&c.model).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+        let got = model
+            .runner(backend)
+            .and_then(|r| r.predict(&c.x))
+            .unwrap_or_else(|e| panic!("{} on {label}: {e}", c.name));
+        let s = score(&got, &c.y);
+        eprintln!("{label}: {}: {} -> {:?}, error {s:.2e}", c.name, model.describe(), got.shape);
+        if !(s <= c.tol) {
+            failures.push(format!("{}: {s:e} > {:e}", c.name, c.tol));
+        }
+    }
+    assert!(failures.is_empty(), "{label}: {failures:?}");
+}
+
+#[test]
+fn every_case_on_the_reference() {
+    check_backend("reference", Backend::Reference);
+}
+
+#[test]
+fn every_case_on_the_cpu_path() {
+    check_backend("cpu", Backend::Cpu);
+    check_backend("cpu, 2 threads", Backend::CpuThreads(2));
+}
+
+#[test]
+fn every_case_on_the_gpu() {
+    let Some(ctx) = gpu_common::ctx() else { return };
+    check_backend("gpu", Backend::Gpu(ctx));
+}
+
+fn write_x(dir: &TempDir, x: &Array) -> String {
+    let p = dir.s("x.npy");
+    npy::write_f32(&p, &x.shape, &x.data).unwrap();
+    p
+}
+
+fn read_y(p: &Path) -> Array {
+    let (shape, data) = npy::read_f32(p).unwrap();
+    Array::new(shape, data).unwrap()
+}
+
+#[test]
+fn predict_command_matches_every_case() {
+    let gpu = gpu_common::ctx().is_some();
+    for c in cases() {
+        let dir = TempDir::new("predict");
+        let x = write_x(&dir, &c.x);
+        for backend in ["reference", "cpu", "gpu", "auto"] {
+            if backend == "gpu" && !gpu {
+                continue;
+            }
+            let y = dir.s(&format!("y-{backend}.npy"));
+            let o = run_bin(&args(&[
+                "predict",
+                "--model",
+                &c.model.display().to_string(),
+                "--input",
+                &x,
+                "--output",
+                &y,
+                "--backend",
+                backend,
+            ]));
+            assert!(o.status.success(), "{} {backend}: {}", c.name, stderr(&o));
+            let s = score(&read_y(Path::new(&y)), &c.y);
+            assert!(s <= c.tol, "{} on {backend}: {s:e}", c.name);
+        }
+    }
+}
+
+/// A failed `predict` or `run` leaves the file at the output path byte-identical; a later
+/// successful one replaces it.
+#[test]
+fn failed_commands_leave_existing_outputs_alone() {
+    let c = cases().into_iter().find(|c| c.name == "pub_k_seed").unwrap();
+    let dir = TempDir::new("keep");
+    let x = write_x(&dir, &c.x);
+    let y = dir.s("y.npy");
+    let s = dir.s("s.npy");
+    std::fs::write(&y, b"earlier results").unwrap();
+    std::fs::write(&s, b"earlier state").unwrap();
+    let model = c.model.display().to_string();
+    let bad_x = dir.s("bad_x.npy");
+    npy::write_f32(&bad_x, &[2, 3], &[0.0; 6]).unwrap();
+    let attempts = [
+        args(&["predict", "--model", "missing.keras", "--input", &x, "--output", &y]),
+        args(&["predict", "--model", &model, "--input", &bad_x, "--output", &y]),
+        args(&["predict", "--model", &x, "--input", &x, "--output", &y]),
+        args(&["run", "--weights", "missing.safetensors", "--input", &x, "--output", &y, "--state-out", &s]),
+        args(&["run", "--weights", &model, "--input", &x, "--output", &y, "--state-out", &s]),
+    ];
+    for a in &attempts {
+        let o = run_bin(a);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{a:?}: {err}");
+        assert_eq!(err.lines().filter(|l| l.starts_with("wgpu-gru: error:")).count(), 1, "{err}");
+        assert_eq!(std::fs::read(&y).unwrap(), b"earlier results", "{a:?}");
+        assert_eq!(std::fs::read(&s).unwrap(), b"earlier state", "{a:?}");
+    }
+    let mut left = dir.files();
+    left.retain(|f| f.starts_with('.'));
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+    let o = run_bin(&args(&["predict", "--model", &model, "--input", &x, "--output", &y, "-q"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(score(&read_y(Path::new(&y)), &c.y) <= c.tol);
+}
+
+/// `run` on a full `state_dict` in safetensors (`gru.*` beside `fc.*`): the GRU is found alone
+/// or by `--prefix`, as in a `.pt` checkpoint, and gives the bare GRU file's output; a prefix
+/// that names nothing, or a `--prefix` on an `.onnx` file, is an error.
+#[test]
+fn run_reads_a_full_state_dict_in_safetensors() {
+    use safetensors::{Dtype, tensor::TensorView};
+    let golden = common::golden_dir().join("pytorch_basic.safetensors");
+    let f = SafetensorsFile::open(&golden).unwrap();
+    let dir = TempDir::new("prefix");
+    let input = f.require_f32("input", "case").unwrap();
+    let x = dir.s("x.npy");
+    npy::write_f32(&x, &input.shape, &input.data).unwrap();
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for n in ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"] {
+        let t = f.require_f32(n, "case").unwrap();
+        let bytes = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        tensors.push((format!("gru.{n}"), t.shape, bytes));
+    }
+    tensors.push(("fc.weight".into(), vec![2, 7], vec![0u8; 56]));
+    tensors.push(("fc.bias".into(), vec![2], vec![0u8; 8]));
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).unwrap()))
+        .collect();
+    let full = dir.path("full.safetensors");
+    std::fs::write(&full, safetensors::serialize(views, None).unwrap()).unwrap();
+    let full = full.display().to_string();
+
+    let run = |weights: &str, extra: &[&str], out: &str| {
+        let mut a = args(&["run", "--weights", weights, "--input", &x, "--output", out, "-q"]);
+        a.extend(args(extra));
+        run_bin(&a)
+    };
+    let want_path = dir.s("want.npy");
+    let o = run(&golden.display().to_string(), &[], &want_path);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let want = std::fs::read(&want_path).unwrap();
+    for extra in [&[][..], &["--prefix", "gru."][..], &["--prefix", "gru"][..]] {
+        let y = dir.s("y.npy");
+        let o = run(&full, extra, &y);
+        assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+        assert_eq!(std::fs::read(&y).unwrap(), want, "{extra:?}");
+    }
+    let o = run(&full, &["--prefix", "encoder."], &dir.s("z.npy"));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("'encoder.'") && stderr(&o).contains("'gru.'"), "{}", stderr(&o));
+    let onnx = data_dir("onnx_files").join("torch_export_basic.onnx");
+    let o = run(&onnx.display().to_string(), &["--prefix", "gru."], &dir.s("z.npy"));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("prefix"), "{}", stderr(&o));
+    assert!(!dir.path("z.npy").exists());
+}
