@@ -123,7 +123,6 @@ fn hostile_model_files_are_refused_in_one_line() {
 /// never panic, leave the files that were at the output paths byte-identical, and leave no
 /// temporary file behind.
 fn expect_failure(args: &[String], dir: &TempDir, needles: &[&str]) {
-
     std::fs::write(dir.path("y.npy"), b"stale").unwrap();
     std::fs::write(dir.path("state.npy"), b"stale").unwrap();
     let before: Vec<String> = dir.files();

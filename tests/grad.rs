@@ -712,7 +712,12 @@ fn cli_refuses_bad_arguments_and_leaves_no_output() {
         err.contains("grad_output") && err.contains("[5, 3, 6]"),
         "{err}"
     );
-    assert_eq!(std::fs::read(&out).unwrap(), b"stale", "a failed run changed {}", out.display());
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        b"stale",
+        "a failed run changed {}",
+        out.display()
+    );
     // The CPU path has no backward (the files rewritten, so that only the backend is wrong).
     args = grad_args(&case, &dir, "reference");
     let i = args.iter().position(|a| a == "reference").unwrap();

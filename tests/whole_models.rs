@@ -31,7 +31,11 @@ fn cases() -> Vec<ModelCase> {
         .filter(|p| p.to_string_lossy().ends_with(".case.safetensors"))
         .collect();
     paths.sort();
-    assert!(paths.len() >= 13, "expected the golden model cases in {}", dir.display());
+    assert!(
+        paths.len() >= 13,
+        "expected the golden model cases in {}",
+        dir.display()
+    );
     paths
         .iter()
         .map(|p| {
@@ -75,8 +79,13 @@ fn check_backend(label: &str, backend: Backend<'_>) {
             .and_then(|r| r.predict(&c.x))
             .unwrap_or_else(|e| panic!("{} on {label}: {e}", c.name));
         let s = score(&got, &c.y);
-        eprintln!("{label}: {}: {} -> {:?}, error {s:.2e}", c.name, model.describe(), got.shape);
-        if !(s <= c.tol) {
+        eprintln!(
+            "{label}: {}: {} -> {:?}, error {s:.2e}",
+            c.name,
+            model.describe(),
+            got.shape
+        );
+        if s.is_nan() || s > c.tol {
             failures.push(format!("{}: {s:e} > {:e}", c.name, c.tol));
         }
     }
@@ -144,7 +153,10 @@ fn predict_command_matches_every_case() {
 /// successful one replaces it.
 #[test]
 fn failed_commands_leave_existing_outputs_alone() {
-    let c = cases().into_iter().find(|c| c.name == "pub_k_seed").unwrap();
+    let c = cases()
+        .into_iter()
+        .find(|c| c.name == "pub_k_seed")
+        .unwrap();
     let dir = TempDir::new("keep");
     let x = write_x(&dir, &c.x);
     let y = dir.s("y.npy");
@@ -155,24 +167,62 @@ fn failed_commands_leave_existing_outputs_alone() {
     let bad_x = dir.s("bad_x.npy");
     npy::write_f32(&bad_x, &[2, 3], &[0.0; 6]).unwrap();
     let attempts = [
-        args(&["predict", "--model", "missing.keras", "--input", &x, "--output", &y]),
-        args(&["predict", "--model", &model, "--input", &bad_x, "--output", &y]),
+        args(&[
+            "predict",
+            "--model",
+            "missing.keras",
+            "--input",
+            &x,
+            "--output",
+            &y,
+        ]),
+        args(&[
+            "predict", "--model", &model, "--input", &bad_x, "--output", &y,
+        ]),
         args(&["predict", "--model", &x, "--input", &x, "--output", &y]),
-        args(&["run", "--weights", "missing.safetensors", "--input", &x, "--output", &y, "--state-out", &s]),
-        args(&["run", "--weights", &model, "--input", &x, "--output", &y, "--state-out", &s]),
+        args(&[
+            "run",
+            "--weights",
+            "missing.safetensors",
+            "--input",
+            &x,
+            "--output",
+            &y,
+            "--state-out",
+            &s,
+        ]),
+        args(&[
+            "run",
+            "--weights",
+            &model,
+            "--input",
+            &x,
+            "--output",
+            &y,
+            "--state-out",
+            &s,
+        ]),
     ];
     for a in &attempts {
         let o = run_bin(a);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(1), "{a:?}: {err}");
-        assert_eq!(err.lines().filter(|l| l.starts_with("wgpu-gru: error:")).count(), 1, "{err}");
+        assert_eq!(
+            err.lines()
+                .filter(|l| l.starts_with("wgpu-gru: error:"))
+                .count(),
+            1,
+            "{err}"
+        );
         assert_eq!(std::fs::read(&y).unwrap(), b"earlier results", "{a:?}");
         assert_eq!(std::fs::read(&s).unwrap(), b"earlier state", "{a:?}");
     }
     let mut left = dir.files();
     left.retain(|f| f.starts_with('.'));
     assert!(left.is_empty(), "temporary files left: {left:?}");
-    let o = run_bin(&args(&["predict", "--model", &model, "--input", &x, "--output", &y, "-q"]));
+    let o = run_bin(&args(&[
+        "predict", "--model", &model, "--input", &x, "--output", &y, "-q",
+    ]));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(score(&read_y(Path::new(&y)), &c.y) <= c.tol);
 }
@@ -199,14 +249,28 @@ fn run_reads_a_full_state_dict_in_safetensors() {
     tensors.push(("fc.bias".into(), vec![2], vec![0u8; 8]));
     let views: Vec<(String, TensorView<'_>)> = tensors
         .iter()
-        .map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).unwrap()))
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                TensorView::new(Dtype::F32, s.clone(), b).unwrap(),
+            )
+        })
         .collect();
     let full = dir.path("full.safetensors");
     std::fs::write(&full, safetensors::serialize(views, None).unwrap()).unwrap();
     let full = full.display().to_string();
 
     let run = |weights: &str, extra: &[&str], out: &str| {
-        let mut a = args(&["run", "--weights", weights, "--input", &x, "--output", out, "-q"]);
+        let mut a = args(&[
+            "run",
+            "--weights",
+            weights,
+            "--input",
+            &x,
+            "--output",
+            out,
+            "-q",
+        ]);
         a.extend(args(extra));
         run_bin(&a)
     };
@@ -222,9 +286,17 @@ fn run_reads_a_full_state_dict_in_safetensors() {
     }
     let o = run(&full, &["--prefix", "encoder."], &dir.s("z.npy"));
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("'encoder.'") && stderr(&o).contains("'gru.'"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("'encoder.'") && stderr(&o).contains("'gru.'"),
+        "{}",
+        stderr(&o)
+    );
     let onnx = data_dir("onnx_files").join("torch_export_basic.onnx");
-    let o = run(&onnx.display().to_string(), &["--prefix", "gru."], &dir.s("z.npy"));
+    let o = run(
+        &onnx.display().to_string(),
+        &["--prefix", "gru."],
+        &dir.s("z.npy"),
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("prefix"), "{}", stderr(&o));
     assert!(!dir.path("z.npy").exists());

@@ -454,4 +454,3 @@ pub(crate) fn finish_config(
     config.go_backwards = opts.go_backwards;
     Ok(())
 }
-

@@ -1122,13 +1122,19 @@ type Group = Vec<(String, Rc<TensorRef>)>;
 
 /// Picks the module whose GRU tensors are read; returns its prefix and its tensors.
 fn choose(found: Group, prefix: Option<&str>, name: &str) -> Result<(String, Group)> {
-    choose_module(found, prefix, name, |t| (t.size.len() == 2).then(|| (t.size[0], t.size[1])))
+    choose_module(found, prefix, name, |t| {
+        (t.size.len() == 2).then(|| (t.size[0], t.size[1]))
+    })
 }
 
 /// The prefix of the module whose `nn.GRU` tensor names are read, among the dotted tensor names
 /// of a full `state_dict` (`gru.weight_ih_l0`, `fc.weight`, …), chosen as [`read_checkpoint`]
 /// does; `""` when the names are `nn.GRU`'s own.
-pub(crate) fn gru_prefix(names: &[(String, Option<(u64, u64)>)], prefix: Option<&str>, name: &str) -> Result<String> {
+pub(crate) fn gru_prefix(
+    names: &[(String, Option<(u64, u64)>)],
+    prefix: Option<&str>,
+    name: &str,
+) -> Result<String> {
     let found: Vec<(String, Option<(u64, u64)>)> = names.to_vec();
     choose_module(found, prefix, name, |d| *d).map(|(p, _)| p)
 }

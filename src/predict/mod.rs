@@ -199,11 +199,7 @@ impl Model {
                     _ => None,
                 }
             }
-            ModelKind::Gru(i) => i
-                .shapes()
-                .ok()
-                .and_then(|s| s.x_dims(shape).ok())
-                .map(|(t, b)| (t, b)),
+            ModelKind::Gru(i) => i.shapes().ok().and_then(|s| s.x_dims(shape).ok()),
         }
     }
 
@@ -265,9 +261,10 @@ impl ModelRunner<'_> {
     /// `sequence_lens`); other kinds of model take none.
     pub fn predict_with(&self, x: &Array, feeds: &[(String, FeedValue)]) -> Result<Array> {
         let run = |k: usize, input: &SeqInput<'_>| -> Result<GruOutput> {
-            let layer = self.layers.get(k).ok_or_else(|| {
-                Error::arg("gru", format!("the model has no GRU number {k}"))
-            })?;
+            let layer = self
+                .layers
+                .get(k)
+                .ok_or_else(|| Error::arg("gru", format!("the model has no GRU number {k}")))?;
             layer.forward(input)
         };
         match &self.model.kind {

@@ -120,7 +120,9 @@ fn predict(
             run(ModelBackend::Reference)
         }
         Backend::Cpu => {
-            say(format!("running the GRU layers on the CPU path ({threads} thread(s)): --backend cpu"));
+            say(format!(
+                "running the GRU layers on the CPU path ({threads} thread(s)): --backend cpu"
+            ));
             run(ModelBackend::CpuThreads(threads))
         }
         Backend::Gpu => {
@@ -137,7 +139,9 @@ fn predict(
             let info = adapter.as_ref().map(wgpu_gru::wgpu::Adapter::get_info);
             // The path the first GRU's workload runs faster on decides for the model.
             let choice = match (model.grus().first(), model.steps_and_batch(&x.shape)) {
-                (Some(g), Some((t, b))) => Some(auto::choose(info.as_ref(), &Workload::new(&g.config, t, b))),
+                (Some(g), Some((t, b))) => {
+                    Some(auto::choose(info.as_ref(), &Workload::new(&g.config, t, b)))
+                }
                 _ => None,
             };
             if let (Some(c), Some(adapter)) = (&choice, &adapter)
@@ -146,7 +150,9 @@ fn predict(
                 say(format!("running the GRU layers on the {c}"));
                 match gpu(adapter) {
                     Ok(y) => return Ok(y),
-                    Err(e) => say(format!("the GPU path failed ({e}); running on the CPU path")),
+                    Err(e) => say(format!(
+                        "the GPU path failed ({e}); running on the CPU path"
+                    )),
                 }
             } else if let Some(c) = &choice {
                 say(format!("running the GRU layers on the {c}"));
@@ -155,4 +161,3 @@ fn predict(
         }
     }
 }
-
