@@ -22,6 +22,7 @@ use wgpu_gru::formats::onnx_model::{self, InitialState, SequenceLens};
 use wgpu_gru::formats::{self, Format, FrameworkShapes, ImportOptions};
 use wgpu_gru::gpu::{GpuContext, GpuGru};
 use wgpu_gru::npy::{self, PendingFile, shape_str};
+use wgpu_gru::predict::onnx::OnnxProgram;
 use wgpu_gru::{Direction, Error, Gru, GruOutput, SeqInput, wgpu};
 
 /// Weight layout and array conventions.
@@ -294,6 +295,11 @@ fn run(args: &Args) -> Result<(), String> {
     };
     let imported = formats::load(&args.weights, args.format.map(Format::from), &opts)
         .map_err(|e| at(&args.weights, e))?;
+    if let Some(graph) = &imported.onnx
+        && args.node.is_none()
+    {
+        refuse_computed_x(&args.weights, graph)?;
+    }
     let gru = &imported.gru;
     let shapes = imported.shapes().map_err(|e| at(&args.weights, e))?;
     let names = shapes.names();
@@ -570,4 +576,32 @@ fn forward(
                 .map_err(|e| format!("cpu backend: {e}"))
         }
     }
+}
+
+/// `run` feeds X to the GRU node itself. Where the graph computes that X from its own input (a
+/// batch-first export's Transpose), an array shaped as the graph declares its input would be
+/// read with T and B swapped, silently: refuse, unless `--node` says the node's X is meant.
+fn refuse_computed_x(weights: &Path, graph: &onnx_model::OnnxGraph) -> Result<(), String> {
+    let Ok(bytes) = std::fs::read(weights) else {
+        return Ok(());
+    };
+    let name = weights.display().to_string();
+    let Ok(program) = OnnxProgram::from_bytes(&bytes, weights.parent(), &name) else {
+        return Ok(());
+    };
+    if program.inputs().iter().any(|i| i.name == graph.input) {
+        return Ok(());
+    }
+    let first = program.inputs().first().map_or_else(String::new, |i| {
+        format!(" from the graph input {:?}", i.name)
+    });
+    Err(at(
+        weights,
+        format!(
+            "the GRU node's X ({:?}) is computed in the graph{first}; `wgpu-gru predict` feeds the \
+             graph's input as it is declared, and `run --node {}` feeds the node's own X [T, B, I]",
+            graph.input,
+            graph.nodes.first().map_or("NAME", String::as_str)
+        ),
+    ))
 }
