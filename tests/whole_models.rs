@@ -301,3 +301,84 @@ fn run_reads_a_full_state_dict_in_safetensors() {
     assert!(stderr(&o).contains("prefix"), "{}", stderr(&o));
     assert!(!dir.path("z.npy").exists());
 }
+
+/// Bad Keras files through `predict`: truncated, garbage, an unknown layer class and a zip bomb
+/// end with status 1, one error line, and the file at `--output` as it was.
+#[test]
+fn bad_keras_files_are_refused() {
+    use std::io::{Read, Write};
+    let dir = TempDir::new("bad-keras");
+    let x = write_x(&dir, &Array::new(vec![2, 16, 4], vec![0.0; 128]).unwrap());
+    let models = data_dir("models");
+    let keras = std::fs::read(models.join("pub_k_seed.keras")).unwrap();
+    let h5 = std::fs::read(models.join("pub_k_seed_h5.h5")).unwrap();
+    let mut src = zip::ZipArchive::new(std::io::Cursor::new(&keras)).unwrap();
+    let mut entries = Vec::new();
+    for i in 0..src.len() {
+        let mut e = src.by_index(i).unwrap();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        entries.push((e.name().unwrap().to_string(), data));
+    }
+    let rezip = |edit: &dyn Fn(&str, &[u8]) -> Vec<u8>| {
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        for (n, d) in &entries {
+            w.start_file(n.as_str(), opts).unwrap();
+            w.write_all(&edit(n, d)).unwrap();
+        }
+        w.finish().unwrap().into_inner()
+    };
+    let unknown = rezip(&|n, d| {
+        if n == "config.json" {
+            String::from_utf8_lossy(d)
+                .replace("\"GRU\"", "\"Conv1D\"")
+                .into_bytes()
+        } else {
+            d.to_vec()
+        }
+    });
+    let bomb = rezip(&|n, d| {
+        if n == "model.weights.h5" {
+            vec![0u8; 1 << 30]
+        } else {
+            d.to_vec()
+        }
+    });
+    let cases: [(&str, Vec<u8>, &str); 6] = [
+        ("truncated.keras", keras[..keras.len() / 2].to_vec(), "zip"),
+        ("truncated.h5", h5[..h5.len() / 2].to_vec(), "truncated"),
+        ("header.h5", h5[..600].to_vec(), ""),
+        (
+            "garbage.keras",
+            (0..3000u32).map(|i| (i * 7919 % 251) as u8).collect(),
+            "not a Keras model",
+        ),
+        ("unknown.keras", unknown, "Conv1D"),
+        ("bomb.keras", bomb, "bytes"),
+    ];
+    let y = dir.s("y.npy");
+    for (name, bytes, needle) in cases {
+        std::fs::write(dir.path(name), &bytes).unwrap();
+        std::fs::write(&y, b"earlier").unwrap();
+        let o = run_bin(&args(&[
+            "predict",
+            "--model",
+            &dir.s(name),
+            "--input",
+            &x,
+            "--output",
+            &y,
+        ]));
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{name}: {err}");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{name}: {err}");
+        assert!(
+            err.starts_with("wgpu-gru: error:") && err.contains(needle),
+            "{name}: {err}"
+        );
+        assert_eq!(std::fs::read(&y).unwrap(), b"earlier", "{name}");
+    }
+}
