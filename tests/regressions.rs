@@ -37,12 +37,13 @@ fn cli_run(data: &[u8]) {
     targets::cli_run(data);
 }
 
-const TARGETS: [(&str, Target); 5] = [
+const TARGETS: [(&str, Target); 6] = [
     ("safetensors_import", targets::safetensors_import),
     ("npy_parse", targets::npy_parse),
     ("cli_run", cli_run),
     ("torch_pt", targets::torch_pt),
     ("onnx_model", targets::onnx_model),
+    ("keras_model", targets::keras_model),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -307,6 +308,11 @@ fn mutate_torch_pt() {
 #[test]
 fn mutate_onnx_model() {
     mutation_fuzz("onnx_model", targets::onnx_model, 0x0a3e);
+}
+
+#[test]
+fn mutate_keras_model() {
+    mutation_fuzz("keras_model", targets::keras_model, 0x6e7a);
 }
 
 #[test]

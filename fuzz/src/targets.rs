@@ -644,3 +644,74 @@ pub fn onnx_model(data: &[u8]) {
         exercise(&imported);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Keras model files.
+
+/// Any bytes as a Keras 3 `.keras` archive or a legacy Keras `.h5` file: an accepted model is a
+/// non-empty chain of valid layers whose sizes connect, and its small GRUs run.
+pub fn keras_model(data: &[u8]) {
+    use wgpu_gru::formats::keras_file::{KerasLayer, MergeMode, is_hdf5, is_keras_zip, read};
+    let Ok(model) = read(data, "fuzz.keras") else {
+        return;
+    };
+    assert!(
+        is_keras_zip(data) || is_hdf5(data),
+        "accepted without a signature"
+    );
+    assert!(!model.layers.is_empty(), "accepted without layers");
+    let mut feat = model.input_features;
+    for layer in &model.layers {
+        match layer {
+            KerasLayer::Masking { .. } => {}
+            KerasLayer::Gru { gru, .. } | KerasLayer::Bidirectional { gru, .. } => {
+                gru.validate().expect("a read GRU is valid");
+                let c = &gru.config;
+                assert!(c.batch_first && c.num_layers == 1);
+                if let Some(f) = feat {
+                    assert_eq!(f, c.input_size, "sizes connect");
+                }
+                feat = Some(match layer {
+                    KerasLayer::Bidirectional { merge_mode, .. } => {
+                        assert_ne!(*merge_mode, MergeMode::None);
+                        assert_eq!(c.direction, Direction::Bidirectional);
+                        assert!(!c.go_backwards);
+                        if *merge_mode == MergeMode::Concat {
+                            2 * c.hidden_size
+                        } else {
+                            c.hidden_size
+                        }
+                    }
+                    _ => c.hidden_size,
+                });
+                let weights: usize = gru
+                    .weights
+                    .layers
+                    .iter()
+                    .flatten()
+                    .map(|w| w.w_ih.len() + w.w_hh.len())
+                    .sum();
+                if weights <= 20_000 {
+                    let (t, b) = (3usize, 2usize);
+                    let x: Vec<f32> = (0..t * b * c.input_size)
+                        .map(|k| ((k * 7919) % 17) as f32 / 8.0 - 1.0)
+                        .collect();
+                    let out = reference::forward(gru, &SeqInput::new(&x, Steps(t), Batch(b)))
+                        .expect("a read GRU runs");
+                    assert_eq!(out.output.len(), t * b * c.num_directions() * c.hidden_size);
+                }
+            }
+            KerasLayer::Dense {
+                dense, activation, ..
+            } => {
+                dense.validate().expect("a read Dense is valid");
+                if let Some(f) = feat {
+                    assert_eq!(f, dense.in_features, "sizes connect");
+                }
+                let mut y: Vec<f64> = dense.bias.iter().map(|&v| v as f64).collect();
+                activation.apply_rows(&mut y, dense.out_features);
+                feat = Some(dense.out_features);
+            }
+        }
+    }
+}

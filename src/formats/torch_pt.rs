@@ -1574,7 +1574,7 @@ mod tests {
             ("model.head.weight", &[2, 2]),
         ]);
         let e = choose(two.clone(), None, "x").unwrap_err().to_string();
-        assert!(e.contains("'model.dec.'") && e.contains("--prefix"), "{e}");
+        assert!(e.contains("'model.dec.'") && e.contains("a prefix"), "{e}");
         assert_eq!(
             choose(two.clone(), Some("model.enc."), "x").unwrap().0,
             "model.enc."

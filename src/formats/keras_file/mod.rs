@@ -64,8 +64,8 @@ pub enum KerasLayer {
         /// Whether the layer returns every step or only the final states.
         return_sequences: bool,
     },
-    /// `dense` is crate::model::Dense in PyTorch layout: weight [out, in] (the Keras kernel
-    /// [in, out] transposed), bias [out] (zeros when use_bias=False).
+    /// `dense` is crate::model::Dense in PyTorch layout: weight `[out, in]` (the Keras kernel
+    /// `[in, out]` transposed), bias `[out]` (zeros when use_bias=False).
     Dense {
         /// The layer's name.
         name: String,

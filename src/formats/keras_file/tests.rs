@@ -471,3 +471,28 @@ fn oversized_declared_shapes_are_refused() {
     let huge = config.replace("\"units\": 64", &format!("\"units\": {}", 1u64 << 40));
     err_of(&keras_with(&huge, &w), "2^40 units");
 }
+
+#[test]
+fn legacy_bidirectional_and_link_cycles() {
+    // A legacy-layout .h5 of pub_k_bidir_concat (written with h5py in model.save's layout:
+    // weight_names forward then backward) predicts the case's y; files whose HDF5 hard links
+    // form cycles end (read or refused) without looping.
+    let corpus = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/keras_model/");
+    let legacy = std::fs::read(format!("{corpus}seed-legacy_bidir.h5")).unwrap();
+    let m = read(&legacy, "legacy_bidir.h5").unwrap();
+    let st =
+        SafetensorsFile::from_bytes(bytes("pub_k_bidir_concat.case.safetensors"), "c").unwrap();
+    let x = st.get_f32("x").unwrap().unwrap();
+    let y = st.get_f32("y").unwrap().unwrap();
+    let got = run(&m, &x.data, x.shape[0], x.shape[1]);
+    let err = got
+        .iter()
+        .zip(&y.data)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(err <= 1e-5, "legacy bidirectional: {err:e}");
+    for f in ["seed-hostile_cycle.keras", "seed-hostile_cycle_legacy.h5"] {
+        let b = std::fs::read(format!("{corpus}{f}")).unwrap();
+        let _ = read(&b, f);
+    }
+}
