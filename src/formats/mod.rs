@@ -14,6 +14,7 @@
 mod keras;
 pub mod keras_file;
 mod onnx;
+pub(crate) mod onnx_data;
 pub mod onnx_model;
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 mod onnx_proto;

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::tensor::{Data, Tensor, decode, numel};
 use crate::error::{Error, Result};
-use crate::formats::onnx_model::{AttributeProto, NodeProto};
+use crate::formats::onnx_data::{AttributeProto, NodeProto};
 
 /// Every op type the evaluator knows (default domain), `GRU` included.
 pub(crate) const SUPPORTED: &[&str] = &[

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::formats::onnx_model::{TensorProto, tensor_bytes};
+use crate::formats::onnx_data::{TensorProto, tensor_bytes};
 
 /// The most elements one tensor may hold (2^30: 4 GiB of f32); larger shapes are refused before
 /// anything is allocated.
