@@ -260,3 +260,221 @@ pub fn argmax_rows(values: &[f32], classes: usize) -> Vec<usize> {
         })
         .collect()
 }
+
+/// The activation after a [`Dense`] layer (Keras 3's definitions), on the CPU
+/// ([`apply_rows`](Self::apply_rows)) and in the GPU head (`head.wgsl`, whose `DACT_*` codes are
+/// generated from [`ALL`](Self::ALL)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenseActivation {
+    /// `x`.
+    Linear,
+    /// `e^x / Σ e^x` over the last axis.
+    Softmax,
+    /// `1 / (1 + e^-x)`.
+    Sigmoid,
+    /// `tanh(x)`.
+    Tanh,
+    /// `max(0, x)`.
+    Relu,
+    /// Keras 3's `hard_sigmoid`: `relu6(x + 3) / 6 = clip(x / 6 + 0.5, 0, 1)`.
+    HardSigmoid,
+    /// `x` if `x > 0` else `e^x − 1`.
+    Elu,
+    /// `scale · (x if x > 0 else α(e^x − 1))`, α ≈ 1.67326, scale ≈ 1.05070.
+    Selu,
+    /// `ln(1 + e^x)`.
+    Softplus,
+    /// `x / (1 + |x|)`.
+    Softsign,
+    /// `swish`/`silu`: `x · sigmoid(x)`.
+    Swish,
+    /// `gelu` (approximate=False): `x · Φ(x) = x/2 · (1 + erf(x/√2))`.
+    Gelu,
+    /// `e^x`.
+    Exponential,
+    /// `x − ln Σ e^x` over the last axis.
+    LogSoftmax,
+    /// `min(max(x, 0), 6)`.
+    Relu6,
+    /// `leaky_relu` with Keras 3's default negative_slope 0.2: `x` if `x ≥ 0` else `0.2x`.
+    LeakyRelu,
+}
+
+impl DenseActivation {
+    /// Every activation, in the order of their shader codes (`code`).
+    pub const ALL: [DenseActivation; 16] = [
+        DenseActivation::Linear,
+        DenseActivation::Softmax,
+        DenseActivation::Sigmoid,
+        DenseActivation::Tanh,
+        DenseActivation::Relu,
+        DenseActivation::HardSigmoid,
+        DenseActivation::Elu,
+        DenseActivation::Selu,
+        DenseActivation::Softplus,
+        DenseActivation::Softsign,
+        DenseActivation::Swish,
+        DenseActivation::Gelu,
+        DenseActivation::Exponential,
+        DenseActivation::LogSoftmax,
+        DenseActivation::Relu6,
+        DenseActivation::LeakyRelu,
+    ];
+
+    /// The shader code: the index in [`ALL`](Self::ALL).
+    pub(crate) fn code(self) -> u32 {
+        self as u32
+    }
+
+    /// The name of the code's WGSL constant (`DACT_SOFTMAX`).
+    pub(crate) fn wgsl_const(self) -> String {
+        let mut s = String::from("DACT_");
+        for (i, ch) in format!("{self:?}").chars().enumerate() {
+            if ch.is_ascii_uppercase() && i > 0 {
+                s.push('_');
+            }
+            s.push(ch.to_ascii_uppercase());
+        }
+        s
+    }
+
+    /// Whether it acts on each row (the last axis) as a whole rather than on each value.
+    pub fn is_row_wise(self) -> bool {
+        matches!(self, DenseActivation::Softmax | DenseActivation::LogSoftmax)
+    }
+
+    /// Parses a Keras activation name (`None`/`"linear"` is [`DenseActivation::Linear`]).
+    pub fn from_keras(name: &str) -> Result<Self> {
+        Ok(match name {
+            "linear" | "None" | "none" => DenseActivation::Linear,
+            "softmax" => DenseActivation::Softmax,
+            "sigmoid" => DenseActivation::Sigmoid,
+            "tanh" => DenseActivation::Tanh,
+            "relu" => DenseActivation::Relu,
+            "hard_sigmoid" => DenseActivation::HardSigmoid,
+            "elu" => DenseActivation::Elu,
+            "selu" => DenseActivation::Selu,
+            "softplus" => DenseActivation::Softplus,
+            "softsign" => DenseActivation::Softsign,
+            "swish" | "silu" => DenseActivation::Swish,
+            "gelu" => DenseActivation::Gelu,
+            "exponential" => DenseActivation::Exponential,
+            "log_softmax" => DenseActivation::LogSoftmax,
+            "relu6" => DenseActivation::Relu6,
+            "leaky_relu" => DenseActivation::LeakyRelu,
+            other => {
+                return Err(Error::Unsupported(format!(
+                    "Keras activation {other:?}; supported: linear, softmax, sigmoid, tanh, relu, \
+                     hard_sigmoid, elu, selu, softplus, softsign, swish/silu, gelu, exponential, \
+                     log_softmax, relu6, leaky_relu"
+                )));
+            }
+        })
+    }
+
+    /// Applies the activation in place to `x`, rows of `features` values; softmax and
+    /// log_softmax act over each row (the last axis). A trailing partial row is treated as a
+    /// row of its own; `features == 0` leaves `x` as it is for those two.
+    pub fn apply_rows(&self, x: &mut [f64], features: usize) {
+        match self {
+            DenseActivation::Softmax | DenseActivation::LogSoftmax => {
+                if features == 0 {
+                    return;
+                }
+                for row in x.chunks_mut(features) {
+                    let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let sum: f64 = row.iter().map(|&v| (v - m).exp()).sum();
+                    if *self == DenseActivation::Softmax {
+                        for v in row.iter_mut() {
+                            *v = (*v - m).exp() / sum;
+                        }
+                    } else {
+                        let lse = m + sum.ln();
+                        for v in row.iter_mut() {
+                            *v -= lse;
+                        }
+                    }
+                }
+            }
+            _ => {
+                for v in x.iter_mut() {
+                    *v = self.scalar(*v);
+                }
+            }
+        }
+    }
+
+    fn scalar(&self, x: f64) -> f64 {
+        const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
+        const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
+        match self {
+            DenseActivation::Linear | DenseActivation::Softmax | DenseActivation::LogSoftmax => x,
+            DenseActivation::Sigmoid => sigmoid(x),
+            DenseActivation::Tanh => x.tanh(),
+            DenseActivation::Relu => x.max(0.0),
+            DenseActivation::HardSigmoid => (x / 6.0 + 0.5).clamp(0.0, 1.0),
+            DenseActivation::Elu => {
+                if x > 0.0 {
+                    x
+                } else {
+                    x.exp_m1()
+                }
+            }
+            DenseActivation::Selu => SELU_SCALE * if x > 0.0 { x } else { SELU_ALPHA * x.exp_m1() },
+            DenseActivation::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
+            DenseActivation::Softsign => x / (1.0 + x.abs()),
+            DenseActivation::Swish => x * sigmoid(x),
+            DenseActivation::Gelu => 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2)),
+            DenseActivation::Exponential => x.exp(),
+            DenseActivation::Relu6 => x.clamp(0.0, 6.0),
+            DenseActivation::LeakyRelu => {
+                if x >= 0.0 {
+                    x
+                } else {
+                    0.2 * x
+                }
+            }
+        }
+    }
+}
+
+fn sigmoid(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// `erf(x)` to about 1e-15: a Maclaurin series for |x| < 3, and the complement's continued
+/// fraction beyond.
+fn erf(x: f64) -> f64 {
+    if x.is_nan() {
+        return x;
+    }
+    let a = x.abs();
+    let r = if a < 3.0 {
+        // erf(a) = 2/√π Σ (-1)^n a^(2n+1) / (n! (2n+1))
+        let mut term = a;
+        let mut sum = a;
+        let a2 = a * a;
+        let mut n = 0.0f64;
+        while term.abs() > 1e-17 * sum.abs() && n < 200.0 {
+            n += 1.0;
+            term *= -a2 / n;
+            sum += term / (2.0 * n + 1.0);
+        }
+        sum * std::f64::consts::FRAC_2_SQRT_PI
+    } else if a > 6.0 {
+        1.0
+    } else {
+        // erfc(a) = e^{-a²}/√π · 1/(a + 1/2/(a + 1/(a + 3/2/(a + 2/(a + ...)))))
+        let mut f = a;
+        for k in (1..60).rev() {
+            f = a + (k as f64 / 2.0) / f;
+        }
+        1.0 - (-a * a).exp() / (f * std::f64::consts::PI.sqrt())
+    };
+    if x < 0.0 { -r } else { r }
+}

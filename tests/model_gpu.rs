@@ -233,3 +233,125 @@ fn head_errors_are_typed() {
         Err(Error::InvalidArgument { .. })
     ));
 }
+
+/// Uploads `data` as a storage buffer.
+fn storage(ctx: &wgpu_gru::gpu::GpuContext, data: &[f32]) -> wgpu_gru::wgpu::Buffer {
+    use wgpu_gru::wgpu::util::DeviceExt;
+    ctx.device
+        .create_buffer_init(&wgpu_gru::wgpu::util::BufferInitDescriptor {
+            label: Some("test input"),
+            contents: bytemuck::cast_slice(data),
+            usage: wgpu_gru::wgpu::BufferUsages::STORAGE,
+        })
+}
+
+/// Records `record`, copies `n` floats of `out` back, and returns them.
+fn run_and_read(
+    ctx: &wgpu_gru::gpu::GpuContext,
+    record: impl FnOnce(&mut wgpu_gru::wgpu::CommandEncoder),
+    out: &wgpu_gru::wgpu::Buffer,
+    n: usize,
+) -> Vec<f32> {
+    use wgpu_gru::wgpu;
+    let dev = &ctx.device;
+    let staging = dev.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("test readback"),
+        size: (n * 4) as u64,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut enc = dev.create_command_encoder(&Default::default());
+    record(&mut enc);
+    enc.copy_buffer_to_buffer(out, 0, &staging, 0, (n * 4) as u64);
+    ctx.queue.submit([enc.finish()]);
+    let slice = staging.slice(..);
+    slice.map_async(wgpu::MapMode::Read, |_| {});
+    dev.poll(wgpu::PollType::wait_indefinitely()).unwrap();
+    let got: Vec<f32> = bytemuck::cast_slice(&slice.get_mapped_range().unwrap()).to_vec();
+    staging.unmap();
+    got
+}
+
+/// Every Dense activation of the GPU head (Keras 3's definitions) against the f64 CPU one, on
+/// rows read at an offset and stride, with logits spanning ±8 so every branch is taken.
+#[test]
+fn every_dense_activation_matches_the_cpu() {
+    use wgpu_gru::model::DenseActivation;
+    let Some(ctx) = ctx() else { return };
+    let (k, c, rows, offset, stride) = (7, 13, 5, 3, 9);
+    let mut rng = Rng(7);
+    let dense = Dense::new(k, c, rng.vec(c * k, 1.5), rng.vec(c, 1.0)).unwrap();
+    let input = rng.vec(offset + rows * stride, 2.0);
+    let buffer = storage(ctx, &input);
+    let rows_f64: Vec<f64> = (0..rows)
+        .flat_map(|r| &input[offset + r * stride..offset + r * stride + k])
+        .map(|&v| f64::from(v))
+        .collect();
+    for act in DenseActivation::ALL {
+        let mut want = dense.forward_f64(&rows_f64).unwrap();
+        act.apply_rows(&mut want, c);
+        let head = wgpu_gru::gpu::GpuHead::with_activation(ctx, &dense, act).unwrap();
+        assert_eq!(head.activation(), act);
+        let binding = head.bind(&buffer, offset, stride, rows).unwrap();
+        let got = run_and_read(
+            ctx,
+            |enc| {
+                let dispatches = head.encode(enc, &binding);
+                assert_eq!(dispatches, if act.is_row_wise() { 2 } else { 1 }, "{act:?}");
+            },
+            binding.probs_buffer(),
+            rows * c,
+        );
+        for (g, w) in got.iter().zip(&want) {
+            let err = (f64::from(*g) - w).abs();
+            assert!(err <= 2e-6 * w.abs().max(1.0), "{act:?}: got {g}, want {w}");
+        }
+    }
+}
+
+/// The bidirectional merge in every mode, over a sequence output `[N, 2H]` and a final state
+/// `[2, B, H]` at an offset, against the host.
+#[test]
+fn every_merge_mode_matches_the_host() {
+    use wgpu_gru::gpu::{GpuMerge, Halves, Merge};
+    let Some(ctx) = ctx() else { return };
+    let (rows, h) = (5, 7);
+    let mut rng = Rng(11);
+    let data = rng.vec(4 + 2 * rows * h, 1.0);
+    let buffer = storage(ctx, &data);
+    for halves in [Halves::sequence(rows, h), Halves::state(4, rows, h)] {
+        for mode in Merge::ALL {
+            let merge = GpuMerge::new(ctx, mode).unwrap();
+            let binding = merge.bind(&buffer, halves).unwrap();
+            let width = mode.width(h);
+            assert_eq!((binding.rows(), binding.width()), (rows, width));
+            let got = run_and_read(
+                ctx,
+                |enc| assert_eq!(merge.encode(enc, &binding), 1),
+                binding.output_buffer(),
+                rows * width,
+            );
+            for n in 0..rows {
+                for j in 0..width {
+                    let at = |dir: usize, u: usize| {
+                        data[halves.offset + n * halves.row_stride + dir * halves.dir_stride + u]
+                    };
+                    let want = match mode {
+                        Merge::Concat if j < h => at(0, j),
+                        Merge::Concat => at(1, j - h),
+                        Merge::Sum => at(0, j) + at(1, j),
+                        Merge::Ave => (at(0, j) + at(1, j)) / 2.0,
+                        Merge::Mul => at(0, j) * at(1, j),
+                    };
+                    assert_eq!(got[n * width + j], want, "{mode:?} {halves:?} [{n}, {j}]");
+                }
+            }
+        }
+        // An input too small for the halves is refused before any GPU work.
+        let small = storage(ctx, &data[..8]);
+        assert!(matches!(
+            GpuMerge::new(ctx, Merge::Sum).unwrap().bind(&small, halves),
+            Err(Error::ShapeMismatch { .. })
+        ));
+    }
+}

@@ -12,7 +12,7 @@ use common::cli::{TempDir, args, run_bin, stderr};
 use common::data_dir;
 use wgpu_gru::formats::SafetensorsFile;
 use wgpu_gru::npy;
-use wgpu_gru::predict::{Array, Backend, Model};
+use wgpu_gru::predict::{Array, Backend, Model, ModelKind, PredictStats};
 
 /// One case: the model file, `x`, the framework's `y` and the tolerance.
 struct ModelCase {
@@ -74,10 +74,25 @@ fn check_backend(label: &str, backend: Backend<'_>) {
     let mut failures = Vec::new();
     for c in cases() {
         let model = Model::load(&c.model).unwrap_or_else(|e| panic!("{}: {e}", c.name));
-        let got = model
+        let runner = model
             .runner(backend)
-            .and_then(|r| r.predict(&c.x))
             .unwrap_or_else(|e| panic!("{} on {label}: {e}", c.name));
+        let (got, stats) = runner
+            .predict_with_stats(&c.x, &[])
+            .unwrap_or_else(|e| panic!("{} on {label}: {e}", c.name));
+        if let Backend::Gpu(_) = backend {
+            // A Keras model is one submit on the GPU, whatever its layers; a second prediction
+            // reuses the workspace and gives the same numbers.
+            if matches!(model.kind(), ModelKind::Keras(_)) {
+                assert_eq!(stats.gpu_submits, 1, "{}: {stats:?}", c.name);
+                let (again, _) = runner.predict_with_stats(&c.x, &[]).unwrap();
+                assert_eq!(again, got, "{}: a second prediction differs", c.name);
+            } else {
+                assert!(stats.gpu_submits >= 1, "{}: {stats:?}", c.name);
+            }
+        } else {
+            assert_eq!(stats, PredictStats::default(), "{}", c.name);
+        }
         let s = score(&got, &c.y);
         eprintln!(
             "{label}: {}: {} -> {:?}, error {s:.2e}",

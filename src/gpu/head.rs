@@ -1,11 +1,12 @@
-//! The classifier head on the GPU ([`GpuHead`]: dense layer + softmax) and the whole sequence
-//! classifier in one submit ([`GpuClassifier`]: GRU → final state → dense → softmax).
+//! The dense head on the GPU ([`GpuHead`]: a dense layer and its activation, softmax by default)
+//! and the whole sequence classifier in one submit ([`GpuClassifier`]: GRU → final state →
+//! dense → softmax).
 //!
 //! The head reads the GRU's final state straight out of the workspace's states buffer, so the
 //! only transfers of a forward are the input going up and the `[B, C]` probabilities coming back.
 
 use super::context::GpuContext;
-use super::io::{Layout, pop_scopes, read_back};
+use super::io::{Layout, grid, pop_scopes, read_back};
 use super::layer::GpuGru;
 
 use super::options::{ForwardStats, GpuOptions};
@@ -15,11 +16,12 @@ use crate::config::GruConfig;
 use crate::error::{Error, Result};
 use crate::io::SeqInput;
 use crate::io::{Batch, Steps};
-use crate::model::{Dense, GruClassifier, argmax_rows};
+use crate::model::{Dense, DenseActivation, GruClassifier, argmax_rows};
 use std::sync::Mutex;
 use wgpu::util::DeviceExt;
 
-/// A [`Dense`] layer followed by a softmax over its outputs, uploaded to a GPU.
+/// A [`Dense`] layer followed by its activation (a softmax over its outputs unless
+/// [`with_activation`](Self::with_activation) says otherwise), uploaded to a GPU.
 ///
 /// Input rows `[B, K]` (K = `in_features`) are read from any storage buffer at a float offset and
 /// row stride ([`GpuHead::bind`]); probabilities `[B, C]` (C = `out_features`) are written to a
@@ -29,11 +31,13 @@ pub struct GpuHead {
     ctx: GpuContext,
     in_features: usize,
     classes: usize,
+    activation: DenseActivation,
     weight: wgpu::Buffer,
     bias: wgpu::Buffer,
     layout: wgpu::BindGroupLayout,
     dense: wgpu::ComputePipeline,
-    softmax: wgpu::ComputePipeline,
+    /// Built only for softmax and log_softmax.
+    softmax: Option<wgpu::ComputePipeline>,
 }
 
 impl std::fmt::Debug for GpuHead {
@@ -41,6 +45,7 @@ impl std::fmt::Debug for GpuHead {
         f.debug_struct("GpuHead")
             .field("in_features", &self.in_features)
             .field("classes", &self.classes)
+            .field("activation", &self.activation)
             .field("device", &self.ctx.describe())
             .finish()
     }
@@ -68,25 +73,20 @@ impl HeadBinding {
     }
 }
 
-/// A 1-D count of workgroups as an `(x, y)` grid within the per-dimension limit (the shader
-/// rebuilds the flat index from `num_workgroups`).
-fn grid(items: usize, max_dim: u32, what: &str) -> Result<(u32, u32)> {
-    let groups = items.div_ceil(HEAD_WG as usize).max(1) as u64;
-    let x = groups.min(max_dim as u64);
-    let y = groups.div_ceil(x);
-    if y > max_dim as u64 {
-        return Err(Error::DeviceLimit {
-            what: format!("{what} workgroups"),
-            needed: groups,
-            limit: max_dim as u64 * max_dim as u64,
-        });
-    }
-    Ok((x as u32, y as u32))
-}
-
 impl GpuHead {
-    /// Uploads `dense` (`weight [C, K]`, `bias [C]`) and builds its two pipelines.
+    /// Uploads `dense` (`weight [C, K]`, `bias [C]`), followed by a softmax, and builds its two
+    /// pipelines.
     pub fn new(ctx: &GpuContext, dense: &Dense) -> Result<Self> {
+        Self::with_activation(ctx, dense, DenseActivation::Softmax)
+    }
+
+    /// Uploads `dense` followed by `activation` (Keras 3's definitions; softmax and log_softmax
+    /// over each row of C) and builds its pipelines.
+    pub fn with_activation(
+        ctx: &GpuContext,
+        dense: &Dense,
+        activation: DenseActivation,
+    ) -> Result<Self> {
         dense.validate()?;
         let (k, c) = (dense.in_features, dense.out_features);
         let (Ok(k32), Ok(c32)) = (u32::try_from(k), u32::try_from(c)) else {
@@ -120,16 +120,21 @@ impl GpuHead {
             &[Uniform, Read, Read, Read, ReadWrite],
         );
         let module = Shader::Head.create(device, Spec::default());
-        let constants = [("K", k32 as f64), ("C", c32 as f64)];
+        let constants = [
+            ("K", k32 as f64),
+            ("C", c32 as f64),
+            ("ACT", activation.code() as f64),
+        ];
         let make = |entry: &str| layout.pipeline(device, &module, entry, &constants);
         let dense_pipeline = make("dense");
-        let softmax = make("softmax");
+        let softmax = activation.is_row_wise().then(|| make("softmax"));
         pop_scopes(oom, scope)?;
         ctx.check_lost()?;
         Ok(GpuHead {
             ctx: ctx.clone(),
             in_features: k,
             classes: c,
+            activation,
             weight,
             bias,
             layout: layout.group,
@@ -146,6 +151,11 @@ impl GpuHead {
     /// Classes C (outputs per row).
     pub fn classes(&self) -> usize {
         self.classes
+    }
+
+    /// The activation after the dense layer.
+    pub fn activation(&self) -> DenseActivation {
+        self.activation
     }
 
     /// Binds the head to `input` for batch `batch`: row `b` of the `[B, K]` input starts at float
@@ -212,9 +222,14 @@ impl GpuHead {
             });
         }
         let max_dim = limits.max_compute_workgroups_per_dimension;
-        let dense_grid = grid(out, max_dim, "dense")?;
+        let dense_grid = grid(out, HEAD_WG, max_dim, "dense")?;
         // One workgroup per row.
-        let softmax_grid = grid(batch.saturating_mul(HEAD_WG as usize), max_dim, "softmax")?;
+        let softmax_grid = grid(
+            batch.saturating_mul(HEAD_WG as usize),
+            HEAD_WG,
+            max_dim,
+            "softmax",
+        )?;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let params = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -269,8 +284,9 @@ impl GpuHead {
         })
     }
 
-    /// Records the dense layer and the softmax (two dispatches, one compute pass) into `encoder`.
-    /// Whatever earlier commands of the encoder wrote to the bound input is what they read.
+    /// Records the dense layer and its activation (one compute pass: two dispatches for softmax
+    /// and log_softmax, one otherwise) into `encoder`; returns the dispatches. Whatever earlier
+    /// commands of the encoder wrote to the bound input is what they read.
     pub fn encode(&self, encoder: &mut wgpu::CommandEncoder, binding: &HeadBinding) -> u32 {
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("wgpu-gru head"),
@@ -279,7 +295,10 @@ impl GpuHead {
         pass.set_bind_group(0, &binding.group, &[]);
         pass.set_pipeline(&self.dense);
         pass.dispatch_workgroups(binding.dense_grid.0, binding.dense_grid.1, 1);
-        pass.set_pipeline(&self.softmax);
+        let Some(softmax) = &self.softmax else {
+            return 1;
+        };
+        pass.set_pipeline(softmax);
         pass.dispatch_workgroups(binding.softmax_grid.0, binding.softmax_grid.1, 1);
         2
     }

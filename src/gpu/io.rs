@@ -11,6 +11,22 @@ use futures_intrusive::channel::shared::oneshot_channel;
 use super::context::GpuContext;
 use crate::error::{Error, Result};
 
+/// `items` invocations in workgroups of `wg`, as an `(x, y)` grid within the per-dimension limit
+/// (the shader rebuilds the flat index from `num_workgroups`).
+pub(crate) fn grid(items: usize, wg: u32, max_dim: u32, what: &str) -> Result<(u32, u32)> {
+    let groups = items.div_ceil(wg as usize).max(1) as u64;
+    let x = groups.min(max_dim as u64);
+    let y = groups.div_ceil(x);
+    if y > max_dim as u64 {
+        return Err(Error::DeviceLimit {
+            what: format!("{what} workgroups"),
+            needed: groups,
+            limit: max_dim as u64 * max_dim as u64,
+        });
+    }
+    Ok((x as u32, y as u32))
+}
+
 /// How a compute shader binds buffer `i` of a [`Layout`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Bind {

@@ -198,6 +198,25 @@ impl GpuGru {
         self.write_state_inner(ws, h0, lengths, None, false)
     }
 
+    /// Sets Keras mask flags `[B, T]` (`SeqInput::mask_flags`; `None`: no mask), full lengths
+    /// and a zero h0 for the next encode, without touching x: for a layer that reads another
+    /// layer's output on the GPU.
+    pub(crate) fn write_mask(
+        &self,
+        ws: &mut Workspace,
+        flags: Option<&[u32]>,
+        zero_output_for_mask: bool,
+    ) -> Result<()> {
+        self.check_owner(ws)?;
+        self.write_state_inner(
+            ws,
+            None,
+            None,
+            flags.map(|f| (f, zero_output_for_mask)),
+            false,
+        )
+    }
+
     /// `mask`: Keras mask flags `[B, T]` (`SeqInput::mask_flags`) and `zero_output_for_mask`.
     /// `allow_zero`: a time chunk of a longer sequence may hold none of a row's steps.
     fn write_state_inner(

@@ -5,6 +5,8 @@
 //!   [`GpuGru::forward`] is the blocking convenience.
 //! - [`Workspace`]: buffers for one `(T, B)`, reused across forwards.
 //! - [`GpuClassifier`]: GRU → [`GpuHead`] (dense + softmax) in one submit.
+//! - [`GpuHead`] with any Keras activation and [`GpuMerge`] (a bidirectional layer's halves) are
+//!   the pieces a whole Keras model (`predict::Model`) is recorded from, in one submit.
 //! - [`GpuStream`]: feeds a timestep or a chunk at a time, keeping h on the GPU between calls.
 
 mod context;
@@ -15,6 +17,7 @@ pub(crate) mod io;
 #[doc(hidden)]
 pub mod kernels;
 mod layer;
+mod merge;
 mod occupancy;
 mod options;
 mod pack;
@@ -26,6 +29,7 @@ mod workspace;
 pub use context::{GpuContext, LossMarker};
 pub use head::{ClassifierWorkspace, GpuClassifier, GpuHead, HeadBinding, final_state_offset};
 pub use layer::GpuGru;
+pub use merge::{GpuMerge, Halves, Merge, MergeBinding};
 pub use occupancy::{Occupancy, resident_workgroups};
 pub use options::{Algorithm, ForwardStats, GpuOptions, Precision};
 pub use stream::GpuStream;

@@ -95,6 +95,18 @@ uniform_block! {
 }
 
 uniform_block! {
+    /// `MergeParams` of `merge.wgsl`.
+    MergeParams as "MergeParams" {
+        /// Rows N and units H of each half.
+        rows: u32, h: u32,
+        /// Float offset of the forward half's row 0, its row stride, and how far the backward
+        /// half is from it.
+        src_off: u32, row_stride: u32, dir_stride: u32,
+        _p0: u32, _p1: u32, _p2: u32,
+    }
+}
+
+uniform_block! {
     /// `TrainLayer` of `gru_backward.wgsl` (offsets in floats; see the shader's layout table).
     TrainLayerParams as "TrainLayer" {
         steps: u32, batch: u32, dirs: u32, in_w: u32, rev_mask: u32, go_back: u32,
@@ -158,6 +170,8 @@ pub const GEMM_TILE: u32 = 64;
 pub const GEMM_KT: u32 = 16;
 /// Invocations per workgroup of the head's entry points.
 pub const HEAD_WG: u32 = 64;
+/// Invocations per workgroup of the bidirectional merge.
+pub const MERGE_WG: u32 = 256;
 /// Invocations per workgroup of the training recurrence and the column sums.
 pub const TRAIN_WG: u32 = 64;
 /// Invocations per workgroup of the optimisers and reductions of `train_step.wgsl`.
@@ -182,6 +196,7 @@ const SIZES: &[(&str, u32)] = &[
     ("GEMM_TILE", GEMM_TILE),
     ("GEMM_KT", GEMM_KT),
     ("HEAD_WG", HEAD_WG),
+    ("MERGE_WG", MERGE_WG),
     ("TRAIN_WG", TRAIN_WG),
     ("OPT_WG", OPT_WG),
     ("SCRATCH_PARTIALS", SCRATCH_PARTIALS),
@@ -275,6 +290,12 @@ fn header(blocks: &[&str], precision: Precision) -> String {
         // Writing to a String cannot fail.
         let _ = writeln!(s, "const {name}: u32 = {v}u;");
     }
+    for a in crate::model::DenseActivation::ALL {
+        let _ = writeln!(s, "const {}: u32 = {}u;", a.wgsl_const(), a.code());
+    }
+    for m in super::merge::Merge::ALL {
+        let _ = writeln!(s, "const {}: u32 = {}u;", m.wgsl_const(), m.code());
+    }
     s.push_str(match precision {
         Precision::F32 => "alias wt = f32;  // the weights' storage type\n",
         Precision::F16Weights => "alias wt = f16;  // the weights' storage type\n",
@@ -303,8 +324,10 @@ pub enum Shader {
     Gru,
     /// `gru_subgroup.wgsl`: the recurrence kernels with subgroup reductions.
     GruSubgroup,
-    /// `head.wgsl`: the classifier head.
+    /// `head.wgsl`: the dense head and its activation.
     Head,
+    /// `merge.wgsl`: a bidirectional GRU's halves, merged.
+    Merge,
     /// `gru_backward.wgsl`: the training-mode forward and the backward recurrence.
     GruBackward,
     /// `train_gemm.wgsl`: the weight-gradient GEMMs.
@@ -317,11 +340,12 @@ pub enum Shader {
 
 impl Shader {
     /// Every module.
-    pub const ALL: [Shader; 8] = [
+    pub const ALL: [Shader; 9] = [
         Shader::InputProj,
         Shader::Gru,
         Shader::GruSubgroup,
         Shader::Head,
+        Shader::Merge,
         Shader::GruBackward,
         Shader::TrainGemm,
         Shader::TrainStep,
@@ -335,6 +359,7 @@ impl Shader {
             Shader::Gru => "gru.wgsl",
             Shader::GruSubgroup => "gru_subgroup.wgsl",
             Shader::Head => "head.wgsl",
+            Shader::Merge => "merge.wgsl",
             Shader::GruBackward => "gru_backward.wgsl",
             Shader::TrainGemm => "train_gemm.wgsl",
             Shader::TrainStep => "train_step.wgsl",
@@ -403,6 +428,11 @@ impl Shader {
                 &[include_str!("../../shaders/head.wgsl")],
                 precision,
             ),
+            Shader::Merge => compose(
+                &[MergeParams::WGSL],
+                &[include_str!("../../shaders/merge.wgsl")],
+                precision,
+            ),
             Shader::GruBackward => compose(
                 &[StepParams::WGSL, TrainLayerParams::WGSL],
                 &[include_str!("../../shaders/gru_backward.wgsl")],
@@ -430,9 +460,9 @@ impl Shader {
     }
 }
 
-static MODULES: LazyLock<[String; 8]> =
+static MODULES: LazyLock<[String; 9]> =
     LazyLock::new(|| Shader::ALL.map(|s| s.compose(Precision::F32, 8)));
-static MODULES_F16: LazyLock<[String; 8]> =
+static MODULES_F16: LazyLock<[String; 9]> =
     LazyLock::new(|| Shader::ALL.map(|s| s.compose(Precision::F16Weights, 8)));
 
 #[cfg(test)]
@@ -497,12 +527,13 @@ mod tests {
     #[test]
     fn uniform_blocks_have_their_rust_size() {
         use std::mem::size_of;
-        let blocks: [(Shader, &str, usize); 9] = [
+        let blocks: [(Shader, &str, usize); 10] = [
             (Shader::Gru, "Step", size_of::<StepParams>()),
             (Shader::Gru, "Layer", size_of::<LayerParams>()),
             (Shader::InputProj, "ProjParams", size_of::<ProjParams>()),
             (Shader::InputProj, "Chunk", size_of::<ChunkParams>()),
             (Shader::Head, "HeadParams", size_of::<HeadParams>()),
+            (Shader::Merge, "MergeParams", size_of::<MergeParams>()),
             (Shader::GruBackward, "Step", size_of::<StepParams>()),
             (
                 Shader::GruBackward,

@@ -63,12 +63,8 @@ pub(crate) fn describe(model: &KerasModel) -> String {
     parts.join(" → ")
 }
 
-/// `model.predict(x)`: `x` is `[B, T, I]`; `run(k, input)` runs the model's k-th GRU.
-pub(crate) fn predict(
-    model: &KerasModel,
-    x: &Array,
-    run: &dyn Fn(usize, &SeqInput<'_>) -> Result<GruOutput>,
-) -> Result<Array> {
+/// Checks `x` against what `model.predict` takes, `[B, T, I]`, and returns `(B, T, I)`.
+pub(crate) fn check_input(model: &KerasModel, x: &Array) -> Result<(usize, usize, usize)> {
     let [b, t, i] = x.shape[..] else {
         return Err(Error::shape(
             "x",
@@ -94,6 +90,16 @@ pub(crate) fn predict(
             shape_str(&x.shape),
         ));
     }
+    Ok((b, t, i))
+}
+
+/// `model.predict(x)`: `x` is `[B, T, I]`; `run(k, input)` runs the model's k-th GRU.
+pub(crate) fn predict(
+    model: &KerasModel,
+    x: &Array,
+    run: &dyn Fn(usize, &SeqInput<'_>) -> Result<GruOutput>,
+) -> Result<Array> {
+    let (b, _, _) = check_input(model, x)?;
     let mut cur = x.clone();
     let mut mask: Option<Vec<bool>> = None;
     let mut k = 0;

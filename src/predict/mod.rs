@@ -17,11 +17,17 @@
 //! | `.onnx` | the graph's first input, as declared (`[B, T, I]` for a batch-first export) | the graph's first output, as ONNX Runtime returns it |
 //! | GRU-only safetensors / `.pt` | X of the layout (`[T, B, I]`, `[B, T, I]` batch-first) | Y of the layout, as `wgpu-gru run` writes it |
 //!
-//! A model is data; a [`ModelRunner`] holds one prepared layer per GRU on a [`Backend`] and
-//! runs the rest of the model (Dense layers, activations, the ONNX ops around the GRU) on the
-//! CPU, with f64 sums.
+//! A model is data; a [`ModelRunner`] prepares it on a [`Backend`]:
+//!
+//! - on the reference and CPU paths, one layer per GRU, with the rest of the model (Dense
+//!   layers, activations, the ONNX ops around the GRU) on the CPU, in f64 sums;
+//! - on the GPU, a Keras chain runs whole in one submit (GRUs, bidirectional merges and Dense
+//!   layers with their activations, each reading the previous layer's output on the GPU: see
+//!   [`ModelRunner::predict_with_stats`]); an ONNX graph runs each GRU node in one submit and
+//!   the ops around them on the CPU.
 
 pub mod keras;
+mod keras_gpu;
 pub mod onnx;
 
 use std::path::Path;
@@ -203,19 +209,37 @@ impl Model {
         }
     }
 
-    /// Prepares every GRU of the model on `backend`.
+    /// Prepares the model on `backend`: every GRU, and on the GPU a Keras model's whole chain.
     pub fn runner(&self, backend: Backend<'_>) -> Result<ModelRunner<'_>> {
-        let mut layers: Vec<Box<dyn Forward>> = Vec::new();
-        for gru in self.grus() {
-            layers.push(match backend {
-                Backend::Reference => Box::new(crate::reference::Reference(gru.clone())),
-                Backend::Cpu => Box::new(crate::cpu::CpuGru::new(gru)?),
-                Backend::CpuThreads(n) => {
-                    Box::new(crate::cpu::CpuGru::new(gru)?.with_threads(n.max(1)))
-                }
-                Backend::Gpu(ctx) => Box::new(GpuGru::new(ctx, gru)?),
+        if let (Backend::Gpu(ctx), ModelKind::Keras(k)) = (backend, &self.kind)
+            && let Some(chain) = keras_gpu::KerasGpu::new(ctx, k)?
+        {
+            return Ok(ModelRunner {
+                model: self,
+                layers: Layers::KerasChain(Box::new(chain)),
             });
         }
+        let layers = match backend {
+            Backend::Gpu(ctx) => Layers::Gpu(
+                self.grus()
+                    .into_iter()
+                    .map(|g| GpuGru::new(ctx, g))
+                    .collect::<Result<_>>()?,
+            ),
+            _ => {
+                let mut each: Vec<Box<dyn Forward>> = Vec::new();
+                for gru in self.grus() {
+                    each.push(match backend {
+                        Backend::Cpu => Box::new(crate::cpu::CpuGru::new(gru)?),
+                        Backend::CpuThreads(n) => {
+                            Box::new(crate::cpu::CpuGru::new(gru)?.with_threads(n.max(1)))
+                        }
+                        _ => Box::new(crate::reference::Reference(gru.clone())),
+                    });
+                }
+                Layers::Each(each)
+            }
+        };
         Ok(ModelRunner {
             model: self,
             layers,
@@ -236,17 +260,41 @@ pub enum Backend<'a> {
     Gpu(&'a GpuContext),
 }
 
-/// A [`Model`] with its GRUs prepared on one [`Backend`].
+/// What a [`ModelRunner`] prepared.
+enum Layers {
+    /// One layer per GRU on the reference or CPU path.
+    Each(Vec<Box<dyn Forward>>),
+    /// One GPU layer per GRU, one submit each.
+    Gpu(Vec<GpuGru>),
+    /// A Keras chain on the GPU, one submit in all.
+    KerasChain(Box<keras_gpu::KerasGpu>),
+}
+
+/// What one prediction did on the GPU (all zero on the reference and CPU paths).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PredictStats {
+    /// Queue submits.
+    pub gpu_submits: u32,
+    /// Compute dispatches recorded.
+    pub gpu_dispatches: u32,
+}
+
+/// A [`Model`] prepared on one [`Backend`].
 pub struct ModelRunner<'m> {
     model: &'m Model,
-    layers: Vec<Box<dyn Forward>>,
+    layers: Layers,
 }
 
 impl std::fmt::Debug for ModelRunner<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let layers = match &self.layers {
+            Layers::Each(l) => format!("{} layer(s)", l.len()),
+            Layers::Gpu(l) => format!("{} GPU layer(s)", l.len()),
+            Layers::KerasChain(c) => format!("{c:?}"),
+        };
         f.debug_struct("ModelRunner")
             .field("model", &self.model.name)
-            .field("layers", &self.layers.len())
+            .field("layers", &layers)
             .finish()
     }
 }
@@ -260,17 +308,50 @@ impl ModelRunner<'_> {
     /// [`predict`](Self::predict) with further named ONNX graph inputs (`initial_h`,
     /// `sequence_lens`); other kinds of model take none.
     pub fn predict_with(&self, x: &Array, feeds: &[(String, FeedValue)]) -> Result<Array> {
+        self.predict_with_stats(x, feeds).map(|(y, _)| y)
+    }
+
+    /// [`predict_with`](Self::predict_with), also saying what ran on the GPU: a Keras model
+    /// there is one submit in all; an ONNX graph, one per GRU node.
+    pub fn predict_with_stats(
+        &self,
+        x: &Array,
+        feeds: &[(String, FeedValue)],
+    ) -> Result<(Array, PredictStats)> {
+        let stats = std::cell::Cell::new(PredictStats::default());
+        let no_gru = |k: usize| Error::arg("gru", format!("the model has no GRU number {k}"));
         let run = |k: usize, input: &SeqInput<'_>| -> Result<GruOutput> {
-            let layer = self
-                .layers
-                .get(k)
-                .ok_or_else(|| Error::arg("gru", format!("the model has no GRU number {k}")))?;
-            layer.forward(input)
+            match &self.layers {
+                Layers::Each(l) => l.get(k).ok_or_else(|| no_gru(k))?.forward(input),
+                Layers::Gpu(l) => {
+                    let (out, s) = l
+                        .get(k)
+                        .ok_or_else(|| no_gru(k))?
+                        .forward_with_stats(input)?;
+                    let mut all = stats.get();
+                    all.gpu_submits += s.submits;
+                    all.gpu_dispatches += s.dispatches;
+                    stats.set(all);
+                    Ok(out)
+                }
+                Layers::KerasChain(_) => Err(Error::Gpu(
+                    "a Keras chain on the GPU runs whole, not layer by layer".into(),
+                )),
+            }
         };
-        match &self.model.kind {
+        let y = match &self.model.kind {
             ModelKind::Keras(k) => {
                 refuse_feeds(feeds, "a Keras model")?;
-                keras::predict(k, x, &run)
+                if let Layers::KerasChain(chain) = &self.layers {
+                    let (y, s) = chain.predict(k, x)?;
+                    stats.set(PredictStats {
+                        gpu_submits: s.submits,
+                        gpu_dispatches: s.dispatches,
+                    });
+                    y
+                } else {
+                    keras::predict(k, x, &run)?
+                }
             }
             ModelKind::Onnx(p) => {
                 let first = p.inputs().first().ok_or_else(|| Error::Parse {
@@ -288,7 +369,7 @@ impl ModelRunner<'_> {
                         reason: "the graph has no output".into(),
                     });
                 }
-                Ok(outs.swap_remove(0))
+                outs.swap_remove(0)
             }
             ModelKind::Gru(i) => {
                 refuse_feeds(feeds, "a file of GRU weights")?;
@@ -296,9 +377,10 @@ impl ModelRunner<'_> {
                 let (t, b) = shapes.x_dims(&x.shape)?;
                 let out = run(0, &SeqInput::new(&x.data, t, b))?;
                 let y = shapes.output_to_framework(t, b, &out.output)?;
-                Array::new(shapes.output_shape(t, b), y)
+                Array::new(shapes.output_shape(t, b), y)?
             }
-        }
+        };
+        Ok((y, stats.get()))
     }
 }
 

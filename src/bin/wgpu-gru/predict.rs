@@ -94,7 +94,8 @@ pub fn main(args: Args) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs the model's GRUs on `backend` (the rest on the CPU), saying which path ran.
+/// Runs the model on `backend` (on the GPU, a Keras model whole; an ONNX graph's GRU nodes, with
+/// the ops around them on the CPU), saying which path ran.
 fn predict(
     model: &Model,
     x: &Array,
@@ -104,10 +105,17 @@ fn predict(
 ) -> Result<Array, String> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let run = |b: ModelBackend<'_>| -> Result<Array, String> {
-        model
+        let (y, stats) = model
             .runner(b)
-            .and_then(|r| r.predict_with(x, feeds))
-            .map_err(|e| e.to_string())
+            .and_then(|r| r.predict_with_stats(x, feeds))
+            .map_err(|e| e.to_string())?;
+        if stats.gpu_submits > 0 {
+            say(format!(
+                "GPU: {} submit(s), {} dispatch(es)",
+                stats.gpu_submits, stats.gpu_dispatches
+            ));
+        }
+        Ok(y)
     };
     let gpu = |adapter: &wgpu_gru::wgpu::Adapter| -> Result<Array, String> {
         let ctx = pollster::block_on(GpuContext::from_adapter(adapter, None))

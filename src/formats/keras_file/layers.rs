@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::archive::parse_err;
 use super::h5::{H5, Weight};
-use super::{KerasActivation, KerasLayer, KerasModel, MergeMode};
+use super::{DenseActivation, KerasLayer, KerasModel, MergeMode};
 use crate::config::{Activation, Activations, Direction, GruConfig, Variant};
 use crate::error::{Error, Result};
 use crate::formats::keras::{reorder_bias, transpose_gates};
@@ -379,7 +379,7 @@ pub(super) fn build(config: &Value, weights: &Weights<'_>, file: &str) -> Result
             }
             "Dense" => {
                 let units = get_units(s.config, &what)?;
-                let activation = KerasActivation::from_keras(&activation_name(
+                let activation = DenseActivation::from_keras(&activation_name(
                     s.config.get("activation"),
                     "linear",
                     &what,

@@ -18,6 +18,7 @@ mod layers;
 mod tests;
 
 use crate::error::{Error, Result};
+use crate::model::DenseActivation;
 
 /// A Keras model read from a file: its name, its input's fixed sizes, and its layers in order.
 #[derive(Debug, Clone)]
@@ -72,7 +73,7 @@ pub enum KerasLayer {
         /// The affine map.
         dense: crate::model::Dense,
         /// The activation applied after it.
-        activation: KerasActivation,
+        activation: DenseActivation,
     },
 }
 
@@ -107,180 +108,6 @@ impl MergeMode {
             }
         })
     }
-}
-
-/// A Keras activation of a `Dense` layer (Keras 3 semantics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KerasActivation {
-    /// `x`.
-    Linear,
-    /// `e^x / Σ e^x` over the last axis.
-    Softmax,
-    /// `1 / (1 + e^-x)`.
-    Sigmoid,
-    /// `tanh(x)`.
-    Tanh,
-    /// `max(0, x)`.
-    Relu,
-    /// Keras 3's `hard_sigmoid`: `relu6(x + 3) / 6 = clip(x / 6 + 0.5, 0, 1)`.
-    HardSigmoid,
-    /// `x` if `x > 0` else `e^x − 1`.
-    Elu,
-    /// `scale · (x if x > 0 else α(e^x − 1))`, α ≈ 1.67326, scale ≈ 1.05070.
-    Selu,
-    /// `ln(1 + e^x)`.
-    Softplus,
-    /// `x / (1 + |x|)`.
-    Softsign,
-    /// `swish`/`silu`: `x · sigmoid(x)`.
-    Swish,
-    /// `gelu` (approximate=False): `x · Φ(x) = x/2 · (1 + erf(x/√2))`.
-    Gelu,
-    /// `e^x`.
-    Exponential,
-    /// `x − ln Σ e^x` over the last axis.
-    LogSoftmax,
-    /// `min(max(x, 0), 6)`.
-    Relu6,
-    /// `leaky_relu` with Keras 3's default negative_slope 0.2: `x` if `x ≥ 0` else `0.2x`.
-    LeakyRelu,
-}
-
-impl KerasActivation {
-    /// Parses a Keras activation name (`None`/`"linear"` is [`KerasActivation::Linear`]).
-    pub fn from_keras(name: &str) -> Result<Self> {
-        Ok(match name {
-            "linear" | "None" | "none" => KerasActivation::Linear,
-            "softmax" => KerasActivation::Softmax,
-            "sigmoid" => KerasActivation::Sigmoid,
-            "tanh" => KerasActivation::Tanh,
-            "relu" => KerasActivation::Relu,
-            "hard_sigmoid" => KerasActivation::HardSigmoid,
-            "elu" => KerasActivation::Elu,
-            "selu" => KerasActivation::Selu,
-            "softplus" => KerasActivation::Softplus,
-            "softsign" => KerasActivation::Softsign,
-            "swish" | "silu" => KerasActivation::Swish,
-            "gelu" => KerasActivation::Gelu,
-            "exponential" => KerasActivation::Exponential,
-            "log_softmax" => KerasActivation::LogSoftmax,
-            "relu6" => KerasActivation::Relu6,
-            "leaky_relu" => KerasActivation::LeakyRelu,
-            other => {
-                return Err(Error::Unsupported(format!(
-                    "Keras activation {other:?}; supported: linear, softmax, sigmoid, tanh, relu, \
-                     hard_sigmoid, elu, selu, softplus, softsign, swish/silu, gelu, exponential, \
-                     log_softmax, relu6, leaky_relu"
-                )));
-            }
-        })
-    }
-
-    /// Applies the activation in place to `x`, rows of `features` values; softmax and
-    /// log_softmax act over each row (the last axis). A trailing partial row is treated as a
-    /// row of its own; `features == 0` leaves `x` as it is for those two.
-    pub fn apply_rows(&self, x: &mut [f64], features: usize) {
-        match self {
-            KerasActivation::Softmax | KerasActivation::LogSoftmax => {
-                if features == 0 {
-                    return;
-                }
-                for row in x.chunks_mut(features) {
-                    let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    let sum: f64 = row.iter().map(|&v| (v - m).exp()).sum();
-                    if *self == KerasActivation::Softmax {
-                        for v in row.iter_mut() {
-                            *v = (*v - m).exp() / sum;
-                        }
-                    } else {
-                        let lse = m + sum.ln();
-                        for v in row.iter_mut() {
-                            *v -= lse;
-                        }
-                    }
-                }
-            }
-            _ => {
-                for v in x.iter_mut() {
-                    *v = self.scalar(*v);
-                }
-            }
-        }
-    }
-
-    fn scalar(&self, x: f64) -> f64 {
-        const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
-        const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
-        match self {
-            KerasActivation::Linear | KerasActivation::Softmax | KerasActivation::LogSoftmax => x,
-            KerasActivation::Sigmoid => sigmoid(x),
-            KerasActivation::Tanh => x.tanh(),
-            KerasActivation::Relu => x.max(0.0),
-            KerasActivation::HardSigmoid => (x / 6.0 + 0.5).clamp(0.0, 1.0),
-            KerasActivation::Elu => {
-                if x > 0.0 {
-                    x
-                } else {
-                    x.exp_m1()
-                }
-            }
-            KerasActivation::Selu => SELU_SCALE * if x > 0.0 { x } else { SELU_ALPHA * x.exp_m1() },
-            KerasActivation::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
-            KerasActivation::Softsign => x / (1.0 + x.abs()),
-            KerasActivation::Swish => x * sigmoid(x),
-            KerasActivation::Gelu => 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2)),
-            KerasActivation::Exponential => x.exp(),
-            KerasActivation::Relu6 => x.clamp(0.0, 6.0),
-            KerasActivation::LeakyRelu => {
-                if x >= 0.0 {
-                    x
-                } else {
-                    0.2 * x
-                }
-            }
-        }
-    }
-}
-
-fn sigmoid(x: f64) -> f64 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
-}
-
-/// `erf(x)` to about 1e-15: a Maclaurin series for |x| < 3, and the complement's continued
-/// fraction beyond.
-fn erf(x: f64) -> f64 {
-    if x.is_nan() {
-        return x;
-    }
-    let a = x.abs();
-    let r = if a < 3.0 {
-        // erf(a) = 2/√π Σ (-1)^n a^(2n+1) / (n! (2n+1))
-        let mut term = a;
-        let mut sum = a;
-        let a2 = a * a;
-        let mut n = 0.0f64;
-        while term.abs() > 1e-17 * sum.abs() && n < 200.0 {
-            n += 1.0;
-            term *= -a2 / n;
-            sum += term / (2.0 * n + 1.0);
-        }
-        sum * std::f64::consts::FRAC_2_SQRT_PI
-    } else if a > 6.0 {
-        1.0
-    } else {
-        // erfc(a) = e^{-a²}/√π · 1/(a + 1/2/(a + 1/(a + 3/2/(a + 2/(a + ...)))))
-        let mut f = a;
-        for k in (1..60).rev() {
-            f = a + (k as f64 / 2.0) / f;
-        }
-        1.0 - (-a * a).exp() / (f * std::f64::consts::PI.sqrt())
-    };
-    if x < 0.0 { -r } else { r }
 }
 
 /// Whether `bytes` is a zip archive whose entries include `config.json` and `model.weights.h5`

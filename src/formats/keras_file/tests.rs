@@ -85,7 +85,7 @@ fn gru_of(l: &KerasLayer) -> (usize, usize, bool, bool, bool, bool, Activation) 
     }
 }
 
-fn dense_of(l: &KerasLayer) -> (usize, usize, KerasActivation) {
+fn dense_of(l: &KerasLayer) -> (usize, usize, DenseActivation) {
     match l {
         KerasLayer::Dense {
             dense, activation, ..
@@ -96,7 +96,7 @@ fn dense_of(l: &KerasLayer) -> (usize, usize, KerasActivation) {
 
 #[test]
 fn golden_layer_lists() {
-    use KerasActivation as A;
+    use DenseActivation as A;
     let sig = Activation::Sigmoid;
     for f in ["pub_k_seed.keras", "pub_k_seed_h5.h5"] {
         let m = model(f);
@@ -322,20 +322,20 @@ fn golden_predictions_match_keras() {
 #[test]
 fn activations() {
     let mut v = vec![1.0, 2.0, 3.0, -1.0, 0.0, 1.0];
-    KerasActivation::Softmax.apply_rows(&mut v, 3);
+    DenseActivation::Softmax.apply_rows(&mut v, 3);
     assert!((v[0..3].iter().sum::<f64>() - 1.0).abs() < 1e-12);
     assert!((v[3..6].iter().sum::<f64>() - 1.0).abs() < 1e-12);
     let mut v = vec![-4.0, -3.0, 0.0, 3.0, 4.0];
-    KerasActivation::HardSigmoid.apply_rows(&mut v, 5);
+    DenseActivation::HardSigmoid.apply_rows(&mut v, 5);
     assert_eq!(v, [0.0, 0.0, 0.5, 1.0, 1.0]);
     let mut v = vec![1.0, -2.0];
-    KerasActivation::Gelu.apply_rows(&mut v, 2);
+    DenseActivation::Gelu.apply_rows(&mut v, 2);
     assert!((v[0] - 0.841_344_746_068_542_9).abs() < 1e-12, "{}", v[0]);
     assert!((v[1] + 0.045_500_263_896_358_4).abs() < 1e-12, "{}", v[1]);
     let mut v = vec![-1.0];
-    KerasActivation::LeakyRelu.apply_rows(&mut v, 1);
+    DenseActivation::LeakyRelu.apply_rows(&mut v, 1);
     assert_eq!(v, [-0.2]);
-    assert!(KerasActivation::from_keras("mish").is_err());
+    assert!(DenseActivation::from_keras("mish").is_err());
 }
 
 #[test]
