@@ -149,6 +149,14 @@ impl Model {
         })
     }
 
+    /// Wraps a Keras model (read with [`keras_file::read`], or built in code) as a model.
+    pub fn from_keras(model: keras_file::KerasModel, name: impl Into<String>) -> Model {
+        Model {
+            name: name.into(),
+            kind: ModelKind::Keras(model),
+        }
+    }
+
     /// Wraps a GRU read with [`formats::load`] (and its options) as a model.
     pub fn from_imported(imported: Imported, name: impl Into<String>) -> Model {
         Model {
