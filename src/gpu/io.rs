@@ -201,14 +201,40 @@ impl Future for YieldNow {
 
 /// Pops an out-of-memory scope and a validation scope (pushed in that order) into
 /// [`Error::GpuOutOfMemory`] or [`Error::GpuValidation`].
+///
+/// On the web a page cannot block on the browser's answer: the scopes are popped there without
+/// waiting, and an error that arrives later goes to the browser's console. Hot paths and the
+/// web's entry points use [`pop_scopes_async`], which waits and returns it.
 pub(crate) fn pop_scopes(
     oom: wgpu::ErrorScopeGuard,
     validation: wgpu::ErrorScopeGuard,
 ) -> Result<()> {
-    if let Some(e) = pollster::block_on(oom.pop()) {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        pollster::block_on(pop_scopes_async(oom, validation))
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Err(e) = pop_scopes_async(oom, validation).await {
+                web_sys::console::error_1(&format!("wgpu-gru: {e}").into());
+            }
+        });
+        Ok(())
+    }
+}
+
+/// [`pop_scopes`] as a future that waits for the answer.
+pub(crate) async fn pop_scopes_async(
+    oom: wgpu::ErrorScopeGuard,
+    validation: wgpu::ErrorScopeGuard,
+) -> Result<()> {
+    // Both scopes leave the stack now, in order, on this thread; only the answers are awaited.
+    let (oom, validation) = (oom.pop(), validation.pop());
+    if let Some(e) = oom.await {
         return Err(Error::GpuOutOfMemory(e.to_string()));
     }
-    if let Some(e) = pollster::block_on(validation.pop()) {
+    if let Some(e) = validation.await {
         return Err(Error::GpuValidation(e.to_string()));
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! [`GpuGru`]: uploaded weights, `encode` (the primitive) and a blocking `forward`.
 
 use super::context::GpuContext;
-use super::io::{pop_scopes, read_back_async};
+use super::io::{pop_scopes, pop_scopes_async, read_back_async};
 use super::options::{Algorithm, ForwardStats, GpuOptions};
 use super::pack::Model;
 use super::workspace::Workspace;
@@ -405,7 +405,7 @@ impl GpuGru {
         let index = self.model.ctx.submit([encoder.finish()]);
         stats.submits = 1;
         // Scopes close on this thread, before the wait (a future may move between threads).
-        pop_scopes(oom, scope)?;
+        pop_scopes_async(oom, scope).await?;
         let out = self.read_output_async(ws, index).await?;
         Ok((out, stats))
     }

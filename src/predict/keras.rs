@@ -10,10 +10,10 @@
 //!   `zero_output_for_mask` on the wrapped layers when they return sequences.
 //! - `Dense`: on the last axis of `[B, F]` or `[B, T, F]`, in f64, then its activation.
 
-use super::Array;
+use super::{Array, RunGru};
 use crate::error::{Error, Result};
 use crate::formats::keras_file::{KerasLayer, KerasModel, MergeMode};
-use crate::io::{Batch, GruOutput, SeqInput, Steps};
+use crate::io::{Batch, SeqInput, Steps};
 use crate::npy::shape_str;
 use crate::weights::Gru;
 
@@ -93,12 +93,8 @@ pub(crate) fn check_input(model: &KerasModel, x: &Array) -> Result<(usize, usize
     Ok((b, t, i))
 }
 
-/// `model.predict(x)`: `x` is `[B, T, I]`; `run(k, input)` runs the model's k-th GRU.
-pub(crate) fn predict(
-    model: &KerasModel,
-    x: &Array,
-    run: &dyn Fn(usize, &SeqInput<'_>) -> Result<GruOutput>,
-) -> Result<Array> {
+/// `model.predict(x)`: `x` is `[B, T, I]`; `run` runs the model's k-th GRU.
+pub(crate) async fn predict(model: &KerasModel, x: &Array, run: &dyn RunGru) -> Result<Array> {
     let (b, _, _) = check_input(model, x)?;
     let mut cur = x.clone();
     let mut mask: Option<Vec<bool>> = None;
@@ -152,7 +148,7 @@ pub(crate) fn predict(
                         .with_mask(m)
                         .with_zero_output_for_mask(merge.is_some() && *return_sequences);
                 }
-                let out = run(k, &input)?;
+                let out = run.run_gru(k, &input).await?;
                 k += 1;
                 let h = gru.config.hidden_size;
                 let d = gru.config.num_directions();

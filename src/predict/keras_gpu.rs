@@ -7,13 +7,13 @@
 //! of that shape reuses. `Masking` runs on the host before the upload (it only reads `x`), so a
 //! chain qualifies when its `Masking`, if any, comes before every GRU and Dense layer.
 
-use std::sync::Mutex;
+use futures_intrusive::sync::Mutex;
 
 use super::Array;
 use super::keras::check_input;
 use crate::error::{Error, Result};
 use crate::formats::keras_file::{KerasLayer, KerasModel, MergeMode};
-use crate::gpu::io::{pop_scopes, read_back};
+use crate::gpu::io::{pop_scopes, pop_scopes_async, read_back_async};
 use crate::gpu::{
     ForwardStats, GpuContext, GpuGru, GpuHead, GpuMerge, Halves, HeadBinding, Merge, MergeBinding,
     Workspace, final_state_offset,
@@ -119,7 +119,7 @@ impl KerasGpu {
             grus: Vec::new(),
             heads: Vec::new(),
             merges: Vec::new(),
-            cached: Mutex::new(None),
+            cached: Mutex::new(None, false),
         };
         for layer in &model.layers {
             match layer {
@@ -351,7 +351,11 @@ impl KerasGpu {
     }
 
     /// `model.predict(x)` for `x` `[B, T, I]`: one upload, one submit, one read-back.
-    pub(crate) fn predict(&self, model: &KerasModel, x: &Array) -> Result<(Array, ForwardStats)> {
+    pub(crate) async fn predict(
+        &self,
+        model: &KerasModel,
+        x: &Array,
+    ) -> Result<(Array, ForwardStats)> {
         let (b, t, i) = check_input(model, x)?;
         if b == 0 || t == 0 {
             // Nothing to run; the layer-by-layer path gives the empty shapes.
@@ -361,10 +365,7 @@ impl KerasGpu {
             ));
         }
         self.ctx.check_lost()?;
-        let mut guard = self
-            .cached
-            .lock()
-            .map_err(|_| Error::Gpu("keras chain workspace lock poisoned".into()))?;
+        let mut guard = self.cached.lock().await;
         if guard
             .as_ref()
             .is_none_or(|w| w.steps != t || w.batch != b || w.features != i)
@@ -445,9 +446,9 @@ impl KerasGpu {
         let index = self.ctx.submit([encoder.finish()]);
         stats.submits = 1;
         let mut data = vec![0.0f32; n];
-        let read = read_back(&self.ctx, index, &mut [(&ws.read, &mut data[..])]);
-        pop_scopes(oom, scope)?;
-        read?;
+        // Scopes close on this thread, before the wait (a future may move between threads).
+        pop_scopes_async(oom, scope).await?;
+        read_back_async(&self.ctx, index, &mut [(&ws.read, &mut data[..])]).await?;
         self.ctx.check_lost()?;
         Ok((Array::new(ws.out.shape.clone(), data)?, stats))
     }

@@ -38,6 +38,18 @@ use crate::gpu::{GpuContext, GpuGru};
 use crate::io::{Batch, Forward, GruOutput, SeqInput, Steps};
 use crate::weights::Gru;
 
+/// One GRU run as a future: ready at once on the reference and CPU paths, waiting for its own
+/// submission on the GPU.
+pub type GruFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<GruOutput>> + 'a>>;
+
+/// Runs a model's `k`-th GRU on some backend: what the Keras and ONNX executors call for each
+/// GRU layer or node.
+pub trait RunGru {
+    /// Runs GRU `k` on `input` (laid out as that GRU's config says).
+    fn run_gru<'a>(&'a self, k: usize, input: &'a SeqInput<'a>) -> GruFuture<'a>;
+}
+
 /// A dense, row-major f32 array: what a framework's `predict` takes and returns.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Array {
@@ -320,45 +332,44 @@ impl ModelRunner<'_> {
     }
 
     /// [`predict_with`](Self::predict_with), also saying what ran on the GPU: a Keras model
-    /// there is one submit in all; an ONNX graph, one per GRU node.
+    /// there is one submit in all; an ONNX graph, one per GRU node. Blocks until the GPU is done;
+    /// on the web use [`predict_with_stats_async`](Self::predict_with_stats_async).
     pub fn predict_with_stats(
         &self,
         x: &Array,
         feeds: &[(String, FeedValue)],
     ) -> Result<(Array, PredictStats)> {
-        let stats = std::cell::Cell::new(PredictStats::default());
-        let no_gru = |k: usize| Error::arg("gru", format!("the model has no GRU number {k}"));
-        let run = |k: usize, input: &SeqInput<'_>| -> Result<GruOutput> {
-            match &self.layers {
-                Layers::Each(l) => l.get(k).ok_or_else(|| no_gru(k))?.forward(input),
-                Layers::Gpu(l) => {
-                    let (out, s) = l
-                        .get(k)
-                        .ok_or_else(|| no_gru(k))?
-                        .forward_with_stats(input)?;
-                    let mut all = stats.get();
-                    all.gpu_submits += s.submits;
-                    all.gpu_dispatches += s.dispatches;
-                    stats.set(all);
-                    Ok(out)
-                }
-                Layers::KerasChain(_) => Err(Error::Gpu(
-                    "a Keras chain on the GPU runs whole, not layer by layer".into(),
-                )),
-            }
+        pollster::block_on(self.predict_with_stats_async(x, feeds))
+    }
+
+    /// [`predict`](Self::predict) as a future: on the GPU it waits for its submissions without
+    /// blocking a thread (on the web, the browser completes them).
+    pub async fn predict_async(&self, x: &Array) -> Result<Array> {
+        self.predict_with_stats_async(x, &[]).await.map(|(y, _)| y)
+    }
+
+    /// [`predict_with_stats`](Self::predict_with_stats) as a future.
+    pub async fn predict_with_stats_async(
+        &self,
+        x: &Array,
+        feeds: &[(String, FeedValue)],
+    ) -> Result<(Array, PredictStats)> {
+        let runs = Runs {
+            layers: &self.layers,
+            stats: std::cell::Cell::new(PredictStats::default()),
         };
         let y = match &self.model.kind {
             ModelKind::Keras(k) => {
                 refuse_feeds(feeds, "a Keras model")?;
                 if let Layers::KerasChain(chain) = &self.layers {
-                    let (y, s) = chain.predict(k, x)?;
-                    stats.set(PredictStats {
+                    let (y, s) = chain.predict(k, x).await?;
+                    runs.stats.set(PredictStats {
                         gpu_submits: s.submits,
                         gpu_dispatches: s.dispatches,
                     });
                     y
                 } else {
-                    keras::predict(k, x, &run)?
+                    keras::predict(k, x, &runs).await?
                 }
             }
             ModelKind::Onnx(p) => {
@@ -369,8 +380,7 @@ impl ModelRunner<'_> {
                 let mut all = Vec::with_capacity(feeds.len() + 1);
                 all.push((first.name.clone(), FeedValue::F32(x.clone())));
                 all.extend(feeds.iter().cloned());
-                let mut gru = |k: usize, input: &SeqInput<'_>| run(k, input);
-                let mut outs = p.run(&all, &mut gru)?;
+                let mut outs = p.run_async(&all, &runs).await?;
                 if outs.is_empty() {
                     return Err(Error::Parse {
                         what: self.model.name.clone(),
@@ -383,12 +393,42 @@ impl ModelRunner<'_> {
                 refuse_feeds(feeds, "a file of GRU weights")?;
                 let shapes = i.shapes()?;
                 let (t, b) = shapes.x_dims(&x.shape)?;
-                let out = run(0, &SeqInput::new(&x.data, t, b))?;
+                let input = SeqInput::new(&x.data, t, b);
+                let out = runs.run_gru(0, &input).await?;
                 let y = shapes.output_to_framework(t, b, &out.output)?;
                 Array::new(shapes.output_shape(t, b), y)?
             }
         };
-        Ok((y, stats.get()))
+        Ok((y, runs.stats.get()))
+    }
+}
+
+/// A runner's layers as a [`RunGru`], counting what ran on the GPU.
+struct Runs<'r> {
+    layers: &'r Layers,
+    stats: std::cell::Cell<PredictStats>,
+}
+
+impl RunGru for Runs<'_> {
+    fn run_gru<'a>(&'a self, k: usize, input: &'a SeqInput<'a>) -> GruFuture<'a> {
+        let no_gru = move || Error::arg("gru", format!("the model has no GRU number {k}"));
+        Box::pin(async move {
+            match self.layers {
+                Layers::Each(l) => l.get(k).ok_or_else(no_gru)?.forward(input),
+                Layers::Gpu(l) => {
+                    let layer = l.get(k).ok_or_else(no_gru)?;
+                    let (out, s) = layer.forward_with_stats_async(input).await?;
+                    let mut all = self.stats.get();
+                    all.gpu_submits += s.submits;
+                    all.gpu_dispatches += s.dispatches;
+                    self.stats.set(all);
+                    Ok(out)
+                }
+                Layers::KerasChain(_) => Err(Error::Gpu(
+                    "a Keras chain on the GPU runs whole, not layer by layer".into(),
+                )),
+            }
+        })
     }
 }
 

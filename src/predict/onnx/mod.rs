@@ -13,7 +13,7 @@ use std::path::Path;
 
 use prost::Message;
 
-use super::{Array, FeedValue};
+use super::{Array, FeedValue, GruFuture, RunGru};
 use crate::error::{Error, Result};
 use crate::formats::onnx_model::{
     GraphProto, ModelProto, NodeProto, ValueInfoProto, gru_from_weights, tensor_shape_proto,
@@ -480,10 +480,17 @@ impl OnnxProgram {
     /// Every feed is checked against the declared shapes (fixed sizes, and symbolic sizes that
     /// must agree across inputs) before anything runs. Returns every graph output, in order, as
     /// f32 (integer outputs converted).
-    pub fn run(
+    pub fn run(&self, feeds: &[(String, FeedValue)], gru: GruFn<'_>) -> Result<Vec<Array>> {
+        let sync = SyncGru(std::cell::RefCell::new(gru));
+        pollster::block_on(self.run_async(feeds, &sync))
+    }
+
+    /// [`run`](Self::run) with the GRU nodes run by `gru` as futures (the GPU's, which the web
+    /// cannot block on).
+    pub async fn run_async(
         &self,
         feeds: &[(String, FeedValue)],
-        gru: &mut dyn FnMut(usize, &SeqInput<'_>) -> Result<GruOutput>,
+        gru: &dyn RunGru,
     ) -> Result<Vec<Array>> {
         let mut values = self.feed_tensors(feeds)?;
         for node in &self.nodes {
@@ -510,7 +517,7 @@ impl OnnxProgram {
                     })
                     .collect::<Result<Vec<Option<&Tensor>>>>()?;
                 match node.gru {
-                    Some(k) => self.run_gru(k, &node.label, &ins, gru)?,
+                    Some(k) => self.run_gru(k, &node.label, &ins, gru).await?,
                     None => ops::eval(
                         &ops::Ctx {
                             node: n,
@@ -541,12 +548,12 @@ impl OnnxProgram {
     }
 
     /// Runs GRU node `k` through `gru`, returning its `Y` and `Y_h`.
-    fn run_gru(
+    async fn run_gru(
         &self,
         k: usize,
         label: &str,
         ins: &[Option<&Tensor>],
-        gru: &mut dyn FnMut(usize, &SeqInput<'_>) -> Result<GruOutput>,
+        gru: &dyn RunGru,
     ) -> Result<Vec<Tensor>> {
         let g = self
             .grus
@@ -646,7 +653,7 @@ impl OnnxProgram {
         if let Some(l) = &lengths {
             input = input.with_lengths(l);
         }
-        let out = gru(k, &input)?;
+        let out = gru.run_gru(k, &input).await?;
         let ny = numel(&[t, b, d, h], &what("Y"))?;
         if out.output.len() != ny || out.h_n.len() != d * b * h {
             return Err(Error::shape(
@@ -689,3 +696,19 @@ fn swap01(v: &[f32], p: usize, q: usize, r: usize) -> Vec<f32> {
 
 #[cfg(test)]
 mod tests;
+
+/// A synchronous GRU callback, as [`OnnxProgram::run`] takes it.
+type GruFn<'f> = &'f mut dyn FnMut(usize, &SeqInput<'_>) -> Result<GruOutput>;
+
+/// A synchronous GRU callback as a [`RunGru`] whose futures are ready at once.
+struct SyncGru<'f>(std::cell::RefCell<GruFn<'f>>);
+
+impl RunGru for SyncGru<'_> {
+    fn run_gru<'a>(&'a self, k: usize, input: &'a SeqInput<'a>) -> GruFuture<'a> {
+        let out = match self.0.try_borrow_mut() {
+            Ok(mut f) => f(k, input),
+            Err(_) => Err(Error::Gpu("a GRU callback re-entered itself".into())),
+        };
+        Box::pin(std::future::ready(out))
+    }
+}
