@@ -502,3 +502,99 @@ fn every_path_behind_the_forward_trait() {
         }
     }
 }
+
+/// The browser tests (`web/test.js`) compare the page against the native reference through two
+/// committed fixtures; this checks they are what the native reference computes now, and writes
+/// them with `WGPU_GRU_WRITE_WEB_FIXTURES=1`.
+#[test]
+fn web_fixtures_are_the_native_reference() {
+    use wgpu_gru::model::{GruClassifier, argmax_rows};
+    use wgpu_gru::{Batch, SeqInput, Steps};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/test/fixtures");
+    let write = std::env::var("WGPU_GRU_WRITE_WEB_FIXTURES").is_ok_and(|v| v == "1");
+    let check = |name: &str,
+                 value: serde_json::Value,
+                 close: &dyn Fn(&serde_json::Value) -> bool| {
+        let path = dir.join(name);
+        if write {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, serde_json::to_string(&value).unwrap()).unwrap();
+            return;
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; write it with WGPU_GRU_WRITE_WEB_FIXTURES=1",
+                path.display()
+            )
+        });
+        let committed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(
+            close(&committed),
+            "{} differs from the native reference; rewrite it with WGPU_GRU_WRITE_WEB_FIXTURES=1",
+            path.display()
+        );
+    };
+    let floats = |v: &serde_json::Value| -> Vec<f32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect()
+    };
+
+    // The JS API test: the PyTorch-layout file with h0 and lengths, as `GruModel.load(bytes,
+    // { format: "pytorch" })` reads it.
+    let bytes = std::fs::read(golden("pytorch_packed_bidir")).unwrap();
+    let imported = formats::load_bytes(
+        &bytes,
+        "pytorch_packed_bidir",
+        None,
+        Some(Format::PyTorch),
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    let file = SafetensorsFile::from_bytes(bytes, "pytorch_packed_bidir").unwrap();
+    let x = file.require_f32("input", "case").unwrap();
+    let h0 = file.require_f32("h0", "case").unwrap();
+    let (_, lengths) = file.get_lengths("lengths").unwrap().unwrap();
+    let (t, b) = (x.shape[0], x.shape[1]);
+    let out = reference::forward(
+        &imported.gru,
+        &SeqInput::new(&x.data, Steps(t), Batch(b))
+            .with_h0(&h0.data)
+            .with_lengths(&lengths),
+    )
+    .unwrap();
+    let (output, state) = (out.output.clone(), out.h_n.clone());
+    check(
+        "packed_bidir_reference.json",
+        serde_json::json!({ "output": output, "state": state }),
+        &|c| {
+            wgpu_gru::max_abs_diff(&floats(&c["output"]), &out.output) <= 1e-7
+                && wgpu_gru::max_abs_diff(&floats(&c["state"]), &out.h_n) <= 1e-7
+        },
+    );
+
+    // The digits test: the native reference's predictions and accuracy on the 360 test digits.
+    let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+    let model = GruClassifier::from_safetensors(assets.join("digits_gru.safetensors")).unwrap();
+    let split = SafetensorsFile::open(assets.join("digits_test.safetensors")).unwrap();
+    let x = split.require_f32("x", "digits").unwrap();
+    let (n, t) = (x.shape[0], x.shape[1]);
+    let probs = model
+        .reference_forward(&x.data, Steps(t), Batch(n))
+        .unwrap();
+    let pred = argmax_rows(&probs, model.num_classes());
+    let (_, labels) = split.get_lengths("labels").unwrap().unwrap();
+    let correct = pred.iter().zip(&labels).filter(|(p, l)| p == l).count();
+    let accuracy = correct as f64 / n as f64;
+    check(
+        "digits_reference.json",
+        serde_json::json!({ "pred": pred, "accuracy": accuracy }),
+        &|c| {
+            c["pred"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).eq(pred.iter().copied())
+                // serde_json's default float parsing may be one ulp off.
+                && c["accuracy"].as_f64().is_some_and(|a| (a - accuracy).abs() < 1e-12)
+        },
+    );
+}

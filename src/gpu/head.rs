@@ -6,7 +6,7 @@
 //! only transfers of a forward are the input going up and the `[B, C]` probabilities coming back.
 
 use super::context::GpuContext;
-use super::io::{Layout, grid, pop_scopes, read_back};
+use super::io::{Layout, grid, pop_scopes, pop_scopes_async, read_back_async};
 use super::layer::GpuGru;
 
 use super::options::{ForwardStats, GpuOptions};
@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::io::SeqInput;
 use crate::io::{Batch, Steps};
 use crate::model::{Dense, DenseActivation, GruClassifier, argmax_rows};
-use std::sync::Mutex;
+use futures_intrusive::sync::Mutex;
 use wgpu::util::DeviceExt;
 
 /// A [`Dense`] layer followed by its activation (a softmax over its outputs unless
@@ -392,7 +392,7 @@ impl GpuClassifier {
         Ok(GpuClassifier {
             gru: GpuGru::with_options(ctx, &model.gru, options)?,
             head: GpuHead::new(ctx, &model.dense)?,
-            cached: Mutex::new(None),
+            cached: Mutex::new(None, false),
         })
     }
 
@@ -474,6 +474,29 @@ impl GpuClassifier {
         steps: Steps,
         batch: Batch,
     ) -> Result<(Vec<f32>, ForwardStats)> {
+        pollster::block_on(self.predict_proba_with_stats_async(x, steps, batch))
+    }
+
+    /// [`predict_proba`](Self::predict_proba) as a future that waits for its own submission
+    /// without blocking a thread (on the web, the browser completes it).
+    pub async fn predict_proba_async(
+        &self,
+        x: &[f32],
+        steps: Steps,
+        batch: Batch,
+    ) -> Result<Vec<f32>> {
+        self.predict_proba_with_stats_async(x, steps, batch)
+            .await
+            .map(|(p, _)| p)
+    }
+
+    /// [`predict_proba_with_stats`](Self::predict_proba_with_stats) as a future.
+    pub async fn predict_proba_with_stats_async(
+        &self,
+        x: &[f32],
+        steps: Steps,
+        batch: Batch,
+    ) -> Result<(Vec<f32>, ForwardStats)> {
         SeqInput::new(x, steps, batch).validate(self.gru.config())?;
         let (steps, batch) = (steps.0, batch.0);
         if batch == 0 {
@@ -484,10 +507,7 @@ impl GpuClassifier {
         }
         let ctx = self.context();
         ctx.check_lost()?;
-        let mut guard = self
-            .cached
-            .lock()
-            .map_err(|_| Error::Gpu("classifier workspace lock poisoned".into()))?;
+        let mut guard = self.cached.lock().await;
         if guard
             .as_ref()
             .is_none_or(|w| w.steps() != steps || w.batch() != batch)
@@ -511,10 +531,10 @@ impl GpuClassifier {
         encoder.copy_buffer_to_buffer(ws.probs_buffer(), 0, &ws.read, 0, n as u64 * 4);
         let index = ctx.submit([encoder.finish()]);
         stats.submits = 1;
+        // Scopes close on this thread, before the wait (a future may move between threads).
+        pop_scopes_async(oom, scope).await?;
         let mut probs = vec![0.0f32; n];
-        let read = read_back(ctx, index, &mut [(&ws.read, &mut probs[..])]);
-        pop_scopes(oom, scope)?;
-        read?;
+        read_back_async(ctx, index, &mut [(&ws.read, &mut probs[..])]).await?;
         ctx.check_lost()?;
         Ok((probs, stats))
     }

@@ -215,8 +215,14 @@ pub(crate) fn pop_scopes(
     }
     #[cfg(target_arch = "wasm32")]
     {
+        // Pop now, in order (scopes nest); only the answers arrive later.
+        let (oom, validation) = (oom.pop(), validation.pop());
         wasm_bindgen_futures::spawn_local(async move {
-            if let Err(e) = pop_scopes_async(oom, validation).await {
+            let oom = oom.await.map(|e| Error::GpuOutOfMemory(e.to_string()));
+            let validation = validation
+                .await
+                .map(|e| Error::GpuValidation(e.to_string()));
+            for e in oom.into_iter().chain(validation) {
                 web_sys::console::error_1(&format!("wgpu-gru: {e}").into());
             }
         });

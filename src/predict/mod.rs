@@ -231,13 +231,29 @@ impl Model {
 
     /// Prepares the model on `backend`: every GRU, and on the GPU a Keras model's whole chain.
     pub fn runner(&self, backend: Backend<'_>) -> Result<ModelRunner<'_>> {
+        Ok(ModelRunner {
+            layers: self.layers(backend)?,
+            model: ModelRef::Borrowed(self),
+        })
+    }
+
+    /// [`runner`](Self::runner) for a shared model: the runner keeps it alive (for a runner
+    /// that outlives the scope that loaded the model, as a web page's does).
+    pub fn shared_runner(
+        model: &std::sync::Arc<Model>,
+        backend: Backend<'_>,
+    ) -> Result<ModelRunner<'static>> {
+        Ok(ModelRunner {
+            layers: model.layers(backend)?,
+            model: ModelRef::Shared(std::sync::Arc::clone(model)),
+        })
+    }
+
+    fn layers(&self, backend: Backend<'_>) -> Result<Layers> {
         if let (Backend::Gpu(ctx), ModelKind::Keras(k)) = (backend, &self.kind)
             && let Some(chain) = keras_gpu::KerasGpu::new(ctx, k)?
         {
-            return Ok(ModelRunner {
-                model: self,
-                layers: Layers::KerasChain(Box::new(chain)),
-            });
+            return Ok(Layers::KerasChain(Box::new(chain)));
         }
         let layers = match backend {
             Backend::Gpu(ctx) => Layers::Gpu(
@@ -260,10 +276,7 @@ impl Model {
                 Layers::Each(each)
             }
         };
-        Ok(ModelRunner {
-            model: self,
-            layers,
-        })
+        Ok(layers)
     }
 }
 
@@ -299,9 +312,25 @@ pub struct PredictStats {
     pub gpu_dispatches: u32,
 }
 
+/// The model a runner runs: borrowed, or shared with it.
+enum ModelRef<'m> {
+    Borrowed(&'m Model),
+    Shared(std::sync::Arc<Model>),
+}
+
+impl std::ops::Deref for ModelRef<'_> {
+    type Target = Model;
+    fn deref(&self) -> &Model {
+        match self {
+            ModelRef::Borrowed(m) => m,
+            ModelRef::Shared(m) => m,
+        }
+    }
+}
+
 /// A [`Model`] prepared on one [`Backend`].
 pub struct ModelRunner<'m> {
-    model: &'m Model,
+    model: ModelRef<'m>,
     layers: Layers,
 }
 
