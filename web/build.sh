@@ -30,8 +30,10 @@ if [ ! -x "$WBG" ] || [ "$("$WBG" --version | awk '{ print $2 }')" != "$WBG_VERS
 fi
 
 # Debian's toolchain builds std for wasm32 from source (-Zbuild-std); its own target dir keeps it
-# apart from the native builds.
+# apart from the native builds. simd128 (every browser with WebGPU has it) lets the CPU path's
+# portable kernels vectorise.
 PATH=/usr/bin:$PATH RUSTC_BOOTSTRAP=1 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$LINKER" \
+  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128" \
   "$CARGO" build --release -p wgpu-gru-web --target wasm32-unknown-unknown \
   -Zbuild-std=std,panic_abort --target-dir target/web
 

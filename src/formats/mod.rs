@@ -24,6 +24,7 @@ mod seed;
 mod shapes;
 mod tensors;
 pub mod torch_pt;
+mod zip_entry;
 
 use std::fmt;
 use std::path::Path;

@@ -55,8 +55,6 @@ const MAX_RANK: usize = 32;
 const MAX_OUTPUT_ELEMENTS: u64 = 1 << 30;
 const MAX_REPEAT_ELEMENTS: u64 = 1 << 20;
 const MAX_GLOBAL_LINE: usize = 256;
-/// Reserved up front for an entry at most; the rest grows as bytes actually arrive.
-const MAX_RESERVE: u64 = 16 << 20;
 
 /// Whether `bytes` start like a zip archive (`PK\x03\x04`).
 pub fn is_zip(bytes: &[u8]) -> bool {
@@ -264,30 +262,7 @@ impl<'a> Archive<'a> {
             ));
         }
         self.read_total = total;
-        // `declared` is checked against the limits, but a compressed entry may still declare far
-        // more than it holds: reserve a bounded amount and let the vector grow with real bytes.
-        let mut buf = Vec::with_capacity(declared.min(MAX_RESERVE) as usize);
-        (&mut f)
-            .take(declared)
-            .read_to_end(&mut buf)
-            .map_err(|e| parse_err(name, format!("cannot read {path}: {e}")))?;
-        if buf.len() as u64 != declared {
-            return Err(parse_err(
-                name,
-                format!("{path} is truncated: {} of its {declared} bytes", buf.len()),
-            ));
-        }
-        // One byte more must be the end of the entry (which also checks its CRC-32): an entry
-        // that inflates past its declared size is refused, not silently cut.
-        let mut one = [0u8; 1];
-        match f.read(&mut one) {
-            Ok(0) => Ok(buf),
-            Ok(_) => Err(parse_err(
-                name,
-                format!("{path} holds more than the {declared} bytes it declares"),
-            )),
-            Err(e) => Err(parse_err(name, format!("cannot read {path}: {e}"))),
-        }
+        super::zip_entry::read_declared(&mut f, declared, name, path)
     }
 
     /// The bytes of storage `key`, exactly `bytes` long.

@@ -2,7 +2,10 @@
 // one headless Chromium with WebGPU on SwiftShader, on the latency, seed and long shapes.
 //
 //   python3 bench/web_models.py target/web-bench    # the ONNX files
-//   node web/bench/run.mjs OUT_DIR [--reps N]       # OUT_DIR/results.json, ort.log, a table
+//   node web/bench/run.mjs OUT_DIR [--reps N]       # OUT_DIR/results.json, ort-gru.log, a table
+//   node web/bench/run.mjs OUT_DIR --profile "wgpu-gru cpu" --shape latency
+//                                    # a V8 CPU profile of one engine on one shape: the functions
+//                                    # with the most self time, into OUT_DIR/profile-*.txt
 //
 // SwiftShader is a software WebGPU on this machine's CPU: its times say how the two compare on
 // it, not what a GPU does.
@@ -33,20 +36,49 @@ try {
   await page.goto(`${server.base}/web/bench.html`);
   await page.waitForFunction(() => window.benchReady === true);
   page.setDefaultTimeout(0);
+  const profiled = arg("--profile", null);
+  if (profiled) {
+    const shape = shapes.filter((s) => s.name === arg("--shape", "latency"));
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send("Profiler.enable");
+    await cdp.send("Profiler.setSamplingInterval", { interval: 100 });
+    await cdp.send("Profiler.start");
+    await page.evaluate((cfg) => window.runBench(cfg), { shapes: shape, reps, engines: [profiled] });
+    const { profile } = await cdp.send("Profiler.stop");
+    // Self time per function: samples whose top frame it is.
+    const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+    const self = new Map();
+    const dt = (profile.endTime - profile.startTime) / profile.samples.length / 1000;
+    for (const id of profile.samples) {
+      const f = byId.get(id).callFrame;
+      const key = `${f.functionName || "(anonymous)"} ${f.url.split("/").pop()}`;
+      self.set(key, (self.get(key) || 0) + dt);
+    }
+    const total = [...self.values()].reduce((a, b) => a + b, 0);
+    const top = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 25);
+    const text = [`V8 CPU profile of ${profiled} on ${shape[0].name}: ${total.toFixed(0)} ms sampled`,
+      ...top.map(([k, ms]) => `${(100 * ms / total).toFixed(1).padStart(5)} %  ${ms.toFixed(1).padStart(8)} ms  ${k}`)].join("\n");
+    await mkdir(out, { recursive: true });
+    const file = join(out, `profile-${profiled.replace(/ /g, "-")}-${shape[0].name}.txt`);
+    await writeFile(file, text + "\n");
+    console.log(text);
+    process.exit(0);
+  }
   const { results, ort } = await page.evaluate((cfg) => window.runBench(cfg), { shapes, reps, engines });
   await mkdir(out, { recursive: true });
   const meta = { date: new Date().toISOString(), browser: browser.version(), onnxruntime_web: ort,
                  machine: "2-core shared VM, no GPU; WebGPU on Chromium's SwiftShader", reps };
   await writeFile(join(out, "results.json"), JSON.stringify({ meta, results }, null, 1));
-  await writeFile(join(out, "ort.log"), logs.join("\n"));
+  // onnxruntime-web's verbose log, kept to what says where the GRU ran (its programs' names).
+  const gru = logs.filter((l) => /Gru|GRU|placed|Placement|fallback/.test(l) && !/Shader code/.test(l));
+  await writeFile(join(out, "ort-gru.log"), [`${gru.length} of ${logs.length} log lines`, ...gru.slice(0, 40)].join("\n"));
   console.log(`Chromium ${meta.browser}, onnxruntime-web ${ort}; medians in ms (load in parentheses)`);
   for (const s of shapes) {
     const rows = results.filter((r) => r.shape === s.name);
     console.log(`${s.name.padEnd(8)} ` + rows.map((r) => `${r.engine}: ${r.median_ms.toFixed(2)} (${r.load_ms.toFixed(0)})`).join("  "));
   }
-  const placed = logs.filter((l) => /GRU/.test(l) && /(placed|assign|provider|fallback|Fallback|EP)/i.test(l));
-  console.log(`onnxruntime-web log lines about the GRU node: ${placed.length}`);
-  for (const l of placed.slice(0, 12)) console.log("  " + l.slice(0, 240));
+  const programs = new Set(gru.map((l) => (l.match(/Starting program "([A-Za-z]+)/) || [])[1]).filter(Boolean));
+  console.log(`onnxruntime-web's WebGPU programs for the GRU: ${[...programs].join(", ") || "none (it ran elsewhere)"}`);
 } finally {
   await browser.close();
   server.close();

@@ -21,8 +21,6 @@ pub(super) const MAX_WEIGHTS_BYTES: u64 = 2 << 30;
 pub(super) const WEIGHTS_RATIO: u64 = 32;
 /// Added to the ratio's bound, so that small archives are not held to a tiny size.
 pub(super) const WEIGHTS_SLACK: u64 = 16 << 20;
-/// Capacity reserved up front; the buffer grows with the bytes really inflated.
-const MAX_RESERVE: u64 = 16 << 20;
 
 pub(super) fn parse_err(name: &str, reason: impl Into<String>) -> Error {
     Error::Parse {
@@ -97,25 +95,5 @@ fn read_entry(
             format!("{path} declares {declared} bytes, more than the {limit} allowed"),
         ));
     }
-    let mut buf = Vec::with_capacity(usize::try_from(declared.min(MAX_RESERVE)).unwrap_or(0));
-    (&mut f)
-        .take(declared)
-        .read_to_end(&mut buf)
-        .map_err(|e| parse_err(name, format!("cannot read {path}: {e}")))?;
-    if buf.len() as u64 != declared {
-        return Err(parse_err(
-            name,
-            format!("{path} is truncated: {} of its {declared} bytes", buf.len()),
-        ));
-    }
-    // One byte more must be the end of the entry (which also checks its CRC-32).
-    let mut one = [0u8; 1];
-    match f.read(&mut one) {
-        Ok(0) => Ok(buf),
-        Ok(_) => Err(parse_err(
-            name,
-            format!("{path} holds more than the {declared} bytes it declares"),
-        )),
-        Err(e) => Err(parse_err(name, format!("cannot read {path}: {e}"))),
-    }
+    crate::formats::zip_entry::read_declared(&mut f, declared, name, path)
 }

@@ -1,0 +1,45 @@
+//! Reading one zip entry of a hostile archive (a `.keras` file, a `torch.save` checkpoint):
+//! exactly the bytes it declares, with a bounded reservation up front, and nothing more.
+
+use std::io::Read;
+
+use crate::error::{Error, Result};
+
+/// Bytes reserved before reading, whatever an entry declares: a compressed entry may declare
+/// far more than it holds, so the vector grows with the bytes that really arrive.
+const MAX_RESERVE: u64 = 16 << 20;
+
+/// Reads `entry` (`path` in the archive `name`), which declares `declared` bytes (already checked
+/// against the caller's limits): refuses an entry that holds fewer (truncated) or inflates past
+/// them, and checks its CRC-32 by reading to its end.
+pub(crate) fn read_declared(
+    entry: &mut impl Read,
+    declared: u64,
+    name: &str,
+    path: &str,
+) -> Result<Vec<u8>> {
+    let err = |reason: String| Error::Parse {
+        what: name.to_string(),
+        reason,
+    };
+    let mut buf = Vec::with_capacity(usize::try_from(declared.min(MAX_RESERVE)).unwrap_or(0));
+    entry
+        .take(declared)
+        .read_to_end(&mut buf)
+        .map_err(|e| err(format!("cannot read {path}: {e}")))?;
+    if buf.len() as u64 != declared {
+        return Err(err(format!(
+            "{path} is truncated: {} of its {declared} bytes",
+            buf.len()
+        )));
+    }
+    // One byte more must be the end of the entry (which also checks its CRC-32).
+    let mut one = [0u8; 1];
+    match entry.read(&mut one) {
+        Ok(0) => Ok(buf),
+        Ok(_) => Err(err(format!(
+            "{path} holds more than the {declared} bytes it declares"
+        ))),
+        Err(e) => Err(err(format!("cannot read {path}: {e}"))),
+    }
+}
