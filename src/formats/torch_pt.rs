@@ -35,7 +35,7 @@
 //! bytes that remain, and every element index against its storage with checked arithmetic.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{Cursor, Read};
+use std::io::Cursor;
 use std::rc::Rc;
 
 use safetensors::Dtype;

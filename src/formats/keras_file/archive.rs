@@ -7,7 +7,7 @@
 //!   [`WEIGHTS_RATIO`] × the archive's size + [`WEIGHTS_SLACK`] (16 MiB). Keras stores its
 //!   entries uncompressed and float weights barely deflate, so a real file is far inside that.
 
-use std::io::{Cursor, Read};
+use std::io::Cursor;
 
 use zip::ZipArchive;
 
