@@ -177,7 +177,7 @@ pub fn choose_with(
         return Choice {
             engine: Engine::Cpu,
             reason: format!(
-                "the adapter wgpu found, {name}, is a software one (force it with --backend gpu)"
+                "the adapter wgpu found, {name}, is a software one, slower than the CPU path"
             ),
         };
     }

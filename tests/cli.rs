@@ -5,6 +5,7 @@
 //! GPU runs are skipped with a message when no adapter exists, unless `REQUIRE_GPU=1`.
 
 mod common;
+mod gpu_common;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -14,21 +15,9 @@ use common::cli::{
 };
 use common::{Array, Case, golden_cases, keras_mask_cases, npy_file, onnx_activation_cases};
 
-/// Whether a GPU adapter exists; panics when none does and `REQUIRE_GPU=1`.
+/// Whether a GPU adapter exists (`gpu_common::ctx`: panics when none does and `REQUIRE_GPU=1`).
 fn gpu_available() -> bool {
-    match wgpu_gru::gpu::GpuContext::new_default() {
-        Ok(ctx) => {
-            eprintln!("GPU: {}", ctx.describe());
-            true
-        }
-        Err(e) => {
-            if std::env::var("REQUIRE_GPU").is_ok_and(|v| v == "1") {
-                panic!("REQUIRE_GPU=1 but no GPU is usable: {e}");
-            }
-            eprintln!("SKIP gpu backend: no GPU adapter ({e})");
-            false
-        }
-    }
+    gpu_common::ctx().is_some()
 }
 
 fn golden_through_cli(backend: &str) {

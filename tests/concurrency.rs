@@ -232,6 +232,7 @@ fn a_workspace_belongs_to_its_model() {
         GpuGru::new(ctx, &gru).unwrap(),
     );
     let mut ws = a.workspace(Steps(2), Batch(1)).unwrap();
+    a.write_state(&mut ws, None, None).unwrap();
     let mut enc = ctx
         .device
         .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());

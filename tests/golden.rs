@@ -2,6 +2,7 @@
 //! conversions and `reference::forward`, plus the importers' error paths.
 
 mod common;
+mod gpu_common;
 
 use std::collections::HashMap;
 
@@ -476,7 +477,8 @@ fn bad_dtypes_and_options() {
 #[test]
 fn every_path_behind_the_forward_trait() {
     use wgpu_gru::Forward;
-    let ctx = wgpu_gru::gpu::GpuContext::new_default().ok();
+    // Where REQUIRE_GPU=1, a missing adapter fails here rather than leaving the GPU out.
+    let ctx = gpu_common::ctx();
     for path in golden_cases() {
         let case = Case::load(&path).unwrap();
         let gru = case.gru().clone();
@@ -484,7 +486,7 @@ fn every_path_behind_the_forward_trait() {
             ("reference", Box::new(reference::Reference(gru.clone()))),
             ("cpu", Box::new(wgpu_gru::cpu::CpuGru::new(&gru).unwrap())),
         ];
-        if let Some(ctx) = &ctx {
+        if let Some(ctx) = ctx {
             paths.push((
                 "gpu",
                 Box::new(wgpu_gru::gpu::GpuGru::new(ctx, &gru).unwrap()),

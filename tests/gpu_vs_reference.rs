@@ -497,8 +497,26 @@ fn encode_from_app_buffers() {
     let gru = random_gru(GruConfig::new(i, h), 31);
     let g = GpuGru::new(ctx, &gru).unwrap();
     let mut ws = g.workspace(Steps(t), Batch(b)).unwrap();
-    g.write_state(&mut ws, None, None).unwrap();
     let dev = &ctx.device;
+    // A new workspace's lengths are 0: encoding it before anything is written is refused, not
+    // a silent row of zeros.
+    let probe = dev.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("test unwritten"),
+        size: (t * b * i * 4) as u64,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let mut enc = dev.create_command_encoder(&Default::default());
+    assert!(matches!(
+        g.encode(&mut enc, &ws),
+        Err(wgpu_gru::Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        g.encode_from_buffer(&mut enc, &ws, &probe),
+        Err(wgpu_gru::Error::InvalidArgument { .. })
+    ));
+    drop(enc);
+    g.write_state(&mut ws, None, None).unwrap();
     let make = |label| {
         dev.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),

@@ -235,13 +235,18 @@ pub fn load(
     format: Option<Format>,
     opts: &ImportOptions,
 ) -> Result<Imported> {
-    let path = path.as_ref();
+    let (bytes, name) = read_file(path.as_ref())?;
+    load_bytes(&bytes, &name, path.as_ref().parent(), format, opts)
+}
+
+/// A file's bytes and its name for errors (its path, as given); a failed read is
+/// [`Error::Io`] naming it.
+pub(crate) fn read_file(path: &Path) -> Result<(Vec<u8>, String)> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: name.clone(),
-        source,
-    })?;
-    load_bytes(&bytes, &name, path.parent(), format, opts)
+    match std::fs::read(path) {
+        Ok(bytes) => Ok((bytes, name)),
+        Err(source) => Err(Error::Io { path: name, source }),
+    }
 }
 
 /// Imports the GRU in a file's bytes. The container is told from the bytes

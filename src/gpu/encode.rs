@@ -22,6 +22,7 @@ impl GpuGru {
         x: &wgpu::Buffer,
     ) -> Result<ForwardStats> {
         self.check_owner(ws)?;
+        Self::check_written(ws)?;
         let c = &self.model.config;
         let need = (ws.steps * ws.batch * c.input_size * 4) as u64;
         if x.size() < need {

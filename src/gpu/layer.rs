@@ -99,13 +99,15 @@ impl GpuGru {
     /// Records a whole forward into `encoder`: for each layer, the input projection and the
     /// recurrence, in one compute pass. Reads what [`write_input`](Self::write_input) wrote; the
     /// output stays in [`Workspace::output_buffer`] and h_n in [`Workspace::states_buffer`].
-    /// Refuses a workspace that another model made (its buffers fit that model's shapes).
+    /// Refuses a workspace that another model made (its buffers fit that model's shapes), or one
+    /// nothing was written to yet (its lengths are 0: the output would be zeros).
     pub fn encode(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         ws: &Workspace,
     ) -> Result<ForwardStats> {
         self.check_owner(ws)?;
+        Self::check_written(ws)?;
         Ok(self.encode_inner(encoder, ws, None))
     }
 
@@ -172,6 +174,18 @@ impl GpuGru {
         Ok(words.into_iter().map(f32::to_bits).collect())
     }
 
+    /// Refuses a workspace whose inputs were never written: its lengths are 0.
+    pub(crate) fn check_written(ws: &Workspace) -> Result<()> {
+        if ws.written {
+            return Ok(());
+        }
+        Err(Error::arg(
+            "workspace",
+            "nothing written to it yet: call write_input (or write_state, for an input already \
+             on the GPU) before encoding",
+        ))
+    }
+
     /// Refuses a workspace made by another [`GpuGru`].
     pub(crate) fn check_owner(&self, ws: &Workspace) -> Result<()> {
         if ws.owner != self.model.id {
@@ -186,8 +200,8 @@ impl GpuGru {
         Ok(())
     }
 
-    /// Sets the lengths (`None`: all T) and marks h0 as zero for the next encode, without
-    /// touching x: for inputs that already live on the GPU.
+    /// Writes h0 `[L·D, B, H]` (`None`: zeros) and the lengths `[B]` (`None`: all T) for the
+    /// next encode, without touching x: for inputs that already live on the GPU.
     pub fn write_state(
         &self,
         ws: &mut Workspace,
@@ -277,6 +291,7 @@ impl GpuGru {
             0,
             bytemuck::cast_slice(&ws.lens_host[..words]),
         );
+        ws.written = true;
         Ok(())
     }
 

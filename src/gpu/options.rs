@@ -122,7 +122,7 @@ pub struct ForwardStats {
     pub dispatches: u32,
     /// Queue submits (0 from [`GpuGru::encode`](super::GpuGru::encode), which only records).
     pub submits: u32,
-    /// The algorithm that ran ([`Algorithm::PerStep`] or [`Algorithm::Sequence`]).
+    /// The algorithm that ran: any [`Algorithm`] but [`Algorithm::Auto`], which resolves to one.
     pub algorithm: Algorithm,
     /// Batch rows per workgroup of the sequence kernel or tile of the tiled kernels (0 for
     /// per-step).

@@ -82,6 +82,9 @@ pub struct Workspace {
     pub(crate) lens_host: Vec<u32>,
     /// Bytes of h0 to clear in `encode` when the input gave none.
     pub(crate) zero_h0: Option<u64>,
+    /// Whether lengths and h0 were written (`write_input`, `write_state`): a new workspace's
+    /// lengths are 0, so encoding it first would silently give zeros.
+    pub(crate) written: bool,
 }
 
 fn bytes(what: &str, elems: usize) -> Result<u64> {
@@ -393,6 +396,7 @@ impl Workspace {
             gru_groups,
             lens_host: vec![0; lens_n],
             zero_h0: None,
+            written: false,
         })
     }
 }

@@ -119,13 +119,8 @@ impl Model {
     /// Reads a model file (Keras `.keras` or `.h5`, `.onnx` with its external data beside it,
     /// safetensors or a `torch.save` checkpoint), told apart by its bytes, never its name.
     pub fn load(path: impl AsRef<Path>) -> Result<Model> {
-        let path = path.as_ref();
-        let name = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
-            path: name.clone(),
-            source,
-        })?;
-        Self::from_bytes(&bytes, &name, path.parent())
+        let (bytes, name) = formats::read_file(path.as_ref())?;
+        Self::from_bytes(&bytes, &name, path.as_ref().parent())
     }
 
     /// Reads a model from its bytes. `name` names it in errors; `dir` is where an `.onnx`

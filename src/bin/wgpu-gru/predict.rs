@@ -163,7 +163,7 @@ fn predict(
                     )),
                 }
             } else if let Some(c) = &choice {
-                say(format!("running the GRU layers on the {c}"));
+                say(crate::run::auto_line(c, adapter.is_some()));
             }
             run(ModelBackend::CpuThreads(threads))
         }

@@ -569,13 +569,23 @@ fn forward(
                     )),
                 }
             } else {
-                say(format!("running on the {choice}"));
+                say(auto_line(&choice, adapter.is_some()));
             }
             cpu_layer(gru)?
                 .forward(input)
                 .map_err(|e| format!("cpu backend: {e}"))
         }
     }
+}
+
+/// What `auto` says it runs on; where it passed over an adapter, how to force the GPU path.
+pub(crate) fn auto_line(choice: &auto::Choice, adapter: bool) -> String {
+    let hint = if choice.engine == Engine::Cpu && adapter {
+        " (force it with --backend gpu)"
+    } else {
+        ""
+    };
+    format!("running on the {choice}{hint}")
 }
 
 /// `run` feeds X to the GRU node itself. Where the graph computes that X from its own input (a
