@@ -46,6 +46,15 @@ impl Panels {
         }
     }
 
+    /// `U[c, k]` as packed (zero past the real columns).
+    pub(crate) fn get(&self, c: usize, k: usize) -> f32 {
+        let (p, lane) = (c / NR, c % NR);
+        if p >= self.n_panels || k >= self.k {
+            return 0.0;
+        }
+        self.data[(p * self.k + k) * NR + lane]
+    }
+
     /// Columns covered, a multiple of [`NR`]: the row stride `out` needs at least.
     pub(crate) fn cols(&self) -> usize {
         self.n_panels * NR

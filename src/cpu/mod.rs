@@ -19,13 +19,14 @@
 mod kernel;
 mod recurrence;
 mod simd;
+mod team;
 
 use crate::config::{GruConfig, Variant};
 use crate::error::{Error, Result};
 use crate::io::{GruOutput, SeqInput};
 use crate::weights::Gru;
 use kernel::Panels;
-use recurrence::{DirWeights, Job, OutPtr, SeqLayout};
+use recurrence::{DirWeights, Job, OutPtr, Part, SeqLayout, Split};
 use simd::Isa;
 
 /// Padding unit of the hidden size: every vector width divides it, so the gate loops have no
@@ -125,6 +126,8 @@ struct Workspace {
     state: Vec<f32>,
     /// Recurrent products `[D, B, acc_cols]`.
     acc: Vec<f32>,
+    /// The second state buffer of the row-split time loop, `[Hp]`.
+    state2: Vec<f32>,
     /// Reset-before: `r ⊙ h`, `[D, B, Hp]`.
     rh: Vec<f32>,
     /// Reset-before: `U_n·(r ⊙ h)`, `[D, B, acc_n_cols]`.
@@ -197,6 +200,7 @@ impl CpuGru {
                     b_hn,
                     f: acts.f,
                     g: acts.g,
+                    parts: Vec::new(),
                 });
             }
             // Column d·3·Hp + g·Hp + j is W_ih row g·H + j of direction d.
@@ -224,11 +228,25 @@ impl CpuGru {
         })
     }
 
-    /// Uses up to `n` threads (`0` is taken as 1): batch rows and directions are split across
-    /// threads for the time loop (rows are independent), and the GEMMs use `n` threads too.
-    /// Batch 1 with one direction has nothing to split in the time loop.
+    /// Uses up to `n` threads (`0` is taken as 1). The input projection splits its rows over
+    /// them; the time loop splits batch rows and directions (rows are independent), and at
+    /// batch 1 with one direction it splits each step's hidden units instead, with one spin
+    /// barrier per step (reset-after models with `H ≥ 64`; smaller ones, and reset-before,
+    /// run that loop on one thread, where a second thread was measured to lose). Threads live
+    /// for one layer's forward, never one step.
     pub fn with_threads(mut self, n: usize) -> Self {
         self.threads = n.max(1);
+        let parts = split_parts(self.threads, &self.config);
+        let hp = self.hp;
+        for layer in &mut self.layers {
+            for dir in &mut layer.dirs {
+                dir.parts = if parts > 1 {
+                    pack_parts(&dir.u, hp, parts)
+                } else {
+                    Vec::new()
+                };
+            }
+        }
         self
     }
 
@@ -294,6 +312,7 @@ impl CpuGru {
             gx,
             mid,
             state,
+            state2,
             acc,
             rh,
             acc_n,
@@ -310,7 +329,12 @@ impl CpuGru {
         let acc_n_cols = first.and_then(|d| d.u_n.as_ref()).map_or(0, Panels::cols);
         resize(gx, rows_n * gx_cols);
         resize(state, d_n * b_len * hp);
-        resize(acc, d_n * b_len * acc_cols);
+        // Batch 1, one direction, with threads: the step's units are split (`Split`).
+        let split = b_len == 1 && first.is_some_and(|d| !d.parts.is_empty());
+        let acc_part = first.map_or(0, |d| d.parts.iter().map(|p| p.u.cols()).max().unwrap_or(0));
+        let n_parts = first.map_or(0, |d| d.parts.len());
+        resize(acc, (d_n * b_len * acc_cols).max(n_parts * acc_part));
+        resize(state2, if split { hp } else { 0 });
         resize(rh, if acc_n_cols > 0 { d_n * b_len * hp } else { 0 });
         resize(acc_n, d_n * b_len * acc_n_cols);
 
@@ -383,6 +407,63 @@ impl CpuGru {
                 zero_output: input.zero_output_for_mask,
             };
             let isa = self.isa;
+            if split {
+                let dir = &layer.dirs[0];
+                let barrier = team::SpinBarrier::new(dir.parts.len());
+                let sp = Split {
+                    w: dir,
+                    parts: &dir.parts,
+                    h,
+                    hp,
+                    gx: gx.as_ptr(),
+                    gx_stride: gx_cols,
+                    gx_col: 0,
+                    row: 0,
+                    len: lens[0],
+                    seq: SeqLayout {
+                        steps: t_len,
+                        batch: b_len,
+                        batch_first: c.batch_first,
+                        reverse: c.direction.is_reverse(0),
+                        go_backwards: c.go_backwards,
+                    },
+                    bufs: [state.as_mut_ptr(), state2.as_mut_ptr()],
+                    acc: acc.as_mut_ptr(),
+                    acc_part,
+                    out: OutPtr(y.as_mut_ptr()),
+                    out_stride: out_w,
+                    out_col: 0,
+                    clip: c.clip,
+                    mask: masked.then_some(&mask[..]),
+                    zero_output: input.zero_output_for_mask,
+                    barrier: &barrier,
+                };
+                let all_started = std::thread::scope(|s| {
+                    let sp = &sp;
+                    for t in 1..dir.parts.len() {
+                        let spawned = std::thread::Builder::new()
+                            .spawn_scoped(s, move || recurrence::run_split_dispatch(isa, sp, t));
+                        if spawned.is_err() {
+                            // Release those started; the loop runs on this thread instead.
+                            barrier.abort();
+                            return false;
+                        }
+                    }
+                    recurrence::run_split_dispatch(isa, sp, 0);
+                    true
+                });
+                if all_started {
+                    if lens[0] % 2 == 1 {
+                        state[..hp].copy_from_slice(&state2[..hp]);
+                    }
+                    for (dst, src) in out.h_n[l * b_len * h..][..h].iter_mut().zip(state.iter()) {
+                        *dst = *src;
+                    }
+                    continue;
+                }
+                // Not all threads started: `state` still holds the initial state (workers only
+                // write the other buffer before their first barrier); run the loop below.
+            }
             // Split the scratch buffers per direction, then per chunk of rows.
             let parallel = self.threads > 1 && d_n * n_chunks > 1;
             let mut jobs = Vec::new();
@@ -442,6 +523,43 @@ impl CpuGru {
         }
         Ok(())
     }
+}
+
+/// Smallest hidden size whose batch-1 step is split over threads: below it a step costs about
+/// as much as the barrier and the exchange of the state between cores.
+const SPLIT_MIN_H: usize = 64;
+
+/// How many parts a batch-1 step's hidden units are split into with `threads` threads (1: not
+/// split).
+fn split_parts(threads: usize, c: &GruConfig) -> usize {
+    let h = c.hidden_size;
+    if threads < 2 || h < SPLIT_MIN_H || c.variant != Variant::ResetAfter || c.num_directions() != 1
+    {
+        return 1;
+    }
+    threads.min(h.div_ceil(H_ALIGN))
+}
+
+/// Splits the `Hp` units into `n` parts of whole [`H_ALIGN`] groups (sizes differ by at most
+/// one group) and packs each part's columns of `u` (`3·Hp` columns, gate `g` at `g·Hp`).
+fn pack_parts(u: &Panels, hp: usize, n: usize) -> Vec<Part> {
+    let groups = hp / H_ALIGN;
+    let mut parts = Vec::with_capacity(n);
+    let mut g0 = 0;
+    for t in 0..n {
+        let g = groups / n + usize::from(t < groups % n);
+        let (j0, width) = (g0 * H_ALIGN, g * H_ALIGN);
+        g0 += g;
+        let panels = Panels::pack(3 * width, u.k, |col, k| {
+            u.get((col / width) * hp + j0 + col % width, k)
+        });
+        parts.push(Part {
+            j0,
+            width,
+            u: panels,
+        });
+    }
+    parts
 }
 
 /// What every job of one layer shares.

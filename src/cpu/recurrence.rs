@@ -114,6 +114,9 @@ pub(crate) struct DirWeights {
     pub(crate) f: Activation,
     /// Candidate activation.
     pub(crate) g: Activation,
+    /// Batch 1 with threads: each thread's share of `u` ([`Part`]); empty where the units are
+    /// not split (one thread, reset-before, or too small to pay).
+    pub(crate) parts: Vec<Part>,
 }
 
 /// Where each step reads its input projection and writes its output.
@@ -321,15 +324,21 @@ unsafe fn run_with<S: Simd, F: ActFn, G: ActFn>(job: &mut Job<'_>, f: F, g: G) {
                         continue;
                     }
                     let gx = gx_row(job, i, s);
+                    let st = state.add(i * hp);
                     update_after::<S, F, G>(
                         f,
                         g,
-                        hp,
+                        Gates {
+                            width: hp,
+                            gs: hp,
+                            ga: hp,
+                        },
                         gx,
                         w.bias.as_ptr(),
                         w.b_hn.as_ptr(),
                         acc.add(i * acc_stride),
-                        state.add(i * hp),
+                        st,
+                        st,
                     );
                     write_out(job, i, s, h);
                 }
@@ -393,11 +402,19 @@ unsafe fn write_out(job: &Job<'_>, i: usize, s: usize, h: usize) {
     std::ptr::copy_nonoverlapping(job.state.as_ptr().add(i * job.hp), dst, h);
 }
 
+/// Where one row's gates lie: `width` units, gate `g` at `g·gs` in the projection and biases
+/// and at `g·ga` in the accumulator (one thread's share of the units, or all of them).
+#[derive(Clone, Copy)]
+pub(crate) struct Gates {
+    pub(crate) width: usize,
+    pub(crate) gs: usize,
+    pub(crate) ga: usize,
+}
+
 /// Reset-after, one row: `r, z = f(gx + b + a)`, `n = g(gx_n + b_in + r⊙(a_n + b_hn))`,
-/// `h ← n + z⊙(h − n)` (= `z⊙h + (1−z)⊙n`).
+/// `h_out ← n + z⊙(h_in − n)` (= `z⊙h + (1−z)⊙n`); `h_out` may be `h_in`.
 ///
-/// Two simple passes rather than one: r and z sit side by side (`2·Hp` values), so the first
-/// pass is one independent map, and each pass has a short dependency chain per vector, which
+/// Two simple passes rather than one: each pass has a short dependency chain per vector, which
 /// lets the core overlap more vectors than one long r → n → h chain would.
 /// `acc` is overwritten with r and z.
 #[allow(clippy::too_many_arguments)]
@@ -405,32 +422,37 @@ unsafe fn write_out(job: &Job<'_>, i: usize, s: usize, h: usize) {
 unsafe fn update_after<S: Simd, F: ActFn, G: ActFn>(
     f: F,
     g: G,
-    hp: usize,
+    at: Gates,
     gx: *const f32,
     bias: *const f32,
     b_hn: *const f32,
     acc: *mut f32,
-    state: *mut f32,
+    h_in: *const f32,
+    h_out: *mut f32,
 ) {
-    let mut j = 0;
-    while j < 2 * hp {
-        let pre = S::add(
-            S::add(S::load(gx.add(j)), S::load(bias.add(j))),
-            S::load(acc.add(j)),
-        );
-        S::store(acc.add(j), f.apply::<S>(pre));
-        j += S::W;
+    let Gates { width, gs, ga } = at;
+    for gate in 0..2 {
+        let (xs, xa) = (gate * gs, gate * ga);
+        let mut j = 0;
+        while j < width {
+            let pre = S::add(
+                S::add(S::load(gx.add(xs + j)), S::load(bias.add(xs + j))),
+                S::load(acc.add(xa + j)),
+            );
+            S::store(acc.add(xa + j), f.apply::<S>(pre));
+            j += S::W;
+        }
     }
     let mut j = 0;
-    while j < hp {
-        let o = 2 * hp + j;
+    while j < width {
+        let (os, oa) = (2 * gs + j, 2 * ga + j);
         let r = S::load(acc.add(j));
-        let z = S::load(acc.add(hp + j));
-        let hn = S::add(S::load(acc.add(o)), S::load(b_hn.add(j)));
-        let xn = S::add(S::load(gx.add(o)), S::load(bias.add(o)));
+        let z = S::load(acc.add(ga + j));
+        let hn = S::add(S::load(acc.add(oa)), S::load(b_hn.add(j)));
+        let xn = S::add(S::load(gx.add(os)), S::load(bias.add(os)));
         let n = g.apply::<S>(S::fma(r, hn, xn));
-        let hv = S::load(state.add(j));
-        S::store(state.add(j), S::fma(z, S::sub(hv, n), n));
+        let hv = S::load(h_in.add(j));
+        S::store(h_out.add(j), S::fma(z, S::sub(hv, n), n));
         j += S::W;
     }
 }
@@ -488,6 +510,169 @@ unsafe fn update_before<S: Simd, G: ActFn>(
         S::store(state.add(j), S::fma(zv, S::sub(hv, n), n));
         j += S::W;
     }
+}
+
+/// One thread's share of the hidden units for the row-split time loop (batch 1): units
+/// `j0..j0+width` of every gate, with `U`'s columns for them packed as `[r | z | n]`, `width`
+/// columns each (gate `g`, unit `j0 + c` is column `g·width + c`).
+#[derive(Debug, Clone)]
+pub(crate) struct Part {
+    pub(crate) j0: usize,
+    pub(crate) width: usize,
+    pub(crate) u: Panels,
+}
+
+/// A batch-1, reset-after time loop whose hidden units are split over threads ([`Part`]s):
+/// each step, every thread multiplies the whole previous state by its columns of `U`, applies
+/// its gates and writes its units of the next state, then all meet at one barrier. The state
+/// is double-buffered, so nobody overwrites what another thread may still be reading.
+pub(crate) struct Split<'a> {
+    pub(crate) w: &'a DirWeights,
+    pub(crate) parts: &'a [Part],
+    pub(crate) h: usize,
+    pub(crate) hp: usize,
+    pub(crate) gx: *const f32,
+    pub(crate) gx_stride: usize,
+    pub(crate) gx_col: usize,
+    /// Original batch index of the row and its length.
+    pub(crate) row: usize,
+    pub(crate) len: usize,
+    pub(crate) seq: SeqLayout,
+    /// The two state buffers, `[Hp]` each; `bufs[0]` holds the initial state, and after the
+    /// loop `bufs[len % 2]` the final one.
+    pub(crate) bufs: [*mut f32; 2],
+    /// Accumulators, `acc_part` floats per part.
+    pub(crate) acc: *mut f32,
+    pub(crate) acc_part: usize,
+    pub(crate) out: OutPtr,
+    pub(crate) out_stride: usize,
+    pub(crate) out_col: usize,
+    pub(crate) clip: Option<f32>,
+    pub(crate) mask: Option<&'a [u32]>,
+    pub(crate) zero_output: bool,
+    pub(crate) barrier: &'a super::team::SpinBarrier,
+}
+
+// SAFETY: the pointers are only written where each part's own units lie (state, output columns,
+// its slice of `acc`), and read by others only across the barrier; the owner of the buffers
+// outlives the scoped threads.
+unsafe impl Sync for Split<'_> {}
+
+#[inline(always)]
+unsafe fn run_split<S: Simd>(sp: &Split<'_>, t: usize) {
+    match (sp.w.f, sp.w.g, sp.clip) {
+        (Activation::Sigmoid, Activation::Tanh, None) => {
+            run_split_with::<S, _, _>(sp, t, SigmoidFn, TanhFn)
+        }
+        (Activation::Sigmoid, Activation::Tanh, Some(c)) => {
+            run_split_with::<S, _, _>(sp, t, Clipped(SigmoidFn, c), Clipped(TanhFn, c))
+        }
+        (f, g, None) => run_split_with::<S, _, _>(sp, t, DynFn(f), DynFn(g)),
+        (f, g, Some(c)) => {
+            run_split_with::<S, _, _>(sp, t, Clipped(DynFn(f), c), Clipped(DynFn(g), c))
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn run_split_with<S: Simd, F: ActFn, G: ActFn>(sp: &Split<'_>, t: usize, f: F, g: G) {
+    let Some(part) = sp.parts.get(t) else {
+        return;
+    };
+    let (j0, width, hp) = (part.j0, part.width, sp.hp);
+    let acc = sp.acc.add(t * sp.acc_part);
+    // Output columns this part owns (padding units have none).
+    let n_out = sp.h.saturating_sub(j0).min(width);
+    let backward = sp.seq.reverse || sp.seq.go_backwards;
+    let gx_at = |s: usize| {
+        let (t_in, _) = sp.seq.times(s, sp.len);
+        sp.gx
+            .add(sp.seq.row(t_in, sp.row) * sp.gx_stride + sp.gx_col + j0)
+    };
+    for s in 0..sp.len {
+        let (cur, next) = (sp.bufs[s % 2], sp.bufs[(s + 1) % 2]);
+        if s + 1 < sp.len {
+            let gn = gx_at(s + 1);
+            for gate in 0..3 {
+                let mut off = 0;
+                while off < width {
+                    S::prefetch(gn.add(gate * hp + off));
+                    off += 16;
+                }
+            }
+        }
+        let (t_in, t_out) = sp.seq.times(s, sp.len);
+        let flags = sp.mask.map_or(1, |m| m[sp.row * sp.seq.steps + t_in]);
+        let dst = sp
+            .out
+            .0
+            .add(sp.seq.row(t_out, sp.row) * sp.out_stride + sp.out_col + j0);
+        if flags & 1 == 1 {
+            matmul::<S>(Product {
+                u: &part.u,
+                a: cur,
+                a_stride: hp,
+                rows: 1,
+                out: acc,
+                out_stride: part.u.cols(),
+            });
+            update_after::<S, F, G>(
+                f,
+                g,
+                Gates {
+                    width,
+                    gs: hp,
+                    ga: width,
+                },
+                gx_at(s),
+                sp.w.bias.as_ptr().add(j0),
+                sp.w.b_hn.as_ptr().add(j0),
+                acc,
+                cur.add(j0),
+                next.add(j0),
+            );
+            std::ptr::copy_nonoverlapping(next.add(j0), dst, n_out);
+        } else {
+            // A masked step: the state carries over (see `write_masked`).
+            std::ptr::copy_nonoverlapping(cur.add(j0), next.add(j0), width);
+            let seen = (flags >> if backward { 2 } else { 1 }) & 1 == 1;
+            if seen && !sp.zero_output {
+                std::ptr::copy_nonoverlapping(next.add(j0), dst, n_out);
+            } else {
+                std::ptr::write_bytes(dst, 0, n_out);
+            }
+        }
+        if !sp.barrier.wait() {
+            return;
+        }
+    }
+}
+
+/// Thread `t`'s share of [`Split`] on the best ISA. Every thread of the split must call it with
+/// its own `t < parts.len()` (each passes the barrier once per step).
+pub(crate) fn run_split_dispatch(isa: simd::Isa, sp: &Split<'_>, t: usize) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::detect` saw AVX-512F on this CPU; buffer sizes are `CpuGru`'s contract.
+        simd::Isa::Avx512 => unsafe { split_avx512(sp, t) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::detect` saw AVX2 and FMA on this CPU.
+        simd::Isa::Avx2 => unsafe { split_avx2(sp, t) },
+        // SAFETY: portable code needs no CPU feature.
+        simd::Isa::Portable => unsafe { run_split::<simd::Portable>(sp, t) },
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn split_avx512(sp: &Split<'_>, t: usize) {
+    run_split::<simd::Avx512>(sp, t)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn split_avx2(sp: &Split<'_>, t: usize) {
+    run_split::<simd::Avx2>(sp, t)
 }
 
 /// Runs `job` on the best ISA; the `#[target_feature]` entry points make every inlined kernel
