@@ -300,3 +300,29 @@ unsafe fn block<S: Simd, const MR: usize>(
         }
     }
 }
+
+/// The cache-bandwidth floor of a step: one pass that reads `n` floats (a multiple of `8·W`) and
+/// feeds every vector to an FMA, with eight independent accumulators, the least work a product
+/// that must read each weight once can do. Returns the sum, so the pass cannot be optimised away.
+///
+/// # Safety
+/// `S` must be supported by the CPU; `p` must hold `n` floats.
+#[inline(always)]
+pub(crate) unsafe fn stream_fma<S: Simd>(p: *const f32, n: usize, x: f32) -> f32 {
+    let xv = S::splat(x);
+    let mut acc = [S::splat(0.0); 8];
+    let mut i = 0;
+    while i + 8 * S::W <= n {
+        for (v, a) in acc.iter_mut().enumerate() {
+            *a = S::fma(xv, S::load(p.add(i + v * S::W)), *a);
+        }
+        i += 8 * S::W;
+    }
+    let mut sum = S::splat(0.0);
+    for a in acc {
+        sum = S::add(sum, a);
+    }
+    let mut buf = [0.0f32; 16];
+    S::store(buf.as_mut_ptr(), sum);
+    buf.iter().take(S::W).sum()
+}

@@ -329,18 +329,25 @@ impl CpuGru {
         let acc_n_cols = first.and_then(|d| d.u_n.as_ref()).map_or(0, Panels::cols);
         resize(gx, rows_n * gx_cols);
         resize(state, d_n * b_len * hp);
-        // Batch 1, one direction, with threads: the step's units are split (`Split`).
-        let split = b_len == 1 && first.is_some_and(|d| !d.parts.is_empty());
-        let acc_part = first.map_or(0, |d| d.parts.iter().map(|p| p.u.cols()).max().unwrap_or(0));
-        let n_parts = first.map_or(0, |d| d.parts.len());
-        resize(acc, (d_n * b_len * acc_cols).max(n_parts * acc_part));
-        resize(state2, if split { hp } else { 0 });
         resize(rh, if acc_n_cols > 0 { d_n * b_len * hp } else { 0 });
         resize(acc_n, d_n * b_len * acc_n_cols);
 
+        // One direction, with threads, at batch 1 or where W_hh outgrows a core's cache: the
+        // step's units are split over the threads (`Split`) rather than the batch rows.
+        let split = first.is_some_and(|d| !d.parts.is_empty()) && split_pays(b_len, h);
+        let acc_part =
+            b_len * first.map_or(0, |d| d.parts.iter().map(|p| p.u.cols()).max().unwrap_or(0));
+        let n_parts = first.map_or(0, |d| d.parts.len());
+        resize(acc, (d_n * b_len * acc_cols).max(n_parts * acc_part));
+        resize(state2, if split { b_len * hp } else { 0 });
+
         // Rows sorted by length, longest first (ties by index: deterministic, and an unstable
         // sort does not allocate), then dealt round-robin into chunks that balance the work.
-        let n_chunks = (self.threads / d_n).clamp(1, b_len);
+        let n_chunks = if split {
+            1
+        } else {
+            (self.threads / d_n).clamp(1, b_len)
+        };
         let len_of = |b: usize| input.lengths.map_or(t_len, |l| l[b]);
         rows.clear();
         rows.extend(0..b_len);
@@ -407,9 +414,10 @@ impl CpuGru {
                 zero_output: input.zero_output_for_mask,
             };
             let isa = self.isa;
+            let mut split_done = false;
             if split {
                 let dir = &layer.dirs[0];
-                let barrier = team::SpinBarrier::new(dir.parts.len());
+                let step_team = team::StepTeam::new(dir.parts.len());
                 let sp = Split {
                     w: dir,
                     parts: &dir.parts,
@@ -418,8 +426,8 @@ impl CpuGru {
                     gx: gx.as_ptr(),
                     gx_stride: gx_cols,
                     gx_col: 0,
-                    row: 0,
-                    len: lens[0],
+                    rows: &rows[..],
+                    lens: &lens[..],
                     seq: SeqLayout {
                         steps: t_len,
                         batch: b_len,
@@ -436,80 +444,73 @@ impl CpuGru {
                     clip: c.clip,
                     mask: masked.then_some(&mask[..]),
                     zero_output: input.zero_output_for_mask,
-                    barrier: &barrier,
+                    team: &step_team,
                 };
-                let all_started = std::thread::scope(|s| {
+                std::thread::scope(|s| {
                     let sp = &sp;
                     for t in 1..dir.parts.len() {
-                        let spawned = std::thread::Builder::new()
+                        // A thread that cannot be started leaves its parts to the others.
+                        let _ = std::thread::Builder::new()
                             .spawn_scoped(s, move || recurrence::run_split_dispatch(isa, sp, t));
-                        if spawned.is_err() {
-                            // Release those started; the loop runs on this thread instead.
-                            barrier.abort();
-                            return false;
-                        }
                     }
                     recurrence::run_split_dispatch(isa, sp, 0);
-                    true
                 });
-                if all_started {
-                    if lens[0] % 2 == 1 {
-                        state[..hp].copy_from_slice(&state2[..hp]);
+                for (p, &len) in lens.iter().enumerate() {
+                    if len % 2 == 1 {
+                        let r = p * hp..(p + 1) * hp;
+                        state[r.clone()].copy_from_slice(&state2[r]);
                     }
-                    for (dst, src) in out.h_n[l * b_len * h..][..h].iter_mut().zip(state.iter()) {
-                        *dst = *src;
-                    }
-                    continue;
                 }
-                // Not all threads started: `state` still holds the initial state (workers only
-                // write the other buffer before their first barrier); run the loop below.
+                split_done = true;
             }
-            // Split the scratch buffers per direction, then per chunk of rows.
-            let parallel = self.threads > 1 && d_n * n_chunks > 1;
-            let mut jobs = Vec::new();
-            let mut st = state.as_mut_slice();
-            let mut ac = acc.as_mut_slice();
-            let mut rr = rh.as_mut_slice();
-            let mut an = acc_n.as_mut_slice();
-            let rh_row = if acc_n_cols > 0 { hp } else { 0 };
-            for d in 0..d_n {
-                for ch in 0..n_chunks {
-                    let (lo, hi) = bounds(ch);
-                    let n = hi - lo;
-                    let (s0, s1) = std::mem::take(&mut st).split_at_mut(n * hp);
-                    let (a0, a1) = std::mem::take(&mut ac).split_at_mut(n * acc_cols);
-                    let (r0, r1) = std::mem::take(&mut rr).split_at_mut(n * rh_row);
-                    let (n0, n1) = std::mem::take(&mut an).split_at_mut(n * acc_n_cols);
-                    (st, ac, rr, an) = (s1, a1, r1, n1);
-                    let mut job = ctx.job(d, lo, hi, s0, a0, r0, n0);
-                    if parallel {
-                        jobs.push(job);
-                    } else {
-                        // One thread: run now, so this path allocates nothing.
-                        recurrence::run_dispatch(isa, &mut job);
+            if !split_done {
+                // Split the scratch buffers per direction, then per chunk of rows.
+                let parallel = self.threads > 1 && d_n * n_chunks > 1;
+                let mut jobs = Vec::new();
+                let mut st = state.as_mut_slice();
+                let mut ac = acc.as_mut_slice();
+                let mut rr = rh.as_mut_slice();
+                let mut an = acc_n.as_mut_slice();
+                let rh_row = if acc_n_cols > 0 { hp } else { 0 };
+                for d in 0..d_n {
+                    for ch in 0..n_chunks {
+                        let (lo, hi) = bounds(ch);
+                        let n = hi - lo;
+                        let (s0, s1) = std::mem::take(&mut st).split_at_mut(n * hp);
+                        let (a0, a1) = std::mem::take(&mut ac).split_at_mut(n * acc_cols);
+                        let (r0, r1) = std::mem::take(&mut rr).split_at_mut(n * rh_row);
+                        let (n0, n1) = std::mem::take(&mut an).split_at_mut(n * acc_n_cols);
+                        (st, ac, rr, an) = (s1, a1, r1, n1);
+                        let mut job = ctx.job(d, lo, hi, s0, a0, r0, n0);
+                        if parallel {
+                            jobs.push(job);
+                        } else {
+                            // One thread: run now, so this path allocates nothing.
+                            recurrence::run_dispatch(isa, &mut job);
+                        }
                     }
                 }
-            }
-            if parallel {
-                let threads = self.threads.min(jobs.len());
-                let mut groups: Vec<Vec<Job<'_>>> = (0..threads).map(|_| Vec::new()).collect();
-                for (k, job) in jobs.into_iter().enumerate() {
-                    groups[k % threads].push(job);
+                if parallel {
+                    let threads = self.threads.min(jobs.len());
+                    let mut groups: Vec<Vec<Job<'_>>> = (0..threads).map(|_| Vec::new()).collect();
+                    for (k, job) in jobs.into_iter().enumerate() {
+                        groups[k % threads].push(job);
+                    }
+                    let mut groups = groups.into_iter();
+                    let mine = groups.next().unwrap_or_default();
+                    std::thread::scope(|s| {
+                        for group in groups {
+                            s.spawn(move || {
+                                for mut job in group {
+                                    recurrence::run_dispatch(isa, &mut job);
+                                }
+                            });
+                        }
+                        for mut job in mine {
+                            recurrence::run_dispatch(isa, &mut job);
+                        }
+                    });
                 }
-                let mut groups = groups.into_iter();
-                let mine = groups.next().unwrap_or_default();
-                std::thread::scope(|s| {
-                    for group in groups {
-                        s.spawn(move || {
-                            for mut job in group {
-                                recurrence::run_dispatch(isa, &mut job);
-                            }
-                        });
-                    }
-                    for mut job in mine {
-                        recurrence::run_dispatch(isa, &mut job);
-                    }
-                });
             }
 
             // Final states, back in batch order.
@@ -528,6 +529,19 @@ impl CpuGru {
 /// Smallest hidden size whose batch-1 step is split over threads: below it a step costs about
 /// as much as the barrier and the exchange of the state between cores.
 const SPLIT_MIN_H: usize = 64;
+
+/// `12·H²` bytes of `W_hh` above which the rows of a batch are split by units too: from there a
+/// thread's share of `W_hh` stays in its core's L2 while all of it would not.
+const SPLIT_ROWS_MIN_BYTES: usize = 1 << 20;
+
+/// Whether a step of `batch` rows is split by hidden units (given that the model has parts)
+/// rather than by rows.
+fn split_pays(batch: usize, h: usize) -> bool {
+    if let Ok(v) = std::env::var("WGPU_GRU_SPLIT") {
+        return v == "1";
+    }
+    batch == 1 || 12 * h * h >= SPLIT_ROWS_MIN_BYTES
+}
 
 /// How many parts a batch-1 step's hidden units are split into with `threads` threads (1: not
 /// split).
@@ -680,6 +694,50 @@ fn input_projection(
         });
     }
     Ok(())
+}
+
+/// The cache-bandwidth floor of a batch-1 step: the best time, in seconds, of one pass of the
+/// cheapest read-and-FMA loop over `bytes` of f32 (rounded up to whole vectors) that is already
+/// in cache, out of `reps` passes after one warm-up, on `threads` threads that each stream a
+/// buffer of their own of `bytes / threads` at the same time (as the split time loop does).
+/// `12·H²` bytes is one step's `W_hh` at hidden size `H`.
+pub fn stream_floor_seconds(bytes: usize, threads: usize, reps: usize) -> f64 {
+    let isa = Isa::detect_up_to(SimdLevel::Avx512);
+    let threads = threads.max(1);
+    let n = (bytes / 4 / threads).div_ceil(128).max(1) * 128;
+    let barrier = team::SpinBarrier::new(threads);
+    // Passes per timed round: about 4 MB read, so the timer's own cost does not count.
+    let inner = (1usize << 20) / n + 1;
+    let one = |_: usize| {
+        let data: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.125).collect();
+        let mut best = f64::INFINITY;
+        let mut sink = 0.0f32;
+        for rep in 0..=reps.max(1) {
+            // Start together, so the threads share the machine as the time loop's do.
+            barrier.wait();
+            let t0 = std::time::Instant::now();
+            for _ in 0..inner {
+                sink += recurrence::stream_dispatch(isa, &data, 1.0 + sink * 1e-30);
+            }
+            let dt = t0.elapsed().as_secs_f64() / inner as f64;
+            if rep > 0 {
+                best = best.min(dt);
+            }
+        }
+        std::hint::black_box(sink);
+        best
+    };
+    if threads == 1 {
+        return one(0);
+    }
+    std::thread::scope(|s| {
+        let others: Vec<_> = (1..threads).map(|t| s.spawn(move || one(t))).collect();
+        let mut worst = one(0);
+        for h in others {
+            worst = worst.max(h.join().unwrap_or(f64::INFINITY));
+        }
+        worst
+    })
 }
 
 impl crate::Forward for CpuGru {

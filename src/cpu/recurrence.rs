@@ -522,10 +522,11 @@ pub(crate) struct Part {
     pub(crate) u: Panels,
 }
 
-/// A batch-1, reset-after time loop whose hidden units are split over threads ([`Part`]s):
-/// each step, every thread multiplies the whole previous state by its columns of `U`, applies
-/// its gates and writes its units of the next state, then all meet at one barrier. The state
-/// is double-buffered, so nobody overwrites what another thread may still be reading.
+/// A reset-after time loop whose hidden units are split over threads ([`Part`]s): each step,
+/// every thread multiplies the whole previous state by its columns of `U`, applies its gates and
+/// writes its units of the next state, and the next step opens once every part is done (one
+/// atomic count per step, [`super::team::StepTeam`]). The state is double-buffered, so nobody
+/// overwrites what another thread may still be reading.
 pub(crate) struct Split<'a> {
     pub(crate) w: &'a DirWeights,
     pub(crate) parts: &'a [Part],
@@ -534,14 +535,15 @@ pub(crate) struct Split<'a> {
     pub(crate) gx: *const f32,
     pub(crate) gx_stride: usize,
     pub(crate) gx_col: usize,
-    /// Original batch index of the row and its length.
-    pub(crate) row: usize,
-    pub(crate) len: usize,
+    /// Original batch index of each state row, sorted by length, longest first, and the
+    /// lengths (so the rows still running at a step are a prefix).
+    pub(crate) rows: &'a [usize],
+    pub(crate) lens: &'a [usize],
     pub(crate) seq: SeqLayout,
-    /// The two state buffers, `[Hp]` each; `bufs[0]` holds the initial state, and after the
-    /// loop `bufs[len % 2]` the final one.
+    /// The two state buffers, `[rows, Hp]` each; `bufs[0]` holds the initial states, and after
+    /// the loop row `i`'s final state is in `bufs[lens[i] % 2]`.
     pub(crate) bufs: [*mut f32; 2],
-    /// Accumulators, `acc_part` floats per part.
+    /// Accumulators, `acc_part` floats per part (`[rows, part.u.cols()]`).
     pub(crate) acc: *mut f32,
     pub(crate) acc_part: usize,
     pub(crate) out: OutPtr,
@@ -550,7 +552,7 @@ pub(crate) struct Split<'a> {
     pub(crate) clip: Option<f32>,
     pub(crate) mask: Option<&'a [u32]>,
     pub(crate) zero_output: bool,
-    pub(crate) barrier: &'a super::team::SpinBarrier,
+    pub(crate) team: &'a super::team::StepTeam,
 }
 
 // SAFETY: the pointers are only written where each part's own units lie (state, output columns,
@@ -559,40 +561,44 @@ pub(crate) struct Split<'a> {
 unsafe impl Sync for Split<'_> {}
 
 #[inline(always)]
-unsafe fn run_split<S: Simd>(sp: &Split<'_>, t: usize) {
+unsafe fn run_part<S: Simd>(sp: &Split<'_>, q: usize, s: usize) {
     match (sp.w.f, sp.w.g, sp.clip) {
         (Activation::Sigmoid, Activation::Tanh, None) => {
-            run_split_with::<S, _, _>(sp, t, SigmoidFn, TanhFn)
+            part_with::<S, _, _>(sp, q, s, SigmoidFn, TanhFn)
         }
         (Activation::Sigmoid, Activation::Tanh, Some(c)) => {
-            run_split_with::<S, _, _>(sp, t, Clipped(SigmoidFn, c), Clipped(TanhFn, c))
+            part_with::<S, _, _>(sp, q, s, Clipped(SigmoidFn, c), Clipped(TanhFn, c))
         }
-        (f, g, None) => run_split_with::<S, _, _>(sp, t, DynFn(f), DynFn(g)),
+        (f, g, None) => part_with::<S, _, _>(sp, q, s, DynFn(f), DynFn(g)),
         (f, g, Some(c)) => {
-            run_split_with::<S, _, _>(sp, t, Clipped(DynFn(f), c), Clipped(DynFn(g), c))
+            part_with::<S, _, _>(sp, q, s, Clipped(DynFn(f), c), Clipped(DynFn(g), c))
         }
     }
 }
 
+/// Part `q` of step `s`: its columns of `h·U` for the rows still running, its gates, its units
+/// of the next state and of the output.
 #[inline(always)]
-unsafe fn run_split_with<S: Simd, F: ActFn, G: ActFn>(sp: &Split<'_>, t: usize, f: F, g: G) {
-    let Some(part) = sp.parts.get(t) else {
+unsafe fn part_with<S: Simd, F: ActFn, G: ActFn>(sp: &Split<'_>, q: usize, s: usize, f: F, g: G) {
+    let Some(part) = sp.parts.get(q) else {
         return;
     };
     let (j0, width, hp) = (part.j0, part.width, sp.hp);
-    let acc = sp.acc.add(t * sp.acc_part);
+    let acc = sp.acc.add(q * sp.acc_part);
+    let acc_stride = part.u.cols();
     // Output columns this part owns (padding units have none).
     let n_out = sp.h.saturating_sub(j0).min(width);
     let backward = sp.seq.reverse || sp.seq.go_backwards;
-    let gx_at = |s: usize| {
-        let (t_in, _) = sp.seq.times(s, sp.len);
+    let gx_at = |i: usize, s: usize| {
+        let (t_in, _) = sp.seq.times(s, sp.lens[i]);
         sp.gx
-            .add(sp.seq.row(t_in, sp.row) * sp.gx_stride + sp.gx_col + j0)
+            .add(sp.seq.row(t_in, sp.rows[i]) * sp.gx_stride + sp.gx_col + j0)
     };
-    for s in 0..sp.len {
-        let (cur, next) = (sp.bufs[s % 2], sp.bufs[(s + 1) % 2]);
-        if s + 1 < sp.len {
-            let gn = gx_at(s + 1);
+    let active = sp.lens.partition_point(|&l| l > s);
+    let (cur, next) = (sp.bufs[s % 2], sp.bufs[(s + 1) % 2]);
+    for i in 0..active {
+        if sp.lens[i] > s + 1 {
+            let gn = gx_at(i, s + 1);
             for gate in 0..3 {
                 let mut off = 0;
                 while off < width {
@@ -601,21 +607,25 @@ unsafe fn run_split_with<S: Simd, F: ActFn, G: ActFn>(sp: &Split<'_>, t: usize, 
                 }
             }
         }
-        let (t_in, t_out) = sp.seq.times(s, sp.len);
-        let flags = sp.mask.map_or(1, |m| m[sp.row * sp.seq.steps + t_in]);
+    }
+    matmul::<S>(Product {
+        u: &part.u,
+        a: cur,
+        a_stride: hp,
+        rows: active,
+        out: acc,
+        out_stride: acc_stride,
+    });
+    for i in 0..active {
+        let (t_in, t_out) = sp.seq.times(s, sp.lens[i]);
+        let b = sp.rows[i];
+        let flags = sp.mask.map_or(1, |m| m[b * sp.seq.steps + t_in]);
         let dst = sp
             .out
             .0
-            .add(sp.seq.row(t_out, sp.row) * sp.out_stride + sp.out_col + j0);
+            .add(sp.seq.row(t_out, b) * sp.out_stride + sp.out_col + j0);
+        let (h_in, h_out) = (cur.add(i * hp + j0), next.add(i * hp + j0));
         if flags & 1 == 1 {
-            matmul::<S>(Product {
-                u: &part.u,
-                a: cur,
-                a_stride: hp,
-                rows: 1,
-                out: acc,
-                out_stride: part.u.cols(),
-            });
             update_after::<S, F, G>(
                 f,
                 g,
@@ -624,55 +634,55 @@ unsafe fn run_split_with<S: Simd, F: ActFn, G: ActFn>(sp: &Split<'_>, t: usize, 
                     gs: hp,
                     ga: width,
                 },
-                gx_at(s),
+                gx_at(i, s),
                 sp.w.bias.as_ptr().add(j0),
                 sp.w.b_hn.as_ptr().add(j0),
-                acc,
-                cur.add(j0),
-                next.add(j0),
+                acc.add(i * acc_stride),
+                h_in,
+                h_out,
             );
-            std::ptr::copy_nonoverlapping(next.add(j0), dst, n_out);
+            std::ptr::copy_nonoverlapping(h_out, dst, n_out);
         } else {
             // A masked step: the state carries over (see `write_masked`).
-            std::ptr::copy_nonoverlapping(cur.add(j0), next.add(j0), width);
+            std::ptr::copy_nonoverlapping(h_in, h_out, width);
             let seen = (flags >> if backward { 2 } else { 1 }) & 1 == 1;
             if seen && !sp.zero_output {
-                std::ptr::copy_nonoverlapping(next.add(j0), dst, n_out);
+                std::ptr::copy_nonoverlapping(h_out, dst, n_out);
             } else {
                 std::ptr::write_bytes(dst, 0, n_out);
             }
         }
-        if !sp.barrier.wait() {
-            return;
-        }
     }
 }
 
-/// Thread `t`'s share of [`Split`] on the best ISA. Every thread of the split must call it with
-/// its own `t < parts.len()` (each passes the barrier once per step).
-pub(crate) fn run_split_dispatch(isa: simd::Isa, sp: &Split<'_>, t: usize) {
-    match isa {
+/// Runs [`Split`] as thread `me` of its team: every thread that takes part calls it with its own
+/// `me`; parts whose owner is late are taken over ([`super::team::StepTeam`]), so it finishes
+/// even if it runs alone.
+pub(crate) fn run_split_dispatch(isa: simd::Isa, sp: &Split<'_>, me: usize) {
+    let steps = sp.lens.first().copied().unwrap_or(0);
+    sp.team.run(me, steps, |q, s| match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::detect` saw AVX-512F on this CPU; buffer sizes are `CpuGru`'s contract.
-        simd::Isa::Avx512 => unsafe { split_avx512(sp, t) },
+        // SAFETY: `Isa::detect` saw AVX-512F on this CPU; buffer sizes are `CpuGru`'s contract,
+        // and the team runs each (part, step) once, after the step before.
+        simd::Isa::Avx512 => unsafe { part_avx512(sp, q, s) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Isa::detect` saw AVX2 and FMA on this CPU.
-        simd::Isa::Avx2 => unsafe { split_avx2(sp, t) },
+        simd::Isa::Avx2 => unsafe { part_avx2(sp, q, s) },
         // SAFETY: portable code needs no CPU feature.
-        simd::Isa::Portable => unsafe { run_split::<simd::Portable>(sp, t) },
-    }
+        simd::Isa::Portable => unsafe { run_part::<simd::Portable>(sp, q, s) },
+    });
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn split_avx512(sp: &Split<'_>, t: usize) {
-    run_split::<simd::Avx512>(sp, t)
+unsafe fn part_avx512(sp: &Split<'_>, q: usize, s: usize) {
+    run_part::<simd::Avx512>(sp, q, s)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn split_avx2(sp: &Split<'_>, t: usize) {
-    run_split::<simd::Avx2>(sp, t)
+unsafe fn part_avx2(sp: &Split<'_>, q: usize, s: usize) {
+    run_part::<simd::Avx2>(sp, q, s)
 }
 
 /// Runs `job` on the best ISA; the `#[target_feature]` entry points make every inlined kernel
@@ -730,4 +740,31 @@ unsafe fn run_avx512(job: &mut Job<'_>) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn run_avx2(job: &mut Job<'_>) {
     run::<simd::Avx2>(job)
+}
+
+/// [`super::kernel::stream_fma`] on the best ISA.
+pub(crate) fn stream_dispatch(isa: simd::Isa, data: &[f32], x: f32) -> f32 {
+    let (p, n) = (data.as_ptr(), data.len());
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::detect` saw AVX-512F on this CPU; `p` holds `n` floats.
+        simd::Isa::Avx512 => unsafe { stream_avx512(p, n, x) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::detect` saw AVX2 and FMA on this CPU.
+        simd::Isa::Avx2 => unsafe { stream_avx2(p, n, x) },
+        // SAFETY: portable code needs no CPU feature.
+        simd::Isa::Portable => unsafe { super::kernel::stream_fma::<simd::Portable>(p, n, x) },
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn stream_avx512(p: *const f32, n: usize, x: f32) -> f32 {
+    super::kernel::stream_fma::<simd::Avx512>(p, n, x)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn stream_avx2(p: *const f32, n: usize, x: f32) -> f32 {
+    super::kernel::stream_fma::<simd::Avx2>(p, n, x)
 }
