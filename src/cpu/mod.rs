@@ -61,6 +61,20 @@ fn level_of(isa: Isa) -> SimdLevel {
     }
 }
 
+/// Threads the CPU path uses when asked for `n`: `n`, or with `0` one per core the OS gives this
+/// process (`std::thread::available_parallelism`, 1 if unknown).
+///
+/// The rule everywhere (this library, `wgpu-gru run`/`bench --threads`, README): one thread
+/// unless asked; `n` threads when asked, and then each forward still runs its time loop on one
+/// thread where a second was measured to lose ([`CpuGru::with_threads`]).
+pub fn resolve_threads(n: usize) -> usize {
+    if n == 0 {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    } else {
+        n
+    }
+}
+
 /// A GRU prepared for fast f32 inference on the CPU.
 ///
 /// Weights are transposed and packed once by [`CpuGru::new`]; a workspace sized for the last
@@ -87,7 +101,15 @@ pub struct CpuGru {
     layers: Vec<Layer>,
     /// Scratch reused across forwards; concurrent forwards on one layer take turns.
     ws: std::sync::Mutex<Workspace>,
+    /// Forwards left to run without the unit split, because the last split one found a thread
+    /// without a core of its own ([`SPLIT_BACKOFF`]).
+    split_backoff: std::sync::atomic::AtomicUsize,
 }
+
+/// After a split time loop found the machine busy (a thread lost its core and left), this many
+/// forwards run their time loop without the split before it is tried again: on a machine whose
+/// other cores are taken, a loop that meets every few microseconds loses to one thread.
+const SPLIT_BACKOFF: usize = 32;
 
 impl Clone for CpuGru {
     /// The same model, with scratch of its own.
@@ -99,6 +121,7 @@ impl Clone for CpuGru {
             hp: self.hp,
             layers: self.layers.clone(),
             ws: std::sync::Mutex::new(Workspace::default()),
+            split_backoff: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 }
@@ -225,6 +248,7 @@ impl CpuGru {
             hp,
             layers,
             ws: std::sync::Mutex::new(Workspace::default()),
+            split_backoff: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -334,7 +358,9 @@ impl CpuGru {
 
         // One direction, with threads, at batch 1 or where W_hh outgrows a core's cache: the
         // step's units are split over the threads (`Split`) rather than the batch rows.
-        let split = first.is_some_and(|d| !d.parts.is_empty()) && split_pays(b_len, h);
+        let split = first.is_some_and(|d| !d.parts.is_empty())
+            && split_pays(b_len, h)
+            && self.take_split_turn();
         let acc_part =
             b_len * first.map_or(0, |d| d.parts.iter().map(|p| p.u.cols()).max().unwrap_or(0));
         let n_parts = first.map_or(0, |d| d.parts.len());
@@ -455,6 +481,10 @@ impl CpuGru {
                     }
                     recurrence::run_split_dispatch(isa, sp, 0);
                 });
+                if step_team.contended() {
+                    self.split_backoff
+                        .store(SPLIT_BACKOFF, std::sync::atomic::Ordering::Relaxed);
+                }
                 for (p, &len) in lens.iter().enumerate() {
                     if len % 2 == 1 {
                         let r = p * hp..(p + 1) * hp;
@@ -574,6 +604,16 @@ fn pack_parts(u: &Panels, hp: usize, n: usize) -> Vec<Part> {
         });
     }
     parts
+}
+
+impl CpuGru {
+    /// Whether this forward may split its time loop by units: not while backing off.
+    fn take_split_turn(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.split_backoff
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_err()
+    }
 }
 
 /// What every job of one layer shares.

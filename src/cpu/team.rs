@@ -9,7 +9,7 @@
 //! unclaimed after a short grace takes it, and the forward degrades to one thread's speed
 //! instead of stalling.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Spins this many rounds before yielding the core while waiting for a part another thread is
@@ -37,6 +37,8 @@ pub(crate) struct StepTeam {
     claims: Vec<Padded>,
     /// Parts completed, over all steps: step `s` is done once this reaches `(s + 1)·n`.
     done: Padded,
+    /// Whether a thread left early, having lost its core ([`StepTeam::run`]).
+    left: AtomicBool,
 }
 
 impl StepTeam {
@@ -45,7 +47,14 @@ impl StepTeam {
         StepTeam {
             claims: (0..n.max(1)).map(|_| Padded::default()).collect(),
             done: Padded::default(),
+            left: AtomicBool::new(false),
         }
+    }
+
+    /// Whether a thread left early because it (or another) lost its core: the machine did not
+    /// have a free core per thread during this loop.
+    pub(crate) fn contended(&self) -> bool {
+        self.left.load(Ordering::Relaxed)
     }
 
     fn parts(&self) -> usize {
@@ -98,6 +107,7 @@ impl StepTeam {
             let t_wait = Instant::now();
             self.wait_done(s * n);
             if me != 0 && stalled(t_wait.elapsed(), best) {
+                self.left.store(true, Ordering::Relaxed);
                 break;
             }
             if me < n {
@@ -107,11 +117,13 @@ impl StepTeam {
                     self.done.0.fetch_add(1, Ordering::Release);
                     let dt = t0.elapsed();
                     if me != 0 && stalled(dt, best) {
+                        self.left.store(true, Ordering::Relaxed);
                         break;
                     }
                     best = best.min(dt);
                 } else if me != 0 {
                     // Taken over: this thread was away.
+                    self.left.store(true, Ordering::Relaxed);
                     break;
                 }
             }
@@ -196,7 +208,7 @@ impl SpinBarrier {
 #[cfg(test)]
 mod tests {
     use super::{SpinBarrier, StepTeam};
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     #[test]
     fn every_round_sees_every_arrival() {

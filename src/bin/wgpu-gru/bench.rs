@@ -40,9 +40,9 @@ pub struct Args {
     /// f32 arithmetic; needs `Features::SHADER_F16`). The CPU and reference paths are f32/f64.
     #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
     precision: String,
-    /// Threads for the cpu backend (default 1 here, so that runs compare like for like; the
-    /// library and `wgpu-gru run` default to `cpu::default_threads()`).
-    #[arg(long, default_value_t = 1)]
+    /// Threads for the cpu backend (default 1, as in the library and `wgpu-gru run`; 0: one per
+    /// core the OS gives this process).
+    #[arg(long, default_value_t = 1, value_name = "N")]
     threads: usize,
     /// Print the cache-bandwidth floor of a batch-1 step (a read-and-FMA pass over W_hh,
     /// 12·H² bytes) against the CPU path's measured time per step (B = 1, T = 512, I = 16), at
@@ -177,6 +177,10 @@ pub fn main(args: Args) -> Result<(), String> {
         eprintln!("wrote {}", plot_path.display());
         return Ok(());
     }
+    let args = Args {
+        threads: wgpu_gru::cpu::resolve_threads(args.threads),
+        ..args
+    };
     if args.floor {
         return floor(&args);
     }
