@@ -356,11 +356,12 @@ impl CpuGru {
         resize(rh, if acc_n_cols > 0 { d_n * b_len * hp } else { 0 });
         resize(acc_n, d_n * b_len * acc_n_cols);
 
-        // One direction, with threads, at batch 1 or where W_hh outgrows a core's cache: the
-        // step's units are split over the threads (`Split`) rather than the batch rows.
-        let split = first.is_some_and(|d| !d.parts.is_empty())
-            && split_pays(b_len, h)
-            && self.take_split_turn();
+        // With threads and a model that has parts (reset-after, one direction, H ≥ 64), the
+        // step's units are split over the threads (`Split`), whatever the batch; while backing
+        // off after a busy machine was seen, this forward runs on one thread.
+        let has_parts = first.is_some_and(|d| !d.parts.is_empty());
+        let split = has_parts && self.take_split_turn();
+        let threads = if has_parts && !split { 1 } else { self.threads };
         let acc_part =
             b_len * first.map_or(0, |d| d.parts.iter().map(|p| p.u.cols()).max().unwrap_or(0));
         let n_parts = first.map_or(0, |d| d.parts.len());
@@ -372,7 +373,7 @@ impl CpuGru {
         let n_chunks = if split {
             1
         } else {
-            (self.threads / d_n).clamp(1, b_len)
+            (threads / d_n).clamp(1, b_len)
         };
         let len_of = |b: usize| input.lengths.map_or(t_len, |l| l[b]);
         rows.clear();
@@ -410,7 +411,7 @@ impl CpuGru {
                 y.fill(0.0);
             }
 
-            input_projection(self.isa, self.threads, layer, x, rows_n, gx, gx_cols)?;
+            input_projection(self.isa, threads, layer, x, rows_n, gx, gx_cols)?;
 
             // Initial states, in state-row order; padded lanes start (and stay) harmless.
             state.fill(0.0);
@@ -440,7 +441,6 @@ impl CpuGru {
                 zero_output: input.zero_output_for_mask,
             };
             let isa = self.isa;
-            let mut split_done = false;
             if split {
                 let dir = &layer.dirs[0];
                 let step_team = team::StepTeam::new(dir.parts.len());
@@ -486,16 +486,14 @@ impl CpuGru {
                         .store(SPLIT_BACKOFF, std::sync::atomic::Ordering::Relaxed);
                 }
                 for (p, &len) in lens.iter().enumerate() {
-                    if len % 2 == 1 {
+                    if !len.is_multiple_of(2) {
                         let r = p * hp..(p + 1) * hp;
                         state[r.clone()].copy_from_slice(&state2[r]);
                     }
                 }
-                split_done = true;
-            }
-            if !split_done {
+            } else {
                 // Split the scratch buffers per direction, then per chunk of rows.
-                let parallel = self.threads > 1 && d_n * n_chunks > 1;
+                let parallel = threads > 1 && d_n * n_chunks > 1;
                 let mut jobs = Vec::new();
                 let mut st = state.as_mut_slice();
                 let mut ac = acc.as_mut_slice();
@@ -521,7 +519,7 @@ impl CpuGru {
                     }
                 }
                 if parallel {
-                    let threads = self.threads.min(jobs.len());
+                    let threads = threads.min(jobs.len());
                     let mut groups: Vec<Vec<Job<'_>>> = (0..threads).map(|_| Vec::new()).collect();
                     for (k, job) in jobs.into_iter().enumerate() {
                         groups[k % threads].push(job);
@@ -560,20 +558,7 @@ impl CpuGru {
 /// as much as the barrier and the exchange of the state between cores.
 const SPLIT_MIN_H: usize = 64;
 
-/// `12·H²` bytes of `W_hh` above which the rows of a batch are split by units too: from there a
-/// thread's share of `W_hh` stays in its core's L2 while all of it would not.
-const SPLIT_ROWS_MIN_BYTES: usize = 1 << 20;
-
-/// Whether a step of `batch` rows is split by hidden units (given that the model has parts)
-/// rather than by rows.
-fn split_pays(batch: usize, h: usize) -> bool {
-    if let Ok(v) = std::env::var("WGPU_GRU_SPLIT") {
-        return v == "1";
-    }
-    batch == 1 || 12 * h * h >= SPLIT_ROWS_MIN_BYTES
-}
-
-/// How many parts a batch-1 step's hidden units are split into with `threads` threads (1: not
+/// How many parts a step's hidden units are split into with `threads` threads (1: not
 /// split).
 fn split_parts(threads: usize, c: &GruConfig) -> usize {
     let h = c.hidden_size;
@@ -677,6 +662,10 @@ impl<'a> JobCtx<'a> {
     }
 }
 
+/// Fewest rows of a band of the threaded input projection (a multiple of every micro-kernel
+/// height, so only the last band has a short tile).
+const PROJECTION_BAND_MIN: usize = 60;
+
 /// `gx[rows, gx_cols] = x[rows, in] · W_ihᵀ` (biases are added later, in the gate loop), split
 /// by rows over `threads` threads.
 fn input_projection(
@@ -696,10 +685,12 @@ fn input_projection(
             format!("{} and {} elements", x.len(), gx.len()),
         ));
     }
-    let run = |r0: usize, out: &mut [f32]| {
-        let n = out.len() / gx_cols;
-        // SAFETY: rows r0..r0+n of x exist (checked above: x holds `rows` rows of `k`), `out`
-        // holds exactly those n rows of gx, and gx_cols covers every panel column.
+    let gx = OutPtr(gx.as_mut_ptr());
+    // Rows r0..r0+n of the projection.
+    let run = |r0: usize, n: usize| {
+        // SAFETY: rows r0..r0+n of x exist (checked above: x holds `rows` rows of `k`) and of
+        // gx (it holds `rows` rows of `gx_cols`, which covers every panel column); callers give
+        // each band of rows to one thread only.
         unsafe {
             recurrence::gemm_dispatch(
                 isa,
@@ -708,29 +699,36 @@ fn input_projection(
                     a: x[r0 * k..].as_ptr(),
                     a_stride: k,
                     rows: n,
-                    out: out.as_mut_ptr(),
+                    out: gx.get().add(r0 * gx_cols),
                     out_stride: gx_cols,
                 },
             )
         }
     };
-    let gx = &mut gx[..rows * gx_cols];
-    // Rows are independent: with threads, each takes a contiguous band of them.
-    let per = rows.div_ceil(threads.max(1));
-    if threads <= 1 || per >= rows {
-        run(0, gx);
+    // Rows are independent: with threads, bands of them are taken in turn from a counter, so a
+    // thread that gets less of a core (a busy machine) takes fewer bands.
+    let band = rows.div_ceil(4 * threads.max(1)).max(PROJECTION_BAND_MIN);
+    if threads <= 1 || band >= rows {
+        run(0, rows);
     } else {
-        std::thread::scope(|s| {
-            let mut rest = gx;
-            let mut r0 = 0;
-            while r0 < rows {
-                let n = per.min(rows - r0);
-                let (band, tail) = std::mem::take(&mut rest).split_at_mut(n * gx_cols);
-                rest = tail;
-                let run = &run;
-                s.spawn(move || run(r0, band));
-                r0 += n;
+        let n_bands = rows.div_ceil(band);
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let work = || {
+            loop {
+                let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if b >= n_bands {
+                    break;
+                }
+                let r0 = b * band;
+                run(r0, band.min(rows - r0));
             }
+        };
+        std::thread::scope(|s| {
+            for _ in 1..threads.min(n_bands) {
+                // A thread that cannot be started leaves its bands to the others.
+                let _ = std::thread::Builder::new().spawn_scoped(s, work);
+            }
+            work();
         });
     }
     Ok(())

@@ -161,6 +161,14 @@ impl SeqLayout {
 /// `(row, column range)` cells, so no two threads touch the same element.
 #[derive(Clone, Copy)]
 pub(crate) struct OutPtr(pub(crate) *mut f32);
+impl OutPtr {
+    /// The pointer (a method, so that closures capture the `Sync` wrapper, not the field).
+    #[inline(always)]
+    pub(crate) fn get(&self) -> *mut f32 {
+        self.0
+    }
+}
+
 // SAFETY: see the type's docs; the owner of the buffer outlives the scoped threads.
 unsafe impl Send for OutPtr {}
 // SAFETY: as above.

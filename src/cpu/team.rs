@@ -100,18 +100,22 @@ impl StepTeam {
         let mut owner_away = false;
         // This thread's fastest part so far: what "far longer" is measured against.
         let mut best = Duration::MAX;
+        // Whether this thread has run its own part yet: until then, finding it taken only means
+        // the thread started late (a spawn takes tens of microseconds) and joins at a later step.
+        let mut joined = me == 0;
         let stalled = |dt: Duration, best: Duration| {
             best != Duration::MAX && dt > STALL_FIXED + best.saturating_mul(STALL_FACTOR)
         };
         while s < steps {
             let t_wait = Instant::now();
             self.wait_done(s * n);
-            if me != 0 && stalled(t_wait.elapsed(), best) {
+            if me != 0 && joined && stalled(t_wait.elapsed(), best) {
                 self.left.store(true, Ordering::Relaxed);
                 break;
             }
             if me < n {
                 if self.claim(me, s) {
+                    joined = true;
                     let t0 = Instant::now();
                     work(me, s);
                     self.done.0.fetch_add(1, Ordering::Release);
@@ -121,7 +125,7 @@ impl StepTeam {
                         break;
                     }
                     best = best.min(dt);
-                } else if me != 0 {
+                } else if me != 0 && joined {
                     // Taken over: this thread was away.
                     self.left.store(true, Ordering::Relaxed);
                     break;
@@ -138,7 +142,7 @@ impl StepTeam {
                     while self.claims[q].0.load(Ordering::Acquire) == s {
                         std::hint::spin_loop();
                         spins += 1;
-                        if spins % 64 == 0 && t0.elapsed() > GRACE {
+                        if spins.is_multiple_of(64) && t0.elapsed() > GRACE {
                             break;
                         }
                     }
