@@ -560,14 +560,14 @@ fn all_golden_cases_match_on_cpu() {
 }
 
 /// Odd sizes (no multiple of any vector width or of the thread count) at 1, 2 and 3 threads:
-/// batch 1 splits each step's hidden units over the threads, batch 3 splits the rows (or, at
-/// H = 301, the units too); with h0,
+/// from H = 128 each step's hidden units are split over the threads, below it batch rows;
+/// with h0,
 /// lengths, reverse and Keras's `go_backwards`, and a clip.
 #[test]
 fn odd_shapes_at_one_two_and_three_threads() {
     let mut rng = Rng::new(24);
-    // 301: W_hh outgrows the threshold above which batch rows are split by units too.
-    for h in [1, 7, 65, 257, 301] {
+    // 1, 7, 65: rows on threads (batch 3) or one thread (batch 1); 129, 257: units split.
+    for h in [1, 7, 65, 129, 257] {
         for variant in [Variant::ResetAfter, Variant::ResetBefore] {
             for (k, direction) in [Direction::Forward, Direction::Reverse]
                 .into_iter()
@@ -577,7 +577,7 @@ fn odd_shapes_at_one_two_and_three_threads() {
                     .with_variant(variant)
                     .with_direction(direction)
                     .with_layers(1 + k);
-                cfg.go_backwards = k == 0 && h == 65;
+                cfg.go_backwards = k == 0 && h == 129;
                 if h == 7 {
                     cfg.clip = Some(0.9);
                 }
@@ -587,7 +587,7 @@ fn odd_shapes_at_one_two_and_three_threads() {
                         let name =
                             format!("H{h} B{batch} {variant:?} {direction:?} threads={threads}");
                         check(&name, &gru, 9, batch, true, None, threads, &mut rng);
-                        if h != 65 {
+                        if h != 129 {
                             let lengths = [6, 9, 2];
                             check(
                                 &name,
@@ -612,7 +612,7 @@ fn odd_shapes_at_one_two_and_three_threads() {
 #[test]
 fn masks_at_batch_one_with_threads() {
     let mut rng = Rng::new(25);
-    for h in [65, 130] {
+    for h in [130, 257] {
         let gru = random_gru_with(GruConfig::new(4, h), &mut rng);
         let steps = 8;
         let x = rng.vec(steps * 4, 1.0);

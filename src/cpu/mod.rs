@@ -109,7 +109,7 @@ pub struct CpuGru {
 /// After a split time loop found the machine busy (a thread lost its core and left), this many
 /// forwards run their time loop without the split before it is tried again: on a machine whose
 /// other cores are taken, a loop that meets every few microseconds loses to one thread.
-const SPLIT_BACKOFF: usize = 32;
+const SPLIT_BACKOFF: usize = 8;
 
 impl Clone for CpuGru {
     /// The same model, with scratch of its own.
@@ -252,12 +252,14 @@ impl CpuGru {
         })
     }
 
-    /// Uses up to `n` threads (`0` is taken as 1). The input projection splits its rows over
-    /// them; the time loop splits batch rows and directions (rows are independent), and at
-    /// batch 1 with one direction it splits each step's hidden units instead, with one spin
-    /// barrier per step (reset-after models with `H ≥ 64`; smaller ones, and reset-before,
-    /// run that loop on one thread, where a second thread was measured to lose). Threads live
-    /// for one layer's forward, never one step.
+    /// Uses up to `n` threads (`0` is taken as 1; [`resolve_threads`] turns 0 into one per
+    /// core). The input projection hands bands of rows to them. The time loop of a reset-after,
+    /// one-direction model with `H ≥ 128` splits each step's hidden units over them, at any
+    /// batch, and meets once per step (an atomic count, no mutex); other models split batch
+    /// rows and directions (rows are independent), and run batch 1 on one thread, where a
+    /// second thread was measured to lose. Threads live for one layer's forward, never one step.
+    /// Where a thread finds no free core (a busy machine), the others take over its share, and
+    /// the next few forwards run on one thread before threads are tried again.
     pub fn with_threads(mut self, n: usize) -> Self {
         self.threads = n.max(1);
         let parts = split_parts(self.threads, &self.config);
@@ -554,9 +556,12 @@ impl CpuGru {
     }
 }
 
-/// Smallest hidden size whose batch-1 step is split over threads: below it a step costs about
-/// as much as the barrier and the exchange of the state between cores.
-const SPLIT_MIN_H: usize = 64;
+/// Smallest hidden size whose step is split over threads. Measured on the 2-core project
+/// machine (`wgpu-gru bench --floor --threads 2`, batch 1): at H = 64 two threads took 2× as
+/// long per step as one (the step, 0.6 µs, is shorter than handing the state between cores);
+/// at H = 128 they were 1.2× faster, at 256 1.6×, at 512 4.5× (each core's half of W_hh fits
+/// its L2). Smaller models run their batch rows on threads, or one thread at batch 1.
+const SPLIT_MIN_H: usize = 128;
 
 /// How many parts a step's hidden units are split into with `threads` threads (1: not
 /// split).

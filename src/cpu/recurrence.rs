@@ -604,6 +604,18 @@ unsafe fn part_with<S: Simd, F: ActFn, G: ActFn>(sp: &Split<'_>, q: usize, s: us
     };
     let active = sp.lens.partition_point(|&l| l > s);
     let (cur, next) = (sp.bufs[s % 2], sp.bufs[(s + 1) % 2]);
+    // The other parts' units of the state were just written by other cores: ask for all of
+    // their cache lines at once, rather than one miss at a time as the product reaches them.
+    for i in 0..active {
+        let row = cur.add(i * hp);
+        let mut off = 0;
+        while off < hp {
+            if off + 16 <= j0 || off >= j0 + width {
+                S::prefetch(row.add(off));
+            }
+            off += 16;
+        }
+    }
     for i in 0..active {
         if sp.lens[i] > s + 1 {
             let gn = gx_at(i, s + 1);

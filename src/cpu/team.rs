@@ -21,8 +21,9 @@ const SPINS_BEFORE_YIELD: u32 = 4_000;
 const GRACE: Duration = Duration::from_micros(5);
 
 /// A part (or a wait for one) that takes longer than `STALL_FIXED + STALL_FACTOR ×` the thread's
-/// fastest part means the thread lost its core for a while.
-const STALL_FIXED: Duration = Duration::from_micros(50);
+/// fastest part means the thread lost its core for a time slice (milliseconds), not just for an
+/// interrupt (microseconds).
+const STALL_FIXED: Duration = Duration::from_micros(500);
 const STALL_FACTOR: u32 = 20;
 
 #[derive(Debug, Default)]
@@ -89,10 +90,10 @@ impl StepTeam {
     /// part `q` of step `s`, and runs exactly once per `(q, s)`, after every part of step
     /// `s − 1` has returned; whatever a part wrote is visible to the parts of later steps.
     ///
-    /// Thread 0 stays to the end. Any other thread leaves at the first sign that the threads do
-    /// not all have a core (its part was taken over, or a part or a wait took far longer than
-    /// its parts do): from then on the others take its parts without waiting for it, and the
-    /// loop runs at the speed of the threads that remain.
+    /// Thread 0 stays to the end. Any other thread leaves once it is clear that the threads do
+    /// not all have a core (a part or a wait took a time slice rather than microseconds, or its
+    /// part was taken over at more than one step in 64): from then on the others take its
+    /// parts without waiting for it, and the loop runs at the speed of the threads that remain.
     pub(crate) fn run(&self, me: usize, steps: usize, mut work: impl FnMut(usize, usize)) {
         let n = self.parts();
         let mut s = 0;
@@ -103,6 +104,8 @@ impl StepTeam {
         // Whether this thread has run its own part yet: until then, finding it taken only means
         // the thread started late (a spawn takes tens of microseconds) and joins at a later step.
         let mut joined = me == 0;
+        // How often this thread's part was taken over after it joined.
+        let mut taken = 0usize;
         let stalled = |dt: Duration, best: Duration| {
             best != Duration::MAX && dt > STALL_FIXED + best.saturating_mul(STALL_FACTOR)
         };
@@ -126,9 +129,13 @@ impl StepTeam {
                     }
                     best = best.min(dt);
                 } else if me != 0 && joined {
-                    // Taken over: this thread was away.
-                    self.left.store(true, Ordering::Relaxed);
-                    break;
+                    // Taken over: this thread was away for more than the grace, once in a
+                    // while an interrupt does that; often, the thread shares its core.
+                    taken += 1;
+                    if taken > 4 + steps / 64 {
+                        self.left.store(true, Ordering::Relaxed);
+                        break;
+                    }
                 }
             }
             let mut took = false;
