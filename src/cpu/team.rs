@@ -219,7 +219,7 @@ impl SpinBarrier {
 #[cfg(test)]
 mod tests {
     use super::{SpinBarrier, StepTeam};
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn every_round_sees_every_arrival() {
