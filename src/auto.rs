@@ -31,6 +31,8 @@ pub struct Workload {
     pub layers: usize,
     /// Directions `D` (1 or 2).
     pub directions: usize,
+    /// Threads the CPU path would run with ([`crate::cpu::CpuGru::with_threads`]; 1 by default).
+    pub cpu_threads: usize,
 }
 
 impl Workload {
@@ -44,7 +46,14 @@ impl Workload {
             hidden_size: config.hidden_size,
             layers: config.num_layers,
             directions: config.num_directions(),
+            cpu_threads: 1,
         }
+    }
+
+    /// The same workload with the CPU path on `n` threads (0 is taken as 1).
+    pub fn with_cpu_threads(mut self, n: usize) -> Self {
+        self.cpu_threads = n.max(1);
+        self
     }
 
     /// Floating-point operations: `Σ_layers D · 6·H·(H + I_layer) · B · T`.
@@ -92,9 +101,10 @@ impl fmt::Display for Choice {
     }
 }
 
-/// Estimated milliseconds per forward on the CPU path (one thread) and on a hardware GPU.
+/// Estimated milliseconds per forward on the CPU path and on a hardware GPU.
 ///
-/// `cpu = cpu_fixed + L·D·T·cpu_step + flops / cpu_rate`;
+/// `cpu = cpu_fixed + L·D·T·cpu_step + flops / (cpu_rate · (1 + cpu_thread_gain·(n − 1)))` with
+/// the workload's `n` CPU threads;
 /// `gpu = gpu_fixed + L·T·step(H) + flops / gpu_rate`, where `step(H)` is
 /// `gpu_step_resident_us` for `H ≤ gpu_resident_max_h` (all steps in one dispatch with W_hh held
 /// on chip) and `gpu_step_dispatch_us` above (a dependent dispatch per step). Directions share
@@ -107,6 +117,9 @@ pub struct CostModel {
     pub cpu_step_us: f64,
     /// CPU path: arithmetic throughput on one thread (GFLOP/s).
     pub cpu_gflops: f64,
+    /// CPU path: what each thread beyond the first adds to that throughput, as a fraction of
+    /// one thread's.
+    pub cpu_thread_gain: f64,
     /// GPU: fixed cost of a forward: projection dispatch, submit, wait, read-back (ms).
     pub gpu_fixed_ms: f64,
     /// GPU: cost of a step of the sequence-resident kernel (µs).
@@ -129,6 +142,7 @@ impl CostModel {
         cpu_fixed_ms: 0.0003,
         cpu_step_us: 0.05,
         cpu_gflops: 60.0,
+        cpu_thread_gain: 0.7,
         gpu_fixed_ms: 0.16,
         gpu_step_resident_us: 2.9,
         gpu_resident_max_h: 160,
@@ -136,10 +150,13 @@ impl CostModel {
         gpu_gflops: 6000.0,
     };
 
-    /// Estimated milliseconds per forward on the CPU path (one thread).
+    /// Estimated milliseconds per forward on the CPU path, on the workload's CPU threads.
     pub fn cpu_ms(&self, w: &Workload) -> f64 {
         let steps = (w.layers * w.directions * w.steps) as f64;
-        self.cpu_fixed_ms + steps * self.cpu_step_us * 1e-3 + w.flops() / (self.cpu_gflops * 1e6)
+        let gain = 1.0 + self.cpu_thread_gain * (w.cpu_threads.max(1) - 1) as f64;
+        self.cpu_fixed_ms
+            + steps * self.cpu_step_us * 1e-3
+            + w.flops() / (self.cpu_gflops * gain * 1e6)
     }
 
     /// Estimated milliseconds per forward on a hardware GPU.
@@ -297,6 +314,7 @@ mod tests {
             hidden_size: h,
             layers: 1,
             directions: 1,
+            cpu_threads: 1,
         }
     }
 
@@ -365,6 +383,15 @@ mod tests {
     }
 
     #[test]
+    fn cpu_threads_lower_the_cpu_estimate() {
+        let m = CostModel::MEASURED;
+        let w = work(128, 16, 512);
+        let (one, two) = (m.cpu_ms(&w), m.cpu_ms(&w.with_cpu_threads(2)));
+        assert!(two < one && two > one / 2.0, "{one} {two}");
+        assert_eq!(m.cpu_ms(&w.with_cpu_threads(0)), one);
+    }
+
+    #[test]
     fn flops_count_layers_and_directions() {
         let w = Workload {
             steps: 3,
@@ -373,6 +400,7 @@ mod tests {
             hidden_size: 4,
             layers: 2,
             directions: 2,
+            cpu_threads: 1,
         };
         let one = |i: f64| 2.0 * 6.0 * 4.0 * (4.0 + i) * 2.0 * 3.0;
         assert_eq!(w.flops(), one(5.0) + one(8.0));

@@ -558,3 +558,79 @@ fn all_golden_cases_match_on_cpu() {
         }
     }
 }
+
+/// Odd sizes (no multiple of any vector width or of the thread count) at 1, 2 and 3 threads:
+/// from H = 128 each step's hidden units are split over the threads, below it batch rows;
+/// with h0,
+/// lengths, reverse and Keras's `go_backwards`, and a clip.
+#[test]
+fn odd_shapes_at_one_two_and_three_threads() {
+    let mut rng = Rng::new(24);
+    // 1, 7, 65: rows on threads (batch 3) or one thread (batch 1); 129, 257: units split.
+    for h in [1, 7, 65, 129, 257] {
+        for variant in [Variant::ResetAfter, Variant::ResetBefore] {
+            for (k, direction) in [Direction::Forward, Direction::Reverse]
+                .into_iter()
+                .enumerate()
+            {
+                let mut cfg = GruConfig::new(5, h)
+                    .with_variant(variant)
+                    .with_direction(direction)
+                    .with_layers(1 + k);
+                cfg.go_backwards = k == 0 && h == 129;
+                if h == 7 {
+                    cfg.clip = Some(0.9);
+                }
+                let gru = random_gru_with(cfg, &mut rng);
+                for batch in [1, 3] {
+                    for threads in [1, 2, 3] {
+                        let name =
+                            format!("H{h} B{batch} {variant:?} {direction:?} threads={threads}");
+                        check(&name, &gru, 9, batch, true, None, threads, &mut rng);
+                        if h != 129 {
+                            let lengths = [6, 9, 2];
+                            check(
+                                &name,
+                                &gru,
+                                9,
+                                batch,
+                                false,
+                                Some(&lengths[..batch]),
+                                threads,
+                                &mut rng,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Keras masks through the batch-1 split (a masked step carries the state over; its output
+/// repeats it, or is zero with `zero_output_for_mask`), at 1, 2 and 3 threads.
+#[test]
+fn masks_at_batch_one_with_threads() {
+    let mut rng = Rng::new(25);
+    for h in [130, 257] {
+        let gru = random_gru_with(GruConfig::new(4, h), &mut rng);
+        let steps = 8;
+        let x = rng.vec(steps * 4, 1.0);
+        let mask = [false, true, true, false, false, true, false, true];
+        for zero in [false, true] {
+            let input = SeqInput::new(&x, Steps(steps), Batch(1))
+                .with_mask(&mask)
+                .with_zero_output_for_mask(zero);
+            let want = reference::forward(&gru, &input).expect("reference");
+            for threads in [1, 2, 3] {
+                let got = CpuGru::new(&gru)
+                    .expect("CpuGru::new")
+                    .with_threads(threads)
+                    .forward(&input)
+                    .expect("forward");
+                let err = got.max_abs_diff(&want);
+                assert!(err <= TOL, "H{h} zero={zero} threads={threads}: {err:e}");
+            }
+        }
+    }
+}

@@ -46,6 +46,15 @@ impl Panels {
         }
     }
 
+    /// `U[c, k]` as packed (zero past the real columns).
+    pub(crate) fn get(&self, c: usize, k: usize) -> f32 {
+        let (p, lane) = (c / NR, c % NR);
+        if p >= self.n_panels || k >= self.k {
+            return 0.0;
+        }
+        self.data[(p * self.k + k) * NR + lane]
+    }
+
     /// Columns covered, a multiple of [`NR`]: the row stride `out` needs at least.
     pub(crate) fn cols(&self) -> usize {
         self.n_panels * NR
@@ -290,4 +299,30 @@ unsafe fn block<S: Simd, const MR: usize>(
             S::store(out.add(i * out_stride + v * S::W), *a);
         }
     }
+}
+
+/// The cache-bandwidth floor of a step: one pass that reads `n` floats (a multiple of `8·W`) and
+/// feeds every vector to an FMA, with eight independent accumulators, the least work a product
+/// that must read each weight once can do. Returns the sum, so the pass cannot be optimised away.
+///
+/// # Safety
+/// `S` must be supported by the CPU; `p` must hold `n` floats.
+#[inline(always)]
+pub(crate) unsafe fn stream_fma<S: Simd>(p: *const f32, n: usize, x: f32) -> f32 {
+    let xv = S::splat(x);
+    let mut acc = [S::splat(0.0); 8];
+    let mut i = 0;
+    while i + 8 * S::W <= n {
+        for (v, a) in acc.iter_mut().enumerate() {
+            *a = S::fma(xv, S::load(p.add(i + v * S::W)), *a);
+        }
+        i += 8 * S::W;
+    }
+    let mut sum = S::splat(0.0);
+    for a in acc {
+        sum = S::add(sum, a);
+    }
+    let mut buf = [0.0f32; 16];
+    S::store(buf.as_mut_ptr(), sum);
+    buf.iter().take(S::W).sum()
 }

@@ -19,13 +19,14 @@
 mod kernel;
 mod recurrence;
 mod simd;
+mod team;
 
 use crate::config::{GruConfig, Variant};
 use crate::error::{Error, Result};
 use crate::io::{GruOutput, SeqInput};
 use crate::weights::Gru;
 use kernel::Panels;
-use recurrence::{DirWeights, Job, OutPtr, SeqLayout};
+use recurrence::{DirWeights, Job, OutPtr, Part, SeqLayout, Split};
 use simd::Isa;
 
 /// Padding unit of the hidden size: every vector width divides it, so the gate loops have no
@@ -60,6 +61,20 @@ fn level_of(isa: Isa) -> SimdLevel {
     }
 }
 
+/// Threads the CPU path uses when asked for `n`: `n`, or with `0` one per core the OS gives this
+/// process (`std::thread::available_parallelism`, 1 if unknown).
+///
+/// The rule everywhere (this library, `wgpu-gru run`/`bench --threads`, README): one thread
+/// unless asked; `n` threads when asked, and then each forward still runs its time loop on one
+/// thread where a second was measured to lose ([`CpuGru::with_threads`]).
+pub fn resolve_threads(n: usize) -> usize {
+    if n == 0 {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    } else {
+        n
+    }
+}
+
 /// A GRU prepared for fast f32 inference on the CPU.
 ///
 /// Weights are transposed and packed once by [`CpuGru::new`]; a workspace sized for the last
@@ -86,7 +101,15 @@ pub struct CpuGru {
     layers: Vec<Layer>,
     /// Scratch reused across forwards; concurrent forwards on one layer take turns.
     ws: std::sync::Mutex<Workspace>,
+    /// Forwards left to run without the unit split, because the last split one found a thread
+    /// without a core of its own ([`SPLIT_BACKOFF`]).
+    split_backoff: std::sync::atomic::AtomicUsize,
 }
+
+/// After a split time loop found the machine busy (a thread lost its core and left), this many
+/// forwards run their time loop without the split before it is tried again: on a machine whose
+/// other cores are taken, a loop that meets every few microseconds loses to one thread.
+const SPLIT_BACKOFF: usize = 8;
 
 impl Clone for CpuGru {
     /// The same model, with scratch of its own.
@@ -98,6 +121,7 @@ impl Clone for CpuGru {
             hp: self.hp,
             layers: self.layers.clone(),
             ws: std::sync::Mutex::new(Workspace::default()),
+            split_backoff: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 }
@@ -125,6 +149,8 @@ struct Workspace {
     state: Vec<f32>,
     /// Recurrent products `[D, B, acc_cols]`.
     acc: Vec<f32>,
+    /// The second state buffer of the row-split time loop, `[Hp]`.
+    state2: Vec<f32>,
     /// Reset-before: `r ⊙ h`, `[D, B, Hp]`.
     rh: Vec<f32>,
     /// Reset-before: `U_n·(r ⊙ h)`, `[D, B, acc_n_cols]`.
@@ -197,6 +223,7 @@ impl CpuGru {
                     b_hn,
                     f: acts.f,
                     g: acts.g,
+                    parts: Vec::new(),
                 });
             }
             // Column d·3·Hp + g·Hp + j is W_ih row g·H + j of direction d.
@@ -221,14 +248,31 @@ impl CpuGru {
             hp,
             layers,
             ws: std::sync::Mutex::new(Workspace::default()),
+            split_backoff: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
-    /// Uses up to `n` threads (`0` is taken as 1): batch rows and directions are split across
-    /// threads for the time loop (rows are independent), and the GEMMs use `n` threads too.
-    /// Batch 1 with one direction has nothing to split in the time loop.
+    /// Uses up to `n` threads (`0` is taken as 1; [`resolve_threads`] turns 0 into one per
+    /// core). The input projection hands bands of rows to them. The time loop of a reset-after,
+    /// one-direction model with `H ≥ 128` splits each step's hidden units over them, at any
+    /// batch, and meets once per step (an atomic count, no mutex); other models split batch
+    /// rows and directions (rows are independent), and run batch 1 on one thread, where a
+    /// second thread was measured to lose. Threads live for one layer's forward, never one step.
+    /// Where a thread finds no free core (a busy machine), the others take over its share, and
+    /// the next few forwards run on one thread before threads are tried again.
     pub fn with_threads(mut self, n: usize) -> Self {
         self.threads = n.max(1);
+        let parts = split_parts(self.threads, &self.config);
+        let hp = self.hp;
+        for layer in &mut self.layers {
+            for dir in &mut layer.dirs {
+                dir.parts = if parts > 1 {
+                    pack_parts(&dir.u, hp, parts)
+                } else {
+                    Vec::new()
+                };
+            }
+        }
         self
     }
 
@@ -294,6 +338,7 @@ impl CpuGru {
             gx,
             mid,
             state,
+            state2,
             acc,
             rh,
             acc_n,
@@ -310,13 +355,28 @@ impl CpuGru {
         let acc_n_cols = first.and_then(|d| d.u_n.as_ref()).map_or(0, Panels::cols);
         resize(gx, rows_n * gx_cols);
         resize(state, d_n * b_len * hp);
-        resize(acc, d_n * b_len * acc_cols);
         resize(rh, if acc_n_cols > 0 { d_n * b_len * hp } else { 0 });
         resize(acc_n, d_n * b_len * acc_n_cols);
 
+        // With threads and a model that has parts (reset-after, one direction, H ≥ 64), the
+        // step's units are split over the threads (`Split`), whatever the batch; while backing
+        // off after a busy machine was seen, this forward runs on one thread.
+        let has_parts = first.is_some_and(|d| !d.parts.is_empty());
+        let split = has_parts && self.take_split_turn();
+        let threads = if has_parts && !split { 1 } else { self.threads };
+        let acc_part =
+            b_len * first.map_or(0, |d| d.parts.iter().map(|p| p.u.cols()).max().unwrap_or(0));
+        let n_parts = first.map_or(0, |d| d.parts.len());
+        resize(acc, (d_n * b_len * acc_cols).max(n_parts * acc_part));
+        resize(state2, if split { b_len * hp } else { 0 });
+
         // Rows sorted by length, longest first (ties by index: deterministic, and an unstable
         // sort does not allocate), then dealt round-robin into chunks that balance the work.
-        let n_chunks = (self.threads / d_n).clamp(1, b_len);
+        let n_chunks = if split {
+            1
+        } else {
+            (threads / d_n).clamp(1, b_len)
+        };
         let len_of = |b: usize| input.lengths.map_or(t_len, |l| l[b]);
         rows.clear();
         rows.extend(0..b_len);
@@ -353,7 +413,7 @@ impl CpuGru {
                 y.fill(0.0);
             }
 
-            input_projection(self.isa, self.threads, layer, x, rows_n, gx, gx_cols)?;
+            input_projection(self.isa, threads, layer, x, rows_n, gx, gx_cols)?;
 
             // Initial states, in state-row order; padded lanes start (and stay) harmless.
             state.fill(0.0);
@@ -383,52 +443,104 @@ impl CpuGru {
                 zero_output: input.zero_output_for_mask,
             };
             let isa = self.isa;
-            // Split the scratch buffers per direction, then per chunk of rows.
-            let parallel = self.threads > 1 && d_n * n_chunks > 1;
-            let mut jobs = Vec::new();
-            let mut st = state.as_mut_slice();
-            let mut ac = acc.as_mut_slice();
-            let mut rr = rh.as_mut_slice();
-            let mut an = acc_n.as_mut_slice();
-            let rh_row = if acc_n_cols > 0 { hp } else { 0 };
-            for d in 0..d_n {
-                for ch in 0..n_chunks {
-                    let (lo, hi) = bounds(ch);
-                    let n = hi - lo;
-                    let (s0, s1) = std::mem::take(&mut st).split_at_mut(n * hp);
-                    let (a0, a1) = std::mem::take(&mut ac).split_at_mut(n * acc_cols);
-                    let (r0, r1) = std::mem::take(&mut rr).split_at_mut(n * rh_row);
-                    let (n0, n1) = std::mem::take(&mut an).split_at_mut(n * acc_n_cols);
-                    (st, ac, rr, an) = (s1, a1, r1, n1);
-                    let mut job = ctx.job(d, lo, hi, s0, a0, r0, n0);
-                    if parallel {
-                        jobs.push(job);
-                    } else {
-                        // One thread: run now, so this path allocates nothing.
-                        recurrence::run_dispatch(isa, &mut job);
-                    }
-                }
-            }
-            if parallel {
-                let threads = self.threads.min(jobs.len());
-                let mut groups: Vec<Vec<Job<'_>>> = (0..threads).map(|_| Vec::new()).collect();
-                for (k, job) in jobs.into_iter().enumerate() {
-                    groups[k % threads].push(job);
-                }
-                let mut groups = groups.into_iter();
-                let mine = groups.next().unwrap_or_default();
+            if split {
+                let dir = &layer.dirs[0];
+                let step_team = team::StepTeam::new(dir.parts.len());
+                let sp = Split {
+                    w: dir,
+                    parts: &dir.parts,
+                    h,
+                    hp,
+                    gx: gx.as_ptr(),
+                    gx_stride: gx_cols,
+                    gx_col: 0,
+                    rows: &rows[..],
+                    lens: &lens[..],
+                    seq: SeqLayout {
+                        steps: t_len,
+                        batch: b_len,
+                        batch_first: c.batch_first,
+                        reverse: c.direction.is_reverse(0),
+                        go_backwards: c.go_backwards,
+                    },
+                    bufs: [state.as_mut_ptr(), state2.as_mut_ptr()],
+                    acc: acc.as_mut_ptr(),
+                    acc_part,
+                    out: OutPtr(y.as_mut_ptr()),
+                    out_stride: out_w,
+                    out_col: 0,
+                    clip: c.clip,
+                    mask: masked.then_some(&mask[..]),
+                    zero_output: input.zero_output_for_mask,
+                    team: &step_team,
+                };
                 std::thread::scope(|s| {
-                    for group in groups {
-                        s.spawn(move || {
-                            for mut job in group {
-                                recurrence::run_dispatch(isa, &mut job);
-                            }
-                        });
+                    let sp = &sp;
+                    for t in 1..dir.parts.len() {
+                        // A thread that cannot be started leaves its parts to the others.
+                        let _ = std::thread::Builder::new()
+                            .spawn_scoped(s, move || recurrence::run_split_dispatch(isa, sp, t));
                     }
-                    for mut job in mine {
-                        recurrence::run_dispatch(isa, &mut job);
-                    }
+                    recurrence::run_split_dispatch(isa, sp, 0);
                 });
+                if step_team.contended() {
+                    self.split_backoff
+                        .store(SPLIT_BACKOFF, std::sync::atomic::Ordering::Relaxed);
+                }
+                for (p, &len) in lens.iter().enumerate() {
+                    if !len.is_multiple_of(2) {
+                        let r = p * hp..(p + 1) * hp;
+                        state[r.clone()].copy_from_slice(&state2[r]);
+                    }
+                }
+            } else {
+                // Split the scratch buffers per direction, then per chunk of rows.
+                let parallel = threads > 1 && d_n * n_chunks > 1;
+                let mut jobs = Vec::new();
+                let mut st = state.as_mut_slice();
+                let mut ac = acc.as_mut_slice();
+                let mut rr = rh.as_mut_slice();
+                let mut an = acc_n.as_mut_slice();
+                let rh_row = if acc_n_cols > 0 { hp } else { 0 };
+                for d in 0..d_n {
+                    for ch in 0..n_chunks {
+                        let (lo, hi) = bounds(ch);
+                        let n = hi - lo;
+                        let (s0, s1) = std::mem::take(&mut st).split_at_mut(n * hp);
+                        let (a0, a1) = std::mem::take(&mut ac).split_at_mut(n * acc_cols);
+                        let (r0, r1) = std::mem::take(&mut rr).split_at_mut(n * rh_row);
+                        let (n0, n1) = std::mem::take(&mut an).split_at_mut(n * acc_n_cols);
+                        (st, ac, rr, an) = (s1, a1, r1, n1);
+                        let mut job = ctx.job(d, lo, hi, s0, a0, r0, n0);
+                        if parallel {
+                            jobs.push(job);
+                        } else {
+                            // One thread: run now, so this path allocates nothing.
+                            recurrence::run_dispatch(isa, &mut job);
+                        }
+                    }
+                }
+                if parallel {
+                    let threads = threads.min(jobs.len());
+                    let mut groups: Vec<Vec<Job<'_>>> = (0..threads).map(|_| Vec::new()).collect();
+                    for (k, job) in jobs.into_iter().enumerate() {
+                        groups[k % threads].push(job);
+                    }
+                    let mut groups = groups.into_iter();
+                    let mine = groups.next().unwrap_or_default();
+                    std::thread::scope(|s| {
+                        for group in groups {
+                            s.spawn(move || {
+                                for mut job in group {
+                                    recurrence::run_dispatch(isa, &mut job);
+                                }
+                            });
+                        }
+                        for mut job in mine {
+                            recurrence::run_dispatch(isa, &mut job);
+                        }
+                    });
+                }
             }
 
             // Final states, back in batch order.
@@ -441,6 +553,56 @@ impl CpuGru {
             }
         }
         Ok(())
+    }
+}
+
+/// Smallest hidden size whose step is split over threads. Measured on the 2-core project
+/// machine (`wgpu-gru bench --floor --threads 2`, batch 1): at H = 64 two threads took 2× as
+/// long per step as one (the step, 0.6 µs, is shorter than handing the state between cores);
+/// at H = 128 they were 1.2× faster, at 256 1.6×, at 512 4.5× (each core's half of W_hh fits
+/// its L2). Smaller models run their batch rows on threads, or one thread at batch 1.
+const SPLIT_MIN_H: usize = 128;
+
+/// How many parts a step's hidden units are split into with `threads` threads (1: not
+/// split).
+fn split_parts(threads: usize, c: &GruConfig) -> usize {
+    let h = c.hidden_size;
+    if threads < 2 || h < SPLIT_MIN_H || c.variant != Variant::ResetAfter || c.num_directions() != 1
+    {
+        return 1;
+    }
+    threads.min(h.div_ceil(H_ALIGN))
+}
+
+/// Splits the `Hp` units into `n` parts of whole [`H_ALIGN`] groups (sizes differ by at most
+/// one group) and packs each part's columns of `u` (`3·Hp` columns, gate `g` at `g·Hp`).
+fn pack_parts(u: &Panels, hp: usize, n: usize) -> Vec<Part> {
+    let groups = hp / H_ALIGN;
+    let mut parts = Vec::with_capacity(n);
+    let mut g0 = 0;
+    for t in 0..n {
+        let g = groups / n + usize::from(t < groups % n);
+        let (j0, width) = (g0 * H_ALIGN, g * H_ALIGN);
+        g0 += g;
+        let panels = Panels::pack(3 * width, u.k, |col, k| {
+            u.get((col / width) * hp + j0 + col % width, k)
+        });
+        parts.push(Part {
+            j0,
+            width,
+            u: panels,
+        });
+    }
+    parts
+}
+
+impl CpuGru {
+    /// Whether this forward may split its time loop by units: not while backing off.
+    fn take_split_turn(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.split_backoff
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_err()
     }
 }
 
@@ -505,6 +667,10 @@ impl<'a> JobCtx<'a> {
     }
 }
 
+/// Fewest rows of a band of the threaded input projection (a multiple of every micro-kernel
+/// height, so only the last band has a short tile).
+const PROJECTION_BAND_MIN: usize = 60;
+
 /// `gx[rows, gx_cols] = x[rows, in] · W_ihᵀ` (biases are added later, in the gate loop), split
 /// by rows over `threads` threads.
 fn input_projection(
@@ -524,10 +690,12 @@ fn input_projection(
             format!("{} and {} elements", x.len(), gx.len()),
         ));
     }
-    let run = |r0: usize, out: &mut [f32]| {
-        let n = out.len() / gx_cols;
-        // SAFETY: rows r0..r0+n of x exist (checked above: x holds `rows` rows of `k`), `out`
-        // holds exactly those n rows of gx, and gx_cols covers every panel column.
+    let gx = OutPtr(gx.as_mut_ptr());
+    // Rows r0..r0+n of the projection.
+    let run = |r0: usize, n: usize| {
+        // SAFETY: rows r0..r0+n of x exist (checked above: x holds `rows` rows of `k`) and of
+        // gx (it holds `rows` rows of `gx_cols`, which covers every panel column); callers give
+        // each band of rows to one thread only.
         unsafe {
             recurrence::gemm_dispatch(
                 isa,
@@ -536,32 +704,83 @@ fn input_projection(
                     a: x[r0 * k..].as_ptr(),
                     a_stride: k,
                     rows: n,
-                    out: out.as_mut_ptr(),
+                    out: gx.get().add(r0 * gx_cols),
                     out_stride: gx_cols,
                 },
             )
         }
     };
-    let gx = &mut gx[..rows * gx_cols];
-    // Rows are independent: with threads, each takes a contiguous band of them.
-    let per = rows.div_ceil(threads.max(1));
-    if threads <= 1 || per >= rows {
-        run(0, gx);
+    // Rows are independent: with threads, bands of them are taken in turn from a counter, so a
+    // thread that gets less of a core (a busy machine) takes fewer bands.
+    let band = rows.div_ceil(4 * threads.max(1)).max(PROJECTION_BAND_MIN);
+    if threads <= 1 || band >= rows {
+        run(0, rows);
     } else {
-        std::thread::scope(|s| {
-            let mut rest = gx;
-            let mut r0 = 0;
-            while r0 < rows {
-                let n = per.min(rows - r0);
-                let (band, tail) = std::mem::take(&mut rest).split_at_mut(n * gx_cols);
-                rest = tail;
-                let run = &run;
-                s.spawn(move || run(r0, band));
-                r0 += n;
+        let n_bands = rows.div_ceil(band);
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let work = || {
+            loop {
+                let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if b >= n_bands {
+                    break;
+                }
+                let r0 = b * band;
+                run(r0, band.min(rows - r0));
             }
+        };
+        std::thread::scope(|s| {
+            for _ in 1..threads.min(n_bands) {
+                // A thread that cannot be started leaves its bands to the others.
+                let _ = std::thread::Builder::new().spawn_scoped(s, work);
+            }
+            work();
         });
     }
     Ok(())
+}
+
+/// The cache-bandwidth floor of a batch-1 step: the best time, in seconds, of one pass of the
+/// cheapest read-and-FMA loop over `bytes` of f32 (rounded up to whole vectors) that is already
+/// in cache, out of `reps` passes after one warm-up, on `threads` threads that each stream a
+/// buffer of their own of `bytes / threads` at the same time (as the split time loop does).
+/// `12·H²` bytes is one step's `W_hh` at hidden size `H`.
+pub fn stream_floor_seconds(bytes: usize, threads: usize, reps: usize) -> f64 {
+    let isa = Isa::detect_up_to(SimdLevel::Avx512);
+    let threads = threads.max(1);
+    let n = (bytes / 4 / threads).div_ceil(128).max(1) * 128;
+    let barrier = team::SpinBarrier::new(threads);
+    // Passes per timed round: about 4 MB read, so the timer's own cost does not count.
+    let inner = (1usize << 20) / n + 1;
+    let one = |_: usize| {
+        let data: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.125).collect();
+        let mut best = f64::INFINITY;
+        let mut sink = 0.0f32;
+        for rep in 0..=reps.max(1) {
+            // Start together, so the threads share the machine as the time loop's do.
+            barrier.wait();
+            let t0 = std::time::Instant::now();
+            for _ in 0..inner {
+                sink += recurrence::stream_dispatch(isa, &data, 1.0 + sink * 1e-30);
+            }
+            let dt = t0.elapsed().as_secs_f64() / inner as f64;
+            if rep > 0 {
+                best = best.min(dt);
+            }
+        }
+        std::hint::black_box(sink);
+        best
+    };
+    if threads == 1 {
+        return one(0);
+    }
+    std::thread::scope(|s| {
+        let others: Vec<_> = (1..threads).map(|t| s.spawn(move || one(t))).collect();
+        let mut worst = one(0);
+        for h in others {
+            worst = worst.max(h.join().unwrap_or(f64::INFINITY));
+        }
+        worst
+    })
 }
 
 impl crate::Forward for CpuGru {

@@ -114,6 +114,9 @@ pub(crate) struct DirWeights {
     pub(crate) f: Activation,
     /// Candidate activation.
     pub(crate) g: Activation,
+    /// Batch 1 with threads: each thread's share of `u` ([`Part`]); empty where the units are
+    /// not split (one thread, reset-before, or too small to pay).
+    pub(crate) parts: Vec<Part>,
 }
 
 /// Where each step reads its input projection and writes its output.
@@ -158,6 +161,14 @@ impl SeqLayout {
 /// `(row, column range)` cells, so no two threads touch the same element.
 #[derive(Clone, Copy)]
 pub(crate) struct OutPtr(pub(crate) *mut f32);
+impl OutPtr {
+    /// The pointer (a method, so that closures capture the `Sync` wrapper, not the field).
+    #[inline(always)]
+    pub(crate) fn get(&self) -> *mut f32 {
+        self.0
+    }
+}
+
 // SAFETY: see the type's docs; the owner of the buffer outlives the scoped threads.
 unsafe impl Send for OutPtr {}
 // SAFETY: as above.
@@ -321,15 +332,21 @@ unsafe fn run_with<S: Simd, F: ActFn, G: ActFn>(job: &mut Job<'_>, f: F, g: G) {
                         continue;
                     }
                     let gx = gx_row(job, i, s);
+                    let st = state.add(i * hp);
                     update_after::<S, F, G>(
                         f,
                         g,
-                        hp,
+                        Gates {
+                            width: hp,
+                            gs: hp,
+                            ga: hp,
+                        },
                         gx,
                         w.bias.as_ptr(),
                         w.b_hn.as_ptr(),
                         acc.add(i * acc_stride),
-                        state.add(i * hp),
+                        st,
+                        st,
                     );
                     write_out(job, i, s, h);
                 }
@@ -393,11 +410,19 @@ unsafe fn write_out(job: &Job<'_>, i: usize, s: usize, h: usize) {
     std::ptr::copy_nonoverlapping(job.state.as_ptr().add(i * job.hp), dst, h);
 }
 
+/// Where one row's gates lie: `width` units, gate `g` at `g·gs` in the projection and biases
+/// and at `g·ga` in the accumulator (one thread's share of the units, or all of them).
+#[derive(Clone, Copy)]
+pub(crate) struct Gates {
+    pub(crate) width: usize,
+    pub(crate) gs: usize,
+    pub(crate) ga: usize,
+}
+
 /// Reset-after, one row: `r, z = f(gx + b + a)`, `n = g(gx_n + b_in + r⊙(a_n + b_hn))`,
-/// `h ← n + z⊙(h − n)` (= `z⊙h + (1−z)⊙n`).
+/// `h_out ← n + z⊙(h_in − n)` (= `z⊙h + (1−z)⊙n`); `h_out` may be `h_in`.
 ///
-/// Two simple passes rather than one: r and z sit side by side (`2·Hp` values), so the first
-/// pass is one independent map, and each pass has a short dependency chain per vector, which
+/// Two simple passes rather than one: each pass has a short dependency chain per vector, which
 /// lets the core overlap more vectors than one long r → n → h chain would.
 /// `acc` is overwritten with r and z.
 #[allow(clippy::too_many_arguments)]
@@ -405,32 +430,37 @@ unsafe fn write_out(job: &Job<'_>, i: usize, s: usize, h: usize) {
 unsafe fn update_after<S: Simd, F: ActFn, G: ActFn>(
     f: F,
     g: G,
-    hp: usize,
+    at: Gates,
     gx: *const f32,
     bias: *const f32,
     b_hn: *const f32,
     acc: *mut f32,
-    state: *mut f32,
+    h_in: *const f32,
+    h_out: *mut f32,
 ) {
-    let mut j = 0;
-    while j < 2 * hp {
-        let pre = S::add(
-            S::add(S::load(gx.add(j)), S::load(bias.add(j))),
-            S::load(acc.add(j)),
-        );
-        S::store(acc.add(j), f.apply::<S>(pre));
-        j += S::W;
+    let Gates { width, gs, ga } = at;
+    for gate in 0..2 {
+        let (xs, xa) = (gate * gs, gate * ga);
+        let mut j = 0;
+        while j < width {
+            let pre = S::add(
+                S::add(S::load(gx.add(xs + j)), S::load(bias.add(xs + j))),
+                S::load(acc.add(xa + j)),
+            );
+            S::store(acc.add(xa + j), f.apply::<S>(pre));
+            j += S::W;
+        }
     }
     let mut j = 0;
-    while j < hp {
-        let o = 2 * hp + j;
+    while j < width {
+        let (os, oa) = (2 * gs + j, 2 * ga + j);
         let r = S::load(acc.add(j));
-        let z = S::load(acc.add(hp + j));
-        let hn = S::add(S::load(acc.add(o)), S::load(b_hn.add(j)));
-        let xn = S::add(S::load(gx.add(o)), S::load(bias.add(o)));
+        let z = S::load(acc.add(ga + j));
+        let hn = S::add(S::load(acc.add(oa)), S::load(b_hn.add(j)));
+        let xn = S::add(S::load(gx.add(os)), S::load(bias.add(os)));
         let n = g.apply::<S>(S::fma(r, hn, xn));
-        let hv = S::load(state.add(j));
-        S::store(state.add(j), S::fma(z, S::sub(hv, n), n));
+        let hv = S::load(h_in.add(j));
+        S::store(h_out.add(j), S::fma(z, S::sub(hv, n), n));
         j += S::W;
     }
 }
@@ -490,6 +520,191 @@ unsafe fn update_before<S: Simd, G: ActFn>(
     }
 }
 
+/// One thread's share of the hidden units for the row-split time loop (batch 1): units
+/// `j0..j0+width` of every gate, with `U`'s columns for them packed as `[r | z | n]`, `width`
+/// columns each (gate `g`, unit `j0 + c` is column `g·width + c`).
+#[derive(Debug, Clone)]
+pub(crate) struct Part {
+    pub(crate) j0: usize,
+    pub(crate) width: usize,
+    pub(crate) u: Panels,
+}
+
+/// A reset-after time loop whose hidden units are split over threads ([`Part`]s): each step,
+/// every thread multiplies the whole previous state by its columns of `U`, applies its gates and
+/// writes its units of the next state, and the next step opens once every part is done (one
+/// atomic count per step, [`super::team::StepTeam`]). The state is double-buffered, so nobody
+/// overwrites what another thread may still be reading.
+pub(crate) struct Split<'a> {
+    pub(crate) w: &'a DirWeights,
+    pub(crate) parts: &'a [Part],
+    pub(crate) h: usize,
+    pub(crate) hp: usize,
+    pub(crate) gx: *const f32,
+    pub(crate) gx_stride: usize,
+    pub(crate) gx_col: usize,
+    /// Original batch index of each state row, sorted by length, longest first, and the
+    /// lengths (so the rows still running at a step are a prefix).
+    pub(crate) rows: &'a [usize],
+    pub(crate) lens: &'a [usize],
+    pub(crate) seq: SeqLayout,
+    /// The two state buffers, `[rows, Hp]` each; `bufs[0]` holds the initial states, and after
+    /// the loop row `i`'s final state is in `bufs[lens[i] % 2]`.
+    pub(crate) bufs: [*mut f32; 2],
+    /// Accumulators, `acc_part` floats per part (`[rows, part.u.cols()]`).
+    pub(crate) acc: *mut f32,
+    pub(crate) acc_part: usize,
+    pub(crate) out: OutPtr,
+    pub(crate) out_stride: usize,
+    pub(crate) out_col: usize,
+    pub(crate) clip: Option<f32>,
+    pub(crate) mask: Option<&'a [u32]>,
+    pub(crate) zero_output: bool,
+    pub(crate) team: &'a super::team::StepTeam,
+}
+
+// SAFETY: the pointers are only written where each part's own units lie (state, output columns,
+// its slice of `acc`), and read by others only across the barrier; the owner of the buffers
+// outlives the scoped threads.
+unsafe impl Sync for Split<'_> {}
+
+#[inline(always)]
+unsafe fn run_part<S: Simd>(sp: &Split<'_>, q: usize, s: usize) {
+    match (sp.w.f, sp.w.g, sp.clip) {
+        (Activation::Sigmoid, Activation::Tanh, None) => {
+            part_with::<S, _, _>(sp, q, s, SigmoidFn, TanhFn)
+        }
+        (Activation::Sigmoid, Activation::Tanh, Some(c)) => {
+            part_with::<S, _, _>(sp, q, s, Clipped(SigmoidFn, c), Clipped(TanhFn, c))
+        }
+        (f, g, None) => part_with::<S, _, _>(sp, q, s, DynFn(f), DynFn(g)),
+        (f, g, Some(c)) => {
+            part_with::<S, _, _>(sp, q, s, Clipped(DynFn(f), c), Clipped(DynFn(g), c))
+        }
+    }
+}
+
+/// Part `q` of step `s`: its columns of `h·U` for the rows still running, its gates, its units
+/// of the next state and of the output.
+#[inline(always)]
+unsafe fn part_with<S: Simd, F: ActFn, G: ActFn>(sp: &Split<'_>, q: usize, s: usize, f: F, g: G) {
+    let Some(part) = sp.parts.get(q) else {
+        return;
+    };
+    let (j0, width, hp) = (part.j0, part.width, sp.hp);
+    let acc = sp.acc.add(q * sp.acc_part);
+    let acc_stride = part.u.cols();
+    // Output columns this part owns (padding units have none).
+    let n_out = sp.h.saturating_sub(j0).min(width);
+    let backward = sp.seq.reverse || sp.seq.go_backwards;
+    let gx_at = |i: usize, s: usize| {
+        let (t_in, _) = sp.seq.times(s, sp.lens[i]);
+        sp.gx
+            .add(sp.seq.row(t_in, sp.rows[i]) * sp.gx_stride + sp.gx_col + j0)
+    };
+    let active = sp.lens.partition_point(|&l| l > s);
+    let (cur, next) = (sp.bufs[s % 2], sp.bufs[(s + 1) % 2]);
+    // The other parts' units of the state were just written by other cores: ask for all of
+    // their cache lines at once, rather than one miss at a time as the product reaches them.
+    for i in 0..active {
+        let row = cur.add(i * hp);
+        let mut off = 0;
+        while off < hp {
+            if off + 16 <= j0 || off >= j0 + width {
+                S::prefetch(row.add(off));
+            }
+            off += 16;
+        }
+    }
+    for i in 0..active {
+        if sp.lens[i] > s + 1 {
+            let gn = gx_at(i, s + 1);
+            for gate in 0..3 {
+                let mut off = 0;
+                while off < width {
+                    S::prefetch(gn.add(gate * hp + off));
+                    off += 16;
+                }
+            }
+        }
+    }
+    matmul::<S>(Product {
+        u: &part.u,
+        a: cur,
+        a_stride: hp,
+        rows: active,
+        out: acc,
+        out_stride: acc_stride,
+    });
+    for i in 0..active {
+        let (t_in, t_out) = sp.seq.times(s, sp.lens[i]);
+        let b = sp.rows[i];
+        let flags = sp.mask.map_or(1, |m| m[b * sp.seq.steps + t_in]);
+        let dst = sp
+            .out
+            .0
+            .add(sp.seq.row(t_out, b) * sp.out_stride + sp.out_col + j0);
+        let (h_in, h_out) = (cur.add(i * hp + j0), next.add(i * hp + j0));
+        if flags & 1 == 1 {
+            update_after::<S, F, G>(
+                f,
+                g,
+                Gates {
+                    width,
+                    gs: hp,
+                    ga: width,
+                },
+                gx_at(i, s),
+                sp.w.bias.as_ptr().add(j0),
+                sp.w.b_hn.as_ptr().add(j0),
+                acc.add(i * acc_stride),
+                h_in,
+                h_out,
+            );
+            std::ptr::copy_nonoverlapping(h_out, dst, n_out);
+        } else {
+            // A masked step: the state carries over (see `write_masked`).
+            std::ptr::copy_nonoverlapping(h_in, h_out, width);
+            let seen = (flags >> if backward { 2 } else { 1 }) & 1 == 1;
+            if seen && !sp.zero_output {
+                std::ptr::copy_nonoverlapping(h_out, dst, n_out);
+            } else {
+                std::ptr::write_bytes(dst, 0, n_out);
+            }
+        }
+    }
+}
+
+/// Runs [`Split`] as thread `me` of its team: every thread that takes part calls it with its own
+/// `me`; parts whose owner is late are taken over ([`super::team::StepTeam`]), so it finishes
+/// even if it runs alone.
+pub(crate) fn run_split_dispatch(isa: simd::Isa, sp: &Split<'_>, me: usize) {
+    let steps = sp.lens.first().copied().unwrap_or(0);
+    sp.team.run(me, steps, |q, s| match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::detect` saw AVX-512F on this CPU; buffer sizes are `CpuGru`'s contract,
+        // and the team runs each (part, step) once, after the step before.
+        simd::Isa::Avx512 => unsafe { part_avx512(sp, q, s) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::detect` saw AVX2 and FMA on this CPU.
+        simd::Isa::Avx2 => unsafe { part_avx2(sp, q, s) },
+        // SAFETY: portable code needs no CPU feature.
+        simd::Isa::Portable => unsafe { run_part::<simd::Portable>(sp, q, s) },
+    });
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn part_avx512(sp: &Split<'_>, q: usize, s: usize) {
+    run_part::<simd::Avx512>(sp, q, s)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn part_avx2(sp: &Split<'_>, q: usize, s: usize) {
+    run_part::<simd::Avx2>(sp, q, s)
+}
+
 /// Runs `job` on the best ISA; the `#[target_feature]` entry points make every inlined kernel
 /// above compile to that ISA.
 pub(crate) fn run_dispatch(isa: simd::Isa, job: &mut Job<'_>) {
@@ -545,4 +760,31 @@ unsafe fn run_avx512(job: &mut Job<'_>) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn run_avx2(job: &mut Job<'_>) {
     run::<simd::Avx2>(job)
+}
+
+/// [`super::kernel::stream_fma`] on the best ISA.
+pub(crate) fn stream_dispatch(isa: simd::Isa, data: &[f32], x: f32) -> f32 {
+    let (p, n) = (data.as_ptr(), data.len());
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::detect` saw AVX-512F on this CPU; `p` holds `n` floats.
+        simd::Isa::Avx512 => unsafe { stream_avx512(p, n, x) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::detect` saw AVX2 and FMA on this CPU.
+        simd::Isa::Avx2 => unsafe { stream_avx2(p, n, x) },
+        // SAFETY: portable code needs no CPU feature.
+        simd::Isa::Portable => unsafe { super::kernel::stream_fma::<simd::Portable>(p, n, x) },
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn stream_avx512(p: *const f32, n: usize, x: f32) -> f32 {
+    super::kernel::stream_fma::<simd::Avx512>(p, n, x)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn stream_avx2(p: *const f32, n: usize, x: f32) -> f32 {
+    super::kernel::stream_fma::<simd::Avx2>(p, n, x)
 }

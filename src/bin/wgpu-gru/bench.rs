@@ -40,9 +40,15 @@ pub struct Args {
     /// f32 arithmetic; needs `Features::SHADER_F16`). The CPU and reference paths are f32/f64.
     #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
     precision: String,
-    /// Threads for the cpu backend.
-    #[arg(long, default_value_t = 1)]
+    /// Threads for the cpu backend (default 1, as in the library and `wgpu-gru run`; 0: one per
+    /// core the OS gives this process).
+    #[arg(long, default_value_t = 1, value_name = "N")]
     threads: usize,
+    /// Print the cache-bandwidth floor of a batch-1 step (a read-and-FMA pass over W_hh,
+    /// 12·H² bytes) against the CPU path's measured time per step (B = 1, T = 512, I = 16), at
+    /// 1 … --threads threads, for H = 64 … 1024, and exit.
+    #[arg(long)]
+    floor: bool,
     /// Write the results as a JSON array to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -170,6 +176,13 @@ pub fn main(args: Args) -> Result<(), String> {
         plot(plot_path, &read_rows(json)?)?;
         eprintln!("wrote {}", plot_path.display());
         return Ok(());
+    }
+    let args = Args {
+        threads: wgpu_gru::cpu::resolve_threads(args.threads),
+        ..args
+    };
+    if args.floor {
+        return floor(&args);
     }
     let shapes: Vec<Shape> = if args.shapes.is_empty() && args.plot.is_some() {
         [32, 64, 128, 256, 512, 1024]
@@ -386,6 +399,59 @@ pub fn main(args: Args) -> Result<(), String> {
         std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
         std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))?;
         eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `--floor`: per-step time of the batch-1 time loop against the cache-bandwidth floor.
+fn floor(args: &Args) -> Result<(), String> {
+    let steps = 512;
+    println!(
+        "{:>5} {:>9} {:>7} {:>12} {:>10} {:>10} {:>12}",
+        "H", "W_hh KB", "threads", "floor µs", "GB/s", "step µs", "step/floor"
+    );
+    let mut rows = Vec::new();
+    for h in [64usize, 128, 256, 512, 1024] {
+        let bytes = 12 * h * h;
+        let shape = Shape {
+            name: None,
+            batch: 1,
+            steps,
+            input: 16,
+            hidden: h,
+        };
+        let gru = shape.random_model(Variant::ResetAfter, 42);
+        let x = shape.random_input(7);
+        let input = SeqInput::new(&x, Steps(steps), Batch(1));
+        for t in 1..=args.threads.max(1) {
+            let fl = wgpu_gru::cpu::stream_floor_seconds(bytes, t, args.reps.max(3));
+            let c = CpuGru::new(&gru)
+                .map_err(|e| e.to_string())?
+                .with_threads(t);
+            let mut out = GruOutput {
+                output: Vec::new(),
+                h_n: Vec::new(),
+            };
+            let ms = median_ms(args.warmup, args.reps, || c.forward_into(&input, &mut out))
+                .map_err(|e| e.to_string())?;
+            let step_us = ms * 1e3 / steps as f64;
+            println!(
+                "{h:>5} {:>9.0} {t:>7} {:>12.3} {:>10.1} {step_us:>10.3} {:>12.2}",
+                bytes as f64 / 1024.0,
+                fl * 1e6,
+                bytes as f64 / fl / 1e9,
+                step_us / (fl * 1e6)
+            );
+            rows.push(serde_json::json!({
+                "hidden": h, "w_hh_bytes": bytes, "threads": t, "floor_us": fl * 1e6,
+                "floor_gb_s": bytes as f64 / fl / 1e9, "step_us": step_us,
+                "steps": steps, "batch": 1, "input": 16, "cpu": cpu_name(),
+            }));
+        }
+    }
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?;
+        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(())
 }

@@ -141,6 +141,11 @@ pub struct Args {
     /// Which implementation runs the model.
     #[arg(long, value_enum, default_value_t = Backend::Auto)]
     pub backend: Backend,
+    /// Threads for the CPU path (default 1, as in the library; 0: one per core the OS gives
+    /// this process). With more than one, the path still runs a step on one thread where a
+    /// second was measured to lose.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub threads: usize,
     /// Print nothing on stderr but errors (no line saying which path ran and why).
     #[arg(long, short)]
     pub quiet: bool,
@@ -378,7 +383,8 @@ fn run(args: &Args) -> Result<(), String> {
             eprintln!("wgpu-gru: {line}");
         }
     };
-    let out = forward(args.backend, gru, &input, &say)?;
+    let threads = wgpu_gru::cpu::resolve_threads(args.threads);
+    let out = forward(args.backend, threads, gru, &input, &say)?;
 
     let y = shapes
         .output_to_framework(Steps(steps), Batch(batch), &out.output)
@@ -507,8 +513,7 @@ fn run_reference(gru: &Gru, input: &SeqInput<'_>) -> Result<GruOutput, String> {
     wgpu_gru::reference::forward(gru, input).map_err(|e| format!("reference backend: {e}"))
 }
 
-fn cpu_layer(gru: &Gru) -> Result<wgpu_gru::cpu::CpuGru, String> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+fn cpu_layer(gru: &Gru, threads: usize) -> Result<wgpu_gru::cpu::CpuGru, String> {
     Ok(wgpu_gru::cpu::CpuGru::new(gru)
         .map_err(|e| format!("cpu backend: {e}"))?
         .with_threads(threads))
@@ -527,6 +532,7 @@ fn run_gpu(adapter: &wgpu::Adapter, gru: &Gru, input: &SeqInput<'_>) -> Result<G
 /// names the `CPU path` or the `GPU path`.
 fn forward(
     backend: Backend,
+    threads: usize,
     gru: &Gru,
     input: &SeqInput<'_>,
     say: &dyn Fn(String),
@@ -537,7 +543,7 @@ fn forward(
             run_reference(gru, input)
         }
         Backend::Cpu => {
-            let cpu = cpu_layer(gru)?;
+            let cpu = cpu_layer(gru, threads)?;
             say(format!(
                 "running on the CPU path ({}): --backend cpu",
                 cpu_detail(&cpu)
@@ -557,7 +563,8 @@ fn forward(
         Backend::Auto => {
             let adapter = GpuContext::default_adapter().ok();
             let info = adapter.as_ref().map(wgpu::Adapter::get_info);
-            let work = Workload::new(&gru.config, Steps(input.steps), Batch(input.batch));
+            let work = Workload::new(&gru.config, Steps(input.steps), Batch(input.batch))
+                .with_cpu_threads(threads);
             let choice = auto::choose(info.as_ref(), &work);
             if let (Engine::Gpu, Some(adapter)) = (choice.engine, &adapter) {
                 say(format!("running on the {choice}"));
@@ -571,7 +578,7 @@ fn forward(
             } else {
                 say(auto_line(&choice, adapter.is_some()));
             }
-            cpu_layer(gru)?
+            cpu_layer(gru, threads)?
                 .forward(input)
                 .map_err(|e| format!("cpu backend: {e}"))
         }
