@@ -564,8 +564,8 @@ pub(crate) struct Split<'a> {
 }
 
 // SAFETY: the pointers are only written where each part's own units lie (state, output columns,
-// its slice of `acc`), and read by others only across the barrier; the owner of the buffers
-// outlives the scoped threads.
+// its slice of `acc`), and read by others only once the step team says that step is done; the
+// owner of the buffers outlives the scoped threads.
 unsafe impl Sync for Split<'_> {}
 
 #[inline(always)]
