@@ -37,6 +37,9 @@ pub struct Args {
     /// Which implementation runs the model's GRU layers.
     #[arg(long, value_enum, default_value_t = Backend::Auto)]
     pub backend: Backend,
+    /// Threads for the CPU path (default 1, as in the library and `run`; 0: one per core).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub threads: usize,
     /// Print nothing on stderr but errors.
     #[arg(long, short)]
     pub quiet: bool,
@@ -82,7 +85,9 @@ pub fn main(args: Args) -> Result<(), String> {
         })
         .collect::<Result<Vec<_>, String>>()?;
 
-    let y = predict(&model, &x, &feeds, args.backend, &say).map_err(|e| at(&args.model, e))?;
+    let threads = wgpu_gru::cpu::resolve_threads(args.threads);
+    let y =
+        predict(&model, &x, &feeds, args.backend, threads, &say).map_err(|e| at(&args.model, e))?;
     let bytes = npy::to_bytes_f32(&y.shape, &y.data).map_err(|e| at(&args.output, e))?;
     let pending = PendingFile::create(&args.output, &bytes).map_err(|e| at(&args.output, e))?;
     npy::publish_all(vec![pending]).map_err(|e| e.to_string())?;
@@ -101,9 +106,9 @@ fn predict(
     x: &Array,
     feeds: &[(String, FeedValue)],
     backend: Backend,
+    threads: usize,
     say: &dyn Fn(String),
 ) -> Result<Array, String> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let run = |b: ModelBackend<'_>| -> Result<Array, String> {
         let (y, stats) = model
             .runner(b)
@@ -148,7 +153,8 @@ fn predict(
             // The path the first GRU's workload runs faster on decides for the model.
             let choice = match (model.grus().first(), model.steps_and_batch(&x.shape)) {
                 (Some(g), Some((t, b))) => {
-                    Some(auto::choose(info.as_ref(), &Workload::new(&g.config, t, b)))
+                    let work = Workload::new(&g.config, t, b).with_cpu_threads(threads);
+                    Some(auto::choose(info.as_ref(), &work))
                 }
                 _ => None,
             };
