@@ -6,7 +6,10 @@
 //! only transfers of a forward are the input going up and the `[B, C]` probabilities coming back.
 
 use super::context::GpuContext;
-use super::io::{Layout, grid, pop_scopes, pop_scopes_async, read_back_async};
+use super::io::{
+    Layout, check_binding_fits, check_strided_input, grid, pop_scopes, pop_scopes_async,
+    read_back_async,
+};
 use super::layer::GpuGru;
 
 use super::options::{ForwardStats, GpuOptions};
@@ -179,24 +182,7 @@ impl GpuHead {
                 format!("{row_stride} is less than the {k} input features: rows would overlap"),
             ));
         }
-        if !input.usage().contains(wgpu::BufferUsages::STORAGE) {
-            return Err(Error::arg(
-                "head input buffer",
-                "needs BufferUsages::STORAGE",
-            ));
-        }
-        let end = (batch - 1)
-            .checked_mul(row_stride)
-            .and_then(|v| v.checked_add(offset))
-            .and_then(|v| v.checked_add(k))
-            .ok_or_else(|| Error::Overflow("head input extent".into()))?;
-        if end as u64 * 4 > input.size() {
-            return Err(Error::shape(
-                "head input buffer (bytes)",
-                format!("at least {}", end as u64 * 4),
-                input.size(),
-            ));
-        }
+        let end = check_strided_input(input, "head", batch, row_stride, offset, k)?;
         let out = batch
             .checked_mul(c)
             .ok_or_else(|| Error::Overflow(format!("probs [{batch}, {c}]")))?;
@@ -211,16 +197,7 @@ impl GpuHead {
         let device = &self.ctx.device;
         let limits = device.limits();
         let out_bytes = out as u64 * 4;
-        let lim = limits
-            .max_storage_buffer_binding_size
-            .min(limits.max_buffer_size);
-        if out_bytes > lim || input.size() > limits.max_storage_buffer_binding_size {
-            return Err(Error::DeviceLimit {
-                what: "head binding (bytes)".into(),
-                needed: out_bytes.max(input.size()),
-                limit: lim,
-            });
-        }
+        check_binding_fits(device, "head", out_bytes, input)?;
         let max_dim = limits.max_compute_workgroups_per_dimension;
         let dense_grid = grid(out, HEAD_WG, max_dim, "dense")?;
         // One workgroup per row.

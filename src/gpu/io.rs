@@ -27,6 +27,59 @@ pub(crate) fn grid(items: usize, wg: u32, max_dim: u32, what: &str) -> Result<(u
     Ok((x as u32, y as u32))
 }
 
+/// Checks that `input` (`what`) can be bound as storage and holds `rows` rows of `width` floats,
+/// row `n` starting at float `offset + n · row_stride`; returns the floats it must hold.
+pub(crate) fn check_strided_input(
+    input: &wgpu::Buffer,
+    what: &str,
+    rows: usize,
+    row_stride: usize,
+    offset: usize,
+    width: usize,
+) -> Result<usize> {
+    if !input.usage().contains(wgpu::BufferUsages::STORAGE) {
+        return Err(Error::arg(
+            format!("{what} input buffer"),
+            "needs BufferUsages::STORAGE",
+        ));
+    }
+    let end = rows
+        .saturating_sub(1)
+        .checked_mul(row_stride)
+        .and_then(|v| v.checked_add(offset))
+        .and_then(|v| v.checked_add(width))
+        .ok_or_else(|| Error::Overflow(format!("{what} input extent")))?;
+    if end as u64 * 4 > input.size() {
+        return Err(Error::shape(
+            format!("{what} input buffer (bytes)"),
+            format!("at least {}", end as u64 * 4),
+            input.size(),
+        ));
+    }
+    Ok(end)
+}
+
+/// Checks that an output of `out_bytes` and `input` each fit one storage binding of `device`.
+pub(crate) fn check_binding_fits(
+    device: &wgpu::Device,
+    what: &str,
+    out_bytes: u64,
+    input: &wgpu::Buffer,
+) -> Result<()> {
+    let limits = device.limits();
+    let lim = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size);
+    if out_bytes > lim || input.size() > limits.max_storage_buffer_binding_size {
+        return Err(Error::DeviceLimit {
+            what: format!("{what} binding (bytes)"),
+            needed: out_bytes.max(input.size()),
+            limit: lim,
+        });
+    }
+    Ok(())
+}
+
 /// How a compute shader binds buffer `i` of a [`Layout`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Bind {

@@ -2,7 +2,7 @@
 //! `Bidirectional(merge_mode=…)` does, into one contiguous array the next layer reads.
 
 use super::context::GpuContext;
-use super::io::{Layout, grid, pop_scopes};
+use super::io::{Layout, check_binding_fits, check_strided_input, grid, pop_scopes};
 use super::wgsl::{MERGE_WG, MergeParams, Shader, Spec};
 use crate::error::{Error, Result};
 use wgpu::util::DeviceExt;
@@ -161,25 +161,11 @@ impl GpuMerge {
                 format!("a merge needs N ≥ 1 and H ≥ 1, got N={rows}, H={hidden}"),
             ));
         }
-        if !input.usage().contains(wgpu::BufferUsages::STORAGE) {
-            return Err(Error::arg(
-                "merge input buffer",
-                "needs BufferUsages::STORAGE",
-            ));
-        }
-        let end = (rows - 1)
-            .checked_mul(row_stride)
-            .and_then(|v| v.checked_add(offset))
-            .and_then(|v| v.checked_add(dir_stride))
-            .and_then(|v| v.checked_add(hidden))
+        // A row's backward half ends `dir_stride + H` floats after its forward half starts.
+        let width_in = dir_stride
+            .checked_add(hidden)
             .ok_or_else(|| Error::Overflow("merge input extent".into()))?;
-        if end as u64 * 4 > input.size() {
-            return Err(Error::shape(
-                "merge input buffer (bytes)",
-                format!("at least {}", end as u64 * 4),
-                input.size(),
-            ));
-        }
+        let end = check_strided_input(input, "merge", rows, row_stride, offset, width_in)?;
         let width = self.mode.width(hidden);
         let out_len = rows
             .checked_mul(width)
@@ -198,16 +184,7 @@ impl GpuMerge {
         let device = &self.ctx.device;
         let limits = device.limits();
         let out_bytes = out_len as u64 * 4;
-        let lim = limits
-            .max_storage_buffer_binding_size
-            .min(limits.max_buffer_size);
-        if out_bytes > lim || input.size() > limits.max_storage_buffer_binding_size {
-            return Err(Error::DeviceLimit {
-                what: "merge binding (bytes)".into(),
-                needed: out_bytes.max(input.size()),
-                limit: lim,
-            });
-        }
+        check_binding_fits(device, "merge", out_bytes, input)?;
         let grid = grid(
             out_len,
             MERGE_WG,
