@@ -1,14 +1,14 @@
-// Shared by the recurrence modules: `gru.wgsl` and `gru_subgroup.wgsl` are each composed as the
-// generated header (sizes, the `Step` and `Layer` uniform blocks), this prelude, `regs.wgsl`, then
-// the kernel file (src/gpu/wgsl.rs, the one place that composes them). It holds the
+// Shared by the recurrence modules (one per algorithm: `step.wgsl`, `step_subgroup.wgsl`,
+// `sequence.wgsl`, `sequence_regs.wgsl`, `sequence_regs_subgroup.wgsl`, `tiled.wgsl`,
+// `grid.wgsl`): each is composed as the generated header (sizes, the `Step` and `Layer` uniform
+// blocks), this prelude, `regs.wgsl` for the register kernels, then the kernel file
+// (src/gpu/wgsl.rs, the one place that composes them). It holds the
 // specialisation constants, the bindings, the activations, the cell's gate math, and where each
 // step of each row reads and writes.
 //
 // Specialisation.
 override H: u32 = 1u;              // hidden units
-override BS: u32 = 1u;             // batch rows per workgroup in `sequence` (BS·H ≤ 1024)
-override RPI: u32 = 4u;            // batch rows per invocation in the tiled kernels (1, 2 or 4)
-override RESET_AFTER: bool = true; // variant, for `sequence`
+override RESET_AFTER: bool = true; // variant
 override F_KIND: u32 = 0u;         // gate activation (codes as in config.rs)
 override F_ALPHA: f32 = 0.0;
 override F_BETA: f32 = 0.0;

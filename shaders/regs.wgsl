@@ -1,6 +1,6 @@
 // ---------------------------------------------------------------------------------------------
-// Register-resident sequence kernels (small H), shared by `gru.wgsl::sequence_regs` and
-// `gru_subgroup.wgsl::sequence_regs_sg`: one workgroup per (batch row, direction) runs all T
+// Register-resident sequence kernels (small H), shared by `sequence_regs.wgsl` and
+// `sequence_regs_subgroup.wgsl`: one workgroup per (batch row, direction) runs all T
 // steps, and W_hh never leaves registers. Role t owns hidden unit j = t / KS and the K-slice
 // ks = t % KS of 4·KQ columns, holding its 3 gates × 4·KQ weights for the whole sequence;
 // KS = ceil(H / 4KQ), so WG = H·KS invocations (H ≤ REGS_MAX_H, WG ≤ REGS_MAX_WG). Per step:
@@ -12,8 +12,9 @@
 // for the module's KQ where the `//@` markers stand (`wgpu-gru shader` prints the result).
 //
 // Each module defines `slice_sum(t, v)`: role t's partial sums summed over its unit's slices,
-// valid on slice 0 and called by every invocation in uniform control flow (`gru.wgsl` through
-// workgroup memory and a barrier, `gru_subgroup.wgsl` through subgroup shuffles).
+// valid on slice 0 and called by every invocation in uniform control flow (`sequence_regs.wgsl`
+// through workgroup memory and a barrier, `sequence_regs_subgroup.wgsl` through subgroup
+// shuffles).
 
 //@KQ: const KQ: u32 = <vec4s of each gate's row slice per invocation, 1 to 8>;
 override KS: u32 = 1u;    // K-slices of 4·KQ columns per hidden unit

@@ -190,7 +190,7 @@ pub fn choose_with(
         };
     };
     let name = format!("{} ({:?})", info.name, info.backend);
-    if info.device_type == wgpu::DeviceType::Cpu {
+    if crate::gpu::is_software(info) {
         return Choice {
             engine: Engine::Cpu,
             reason: format!(

@@ -5,7 +5,16 @@ use wgpu_gru::gpu::Precision;
 use wgpu_gru::gpu::wgsl::Shader;
 
 /// The modules that read weights, which have an f16-weights variant.
-const F16_MODULES: [Shader; 3] = [Shader::InputProj, Shader::Gru, Shader::GruSubgroup];
+const F16_MODULES: [Shader; 8] = [
+    Shader::InputProj,
+    Shader::Step,
+    Shader::StepSubgroup,
+    Shader::Sequence,
+    Shader::SequenceRegs,
+    Shader::SequenceRegsSubgroup,
+    Shader::Tiled,
+    Shader::Grid,
+];
 
 /// Every module as the crate compiles it: (name, composed source), the f16-weights variants
 /// named `… (f16)`.
@@ -160,16 +169,16 @@ fn every_shader_translates_for_vulkan_metal_dx12_gl() {
     }
 }
 
-/// Shared code exists once: both recurrence modules are composed from `prelude.wgsl`, and no
+/// Shared code exists once: every recurrence module is composed from `prelude.wgsl`, and no
 /// run of more than 10 lines (blank lines and comments aside) stands twice in `shaders/`, within
 /// a file or between two.
 #[test]
 fn shaders_repeat_no_run_of_more_than_ten_lines() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
     let prelude = std::fs::read_to_string(dir.join("prelude.wgsl")).unwrap();
-    assert!(
-        Shader::Gru.source().contains(&prelude) && Shader::GruSubgroup.source().contains(&prelude)
-    );
+    for s in &F16_MODULES[1..] {
+        assert!(s.source().contains(&prelude), "{}", s.name());
+    }
     let mut lines: Vec<(String, usize, String)> = Vec::new();
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -201,7 +210,7 @@ fn shaders_repeat_no_run_of_more_than_ten_lines() {
     }
 }
 
-/// Only `gru_subgroup.wgsl` needs the subgroup capability: the crate builds it only on devices with
+/// Only the `*_subgroup.wgsl` modules need the subgroup capability: the crate builds them only on devices with
 /// `Features::SUBGROUP`, and every other shader must run without it (GL has none).
 #[test]
 fn only_the_subgroup_shader_needs_subgroups() {
@@ -214,7 +223,7 @@ fn only_the_subgroup_shader_needs_subgroups() {
             .validate(&module);
         assert_eq!(
             res.is_err(),
-            name.starts_with("gru_subgroup.wgsl"),
+            name.contains("_subgroup.wgsl"),
             "{name}: {res:?}"
         );
     }

@@ -3,10 +3,33 @@
 use crate::error::{Error, Result};
 use std::sync::{Arc, Mutex};
 
+/// What the adapter and device offer, read once when a [`GpuContext`] is made: every choice of
+/// kernel reads it from here.
+#[derive(Clone, Debug)]
+pub struct AdapterFacts {
+    /// A software adapter (device type `Cpu`: lavapipe, llvmpipe, WARP, SwiftShader), where a
+    /// dispatch is expensive and loops are capped ([`is_software`]).
+    pub software: bool,
+    /// The device has `Features::SUBGROUP`.
+    pub subgroups: bool,
+    /// The adapter's smallest subgroup size (0 where unknown).
+    pub subgroup_min_size: u32,
+    /// The device has `Features::SHADER_F16`.
+    pub shader_f16: bool,
+    /// The device's limits.
+    pub limits: wgpu::Limits,
+}
+
+/// Whether an adapter is a software one (device type `Cpu`): the one test of it in the crate.
+pub fn is_software(info: &wgpu::AdapterInfo) -> bool {
+    info.device_type == wgpu::DeviceType::Cpu
+}
+
 /// A device and queue to run on, with what the adapter reported about itself.
 ///
 /// `Device` and `Queue` are cheap clones in wgpu 30, so building several layers from one context
-/// shares one device.
+/// shares one device, and its clones share one pipeline cache: models of the same shape and
+/// specialisation build each pipeline once.
 #[derive(Clone, Debug)]
 pub struct GpuContext {
     /// The device every buffer and pipeline is created on.
@@ -14,6 +37,9 @@ pub struct GpuContext {
     /// The queue forwards are submitted to.
     pub queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
+    facts: Arc<AdapterFacts>,
+    /// Shader modules, layouts and pipelines built so far on this device, shared by its models.
+    pub(crate) pipelines: Arc<super::kernels::PipelineCache>,
     lost: Arc<Mutex<Option<String>>>,
     uncaptured: Arc<Mutex<Option<String>>>,
     /// Polls of this crate take turns: wgpu-core 30 asserts (and panics) when two threads poll
@@ -42,10 +68,20 @@ impl GpuContext {
     /// ```
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Self {
         let info = device.adapter_info();
+        let features = device.features();
+        let facts = Arc::new(AdapterFacts {
+            software: is_software(&info),
+            subgroups: features.contains(wgpu::Features::SUBGROUP),
+            subgroup_min_size: info.subgroup_min_size,
+            shader_f16: features.contains(wgpu::Features::SHADER_F16),
+            limits: device.limits(),
+        });
         GpuContext {
             device,
             queue,
             info,
+            facts,
+            pipelines: Arc::default(),
             lost: Arc::new(Mutex::new(None)),
             uncaptured: Arc::new(Mutex::new(None)),
             poll_lock: Arc::new(Mutex::new(())),
@@ -162,6 +198,17 @@ impl GpuContext {
     /// What the adapter reported: name, backend, device type.
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
         &self.info
+    }
+
+    /// Compute pipelines built on this context (and its clones) so far: models of the same
+    /// specialisation share them, and each is built when a plan first dispatches it.
+    pub fn pipelines_built(&self) -> usize {
+        self.pipelines.pipelines_built()
+    }
+
+    /// What the adapter and device offer (read once, when the context was made).
+    pub fn facts(&self) -> &AdapterFacts {
+        &self.facts
     }
 
     /// A one-line description such as `llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)`.

@@ -140,6 +140,11 @@ impl Layout {
         }
     }
 
+    /// The label its pipelines are named after.
+    pub(crate) fn label(&self) -> &str {
+        &self.label
+    }
+
     /// The compute pipeline of `entry` in `module`, with override `constants`. Workgroup memory
     /// is not zeroed: every kernel writes its workgroup variables before it reads them.
     pub(crate) fn pipeline(

@@ -1,8 +1,15 @@
-//! The only `include_str!` site: WGSL sources, and pipelines built once per specialisation.
+//! The recurrence's pipelines: what each [`Kernel`] a plan dispatches compiles to (module, entry
+//! point, override constants), built on first use and cached on the [`GpuContext`], so that every
+//! model of one specialisation on a device shares them.
 
-use super::io::Layout;
-use super::options::{Algorithm, GpuOptions};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::context::GpuContext;
+use super::io::{Bind, Layout};
+use super::options::GpuOptions;
 use crate::config::{Activations, Variant};
+use crate::error::{Error, Result};
 
 pub use super::wgsl::{
     GEMM_KT, GEMM_TILE, REGS_MAX_H, REGS_MAX_WG, REGS_SG_WORKGROUP_BYTES, REGS_WORKGROUP_BYTES,
@@ -17,59 +24,13 @@ pub const TILED_ROWS: [u32; 3] = [TILED_GROUPS, 2 * TILED_GROUPS, TILED_MAX_RPI 
 /// spread a step over more of the device's cores.
 pub const TILED_FILL_WORKGROUPS: u32 = 128;
 
-/// Compute pipelines for one model's specialisation (H, variant, activations, clip).
-#[derive(Debug)]
-pub struct Kernels {
-    /// Bind group layout of `input_proj.wgsl`.
-    pub proj_layout: wgpu::BindGroupLayout,
-    /// Bind group layout shared by every entry point of `gru.wgsl`.
-    pub gru_layout: wgpu::BindGroupLayout,
-    /// `input_proj.wgsl::main` (64×64 tiles).
-    pub proj: wgpu::ComputePipeline,
-    /// K-columns per projection dispatch (0: all in one; see [`seq_steps`]).
-    pub proj_k_chunk: u32,
-    /// `gru.wgsl::step_fused` (reset-after).
-    pub step_fused: Option<wgpu::ComputePipeline>,
-    /// `gru.wgsl::step_gates` (reset-before, half 1).
-    pub step_gates: Option<wgpu::ComputePipeline>,
-    /// `gru.wgsl::step_candidate` (reset-before, half 2).
-    pub step_candidate: Option<wgpu::ComputePipeline>,
-    /// `gru.wgsl::sequence`, by batch rows per workgroup (1, 2, 4, 8 as H allows).
-    pub sequence: Vec<SeqKernel>,
-    /// `gru.wgsl::sequence_regs` (W_hh in registers), where H and the device's limits allow.
-    pub sequence_regs: Option<SeqKernel>,
-    /// `gru.wgsl::tiled_fused` (reset-after), by tile rows ([`TILED_ROWS`]).
-    pub tiled_fused: Vec<(u32, wgpu::ComputePipeline)>,
-    /// `gru.wgsl::tiled_gates` (reset-before, half 1), by tile rows.
-    pub tiled_gates: Vec<(u32, wgpu::ComputePipeline)>,
-    /// `gru.wgsl::tiled_candidate` (reset-before, half 2), by tile rows.
-    pub tiled_candidate: Vec<(u32, wgpu::ComputePipeline)>,
-    /// The subgroup kernels of `gru_subgroup.wgsl`, where the device has `Features::SUBGROUP` and
-    /// they were asked for.
-    pub subgroup: Option<SubgroupKernels>,
-    /// `gru.wgsl::grid` (attempts 0, 1 and 2), where [`Algorithm::Grid`] was asked for.
-    pub grid: Option<GridKernels>,
-    /// Whether the device is a software adapter (device type `Cpu`, such as lavapipe).
-    pub software: bool,
-}
-
-/// The grid kernel's three attempts per chunk of steps (`gru.wgsl::grid`).
-#[derive(Debug)]
-pub struct GridKernels {
-    /// Attempts 0 and 1 with `workgroups` workgroups, attempt 2 with one.
-    pub attempts: [wgpu::ComputePipeline; 3],
-    /// Workgroups of attempts 0 and 1.
-    pub workgroups: u32,
-    /// Steps per chunk (`SEQ_STEPS`); 0: all T in one.
-    pub steps: u32,
-}
-
-/// Words of the grid kernel's `sync` slots one layer needs for `steps` steps (`[done]` and
-/// `[arrivals, failed]` per chunk and attempt).
-pub fn grid_sync_words(grid: Option<&GridKernels>, steps: u32) -> u32 {
-    let chunks = match grid {
-        Some(g) if g.steps > 0 => steps.div_ceil(g.steps).max(1),
-        _ => 1,
+/// Words of the grid kernel's `sync` slots one layer needs for `steps` steps run `per` to a chunk
+/// (0: all in one): `[done]` and `[arrivals, failed]` per chunk and attempt.
+pub fn grid_sync_words(per: u32, steps: u32) -> u32 {
+    let chunks = if per > 0 {
+        steps.div_ceil(per).max(1)
+    } else {
+        1
     };
     1 + chunks * 3 * 2
 }
@@ -78,33 +39,6 @@ pub fn grid_sync_words(grid: Option<&GridKernels>, steps: u32) -> u32 {
 /// enough on hardware for every resident workgroup to arrive.
 pub fn grid_spin(software: bool) -> u32 {
     if software { 20_000 } else { 200_000 }
-}
-
-/// Pipelines of `gru_subgroup.wgsl`.
-#[derive(Debug)]
-pub struct SubgroupKernels {
-    /// Hidden units per workgroup of the step kernels: 256 / the adapter's smallest subgroup, so
-    /// every subgroup has a unit at any subgroup size the driver picks.
-    pub units: u32,
-    /// `step_fused_sg` (reset-after).
-    pub step_fused: Option<wgpu::ComputePipeline>,
-    /// `step_gates_sg` (reset-before, half 1).
-    pub step_gates: Option<wgpu::ComputePipeline>,
-    /// `step_candidate_sg` (reset-before, half 2).
-    pub step_candidate: Option<wgpu::ComputePipeline>,
-    /// `sequence_regs_sg`, where H, the device's limits and its smallest subgroup allow.
-    pub sequence_regs: Option<SeqKernel>,
-}
-
-/// A sequence-persistent pipeline and how many steps one dispatch of it may run.
-#[derive(Debug)]
-pub struct SeqKernel {
-    /// Batch rows per workgroup.
-    pub rows: u32,
-    /// Steps per dispatch (its `SEQ_STEPS`); 0 runs all T in one.
-    pub steps: u32,
-    /// The pipeline.
-    pub pipeline: wgpu::ComputePipeline,
 }
 
 /// Loop iterations one shader invocation may run on Mesa's llvmpipe (`LP_MAX_TGSI_LOOP_ITERATIONS`,
@@ -132,7 +66,14 @@ pub fn regs_sg_shape(hidden: u32, columns: u32) -> (u32, u32, u32) {
 
 /// Whether a register kernel of `(KQ, KS, WG)` for `hidden`, declaring `bytes` of workgroup memory,
 /// fits its arrays (`regs.wgsl`) and the device's limits.
-fn regs_fit(limits: &wgpu::Limits, hidden: u32, kq: u32, ks: u32, wg: u32, bytes: u32) -> bool {
+pub(crate) fn regs_fit(
+    limits: &wgpu::Limits,
+    hidden: u32,
+    kq: u32,
+    ks: u32,
+    wg: u32,
+    bytes: u32,
+) -> bool {
     hidden <= REGS_MAX_H
         && ks * kq <= REGS_MAX_H / 4
         && wg <= REGS_MAX_WG
@@ -148,50 +89,195 @@ pub fn regs_shape(hidden: u32, columns: u32) -> (u32, u32) {
     (ks, (hidden * ks).next_multiple_of(32))
 }
 
-impl Kernels {
-    /// Builds every pipeline the model needs. `hidden` is H; `acts` are the activations of
-    /// direction slots 0 and 1.
-    pub fn new(
+/// The three kinds of step work: reset-after's fused step, and reset-before's two halves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum StepKind {
+    /// Reset-after: r, z, n from one pass over W_hh, then h_t.
+    Fused,
+    /// Reset-before, half 1: z and r⊙h.
+    Gates,
+    /// Reset-before, half 2: n from U_n·(r⊙h), then h_t.
+    Candidate,
+}
+
+impl StepKind {
+    /// The step kinds one step of `variant` runs, in order.
+    pub(crate) fn of(variant: Variant) -> &'static [StepKind] {
+        match variant {
+            Variant::ResetAfter => &[StepKind::Fused],
+            Variant::ResetBefore => &[StepKind::Gates, StepKind::Candidate],
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            StepKind::Fused => "fused",
+            StepKind::Gates => "gates",
+            StepKind::Candidate => "candidate",
+        }
+    }
+}
+
+/// One pipeline a plan dispatches, with the specialisation that depends on the plan (the
+/// model's own, H and the activations, is in [`Kernels`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Kernel {
+    /// `input_proj.wgsl::main`.
+    Proj,
+    /// `step.wgsl::step_*`, or `step_subgroup.wgsl::step_*_sg`.
+    Step { kind: StepKind, subgroup: bool },
+    /// `sequence.wgsl::sequence` with `rows` batch rows per workgroup, `steps` per dispatch.
+    Sequence { rows: u32, steps: u32 },
+    /// `sequence_regs.wgsl::sequence_regs` (or `sequence_regs_subgroup.wgsl::sequence_regs_sg`)
+    /// with `ks` K-slices, `wg` invocations, `steps` per dispatch.
+    SequenceRegs {
+        subgroup: bool,
+        kq: u32,
+        ks: u32,
+        wg: u32,
+        steps: u32,
+    },
+    /// `tiled.wgsl::tiled_*` with `rpi` rows per invocation.
+    Tiled { kind: StepKind, rpi: u32 },
+    /// `grid.wgsl::grid`, attempt `attempt` of `workgroups` workgroups.
+    Grid {
+        attempt: u32,
+        workgroups: u32,
+        spin: u32,
+        steps: u32,
+    },
+}
+
+/// What a pipeline is cached by: its layout, module, entry point and every override constant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PipelineKey {
+    layout: String,
+    shader: Shader,
+    spec: Spec,
+    entry: String,
+    /// (name, value bits), in the order given.
+    constants: Vec<(&'static str, u64)>,
+}
+
+/// Shader modules, layouts and pipelines built on one device, shared by the models on it
+/// (through [`GpuContext`] and its clones). Entries live as long as the context.
+#[derive(Default)]
+pub(crate) struct PipelineCache {
+    modules: Mutex<HashMap<(Shader, Spec), Arc<wgpu::ShaderModule>>>,
+    layouts: Mutex<HashMap<&'static str, Arc<Layout>>>,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
+}
+
+impl std::fmt::Debug for PipelineCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = |m: usize| m;
+        f.debug_struct("PipelineCache")
+            .field("modules", &n(self.modules.lock().map_or(0, |m| m.len())))
+            .field(
+                "pipelines",
+                &n(self.pipelines.lock().map_or(0, |m| m.len())),
+            )
+            .finish()
+    }
+}
+
+fn poisoned() -> Error {
+    Error::Gpu("pipeline cache poisoned".into())
+}
+
+impl PipelineCache {
+    /// Pipelines built so far.
+    pub(crate) fn pipelines_built(&self) -> usize {
+        self.pipelines.lock().map_or(0, |m| m.len())
+    }
+
+    fn layout(
+        &self,
         device: &wgpu::Device,
+        label: &'static str,
+        binds: &[Bind],
+    ) -> Result<Arc<Layout>> {
+        let mut layouts = self.layouts.lock().map_err(|_| poisoned())?;
+        Ok(layouts
+            .entry(label)
+            .or_insert_with(|| Arc::new(Layout::new(device, label, binds)))
+            .clone())
+    }
+
+    fn module(
+        &self,
+        device: &wgpu::Device,
+        shader: Shader,
+        spec: Spec,
+    ) -> Result<Arc<wgpu::ShaderModule>> {
+        let mut modules = self.modules.lock().map_err(|_| poisoned())?;
+        Ok(modules
+            .entry((shader, spec))
+            .or_insert_with(|| Arc::new(shader.create(device, spec)))
+            .clone())
+    }
+}
+
+/// The bind group layout of `input_proj.wgsl`.
+const PROJ_BINDS: [Bind; 6] = [
+    Bind::Uniform,
+    Bind::Read,
+    Bind::Read,
+    Bind::Read,
+    Bind::ReadWrite,
+    Bind::DynUniform,
+];
+/// The bind group layout every recurrence module shares (`prelude.wgsl`, plus `grid.wgsl`'s
+/// `sync`).
+const GRU_BINDS: [Bind; 10] = [
+    Bind::DynUniform,
+    Bind::Uniform,
+    Bind::Read,
+    Bind::Read,
+    Bind::Read,
+    Bind::ReadWrite,
+    Bind::ReadWrite,
+    Bind::ReadWrite,
+    Bind::ReadWrite,
+    Bind::ReadWrite,
+];
+
+/// One model's specialisation (H, variant, activations, clip, precision, KQ): what turns a
+/// [`Kernel`] into a pipeline. Building it builds nothing on the device but the two layouts
+/// (cached on the context); pipelines come on first use.
+pub(crate) struct Kernels {
+    ctx: GpuContext,
+    /// The layout of `input_proj.wgsl`.
+    pub proj_layout: Arc<Layout>,
+    /// The layout every recurrence module shares.
+    pub gru_layout: Arc<Layout>,
+    precision: super::options::Precision,
+    /// KQ of the portable register kernel.
+    pub kq: u32,
+    /// K-columns per projection dispatch (0: all in one; see [`seq_steps`]).
+    pub proj_k_chunk: u32,
+    /// Hidden units per workgroup of the subgroup step kernels.
+    pub sg_units: u32,
+    /// H, the activations of both direction slots, clip and the variant.
+    base: Vec<(&'static str, f64)>,
+}
+
+impl Kernels {
+    /// The specialisation of a model of `hidden` units; `acts` are the activations of direction
+    /// slots 0 and 1.
+    pub(crate) fn new(
+        ctx: &GpuContext,
         hidden: u32,
         variant: Variant,
         acts: [Activations; 2],
         clip: Option<f32>,
         options: &GpuOptions,
-    ) -> Self {
-        let regs_columns = options.register_columns;
-        use super::io::Bind::{DynUniform, Read, ReadWrite, Uniform};
-        let proj_layout = Layout::new(
-            device,
-            "wgpu-gru input_proj",
-            &[Uniform, Read, Read, Read, ReadWrite, DynUniform],
-        );
-        let gru_layout = Layout::new(
-            device,
-            "wgpu-gru gru",
-            &[
-                DynUniform, Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite,
-                ReadWrite,
-            ],
-        );
-        let kq = (regs_columns / 4).clamp(1, 8);
-        let spec = |kq| Spec {
-            precision: options.precision,
-            kq,
-        };
-        let proj_module = Shader::InputProj.create(device, spec(kq));
-        let gru_module = Shader::Gru.create(device, spec(kq));
-        let software = device.adapter_info().device_type == wgpu::DeviceType::Cpu;
-        // Per 16-column K-stage: the stage, its 4 loads and 16 FMAs, should none be unrolled.
-        let proj_k_chunk = seq_steps(software, 21) * GEMM_KT;
-        let proj = proj_layout.pipeline(
-            device,
-            &proj_module,
-            "main",
-            &[("K_CHUNK", proj_k_chunk as f64)],
-        );
-
-        let mut base: Vec<(&str, f64)> = vec![("H", hidden as f64)];
+    ) -> Result<Self> {
+        let facts = ctx.facts();
+        let cache = &ctx.pipelines;
+        let proj_layout = cache.layout(&ctx.device, "wgpu-gru input_proj", &PROJ_BINDS)?;
+        let gru_layout = cache.layout(&ctx.device, "wgpu-gru gru", &GRU_BINDS)?;
+        let mut base: Vec<(&'static str, f64)> = vec![("H", f64::from(hidden))];
         // Direction slot 0, then slot 1 (the same pair where the directions share one).
         for (a, [fk, fa, fb, gk, ga, gb]) in acts.iter().zip([
             ["F_KIND", "F_ALPHA", "F_BETA", "G_KIND", "G_ALPHA", "G_BETA"],
@@ -206,16 +292,16 @@ impl Kernels {
         ]) {
             let (f, g) = (a.f.code(), a.g.code());
             base.extend([
-                (fk, f.0 as f64),
-                (fa, f.1 as f64),
-                (fb, f.2 as f64),
-                (gk, g.0 as f64),
-                (ga, g.1 as f64),
-                (gb, g.2 as f64),
+                (fk, f64::from(f.0)),
+                (fa, f64::from(f.1)),
+                (fb, f64::from(f.2)),
+                (gk, f64::from(g.0)),
+                (ga, f64::from(g.1)),
+                (gb, f64::from(g.2)),
             ]);
         }
         base.extend([
-            ("CLIP", clip.unwrap_or(0.0) as f64),
+            ("CLIP", f64::from(clip.unwrap_or(0.0))),
             (
                 "RESET_AFTER",
                 if variant == Variant::ResetAfter {
@@ -225,171 +311,107 @@ impl Kernels {
                 },
             ),
         ]);
-        let make_in = |module: &wgpu::ShaderModule, entry: &str, extra: &[(&str, f64)]| {
-            let mut constants = base.clone();
-            constants.extend_from_slice(extra);
-            gru_layout.pipeline(device, module, entry, &constants)
+        let sg_units = match options.subgroup_units {
+            0 => (STEP_WG / facts.subgroup_min_size.max(1)).max(1),
+            n => n,
         };
-        let make = |entry: &str, extra: &[(&str, f64)]| make_in(&gru_module, entry, extra);
-        let (step_fused, step_gates, step_candidate) = match variant {
-            Variant::ResetAfter => (Some(make("step_fused", &[])), None, None),
-            Variant::ResetBefore => (
-                None,
-                Some(make("step_gates", &[])),
-                Some(make("step_candidate", &[])),
-            ),
-        };
-        // A forced algorithm needs its own kernels and the per-step ones it falls back to; only
-        // `Auto` builds every kind.
-        let wants =
-            |a: Algorithm| matches!(options.algorithm, Algorithm::Auto) || options.algorithm == a;
-        let sequence = if wants(Algorithm::Sequence) && hidden <= SEQ_MAX {
-            std::iter::successors(Some(1u32), |&bs| (bs < SEQ_MAX_ROWS).then_some(bs * 2))
-                .filter(|&bs| bs * hidden <= SEQ_MAX)
-                .map(|bs| {
-                    // Per step, both halves (reset-before), every loop counted: units per
-                    // invocation × (H iterations over k, each with BS rows, and the row loops).
-                    let per_step = 2 * hidden.div_ceil(SEQ_WG) * (hidden * (1 + bs) + 2 * bs) + 4;
-                    let steps = seq_steps(software, per_step);
-                    SeqKernel {
-                        rows: bs,
-                        steps,
-                        pipeline: make(
-                            "sequence",
-                            &[("BS", bs as f64), ("SEQ_STEPS", steps as f64)],
-                        ),
-                    }
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let limits = device.limits();
-        let (ks, wg) = regs_shape(hidden, kq * 4);
-        let sequence_regs = (wants(Algorithm::SequenceRegisters)
-            && regs_fit(&limits, hidden, kq, ks, wg, REGS_WORKGROUP_BYTES))
-        .then(|| {
-            let steps = seq_steps(software, 3 * kq + ks + 8);
-            SeqKernel {
-                rows: 1,
-                steps,
-                pipeline: make(
-                    "sequence_regs",
-                    &[
-                        ("KS", ks as f64),
-                        ("WG", wg as f64),
-                        ("SEQ_STEPS", steps as f64),
-                    ],
-                ),
+        Ok(Kernels {
+            ctx: ctx.clone(),
+            proj_layout,
+            gru_layout,
+            precision: options.precision,
+            kq: (options.register_columns / 4).clamp(1, 8),
+            // Per 16-column K-stage: the stage, its 4 loads and 16 FMAs, should none be unrolled.
+            proj_k_chunk: seq_steps(facts.software, 21) * GEMM_KT,
+            sg_units,
+            base,
+        })
+    }
+
+    /// The pipeline of `kernel` for this specialisation: from the context's cache, or built now.
+    /// Call it inside the caller's error scopes: a failed build shows there.
+    pub(crate) fn pipeline(&self, kernel: Kernel) -> Result<Arc<wgpu::ComputePipeline>> {
+        let mut constants: Vec<(&'static str, f64)> = Vec::new();
+        let u = f64::from;
+        let (layout, shader, kq, entry) = match kernel {
+            Kernel::Proj => {
+                constants.push(("K_CHUNK", u(self.proj_k_chunk)));
+                (&self.proj_layout, Shader::InputProj, 8, "main".to_string())
             }
-        });
-        let make_tiled = |entry: &str| -> Vec<(u32, wgpu::ComputePipeline)> {
-            if !wants(Algorithm::Tiled) {
-                return Vec::new();
-            }
-            TILED_ROWS
-                .iter()
-                .map(|&rows| (rows, make(entry, &[("RPI", (rows / TILED_GROUPS) as f64)])))
-                .collect()
-        };
-        let (tiled_fused, tiled_gates, tiled_candidate) = match variant {
-            Variant::ResetAfter => (make_tiled("tiled_fused"), Vec::new(), Vec::new()),
-            Variant::ResetBefore => (
-                Vec::new(),
-                make_tiled("tiled_gates"),
-                make_tiled("tiled_candidate"),
-            ),
-        };
-        // Only when asked for: `Auto` never picks it.
-        let grid = (options.algorithm == Algorithm::Grid).then(|| {
-            let workgroups = options.grid_workgroups.max(1);
-            // One step per dispatch on software adapters: llvmpipe's loop cap counts every
-            // virtual workgroup's loops and the waits of one invocation together.
-            let steps = u32::from(software);
-            let spin = grid_spin(software);
-            let attempt = |a: u32, wgs: u32| {
-                make(
-                    "grid",
-                    &[
-                        ("GRID_WGS", f64::from(wgs)),
-                        ("ATTEMPT", f64::from(a)),
-                        ("SPIN", f64::from(spin)),
-                        ("SEQ_STEPS", f64::from(steps)),
-                    ],
-                )
-            };
-            GridKernels {
-                attempts: [
-                    attempt(0, workgroups),
-                    attempt(1, workgroups),
-                    attempt(2, 1),
-                ],
-                workgroups,
-                steps,
-            }
-        });
-        let subgroup = (options.subgroups && device.features().contains(wgpu::Features::SUBGROUP))
-            .then(|| {
-                let info = device.adapter_info();
-                let (kq, ks, wg) = regs_sg_shape(hidden, kq * 4);
-                let module = Shader::GruSubgroup.create(device, spec(kq));
-                let units = match options.subgroup_units {
-                    0 => (STEP_WG / info.subgroup_min_size.max(1)).max(1),
-                    n => n,
-                };
-                let step = |entry: &str| make_in(&module, entry, &[("SG_UNITS", units as f64)]);
-                let (step_fused, step_gates, step_candidate) = match variant {
-                    Variant::ResetAfter => (Some(step("step_fused_sg")), None, None),
-                    Variant::ResetBefore => (
-                        None,
-                        Some(step("step_gates_sg")),
-                        Some(step("step_candidate_sg")),
-                    ),
-                };
-                let sequence_regs = (wants(Algorithm::SequenceRegisters)
-                    && ks <= info.subgroup_min_size
-                    && regs_fit(&limits, hidden, kq, ks, wg, REGS_SG_WORKGROUP_BYTES))
-                .then(|| {
-                    let steps = seq_steps(software, 3 * kq + ks + 8);
-                    SeqKernel {
-                        rows: 1,
-                        steps,
-                        pipeline: make_in(
-                            &module,
-                            "sequence_regs_sg",
-                            &[
-                                ("KS", ks as f64),
-                                ("WG", wg as f64),
-                                ("SEQ_STEPS", steps as f64),
-                            ],
-                        ),
-                    }
-                });
-                SubgroupKernels {
-                    units,
-                    step_fused,
-                    step_gates,
-                    step_candidate,
-                    sequence_regs,
+            Kernel::Step { kind, subgroup } => {
+                constants.extend_from_slice(&self.base);
+                if subgroup {
+                    constants.push(("SG_UNITS", u(self.sg_units)));
+                    let entry = format!("step_{}_sg", kind.name());
+                    (&self.gru_layout, Shader::StepSubgroup, 8, entry)
+                } else {
+                    let entry = format!("step_{}", kind.name());
+                    (&self.gru_layout, Shader::Step, 8, entry)
                 }
-            });
-        Kernels {
-            proj_layout: proj_layout.group,
-            gru_layout: gru_layout.group,
-            proj,
-            proj_k_chunk,
-            step_fused,
-            step_gates,
-            step_candidate,
-            sequence,
-            sequence_regs,
-            tiled_fused,
-            tiled_gates,
-            tiled_candidate,
-            subgroup,
-            grid,
-            software,
+            }
+            Kernel::Sequence { rows, steps } => {
+                constants.extend_from_slice(&self.base);
+                constants.extend([("BS", u(rows)), ("SEQ_STEPS", u(steps))]);
+                (&self.gru_layout, Shader::Sequence, 8, "sequence".into())
+            }
+            Kernel::SequenceRegs {
+                subgroup,
+                kq,
+                ks,
+                wg,
+                steps,
+            } => {
+                constants.extend_from_slice(&self.base);
+                constants.extend([("KS", u(ks)), ("WG", u(wg)), ("SEQ_STEPS", u(steps))]);
+                if subgroup {
+                    let entry = "sequence_regs_sg".into();
+                    (&self.gru_layout, Shader::SequenceRegsSubgroup, kq, entry)
+                } else {
+                    let entry = "sequence_regs".into();
+                    (&self.gru_layout, Shader::SequenceRegs, kq, entry)
+                }
+            }
+            Kernel::Tiled { kind, rpi } => {
+                constants.extend_from_slice(&self.base);
+                constants.push(("RPI", u(rpi)));
+                let entry = format!("tiled_{}", kind.name());
+                (&self.gru_layout, Shader::Tiled, 8, entry)
+            }
+            Kernel::Grid {
+                attempt,
+                workgroups,
+                spin,
+                steps,
+            } => {
+                constants.extend_from_slice(&self.base);
+                constants.extend([
+                    ("GRID_WGS", u(workgroups)),
+                    ("ATTEMPT", u(attempt)),
+                    ("SPIN", u(spin)),
+                    ("SEQ_STEPS", u(steps)),
+                ]);
+                (&self.gru_layout, Shader::Grid, 8, "grid".into())
+            }
+        };
+        let spec = Spec {
+            precision: self.precision,
+            kq,
+        };
+        let key = PipelineKey {
+            layout: layout.label().to_string(),
+            shader,
+            spec,
+            entry,
+            constants: constants.iter().map(|&(n, v)| (n, v.to_bits())).collect(),
+        };
+        let cache = &self.ctx.pipelines;
+        if let Some(p) = cache.pipelines.lock().map_err(|_| poisoned())?.get(&key) {
+            return Ok(p.clone());
         }
+        let module = cache.module(&self.ctx.device, shader, spec)?;
+        let pipeline = Arc::new(layout.pipeline(&self.ctx.device, &module, &key.entry, &constants));
+        let mut pipelines = cache.pipelines.lock().map_err(|_| poisoned())?;
+        Ok(pipelines.entry(key).or_insert(pipeline).clone())
     }
 }
 

@@ -1,10 +1,13 @@
-//! [`GpuGru`]: uploaded weights, `encode` (the primitive) and a blocking `forward`.
+//! [`GpuGru`]: every method of it. Uploaded weights (`pack.rs`), a workspace per shape with its
+//! plan (`workspace.rs`, `plan.rs`), `encode` (the primitive: a loop over the plan), and the
+//! blocking and async forwards on top, which split what does not fit one workspace.
 
 use super::context::GpuContext;
 use super::io::{pop_scopes, pop_scopes_async, read_back_async};
 use super::options::{Algorithm, ForwardStats, GpuOptions};
 use super::pack::Model;
-use super::workspace::Workspace;
+use super::plan::{self, Group};
+use super::workspace::{Workspace, proj_group};
 use crate::config::GruConfig;
 use crate::error::{Error, Result};
 use crate::io::{Batch, Steps};
@@ -18,7 +21,6 @@ use crate::weights::Gru;
 pub struct GpuGru {
     /// The device, the configuration, the packed weights and the pipelines.
     pub(crate) model: Model,
-    pub(crate) algorithm: Algorithm,
     /// The workspace of the last forward's shape, behind an async lock: concurrent forwards on
     /// one model take turns without blocking their executor.
     pub(crate) workspace: futures_intrusive::sync::Mutex<Option<Workspace>>,
@@ -40,10 +42,17 @@ impl GpuGru {
     }
 
     /// [`new`](Self::new) with tuning options.
+    ///
+    /// Builds no pipeline: each workspace's plan builds those it dispatches on first use, and
+    /// the context caches them for every model of the same specialisation. A forced
+    /// [`Algorithm`] that cannot run this model on this adapter is [`Error::Unsupported`].
     pub fn with_options(ctx: &GpuContext, gru: &Gru, options: GpuOptions) -> Result<Self> {
+        let model = Model::upload(ctx, gru, &options)?;
+        if options.algorithm != Algorithm::Auto {
+            plan::choose(&model, 1)?;
+        }
         Ok(GpuGru {
-            model: Model::upload(ctx, gru, &options)?,
-            algorithm: options.algorithm,
+            model,
             workspace: futures_intrusive::sync::Mutex::new(None, false),
         })
     }
@@ -100,15 +109,100 @@ impl GpuGru {
     /// recurrence, in one compute pass. Reads what [`write_input`](Self::write_input) wrote; the
     /// output stays in [`Workspace::output_buffer`] and h_n in [`Workspace::states_buffer`].
     /// Refuses a workspace that another model made (its buffers fit that model's shapes), or one
-    /// nothing was written to yet (its lengths are 0: the output would be zeros).
+    /// A workspace nothing was written to runs x = 0, every length T and h0 = 0.
     pub fn encode(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         ws: &Workspace,
     ) -> Result<ForwardStats> {
         self.check_owner(ws)?;
-        Self::check_written(ws)?;
         Ok(self.encode_inner(encoder, ws, None))
+    }
+
+    /// Like [`encode`](Self::encode), but layer 0 reads its input from `x`, a buffer the app owns
+    /// (usage `STORAGE`), laid out as the config says: `[T, B, I]` f32, or `[B, T, I]` when
+    /// batch-first. Lengths and h0 still come from [`write_input`](Self::write_input) (or
+    /// [`write_state`](Self::write_state)); nothing is copied. The bind group over `x` is made on
+    /// the first call and reused while later calls pass the same buffer (the workspace holds a
+    /// handle to it until then).
+    pub fn encode_from_buffer(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        ws: &Workspace,
+        x: &wgpu::Buffer,
+    ) -> Result<ForwardStats> {
+        self.check_owner(ws)?;
+        let c = &self.model.config;
+        let need = (ws.steps * ws.batch * c.input_size * 4) as u64;
+        if x.size() < need {
+            return Err(Error::shape("input buffer (bytes)", need, x.size()));
+        }
+        if !x.usage().contains(wgpu::BufferUsages::STORAGE) {
+            return Err(Error::arg("input buffer", "needs BufferUsages::STORAGE"));
+        }
+        // One bind group per app buffer, reused while the app passes the same one.
+        let mut cache = ws
+            .app_input
+            .lock()
+            .map_err(|_| Error::Gpu("workspace input cache poisoned".into()))?;
+        let w_ih = &self.model.layers[0].w_ih;
+        if !matches!(&*cache, Some((bx, bw, _)) if bx == x && bw == w_ih) {
+            *cache = None;
+        }
+        let make = || {
+            proj_group(
+                &self.model,
+                "wgpu-gru proj group l0 (app input)",
+                [&ws.proj0_params, x, &ws.xp, &ws.step_uniform],
+                0,
+            )
+        };
+        let (_, _, group) = cache.get_or_insert_with(|| (x.clone(), w_ih.clone(), make()));
+        Ok(self.encode_inner(encoder, ws, Some(group)))
+    }
+
+    /// Records `ws`'s plan: the h0 and grid clears, then every dispatch in one compute pass.
+    /// `proj0` replaces layer 0's projection bind group (an app's input buffer).
+    fn encode_inner(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        ws: &Workspace,
+        proj0: Option<&wgpu::BindGroup>,
+    ) -> ForwardStats {
+        if let Some(bytes) = ws.zero_h0 {
+            encoder.clear_buffer(&ws.states, 0, Some(bytes));
+        }
+        if ws.plan.grid_steps.is_some() {
+            encoder.clear_buffer(&ws.sync, 0, None);
+        }
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("wgpu-gru forward"),
+            timestamp_writes: None,
+        });
+        let mut current: Option<&wgpu::ComputePipeline> = None;
+        for d in &ws.plan.dispatches {
+            if current.is_none_or(|p| !std::ptr::eq(p, &*d.pipeline)) {
+                pass.set_pipeline(&d.pipeline);
+                current = Some(&d.pipeline);
+            }
+            let group = match (d.group, proj0) {
+                (Group::Proj(0), Some(g)) => g,
+                (Group::Proj(l), _) => &ws.proj_groups[l],
+                (Group::Gru(l), _) => &ws.gru_groups[l],
+            };
+            pass.set_bind_group(0, group, &[d.offset]);
+            let [x, y, z] = d.workgroups;
+            pass.dispatch_workgroups(x, y, z);
+        }
+        ws.plan.stats()
+    }
+
+    /// The algorithm and rows per workgroup (sequence kernel) or tile (tiled kernels) a forward
+    /// of `batch` rows runs ([`Algorithm`]; `plan.rs`'s `choose`). A forced algorithm that
+    /// cannot run is [`Error::Unsupported`].
+    pub fn choose(&self, batch: usize) -> Result<(Algorithm, u32)> {
+        let c = plan::choose(&self.model, batch)?;
+        Ok((c.algorithm, c.rows))
     }
 
     /// Records, after [`encode`](Self::encode), copies of the output and h_n into `ws`'s
@@ -172,18 +266,6 @@ impl GpuGru {
         let mut words = vec![0.0f32; (ws.sync.size() / 4) as usize];
         super::io::read_back(ctx, index, &mut [(&read, &mut words[..])])?;
         Ok(words.into_iter().map(f32::to_bits).collect())
-    }
-
-    /// Refuses a workspace whose inputs were never written: its lengths are 0.
-    pub(crate) fn check_written(ws: &Workspace) -> Result<()> {
-        if ws.written {
-            return Ok(());
-        }
-        Err(Error::arg(
-            "workspace",
-            "nothing written to it yet: call write_input (or write_state, for an input already \
-             on the GPU) before encoding",
-        ))
     }
 
     /// Refuses a workspace made by another [`GpuGru`].
@@ -291,7 +373,6 @@ impl GpuGru {
             0,
             bytemuck::cast_slice(&ws.lens_host[..words]),
         );
-        ws.written = true;
         Ok(())
     }
 
@@ -423,6 +504,106 @@ impl GpuGru {
         pop_scopes_async(oom, scope).await?;
         let out = self.read_output_async(ws, index).await?;
         Ok((out, stats))
+    }
+
+    /// A forward too large for one workspace: split over the batch, and where one row is still
+    /// too large, over time (forward-running models only), carrying h_n into the next chunk's h0.
+    /// Each chunk is one submit.
+    pub(crate) async fn forward_chunked(
+        &self,
+        input: &SeqInput<'_>,
+        limit: Error,
+    ) -> Result<(GruOutput, ForwardStats)> {
+        let c = &self.model.config;
+        let (t, b) = (input.steps, input.batch);
+        let (bc, tc) = plan::chunking(&self.model, t, b, limit)?;
+        let (i_w, o_w, h) = (c.input_size, c.output_size(), c.hidden_size);
+        let slots = c.num_layers * c.num_directions();
+        let mut output = vec![0.0f32; t * b * o_w];
+        let mut h_n = vec![0.0f32; slots * b * h];
+        let mut stats = ForwardStats::default();
+        let flags = input.mask_flags();
+        for b0 in (0..b).step_by(bc) {
+            let nb = bc.min(b - b0);
+            let rows = |v: &[f32], w: usize| -> Vec<f32> {
+                (0..slots)
+                    .flat_map(|s| v[(s * b + b0) * w..(s * b + b0 + nb) * w].iter().copied())
+                    .collect()
+            };
+            let mut carry: Option<Vec<f32>> = input.h0.map(|h0| rows(h0, h));
+            for t0 in (0..t).step_by(tc) {
+                let nt = tc.min(t - t0);
+                // x chunk in the config's layout: [nt, nb, I] or [nb, nt, I].
+                let mut xc = Vec::with_capacity(nt * nb * i_w);
+                let at = |tt: usize, bb: usize| {
+                    if c.batch_first {
+                        bb * t + tt
+                    } else {
+                        tt * b + bb
+                    }
+                };
+                if c.batch_first {
+                    for bb in b0..b0 + nb {
+                        for tt in t0..t0 + nt {
+                            xc.extend_from_slice(
+                                &input.x[at(tt, bb) * i_w..(at(tt, bb) + 1) * i_w],
+                            );
+                        }
+                    }
+                } else {
+                    for tt in t0..t0 + nt {
+                        for bb in b0..b0 + nb {
+                            xc.extend_from_slice(
+                                &input.x[at(tt, bb) * i_w..(at(tt, bb) + 1) * i_w],
+                            );
+                        }
+                    }
+                }
+                let lens: Option<Vec<usize>> = input.lengths.map(|l| {
+                    l[b0..b0 + nb]
+                        .iter()
+                        .map(|&len| len.saturating_sub(t0).min(nt))
+                        .collect()
+                });
+                // The flags carry whole-sequence facts (a valid step before or after), so a
+                // chunk's slice of them is exact.
+                let chunk_flags: Option<Vec<u32>> = flags.as_ref().map(|f| {
+                    (b0..b0 + nb)
+                        .flat_map(|bb| f[bb * t + t0..bb * t + t0 + nt].iter().copied())
+                        .collect()
+                });
+                let mask = chunk_flags
+                    .as_deref()
+                    .map(|f| (f, input.zero_output_for_mask));
+                let (out, st) = self
+                    .forward_single(&xc, nt, nb, carry.as_deref(), lens.as_deref(), mask)
+                    .await?;
+                stats.dispatches += st.dispatches;
+                stats.submits += st.submits;
+                stats.algorithm = st.algorithm;
+                stats.rows_per_workgroup = st.rows_per_workgroup;
+                for tt in 0..nt {
+                    for bb in 0..nb {
+                        let src = if c.batch_first {
+                            bb * nt + tt
+                        } else {
+                            tt * nb + bb
+                        };
+                        let dst = at(t0 + tt, b0 + bb);
+                        output[dst * o_w..(dst + 1) * o_w]
+                            .copy_from_slice(&out.output[src * o_w..(src + 1) * o_w]);
+                    }
+                }
+                carry = Some(out.h_n);
+            }
+            if let Some(hc) = carry {
+                for s in 0..slots {
+                    h_n[(s * b + b0) * h..(s * b + b0 + nb) * h]
+                        .copy_from_slice(&hc[s * nb * h..(s + 1) * nb * h]);
+                }
+            }
+        }
+        Ok((GruOutput { output, h_n }, stats))
     }
 }
 

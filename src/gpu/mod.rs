@@ -10,7 +10,6 @@
 //! - [`GpuStream`]: feeds a timestep or a chunk at a time, keeping h on the GPU between calls.
 
 mod context;
-mod encode;
 mod head;
 pub(crate) mod io;
 // Public for the naga tests and benchmarks only.
@@ -26,7 +25,7 @@ mod stream;
 pub mod wgsl;
 mod workspace;
 
-pub use context::{GpuContext, LossMarker};
+pub use context::{AdapterFacts, GpuContext, LossMarker, is_software};
 pub use head::{ClassifierWorkspace, GpuClassifier, GpuHead, HeadBinding, final_state_offset};
 pub use layer::GpuGru;
 pub use merge::{GpuMerge, Halves, Merge, MergeBinding};

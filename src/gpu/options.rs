@@ -122,11 +122,13 @@ pub struct ForwardStats {
     pub dispatches: u32,
     /// Queue submits (0 from [`GpuGru::encode`](super::GpuGru::encode), which only records).
     pub submits: u32,
-    /// The algorithm that ran: any [`Algorithm`] but [`Algorithm::Auto`], which resolves to one.
+    /// The algorithm that ran: any [`Algorithm`] but [`Algorithm::Auto`], which resolves to one
+    /// (the plan's choice, `plan::choose`).
     pub algorithm: Algorithm,
     /// Batch rows per workgroup of the sequence kernel or tile of the tiled kernels (0 for
     /// per-step).
     pub rows_per_workgroup: u32,
-    /// Whether the recurrence ran a subgroup-reduction kernel (`gru_subgroup.wgsl`).
+    /// Whether the recurrence ran a subgroup-reduction kernel (`step_subgroup.wgsl` or
+    /// `sequence_regs_subgroup.wgsl`).
     pub subgroups: bool,
 }

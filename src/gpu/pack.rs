@@ -1,4 +1,5 @@
-//! Uploading a model: the weights packed the way the kernels read them, and the pipelines.
+//! Uploading a model: the weights packed the way the kernels read them, and its specialisation
+//! (pipelines are built when a plan first needs them).
 
 use std::sync::atomic::AtomicU64;
 
@@ -32,11 +33,14 @@ pub(crate) struct Model {
     pub ctx: GpuContext,
     pub config: GruConfig,
     pub layers: Vec<LayerBuffers>,
+    /// The specialisation its pipelines are built with (on first use).
     pub kernels: Kernels,
+    /// The options it was built with, `grid_workgroups` resolved.
+    pub options: GpuOptions,
 }
 
 impl Model {
-    /// Uploads `gru` to `ctx`'s device, packed for the kernels, and builds its pipelines.
+    /// Uploads `gru` to `ctx`'s device, packed for the kernels.
     pub(crate) fn upload(ctx: &GpuContext, gru: &Gru, options: &GpuOptions) -> Result<Model> {
         gru.validate()?;
         if options.subgroup_units > kernels::STEP_WG {
@@ -58,7 +62,7 @@ impl Model {
         // wgpu panics in buffer creation on a lost device; refuse first.
         ctx.refresh_lost()?;
         let f16 = options.precision == Precision::F16Weights;
-        if f16 && !ctx.device.features().contains(wgpu::Features::SHADER_F16) {
+        if f16 && !ctx.facts().shader_f16 {
             return Err(Error::MissingFeature {
                 option: "Precision::F16Weights",
                 feature: "SHADER_F16",
@@ -148,13 +152,12 @@ impl Model {
         if options.algorithm == Algorithm::Grid && options.grid_workgroups == 0 {
             // As many workgroups as ran at once with the grid kernel's shape.
             let bytes = super::wgsl::GRID_WORKGROUP_BYTES;
-            let software = device.adapter_info().device_type == wgpu::DeviceType::Cpu;
-            let launch = if software { 64 } else { 8192 };
+            let launch = if ctx.facts().software { 64 } else { 8192 };
             options.grid_workgroups =
                 super::occupancy::resident_workgroups(ctx, kernels::STEP_WG, bytes, launch)?
                     .resident;
         }
-        let kernels = Kernels::new(device, h as u32, c.variant, acts, c.clip, &options);
+        let kernels = Kernels::new(ctx, h as u32, c.variant, acts, c.clip, &options)?;
         pop_scopes(oom, scope)?;
         ctx.check_lost()?;
         Ok(Model {
@@ -163,6 +166,7 @@ impl Model {
             config: c,
             layers,
             kernels,
+            options,
         })
     }
 }

@@ -276,6 +276,7 @@ pub fn expand_regs(kq: u32) -> String {
 
 const PRELUDE: &str = include_str!("../../shaders/prelude.wgsl");
 const REGS: &str = include_str!("../../shaders/regs.wgsl");
+const STEP: &str = include_str!("../../shaders/step.wgsl");
 const GEMM_TILE_WGSL: &str = include_str!("../../shaders/gemm_tile.wgsl");
 
 /// The header every module starts with: with f16 weights the `f16` extension, then the shared
@@ -316,14 +317,24 @@ fn compose(blocks: &[&str], files: &[&str], precision: Precision) -> String {
 }
 
 /// The crate's WGSL modules, each named after its kernel file in `shaders/`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Shader {
     /// `input_proj.wgsl`: the input projection GEMM.
     InputProj,
-    /// `gru.wgsl`: the portable recurrence kernels.
-    Gru,
-    /// `gru_subgroup.wgsl`: the recurrence kernels with subgroup reductions.
-    GruSubgroup,
+    /// `step.wgsl`: the portable per-step recurrence kernels ([`Algorithm::PerStep`](super::Algorithm::PerStep)).
+    Step,
+    /// `step_subgroup.wgsl`: the per-step kernels with subgroup reductions.
+    StepSubgroup,
+    /// `sequence.wgsl`: all steps in one dispatch, h in workgroup memory ([`Algorithm::Sequence`](super::Algorithm::Sequence)).
+    Sequence,
+    /// `sequence_regs.wgsl`: all steps in one dispatch, W_hh in registers ([`Algorithm::SequenceRegisters`](super::Algorithm::SequenceRegisters)).
+    SequenceRegs,
+    /// `sequence_regs_subgroup.wgsl`: the register kernel with subgroup shuffles.
+    SequenceRegsSubgroup,
+    /// `tiled.wgsl`: the GEMM-tiled per-step kernels ([`Algorithm::Tiled`](super::Algorithm::Tiled)).
+    Tiled,
+    /// `grid.wgsl`: the grid-wide persistent kernel ([`Algorithm::Grid`](super::Algorithm::Grid)).
+    Grid,
     /// `head.wgsl`: the dense head and its activation.
     Head,
     /// `merge.wgsl`: a bidirectional GRU's halves, merged.
@@ -340,10 +351,15 @@ pub enum Shader {
 
 impl Shader {
     /// Every module.
-    pub const ALL: [Shader; 9] = [
+    pub const ALL: [Shader; 14] = [
         Shader::InputProj,
-        Shader::Gru,
-        Shader::GruSubgroup,
+        Shader::Step,
+        Shader::StepSubgroup,
+        Shader::Sequence,
+        Shader::SequenceRegs,
+        Shader::SequenceRegsSubgroup,
+        Shader::Tiled,
+        Shader::Grid,
         Shader::Head,
         Shader::Merge,
         Shader::GruBackward,
@@ -356,8 +372,13 @@ impl Shader {
     pub fn name(self) -> &'static str {
         match self {
             Shader::InputProj => "input_proj.wgsl",
-            Shader::Gru => "gru.wgsl",
-            Shader::GruSubgroup => "gru_subgroup.wgsl",
+            Shader::Step => "step.wgsl",
+            Shader::StepSubgroup => "step_subgroup.wgsl",
+            Shader::Sequence => "sequence.wgsl",
+            Shader::SequenceRegs => "sequence_regs.wgsl",
+            Shader::SequenceRegsSubgroup => "sequence_regs_subgroup.wgsl",
+            Shader::Tiled => "tiled.wgsl",
+            Shader::Grid => "grid.wgsl",
             Shader::Head => "head.wgsl",
             Shader::Merge => "merge.wgsl",
             Shader::GruBackward => "gru_backward.wgsl",
@@ -405,22 +426,44 @@ impl Shader {
                 ],
                 precision,
             ),
-            Shader::Gru => compose(
+            Shader::Step => compose(&rec, &[PRELUDE, STEP], precision),
+            Shader::StepSubgroup => compose(
+                &rec,
+                &[PRELUDE, include_str!("../../shaders/step_subgroup.wgsl")],
+                precision,
+            ),
+            Shader::Sequence => compose(
+                &rec,
+                &[PRELUDE, include_str!("../../shaders/sequence.wgsl")],
+                precision,
+            ),
+            Shader::SequenceRegs => compose(
                 &rec,
                 &[
                     PRELUDE,
                     &expand_regs(kq),
-                    include_str!("../../shaders/gru.wgsl"),
+                    include_str!("../../shaders/sequence_regs.wgsl"),
                 ],
                 precision,
             ),
-            Shader::GruSubgroup => compose(
+            Shader::SequenceRegsSubgroup => compose(
                 &rec,
                 &[
                     PRELUDE,
                     &expand_regs(kq),
-                    include_str!("../../shaders/gru_subgroup.wgsl"),
+                    include_str!("../../shaders/sequence_regs_subgroup.wgsl"),
                 ],
+                precision,
+            ),
+            Shader::Tiled => compose(
+                &rec,
+                &[PRELUDE, include_str!("../../shaders/tiled.wgsl")],
+                precision,
+            ),
+            // The grid kernel runs the step kernels' work for each of its virtual workgroups.
+            Shader::Grid => compose(
+                &rec,
+                &[PRELUDE, STEP, include_str!("../../shaders/grid.wgsl")],
                 precision,
             ),
             Shader::Head => compose(
@@ -460,9 +503,9 @@ impl Shader {
     }
 }
 
-static MODULES: LazyLock<[String; 9]> =
+static MODULES: LazyLock<[String; 14]> =
     LazyLock::new(|| Shader::ALL.map(|s| s.compose(Precision::F32, 8)));
-static MODULES_F16: LazyLock<[String; 9]> =
+static MODULES_F16: LazyLock<[String; 14]> =
     LazyLock::new(|| Shader::ALL.map(|s| s.compose(Precision::F16Weights, 8)));
 
 #[cfg(test)]
@@ -508,7 +551,7 @@ mod tests {
             assert_eq!(text.matches("regs_mac3(w_0_").count(), kq as usize);
             assert!(text.contains(&format!("const KQ: u32 = {kq}u;")));
             for precision in [Precision::F32, Precision::F16Weights] {
-                for shader in [Shader::Gru, Shader::GruSubgroup] {
+                for shader in [Shader::SequenceRegs, Shader::SequenceRegsSubgroup] {
                     let src = shader.source_with(Spec { precision, kq });
                     let module = naga::front::wgsl::parse_str(&src)
                         .unwrap_or_else(|e| panic!("KQ {kq}: {}", e.emit_to_string(&src)));
@@ -528,8 +571,8 @@ mod tests {
     fn uniform_blocks_have_their_rust_size() {
         use std::mem::size_of;
         let blocks: [(Shader, &str, usize); 10] = [
-            (Shader::Gru, "Step", size_of::<StepParams>()),
-            (Shader::Gru, "Layer", size_of::<LayerParams>()),
+            (Shader::Step, "Step", size_of::<StepParams>()),
+            (Shader::Step, "Layer", size_of::<LayerParams>()),
             (Shader::InputProj, "ProjParams", size_of::<ProjParams>()),
             (Shader::InputProj, "Chunk", size_of::<ChunkParams>()),
             (Shader::Head, "HeadParams", size_of::<HeadParams>()),
@@ -567,10 +610,10 @@ mod tests {
     #[test]
     fn kernels_declare_the_workgroup_bytes_rust_uses() {
         for (shader, entry, bytes) in [
-            (Shader::Gru, "sequence_regs", REGS_WORKGROUP_BYTES),
-            (Shader::Gru, "grid", GRID_WORKGROUP_BYTES),
+            (Shader::SequenceRegs, "sequence_regs", REGS_WORKGROUP_BYTES),
+            (Shader::Grid, "grid", GRID_WORKGROUP_BYTES),
             (
-                Shader::GruSubgroup,
+                Shader::SequenceRegsSubgroup,
                 "sequence_regs_sg",
                 REGS_SG_WORKGROUP_BYTES,
             ),

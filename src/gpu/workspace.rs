@@ -1,6 +1,7 @@
 //! [`Workspace`]: every buffer and bind group one (T, B) needs, reused across forwards.
 
 use super::pack::Model;
+use super::plan::Plan;
 use super::wgsl::{LayerParams, ProjParams};
 use crate::error::{Error, Result};
 use wgpu::util::DeviceExt;
@@ -28,7 +29,7 @@ pub(crate) fn proj_group(
         .device
         .create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(label),
-            layout: &gru.kernels.proj_layout,
+            layout: &gru.kernels.proj_layout.group,
             entries: &[
                 entry(0, params),
                 entry(1, input),
@@ -47,9 +48,12 @@ pub(crate) fn proj_group(
         })
 }
 
-/// Buffers for forwards of one shape `(steps, batch)` of one [`GpuGru`](super::GpuGru).
+/// Buffers for forwards of one shape `(steps, batch)` of one [`GpuGru`](super::GpuGru), and the
+/// plan of what such a forward records.
 ///
-/// Create it with [`GpuGru::workspace`](super::GpuGru::workspace); a repeated forward of the same shape creates no buffers.
+/// Create it with [`GpuGru::workspace`](super::GpuGru::workspace); a repeated forward of the same
+/// shape creates no buffers. A new workspace is valid as it stands: x zeros, every length T, h0
+/// zeros.
 /// Sizes, with `D` directions, `L` layers, `HP` = H rounded up to 4:
 /// `x` `[T, B, I]`, `xp` `[T, B, D, 3H]`, two layer outputs `[T, B, D·H]`,
 /// `h` `[2, D, B, HP]`, `zr` `[2, D, B, HP]`, `states` `[2, L, D, B, H]` (h0 then h_n), `lens`
@@ -66,8 +70,7 @@ pub struct Workspace {
     pub(crate) lens: wgpu::Buffer,
     pub(crate) read_y: wgpu::Buffer,
     pub(crate) read_h: wgpu::Buffer,
-    pub(crate) step_stride: u32,
-    /// Index slots read through dynamic offsets (see `step_stride`).
+    /// Index slots read through dynamic offsets, `min_uniform_buffer_offset_alignment` apart.
     pub(crate) step_uniform: wgpu::Buffer,
     /// The grid kernel's `sync` slots, `[L]` × [`kernels::grid_sync_words`](super::kernels::grid_sync_words), zeroed per forward.
     pub(crate) sync: wgpu::Buffer,
@@ -80,11 +83,10 @@ pub struct Workspace {
     pub(crate) xp: wgpu::Buffer,
     pub(crate) gru_groups: Vec<wgpu::BindGroup>,
     pub(crate) lens_host: Vec<u32>,
-    /// Bytes of h0 to clear in `encode` when the input gave none.
+    /// Bytes of h0 to clear in `encode` when the input gave none (a new workspace: all of it).
     pub(crate) zero_h0: Option<u64>,
-    /// Whether lengths and h0 were written (`write_input`, `write_state`): a new workspace's
-    /// lengths are 0, so encoding it first would silently give zeros.
-    pub(crate) written: bool,
+    /// What a forward of this shape records (`plan.rs`), built with the workspace.
+    pub(crate) plan: Plan,
 }
 
 fn bytes(what: &str, elems: usize) -> Result<u64> {
@@ -226,6 +228,7 @@ impl Workspace {
             mapped_at_creation: false,
         });
         let align = limits.min_uniform_buffer_offset_alignment.max(16);
+        let plan = Plan::new(gru, steps, batch, align)?;
         // One 16-byte index per aligned slot, read through a dynamic offset: the step of a step
         // kernel, the first step of a sequence-kernel dispatch, or the K-chunk of a projection.
         let slots = t.max(gru.proj_chunks_max());
@@ -239,7 +242,7 @@ impl Workspace {
             contents: &steps_data,
             usage: wgpu::BufferUsages::UNIFORM,
         });
-        let sync_words = super::kernels::grid_sync_words(gru.kernels.grid.as_ref(), t as u32);
+        let sync_words = super::kernels::grid_sync_words(plan.grid_steps.unwrap_or(0), t as u32);
         let sync = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("wgpu-gru grid sync"),
             size: u64::from(sync_words) * l as u64 * 4,
@@ -321,7 +324,7 @@ impl Workspace {
             });
             gru_groups.push(device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some(&format!("wgpu-gru gru group l{layer}")),
-                layout: &gru.kernels.gru_layout,
+                layout: &gru.kernels.gru_layout.group,
                 entries: &[
                     wgpu::BindGroupEntry {
                         binding: 0,
@@ -376,6 +379,12 @@ impl Workspace {
         if ys_last == 0 && ys.len() == 2 {
             ys.swap(0, 1);
         }
+        // Every length T, no mask: valid before anything is written.
+        let mut lens_host = vec![0u32; lens_n];
+        lens_host[..b].fill(t as u32);
+        gru.ctx
+            .queue
+            .write_buffer(&lens, 0, bytemuck::cast_slice(&lens_host[..b + 1]));
         Ok(Workspace {
             owner: gru.id,
             steps,
@@ -386,7 +395,6 @@ impl Workspace {
             lens,
             read_y,
             read_h,
-            step_stride: align,
             step_uniform,
             sync,
             app_input: std::sync::Mutex::new(None),
@@ -394,9 +402,9 @@ impl Workspace {
             proj0_params: proj_params.swap_remove(0),
             xp,
             gru_groups,
-            lens_host: vec![0; lens_n],
-            zero_h0: None,
-            written: false,
+            lens_host,
+            zero_h0: Some((l * d * b * h) as u64 * 4),
+            plan,
         })
     }
 }

@@ -1,14 +1,10 @@
-// The GRU recurrence with subgroup reductions, for adapters with `Features::SUBGROUP`
-// (`gru.wgsl` holds the portable kernels; both share the bind group layout and the prelude below).
+// Per-step recurrence kernels with subgroup reductions, for adapters with `Features::SUBGROUP`
+// (`step.wgsl` holds the portable ones; both share the bind group layout and the prelude).
 // Canonical gate order r, z, n; h' = z⊙h + (1−z)⊙n.
 //
-// Entry points:
-// - `step_fused_sg`, `step_gates_sg`, `step_candidate_sg`: as `gru.wgsl`'s step kernels, but
-//   each subgroup owns one hidden unit and splits K across its lanes; `subgroupAdd` gives every
-//   lane the full sums, so a step needs no workgroup memory and no barrier.
-// - `sequence_regs_sg`: as `gru.wgsl::sequence_regs` (all T steps, W_hh in registers), with the
-//   K-slices of a unit reduced by `subgroupShuffleXor` instead of workgroup memory: one barrier
-//   per step (reset-after) instead of two.
+// - `step_fused_sg`, `step_gates_sg`, `step_candidate_sg`: as `step.wgsl`'s kernels, but each
+//   subgroup owns one hidden unit and splits K across its lanes; `subgroupAdd` gives every lane
+//   the full sums, so a step needs no workgroup memory and no barrier.
 //
 // Invocations take their roles from (subgroup_id, subgroup_invocation_id), never from
 // local_invocation_index, so nothing assumes how an implementation lays subgroups out.
@@ -16,11 +12,10 @@
 //
 // No `enable subgroups;` directive: naga 30 (wgpu 30's compiler) rejects it as not yet
 // implemented and instead gates the subgroup builtins on the device's SUBGROUP capability.
+//
+// (Composed by src/gpu/wgsl.rs after the generated header and shaders/prelude.wgsl: sizes,
+// uniform blocks, bindings, the cell's gate math.)
 
-// (The generated header, shaders/prelude.wgsl and shaders/regs.wgsl come first: sizes, uniform
-// blocks, bindings, the cell's gate math, the register kernels' body.)
-
-// ---------------------------------------------------------------------------------------------
 // Per-step kernels. A workgroup of STEP_WG invocations owns SG_UNITS hidden units × STEP_ROWS batch rows of
 // one direction; subgroup g takes units g, g + num_subgroups, … (SG_UNITS is sized for the
 // smallest subgroup, so with larger ones each subgroup takes several units). Lanes stride K in
@@ -77,26 +72,3 @@ fn step_candidate_sg(ids: SgIds) {
     step_sg(2u, ids);
 }
 
-// ---------------------------------------------------------------------------------------------
-// Register-resident sequence kernel (`regs.wgsl`), its K-slices summed by `subgroupShuffleXor`
-// instead of workgroup memory: one barrier per step (reset-after) instead of two. Role
-// t = subgroup_id · subgroup_size + subgroup_invocation_id. KS is a power of two no larger than
-// the adapter's smallest subgroup (the host checks), so a unit's slices are KS neighbouring lanes
-// of one subgroup and shuffles over the low bits sum them.
-
-fn slice_sum(t: u32, v: vec3<f32>) -> vec3<f32> {
-    var a = v;
-    for (var o = 1u; o < KS; o <<= 1u) { a += subgroupShuffleXor(a, o); }
-    return a;
-}
-
-@compute @workgroup_size(WG, 1, 1)
-fn sequence_regs_sg(
-    @builtin(subgroup_id) sgid: u32,
-    @builtin(subgroup_invocation_id) lane: u32,
-    @builtin(subgroup_size) sg: u32,
-    @builtin(local_invocation_index) lid: u32,
-    @builtin(workgroup_id) wid: vec3<u32>,
-) {
-    regs_run(sgid * sg + lane, lid, wid.z, wid.x);
-}
