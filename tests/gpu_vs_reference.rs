@@ -340,7 +340,7 @@ fn register_kernel_slice_widths() {
     }
 }
 
-/// The subgroup kernels (`gru_subgroup.wgsl`) and the portable ones, each against the reference,
+/// The subgroup kernels (`*_subgroup.wgsl`) and the portable ones, each against the reference,
 /// on both variants, both directions with lengths, at H around the register kernel's limits.
 /// Prints whether the subgroup kernels ran, so CI can require them on adapters that have them.
 #[test]

@@ -245,7 +245,7 @@ impl GpuGru {
 
     /// The grid kernel's `sync` words after the last forward recorded into `ws`, for tests and
     /// diagnosis: per layer, the steps done, then `[arrivals, failed]` per chunk and attempt
-    /// (see `gru.wgsl::grid`). Waits for everything submitted before.
+    /// (see `grid.wgsl`). Waits for everything submitted before.
     #[doc(hidden)]
     pub fn grid_sync(&self, ws: &Workspace) -> Result<Vec<u32>> {
         self.check_owner(ws)?;

@@ -6,7 +6,7 @@ pub(crate) const REGS_DEFAULT_COLUMNS: u32 = 32;
 /// How the recurrence is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Algorithm {
-    /// Chosen per forward from H, B and the adapter ([`GpuGru::choose`](super::GpuGru::choose)).
+    /// Chosen per workspace from H, B and the adapter ([`GpuGru::choose`](super::GpuGru::choose)).
     #[default]
     Auto,
     /// One dispatch per timestep (reset-after) or two (reset-before), all in one compute pass.
@@ -17,7 +17,7 @@ pub enum Algorithm {
     /// (needs H ≤ 160 and up to 1024 invocations per workgroup).
     SequenceRegisters,
     /// Like [`PerStep`](Self::PerStep) (same dispatches), with the GEMM-tiled step kernels of
-    /// `gru.wgsl::tiled_*`: a workgroup owns 16–64 batch rows × 16 hidden units, so W_hh is read
+    /// `tiled.wgsl`: a workgroup owns 16–64 batch rows × 16 hidden units, so W_hh is read
     /// once per tile of rows instead of once per 4 rows. For larger batches.
     Tiled,
     /// All steps in one dispatch (per chunk of steps on software adapters) by workgroups that

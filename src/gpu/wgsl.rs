@@ -212,7 +212,7 @@ pub const REGS_WORKGROUP_BYTES: u32 = REGS_SHARED_BYTES + 3 * REGS_MAX_WG * 4;
 /// summed by subgroup shuffles).
 pub const REGS_SG_WORKGROUP_BYTES: u32 = REGS_SHARED_BYTES;
 
-/// Workgroup memory (bytes) `gru.wgsl::grid` declares: the step kernels' reduction arrays
+/// Workgroup memory (bytes) `grid.wgsl::grid` declares: the step kernels' reduction arrays
 /// (`red`, `pre`: `STEP_UNITS · STEP_ROWS · 3` sums per lane and reduced) and one word.
 pub const GRID_WORKGROUP_BYTES: u32 =
     (STEP_UNITS * STEP_ROWS * 3 * (STEP_WG / STEP_UNITS) + STEP_UNITS * STEP_ROWS * 3 + 1) * 4;

@@ -209,7 +209,7 @@ impl Workspace {
             wgpu::BufferUsages::empty(),
         );
         let states = storage("wgpu-gru states", bytes("states", 2 * l * d * b * h)?, cp);
-        // Lengths [B], the mask mode, and mask flags [B, T] (`gru.wgsl`'s `position_len`).
+        // Lengths [B], the mask mode, and mask flags [B, T] (`prelude.wgsl`'s `position_len`).
         let lens_n = t
             .checked_mul(b)
             .and_then(|n| n.checked_add(b + 1))

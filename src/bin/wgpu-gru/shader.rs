@@ -8,13 +8,14 @@ use wgpu_gru::gpu::wgsl::{Shader, Spec};
 /// Arguments of `wgpu-gru shader`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Module to print, by kernel file (`gru.wgsl`, …); without one, the names are listed.
+    /// Module to print, by kernel file (`step.wgsl`, …); without one, the names are listed.
     pub name: Option<String>,
     /// The weights' storage type the module is built for (`--precision` of bench).
     #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
     pub precision: String,
     /// The register kernels' vec4s per gate row slice (KQ, 1 to 8): `--regs-cols` / 4 for
-    /// `gru.wgsl`; `gru_subgroup.wgsl` may use fewer for H not a multiple of the slice.
+    /// `sequence_regs.wgsl`; `sequence_regs_subgroup.wgsl` may use fewer for H not a multiple of
+    /// the slice.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=8))]
     pub kq: u32,
 }
