@@ -3,8 +3,8 @@
 //! the first attempts stop and the single-workgroup attempt finishes with the right answer.
 //! Skipped with a message without an adapter, unless `REQUIRE_GPU=1`.
 
-mod common;
-mod gpu_common;
+use crate::common;
+use crate::gpu_common;
 
 use common::random::{Rng, random_gru};
 use wgpu_gru::gpu::{Algorithm, GpuContext, GpuGru, GpuOptions};

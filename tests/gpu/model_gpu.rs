@@ -2,8 +2,8 @@
 //! whole test split gives the f64 reference's predictions and PyTorch's accuracy; the head alone
 //! matches the f64 dense + softmax on random shapes.
 
-mod common;
-mod gpu_common;
+use crate::common;
+use crate::gpu_common;
 
 use common::random::{Rng, random_gru};
 use gpu_common::ctx;

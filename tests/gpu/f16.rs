@@ -6,8 +6,8 @@
 //! Skipped with a message without an adapter, unless `REQUIRE_GPU=1`; where the adapter has no
 //! f16 (GL) only the refusal runs, and Vulkan's lavapipe must have it.
 
-mod common;
-mod gpu_common;
+use crate::common;
+use crate::gpu_common;
 
 use std::io::Write;
 

@@ -1,8 +1,8 @@
 //! Problems larger than the device's limits are split into chunks (over the batch, then time) and
 //! still match the reference; where no split helps, a typed error says which limit.
 
-mod common;
-mod gpu_common;
+use crate::common;
+use crate::gpu_common;
 
 use common::random::{Rng, random_gru};
 use gpu_common::ctx;

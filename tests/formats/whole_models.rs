@@ -3,8 +3,8 @@
 //! `.keras`/`.h5` file or an `.onnx` export with the framework's own prediction, on the
 //! reference, CPU and GPU paths, through the library and the CLI; and the CLI's file handling.
 
-mod common;
-mod gpu_common;
+use crate::common;
+use crate::gpu_common;
 
 use std::path::{Path, PathBuf};
 

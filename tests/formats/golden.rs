@@ -1,8 +1,8 @@
 //! Golden tests: every case in `tests/data/golden/` through the importers, the shape
 //! conversions and `reference::forward`, plus the importers' error paths.
 
-mod common;
-mod gpu_common;
+use crate::common;
+use crate::gpu_common;
 
 use std::collections::HashMap;
 

@@ -3,7 +3,7 @@
 //! weights, hostile model files, bad inputs, masks and lengths, bad output paths, missing
 //! arguments, outputs too large to allocate; and what it does not refuse (empty problems, NaN).
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

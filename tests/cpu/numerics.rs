@@ -3,8 +3,8 @@
 //!
 //! GPU parts are skipped with a message when no adapter exists, unless `REQUIRE_GPU=1`.
 
-mod common;
-mod gpu_common;
+use crate::common;
+use crate::gpu_common;
 
 use common::random::Rng;
 use gpu_common::paths::{Impl, per_impl, run_on, small_gru};

@@ -5,7 +5,7 @@
 //! with a message that says what to do; and every hostile file (code-running globals, zip bombs,
 //! overflowing or out-of-storage tensors, truncations) is refused with an error, never a panic.
 
-mod common;
+use crate::common;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;

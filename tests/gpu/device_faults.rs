@@ -3,8 +3,8 @@
 //!
 //! Skipped with a message when no adapter exists, unless `REQUIRE_GPU=1`.
 
-mod common;
-mod gpu_common;
+use crate::common;
+use crate::gpu_common;
 
 use common::errors::{is_device_lost, refused};
 use gpu_common::ctx;

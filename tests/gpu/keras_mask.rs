@@ -6,8 +6,8 @@
 //!
 //! GPU runs are skipped with a message when no adapter exists, unless `REQUIRE_GPU=1`.
 
-mod common;
-mod gpu_common;
+use crate::common;
+use crate::gpu_common;
 
 use wgpu_gru::cpu::CpuGru;
 use wgpu_gru::gpu::{Algorithm, GpuGru, GpuOptions};

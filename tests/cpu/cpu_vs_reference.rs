@@ -1,7 +1,7 @@
 //! The f32 CPU path against the f64 reference, on random models and awkward shapes (sizes that
 //! are not multiples of any vector width), for every SIMD level this CPU has.
 
-mod common;
+use crate::common;
 
 use common::random::{Rng, random_gru_with};
 use wgpu_gru::{Batch, Steps};

@@ -3,8 +3,8 @@
 //!
 //! GPU parts are skipped with a message when no adapter exists, unless `REQUIRE_GPU=1`.
 
-mod common;
-mod gpu_common;
+use crate::common;
+use crate::gpu_common;
 
 use common::errors::{is_arg, is_overflow, is_shape, refused};
 use common::random::random_gru;

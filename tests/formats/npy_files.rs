@@ -2,7 +2,7 @@
 //! and headers, truncated or trailing data, unsupported dtypes, absurd shapes; typed conversions,
 //! missing files and bad writes.
 
-mod common;
+use crate::common;
 
 use common::errors::{is_arg, is_dtype, is_overflow, is_parse, is_shape, refused};
 use common::npy_file::{dict, raw};

@@ -4,8 +4,8 @@
 //!
 //! GPU runs are skipped with a message when no adapter exists, unless `REQUIRE_GPU=1`.
 
-mod common;
-mod gpu_common;
+use crate::common;
+use crate::gpu_common;
 
 use std::path::PathBuf;
 use std::process::Command;

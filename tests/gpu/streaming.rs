@@ -2,8 +2,8 @@
 //! [`GpuGru::forward`] (and the f64 reference) on the same sequence; resetting a row restarts that
 //! row alone.
 
-mod common;
-mod gpu_common;
+use crate::common;
+use crate::gpu_common;
 
 use common::random::{Rng, random_gru};
 use gpu_common::ctx;

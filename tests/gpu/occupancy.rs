@@ -2,8 +2,7 @@
 //! at once, the bound for a grid-wide persistent kernel. Skipped with a message without an
 //! adapter, unless `REQUIRE_GPU=1`.
 
-mod common;
-mod gpu_common;
+use crate::gpu_common;
 
 use std::io::Write;
 

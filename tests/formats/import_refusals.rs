@@ -2,7 +2,7 @@
 //! not safetensors, wrong dtypes, missing or unexpected tensors, inconsistent and absurd shapes
 //! in every layout, options and metadata that contradict the file, bad lengths.
 
-mod common;
+use crate::common;
 
 use common::errors::{
     is_arg, is_config, is_dtype, is_layout, is_missing, is_overflow, is_parse, is_shape, refused,

@@ -1,7 +1,7 @@
 //! The GPU path against the f64 reference on shapes that are not multiples of any workgroup size.
 
-mod common;
-mod gpu_common;
+use crate::common;
+use crate::gpu_common;
 
 use common::random::{Rng, random_gru};
 use gpu_common::ctx;
