@@ -56,14 +56,14 @@ pub struct Batch(pub usize);
 /// accessors ([`steps`](Self::steps), [`batch`](Self::batch), …). A literal or a field write
 /// does not compile:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0451
 /// use wgpu_gru::SeqInput;
 /// let x = vec![0.0f32; 2 * 3];
 /// let input = SeqInput { x: &x, steps: 3, batch: 2, h0: None, lengths: None, mask: None,
 ///                        zero_output_for_mask: false };
 /// ```
 ///
-/// ```compile_fail
+/// ```compile_fail,E0616
 /// use wgpu_gru::{Batch, SeqInput, Steps};
 /// let x = vec![0.0f32; 2 * 3];
 /// let mut input = SeqInput::new(&x, Steps(2), Batch(3));

@@ -19,10 +19,13 @@ use wgpu_gru::{
 
 /// Every path against the f64 reference's one forward, as in the rest of the suite.
 const TOL: f32 = 1e-5;
-/// A stream against its own path's one forward. The reference stream rounds h to f32 at each
-/// chunk's end, where the one forward carries f64; the CPU stream's input projection may round
-/// a row an ulp differently (see `CpuStream`'s docs); both stay within a few f32 ulps of 1.
-const SAME_PATH_TOL: f32 = 1e-6;
+/// The CPU stream against one `CpuGru::forward`: not bit-identical, since the input
+/// projection's one-row tile sums in two chains and which rows fall into it depends on `T·B`
+/// (`CpuStream`'s docs); measured at most 3e-8, so 1e-7 (under 2 ulps at |h| ≤ 1).
+const CPU_TOL: f32 = 1e-7;
+/// The reference stream against one `reference::forward`: it rounds h to f32 at each chunk's
+/// end, where the one forward carries f64; measured at most 6e-8 (1 ulp at |h| ≤ 1).
+const REF_TOL: f32 = 2.5e-7;
 
 /// The f64 reference as a stream: each chunk is one `reference::forward` whose h0 is the state
 /// the previous chunk left, carried in f32 as every stream carries it.
@@ -97,9 +100,9 @@ fn steps_of(a: &[f32], batch_first: bool, t: usize, b: usize, t0: usize, t1: usi
     }
 }
 
-/// Feeds `x` (`t` steps) to `s` in chunks of `sizes` (each a `seq`, or a `step` for a chunk of
-/// 1) and returns the chunks' outputs reassembled in the whole sequence's layout, and the final
-/// state.
+/// Feeds `x` (`t` steps) to `s` in chunks of `sizes` (a chunk of one step as a `step`, others
+/// as a `seq`) and returns the chunks' outputs reassembled in the whole sequence's layout, and
+/// the final state.
 fn feed(s: &mut dyn Stream, x: &[f32], t: usize, sizes: &[usize]) -> (Vec<f32>, Vec<f32>) {
     let c = s.config().clone();
     let (b, h) = (s.batch(), c.hidden_size);
@@ -305,10 +308,10 @@ fn reference_stream_any_chunking_equals_one_forward() {
             k as u64 + 1,
             &make,
             &one,
-            SAME_PATH_TOL,
+            REF_TOL,
             &mut worst,
         );
-        check_reset("reference", &gru, &make, &one, SAME_PATH_TOL);
+        check_reset("reference", &gru, &make, &one, REF_TOL);
     }
     eprintln!(
         "reference stream: max |Δ| vs its one forward {:e}, vs the reference {:e}",
@@ -318,9 +321,12 @@ fn reference_stream_any_chunking_equals_one_forward() {
 
 #[test]
 fn cpu_stream_any_chunking_equals_one_forward() {
+    // H = 130: with two threads the time loop splits each step's units over them.
+    let mut all = cases();
+    all.push((random_gru(GruConfig::new(4, 130), 300), 6, 1));
     for threads in [1, 2] {
         let mut worst = Worst::default();
-        for (k, (gru, t, b)) in cases().into_iter().enumerate() {
+        for (k, (gru, t, b)) in all.iter().cloned().enumerate() {
             let cpu = CpuGru::new(&gru).unwrap().with_threads(threads);
             let make = |b| Box::new(CpuStream::new(&cpu, b).unwrap()) as Box<dyn Stream + '_>;
             let one = |i: &SeqInput<'_>| cpu.forward(i).unwrap();
@@ -332,10 +338,10 @@ fn cpu_stream_any_chunking_equals_one_forward() {
                 k as u64 + 1,
                 &make,
                 &one,
-                SAME_PATH_TOL,
+                CPU_TOL,
                 &mut worst,
             );
-            check_reset("cpu", &gru, &make, &one, SAME_PATH_TOL);
+            check_reset("cpu", &gru, &make, &one, CPU_TOL);
         }
         eprintln!(
             "cpu stream ({threads} threads): max |Δ| vs CpuGru::forward {:e}, vs the reference {:e}",
