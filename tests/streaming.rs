@@ -27,6 +27,36 @@ const CPU_TOL: f32 = 1e-7;
 /// end, where the one forward carries f64; measured at most 6e-8 (1 ulp at |h| ≤ 1).
 const REF_TOL: f32 = 2.5e-7;
 
+/// Counts the allocations made by the current thread, so that one test can check that a warm
+/// CPU stream allocates nothing while other tests run in parallel.
+struct CountingAlloc;
+
+thread_local! {
+    static ALLOCS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+// SAFETY: forwards every call to the system allocator; the counter is a const-initialised
+// thread-local `Cell`, which never allocates.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new: usize) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.realloc(ptr, layout, new) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
 /// The f64 reference as a stream: each chunk is one `reference::forward` whose h0 is the state
 /// the previous chunk left, carried in f32 as every stream carries it.
 struct RefStream {
@@ -456,6 +486,36 @@ fn check_errors(path: &str, s: &mut dyn Stream) {
         "{path}"
     );
     assert_eq!(s.state().unwrap(), vec![0.5; 8], "{path}");
+}
+
+/// Once it has seen its longest chunk, a CPU stream (one thread) allocates nothing per call,
+/// whatever the chunk lengths, through the trait as through its own methods.
+#[test]
+fn warm_cpu_stream_does_not_allocate() {
+    for variant in [Variant::ResetAfter, Variant::ResetBefore] {
+        let c = GruConfig::new(5, 33).with_layers(2).with_variant(variant);
+        let gru = random_gru(c, 17);
+        let cpu = CpuGru::new(&gru).unwrap();
+        let b = 3;
+        let x = Rng(3).vec(4 * b * 5, 1.0);
+        let mut y = vec![0.0; 4 * b * 33];
+        let mut h = vec![0.0; 2 * b * 33];
+        let mut s = CpuStream::new(&cpu, b).unwrap();
+        s.push_into(&x, 4, &mut y).unwrap();
+        let before = ALLOCS.with(|n| n.get());
+        for _ in 0..3 {
+            let s: &mut dyn Stream = &mut s;
+            s.step_into(&x[..b * 5], &mut y[..b * 33]).unwrap();
+            s.seq_into(&x, Steps(4), &mut y).unwrap();
+            s.seq_into(&x[..2 * b * 5], Steps(2), &mut y[..2 * b * 33])
+                .unwrap();
+            s.reset_row(1).unwrap();
+            s.state_into(&mut h).unwrap();
+            s.set_state(&h).unwrap();
+        }
+        let n = ALLOCS.with(|n| n.get()) - before;
+        assert_eq!(n, 0, "{variant:?}: {n} allocations in warm pushes");
+    }
 }
 
 #[test]
