@@ -51,6 +51,25 @@ pub struct Batch(pub usize);
 /// Every path checks these shapes (and that `T·B·I` and the output size do not overflow) before
 /// any work, and refuses bad ones with a typed [`Error`].
 ///
+/// **Fields are private**: an input is made only by [`new`](Self::new) and the `with_*`
+/// builders, whose [`Steps`] and [`Batch`] keep T and B apart, and is read back through the
+/// accessors ([`steps`](Self::steps), [`batch`](Self::batch), …). A literal or a field write
+/// does not compile:
+///
+/// ```compile_fail,E0451
+/// use wgpu_gru::SeqInput;
+/// let x = vec![0.0f32; 2 * 3];
+/// let input = SeqInput { x: &x, steps: 3, batch: 2, h0: None, lengths: None, mask: None,
+///                        zero_output_for_mask: false };
+/// ```
+///
+/// ```compile_fail,E0616
+/// use wgpu_gru::{Batch, SeqInput, Steps};
+/// let x = vec![0.0f32; 2 * 3];
+/// let mut input = SeqInput::new(&x, Steps(2), Batch(3));
+/// input.steps = 3; // T and B swapped behind the types' back
+/// ```
+///
 /// **Empty problems.** `T = 0` or `B = 0` are not errors: `output` is empty, and `h_n` is the
 /// state after no steps — `h0`, or zeros without one. (With `T = 0` no length is valid, so
 /// `lengths` must be `None`, or empty when `B = 0`.)
@@ -63,20 +82,14 @@ pub struct Batch(pub usize);
 /// saturating activations map them to their limits, and `∞ − ∞` or `0·∞` give NaN.
 #[derive(Debug, Clone, Copy)]
 pub struct SeqInput<'a> {
-    /// Input sequence.
-    pub x: &'a [f32],
-    /// Steps `T`.
-    pub steps: usize,
-    /// Batch `B`.
-    pub batch: usize,
-    /// Initial state.
-    pub h0: Option<&'a [f32]>,
-    /// Per-row lengths.
-    pub lengths: Option<&'a [usize]>,
-    /// Per-step mask `[B, T]`: `true` where the step is valid.
-    pub mask: Option<&'a [bool]>,
-    /// With a mask: masked steps output zeros instead of repeating the previous output.
-    pub zero_output_for_mask: bool,
+    // Private, so that inputs are made only through `new` and its `Steps`/`Batch` types.
+    pub(crate) x: &'a [f32],
+    pub(crate) steps: usize,
+    pub(crate) batch: usize,
+    pub(crate) h0: Option<&'a [f32]>,
+    pub(crate) lengths: Option<&'a [usize]>,
+    pub(crate) mask: Option<&'a [bool]>,
+    pub(crate) zero_output_for_mask: bool,
 }
 
 impl<'a> SeqInput<'a> {
@@ -88,7 +101,7 @@ impl<'a> SeqInput<'a> {
     /// let (t, b, i) = (5, 2, 3);
     /// let x = vec![0.5f32; t * b * i];
     /// let input = SeqInput::new(&x, Steps(t), Batch(b));
-    /// assert_eq!((input.steps, input.batch), (5, 2));
+    /// assert_eq!((input.steps(), input.batch()), (5, 2));
     /// ```
     pub fn new(x: &'a [f32], steps: Steps, batch: Batch) -> Self {
         SeqInput {
@@ -120,6 +133,36 @@ impl<'a> SeqInput<'a> {
     pub fn with_zero_output_for_mask(mut self, zero: bool) -> Self {
         self.zero_output_for_mask = zero;
         self
+    }
+
+    /// The input sequence: `[T, B, I]`, or `[B, T, I]` when the config is `batch_first`.
+    pub fn x(&self) -> &'a [f32] {
+        self.x
+    }
+    /// Steps `T`.
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+    /// Batch `B`.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+    /// The initial state `[L·D, B, H]`; `None` means zeros.
+    pub fn h0(&self) -> Option<&'a [f32]> {
+        self.h0
+    }
+    /// Valid steps per row, `[B]`, each in `1..=T`; `None` means all `T`.
+    pub fn lengths(&self) -> Option<&'a [usize]> {
+        self.lengths
+    }
+    /// The per-step mask `[B, T]` (whatever the layout of `x`): `true` where the step is valid;
+    /// `None` means every step is.
+    pub fn mask(&self) -> Option<&'a [bool]> {
+        self.mask
+    }
+    /// With a mask: whether masked steps output zeros instead of repeating the previous output.
+    pub fn zero_output_for_mask(&self) -> bool {
+        self.zero_output_for_mask
     }
 
     /// Whether the step at time `t` of row `b` is valid under the mask (always without one).

@@ -25,12 +25,14 @@ pub mod model;
 pub mod npy;
 pub mod predict;
 pub mod reference;
+pub mod stream;
 pub mod train;
 pub mod weights;
 
 pub use config::{Activation, Activations, Direction, GruConfig, Variant};
 pub use error::{Error, Result};
 pub use io::{Batch, Forward, GruOutput, SeqInput, Steps};
+pub use stream::Stream;
 pub use weights::{CellWeights, Gru, GruWeights};
 /// The wgpu this crate is built against, so users get the matching version.
 pub use wgpu;

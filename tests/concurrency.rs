@@ -61,15 +61,14 @@ impl Job {
         }
     }
     fn input(&self) -> SeqInput<'_> {
-        SeqInput {
-            x: &self.x,
-            steps: self.steps,
-            batch: self.batch,
-            h0: self.h0.as_deref(),
-            lengths: self.lengths.as_deref(),
-            mask: None,
-            zero_output_for_mask: false,
+        let mut input = SeqInput::new(&self.x, Steps(self.steps), Batch(self.batch));
+        if let Some(h0) = self.h0.as_deref() {
+            input = input.with_h0(h0);
         }
+        if let Some(lengths) = self.lengths.as_deref() {
+            input = input.with_lengths(lengths);
+        }
+        input
     }
 }
 

@@ -12,6 +12,9 @@
 //! All arithmetic is f32; `tests/cpu_vs_reference.rs` holds it within 1e-5 of the f64
 //! [`crate::reference`] (measured maxima are below 1e-6). NaN and ±∞ behave as in the reference.
 //!
+//! [`CpuStream`] feeds a timestep or a chunk at a time and carries h between calls (the
+//! [`crate::Stream`] trait, as [`crate::gpu::GpuStream`] on the GPU).
+//!
 //! Where the time goes: at batch 1 each step streams all of `W_hh` (`12·H²` bytes) from L2, so
 //! the time loop is bound by cache bandwidth and the GEMM by arithmetic; at larger batches both
 //! are compute-bound and run near the FMA peak.
@@ -19,6 +22,7 @@
 mod kernel;
 mod recurrence;
 mod simd;
+mod stream;
 mod team;
 
 use crate::config::{GruConfig, Variant};
@@ -28,6 +32,7 @@ use crate::weights::Gru;
 use kernel::Panels;
 use recurrence::{DirWeights, Job, OutPtr, Part, SeqLayout, Split};
 use simd::Isa;
+pub use stream::CpuStream;
 
 /// Padding unit of the hidden size: every vector width divides it, so the gate loops have no
 /// tails. Padded lanes carry zero weights and never reach an output.

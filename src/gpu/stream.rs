@@ -10,15 +10,17 @@
 use super::io::{pop_scopes, read_back};
 use super::layer::GpuGru;
 use super::workspace::Workspace;
-use crate::config::Direction;
+use crate::config::GruConfig;
 use crate::error::{Error, Result};
 use crate::io::SeqInput;
 use crate::io::{Batch, Steps};
+use crate::stream::{self, Stream};
 
 /// Workspaces kept for distinct chunk lengths; the least recently used goes first.
 const MAX_CACHED: usize = 4;
 
-/// A streaming GRU over a fixed batch of `B` independent streams.
+/// A streaming GRU over a fixed batch of `B` independent streams (the [`Stream`] trait, as
+/// [`crate::cpu::CpuStream`] on the CPU).
 ///
 /// Each [`push`](GpuStream::push) of `T` steps continues every row from where the previous push
 /// left it, so pushing a sequence step by step, or in chunks of any lengths, gives the same output
@@ -80,20 +82,7 @@ impl<'g> GpuStream<'g> {
     /// chunk is not a backward pass over the sequence.
     pub fn new(gru: &'g GpuGru, batch: usize) -> Result<Self> {
         let c = gru.config();
-        if c.direction != Direction::Forward || c.go_backwards {
-            return Err(Error::Unsupported(format!(
-                "streaming needs a forward-only GRU (got direction {:?}, go_backwards {})",
-                c.direction, c.go_backwards
-            )));
-        }
-        if batch == 0 {
-            return Err(Error::arg("batch", "a stream needs B ≥ 1"));
-        }
-        let state_len = c
-            .num_layers
-            .checked_mul(batch)
-            .and_then(|v| v.checked_mul(c.hidden_size))
-            .ok_or_else(|| Error::Overflow("stream state [L, B, H]".into()))?;
+        let state_len = stream::state_len(c, batch)?;
         let bytes = state_len as u64 * 4;
         let device = &gru.context().device;
         let max = device.limits().max_buffer_size;
@@ -143,7 +132,7 @@ impl<'g> GpuStream<'g> {
 
     /// Runs `steps` more steps of every row and returns their output (shapes in the type's docs).
     pub fn push(&mut self, x: &[f32], steps: usize) -> Result<Vec<f32>> {
-        let mut out = vec![0.0f32; steps * self.batch * self.gru.config().hidden_size];
+        let mut out = vec![0.0f32; stream::output_len(self.gru.config(), self.batch, steps)?];
         self.push_into(x, steps, &mut out)?;
         Ok(out)
     }
@@ -153,14 +142,8 @@ impl<'g> GpuStream<'g> {
         let gru = self.gru;
         let c = gru.config();
         let batch = self.batch;
-        SeqInput::new(x, Steps(steps), Batch(batch)).validate(c)?;
-        if steps == 0 {
-            return Err(Error::arg("steps", "a push needs T ≥ 1 steps"));
-        }
-        let out_len = steps * batch * c.hidden_size;
-        if out.len() != out_len {
-            return Err(Error::shape("stream output", out_len, out.len()));
-        }
+        stream::check_chunk(c, batch, x, steps, out.len())?;
+        let out_len = out.len();
         let ctx = gru.context();
         ctx.check_lost()?;
         let i = self.workspace(steps)?;
@@ -235,9 +218,7 @@ impl<'g> GpuStream<'g> {
 
     /// Replaces the state of every row with `h` `[L, B, H]`.
     pub fn set_state(&mut self, h: &[f32]) -> Result<()> {
-        if h.len() != self.state_len {
-            return Err(Error::shape("stream state", self.state_len, h.len()));
-        }
+        stream::check_state(self.state_len, h.len())?;
         self.gru
             .context()
             .queue
@@ -247,6 +228,14 @@ impl<'g> GpuStream<'g> {
 
     /// The current state `[L, B, H]` (blocking read-back; the state stays on the GPU).
     pub fn state(&self) -> Result<Vec<f32>> {
+        let mut h = vec![0.0f32; self.state_len];
+        self.state_into(&mut h)?;
+        Ok(h)
+    }
+
+    /// [`state`](Self::state) into `h` (`L·B·H` floats), allocating nothing on the host.
+    pub fn state_into(&self, h: &mut [f32]) -> Result<()> {
+        stream::check_state(self.state_len, h.len())?;
         let ctx = self.gru.context();
         ctx.check_lost()?;
         let device = &ctx.device;
@@ -258,11 +247,37 @@ impl<'g> GpuStream<'g> {
         let bytes = self.state_len as u64 * 4;
         encoder.copy_buffer_to_buffer(&self.carry, 0, &self.read_state, 0, bytes);
         let index = ctx.submit([encoder.finish()]);
-        let mut h = vec![0.0f32; self.state_len];
-        let read = read_back(ctx, index, &mut [(&self.read_state, &mut h[..])]);
+        let read = read_back(ctx, index, &mut [(&self.read_state, &mut *h)]);
         pop_scopes(oom, scope)?;
         read?;
-        ctx.check_lost()?;
-        Ok(h)
+        ctx.check_lost()
+    }
+}
+
+impl Stream for GpuStream<'_> {
+    fn config(&self) -> &GruConfig {
+        self.gru.config()
+    }
+    fn batch(&self) -> usize {
+        self.batch
+    }
+    fn zero_state(&mut self) -> Result<()> {
+        self.reset();
+        Ok(())
+    }
+    fn reset_row(&mut self, row: usize) -> Result<()> {
+        GpuStream::reset_row(self, row)
+    }
+    fn set_state(&mut self, h: &[f32]) -> Result<()> {
+        GpuStream::set_state(self, h)
+    }
+    fn state_into(&self, h: &mut [f32]) -> Result<()> {
+        GpuStream::state_into(self, h)
+    }
+    fn state_len(&self) -> usize {
+        self.state_len
+    }
+    fn seq_into(&mut self, x: &[f32], steps: Steps, out: &mut [f32]) -> Result<()> {
+        self.push_into(x, steps.0, out)
     }
 }

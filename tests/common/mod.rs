@@ -242,15 +242,18 @@ impl Case {
 
     /// The canonical input (X, h0 and lengths hold the same elements in both forms).
     pub fn input(&self) -> SeqInput<'_> {
-        SeqInput {
-            x: &self.x.data,
-            steps: self.steps,
-            batch: self.batch,
-            h0: self.h0.as_ref().map(|a| a.data.as_slice()),
-            lengths: self.lengths.as_deref(),
-            mask: self.mask.as_deref(),
-            zero_output_for_mask: self.zero_output_for_mask,
+        let mut input = SeqInput::new(&self.x.data, Steps(self.steps), Batch(self.batch))
+            .with_zero_output_for_mask(self.zero_output_for_mask);
+        if let Some(h0) = &self.h0 {
+            input = input.with_h0(&h0.data);
         }
+        if let Some(lengths) = self.lengths.as_deref() {
+            input = input.with_lengths(lengths);
+        }
+        if let Some(mask) = self.mask.as_deref() {
+            input = input.with_mask(mask);
+        }
+        input
     }
 
     /// Converts a canonical output to the framework's arrays, by short name (`output`, `Y`, …).

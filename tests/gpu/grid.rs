@@ -20,8 +20,10 @@ fn run(
     input: &SeqInput<'_>,
 ) -> (GruOutput, Vec<u32>) {
     let g = GpuGru::with_options(ctx, gru, opts.with_algorithm(Algorithm::Grid)).unwrap();
-    assert_eq!(g.choose(input.batch).unwrap().0, Algorithm::Grid);
-    let mut ws = g.workspace(Steps(input.steps), Batch(input.batch)).unwrap();
+    assert_eq!(g.choose(input.batch()).unwrap().0, Algorithm::Grid);
+    let mut ws = g
+        .workspace(Steps(input.steps()), Batch(input.batch()))
+        .unwrap();
     g.write_input(&mut ws, input).unwrap();
     let mut encoder = ctx.device.create_command_encoder(&Default::default());
     g.encode(&mut encoder, &ws).unwrap();

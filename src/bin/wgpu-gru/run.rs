@@ -366,15 +366,17 @@ fn run(args: &Args) -> Result<(), String> {
         }
         None => None,
     };
-    let input = SeqInput {
-        x: &x,
-        steps,
-        batch,
-        h0: h0.as_deref(),
-        lengths: lengths.as_deref(),
-        mask: mask.as_deref(),
-        zero_output_for_mask: args.zero_output_for_mask,
-    };
+    let mut input = SeqInput::new(&x, Steps(steps), Batch(batch))
+        .with_zero_output_for_mask(args.zero_output_for_mask);
+    if let Some(h0) = h0.as_deref() {
+        input = input.with_h0(h0);
+    }
+    if let Some(lengths) = lengths.as_deref() {
+        input = input.with_lengths(lengths);
+    }
+    if let Some(mask) = mask.as_deref() {
+        input = input.with_mask(mask);
+    }
     input.validate(&gru.config).map_err(|e| e.to_string())?;
     check_memory(&gru.config, steps, batch)?;
 
@@ -563,7 +565,7 @@ fn forward(
         Backend::Auto => {
             let adapter = GpuContext::default_adapter().ok();
             let info = adapter.as_ref().map(wgpu::Adapter::get_info);
-            let work = Workload::new(&gru.config, Steps(input.steps), Batch(input.batch))
+            let work = Workload::new(&gru.config, Steps(input.steps()), Batch(input.batch()))
                 .with_cpu_threads(threads);
             let choice = auto::choose(info.as_ref(), &work);
             if let (Engine::Gpu, Some(adapter)) = (choice.engine, &adapter) {
