@@ -1,6 +1,8 @@
 //! [`GpuContext`]: the app's `Device`/`Queue`, or one this crate picks for examples, CLI and tests.
 
+use super::layout::Layout;
 use crate::error::{Error, Result};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// What the adapter and device offer, read once when a [`GpuContext`] is made: every choice of
@@ -39,7 +41,7 @@ pub struct GpuContext {
     info: wgpu::AdapterInfo,
     facts: Arc<AdapterFacts>,
     /// Shader modules, layouts and pipelines built so far on this device, shared by its models.
-    pub(crate) pipelines: Arc<super::kernels::PipelineCache>,
+    pub(crate) pipelines: Arc<PipelineCache>,
     lost: Arc<Mutex<Option<String>>>,
     uncaptured: Arc<Mutex<Option<String>>>,
     /// Polls of this crate take turns: wgpu-core 30 asserts (and panics) when two threads poll
@@ -279,5 +281,70 @@ impl LossMarker {
         if let Ok(mut l) = self.0.lock() {
             l.get_or_insert_with(|| message.to_string());
         }
+    }
+}
+
+/// Shader modules, layouts and pipelines built on one device, by key, shared by the models on
+/// it (through [`GpuContext`] and its clones). Entries live as long as the context.
+#[derive(Default)]
+pub(crate) struct PipelineCache {
+    modules: Mutex<HashMap<String, Arc<wgpu::ShaderModule>>>,
+    layouts: Mutex<HashMap<String, Arc<Layout>>>,
+    pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
+}
+
+impl std::fmt::Debug for PipelineCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelineCache")
+            .field("modules", &self.modules.lock().map_or(0, |m| m.len()))
+            .field("pipelines", &self.pipelines_built())
+            .finish()
+    }
+}
+
+/// The entry of `key` in `map`, built by `build` (under the lock: one build per key) if absent.
+fn cached<T>(
+    map: &Mutex<HashMap<String, Arc<T>>>,
+    key: &str,
+    build: impl FnOnce() -> T,
+) -> Result<Arc<T>> {
+    let mut map = map
+        .lock()
+        .map_err(|_| Error::Gpu("pipeline cache poisoned".into()))?;
+    if let Some(v) = map.get(key) {
+        return Ok(v.clone());
+    }
+    let v = Arc::new(build());
+    map.insert(key.to_string(), v.clone());
+    Ok(v)
+}
+
+impl PipelineCache {
+    /// Pipelines built so far.
+    pub(crate) fn pipelines_built(&self) -> usize {
+        self.pipelines.lock().map_or(0, |m| m.len())
+    }
+
+    /// The layout of `key`, built by `build` on first use.
+    pub(crate) fn layout(&self, key: &str, build: impl FnOnce() -> Layout) -> Result<Arc<Layout>> {
+        cached(&self.layouts, key, build)
+    }
+
+    /// The shader module of `key`, built by `build` on first use.
+    pub(crate) fn module(
+        &self,
+        key: &str,
+        build: impl FnOnce() -> wgpu::ShaderModule,
+    ) -> Result<Arc<wgpu::ShaderModule>> {
+        cached(&self.modules, key, build)
+    }
+
+    /// The pipeline of `key`, built by `build` on first use.
+    pub(crate) fn pipeline(
+        &self,
+        key: &str,
+        build: impl FnOnce() -> wgpu::ComputePipeline,
+    ) -> Result<Arc<wgpu::ComputePipeline>> {
+        cached(&self.pipelines, key, build)
     }
 }

@@ -7,11 +7,10 @@
 
 use super::context::GpuContext;
 use super::io::{
-    Layout, check_binding_fits, check_strided_input, grid, pop_scopes, pop_scopes_async,
-    read_back_async,
+    check_binding_fits, check_strided_input, grid, pop_scopes, pop_scopes_async, read_back_async,
 };
 use super::layer::GpuGru;
-
+use super::layout::Layout;
 use super::options::{ForwardStats, GpuOptions};
 use super::wgsl::{HEAD_WG, HeadParams, Shader, Spec};
 use super::workspace::Workspace;

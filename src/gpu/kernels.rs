@@ -2,14 +2,13 @@
 //! point, override constants), built on first use and cached on the [`GpuContext`], so that every
 //! model of one specialisation on a device shares them.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::context::GpuContext;
-use super::io::{Bind, Layout};
+use super::layout::{Bind, Layout};
 use super::options::GpuOptions;
 use crate::config::{Activations, Variant};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 pub use super::wgsl::{
     GEMM_KT, GEMM_TILE, REGS_MAX_H, REGS_MAX_WG, REGS_SG_WORKGROUP_BYTES, REGS_WORKGROUP_BYTES,
@@ -148,76 +147,6 @@ pub(crate) enum Kernel {
     },
 }
 
-/// What a pipeline is cached by: its layout, module, entry point and every override constant.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct PipelineKey {
-    layout: String,
-    shader: Shader,
-    spec: Spec,
-    entry: String,
-    /// (name, value bits), in the order given.
-    constants: Vec<(&'static str, u64)>,
-}
-
-/// Shader modules, layouts and pipelines built on one device, shared by the models on it
-/// (through [`GpuContext`] and its clones). Entries live as long as the context.
-#[derive(Default)]
-pub(crate) struct PipelineCache {
-    modules: Mutex<HashMap<(Shader, Spec), Arc<wgpu::ShaderModule>>>,
-    layouts: Mutex<HashMap<&'static str, Arc<Layout>>>,
-    pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
-}
-
-impl std::fmt::Debug for PipelineCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = |m: usize| m;
-        f.debug_struct("PipelineCache")
-            .field("modules", &n(self.modules.lock().map_or(0, |m| m.len())))
-            .field(
-                "pipelines",
-                &n(self.pipelines.lock().map_or(0, |m| m.len())),
-            )
-            .finish()
-    }
-}
-
-fn poisoned() -> Error {
-    Error::Gpu("pipeline cache poisoned".into())
-}
-
-impl PipelineCache {
-    /// Pipelines built so far.
-    pub(crate) fn pipelines_built(&self) -> usize {
-        self.pipelines.lock().map_or(0, |m| m.len())
-    }
-
-    fn layout(
-        &self,
-        device: &wgpu::Device,
-        label: &'static str,
-        binds: &[Bind],
-    ) -> Result<Arc<Layout>> {
-        let mut layouts = self.layouts.lock().map_err(|_| poisoned())?;
-        Ok(layouts
-            .entry(label)
-            .or_insert_with(|| Arc::new(Layout::new(device, label, binds)))
-            .clone())
-    }
-
-    fn module(
-        &self,
-        device: &wgpu::Device,
-        shader: Shader,
-        spec: Spec,
-    ) -> Result<Arc<wgpu::ShaderModule>> {
-        let mut modules = self.modules.lock().map_err(|_| poisoned())?;
-        Ok(modules
-            .entry((shader, spec))
-            .or_insert_with(|| Arc::new(shader.create(device, spec)))
-            .clone())
-    }
-}
-
 /// The bind group layout of `input_proj.wgsl`.
 const PROJ_BINDS: [Bind; 6] = [
     Bind::Uniform,
@@ -275,8 +204,11 @@ impl Kernels {
     ) -> Result<Self> {
         let facts = ctx.facts();
         let cache = &ctx.pipelines;
-        let proj_layout = cache.layout(&ctx.device, "wgpu-gru input_proj", &PROJ_BINDS)?;
-        let gru_layout = cache.layout(&ctx.device, "wgpu-gru gru", &GRU_BINDS)?;
+        let layout = |label: &str, binds: &[Bind]| {
+            cache.layout(label, || Layout::new(&ctx.device, label, binds))
+        };
+        let proj_layout = layout("wgpu-gru input_proj", &PROJ_BINDS)?;
+        let gru_layout = layout("wgpu-gru gru", &GRU_BINDS)?;
         let mut base: Vec<(&'static str, f64)> = vec![("H", f64::from(hidden))];
         // Direction slot 0, then slot 1 (the same pair where the directions share one).
         for (a, [fk, fa, fb, gk, ga, gb]) in acts.iter().zip([
@@ -397,21 +329,19 @@ impl Kernels {
             precision: self.precision,
             kq,
         };
-        let key = PipelineKey {
-            layout: layout.label().to_string(),
-            shader,
-            spec,
-            entry,
-            constants: constants.iter().map(|&(n, v)| (n, v.to_bits())).collect(),
-        };
-        let cache = &self.ctx.pipelines;
-        if let Some(p) = cache.pipelines.lock().map_err(|_| poisoned())?.get(&key) {
-            return Ok(p.clone());
+        // Everything the pipeline is specialised by, constants as their exact bits.
+        let mut key = format!("{} {shader:?} {spec:?} {entry}", layout.label());
+        for (n, v) in &constants {
+            key.push_str(&format!(" {n}={:x}", v.to_bits()));
         }
-        let module = cache.module(&self.ctx.device, shader, spec)?;
-        let pipeline = Arc::new(layout.pipeline(&self.ctx.device, &module, &key.entry, &constants));
-        let mut pipelines = cache.pipelines.lock().map_err(|_| poisoned())?;
-        Ok(pipelines.entry(key).or_insert(pipeline).clone())
+        let device = &self.ctx.device;
+        let cache = &self.ctx.pipelines;
+        let module = cache.module(&format!("{shader:?} {spec:?}"), || {
+            shader.create(device, spec)
+        })?;
+        cache.pipeline(&key, || {
+            layout.pipeline(device, &module, &entry, &constants)
+        })
     }
 }
 

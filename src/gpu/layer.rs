@@ -442,7 +442,7 @@ impl GpuGru {
             ));
         }
 
-        match Workspace::check(&self.model, input.steps, input.batch) {
+        match plan::fits(&self.model, input.steps, input.batch) {
             Ok(()) => {
                 let flags = input.mask_flags();
                 let mask = flags.as_deref().map(|f| (f, input.zero_output_for_mask));

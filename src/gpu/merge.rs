@@ -2,7 +2,8 @@
 //! `Bidirectional(merge_mode=…)` does, into one contiguous array the next layer reads.
 
 use super::context::GpuContext;
-use super::io::{Layout, check_binding_fits, check_strided_input, grid, pop_scopes};
+use super::io::{check_binding_fits, check_strided_input, grid, pop_scopes};
+use super::layout::Layout;
 use super::wgsl::{MERGE_WG, MergeParams, Shader, Spec};
 use crate::error::{Error, Result};
 use wgpu::util::DeviceExt;

@@ -2,7 +2,8 @@
 //! bound a grid-wide persistent kernel must launch within, measured rather than assumed.
 
 use super::context::GpuContext;
-use super::io::{Bind, Layout, pop_scopes, read_back};
+use super::io::{pop_scopes, read_back};
+use super::layout::{Bind, Layout};
 use super::wgsl::{Shader, Spec};
 use crate::error::{Error, Result};
 

@@ -118,54 +118,8 @@ impl Workspace {
         &self.x
     }
 
-    /// Checks that a workspace of `(steps, batch)` fits the device's buffer, binding and
-    /// dispatch limits (and u32 indexing), without creating anything.
-    pub(crate) fn check(gru: &Model, steps: usize, batch: usize) -> Result<()> {
-        let c = &gru.config;
-        let device = &gru.ctx.device;
-        let limits = device.limits();
-        let (t, b, h) = (steps, batch, c.hidden_size);
-        let d = c.num_directions();
-        let l = c.num_layers;
-        let tb = t
-            .checked_mul(b)
-            .ok_or_else(|| Error::Overflow("T·B".into()))?;
-        let sizes = [
-            ("input x", tb.checked_mul(c.input_size)),
-            ("projection [T, B, D, 3H]", tb.checked_mul(3 * d * h)),
-            ("output [T, B, D·H]", tb.checked_mul(d * h)),
-            ("states", (2 * l * d * h).checked_mul(b)),
-        ];
-        for (what, n) in sizes {
-            let n = n.ok_or_else(|| Error::Overflow(what.into()))? as u64 * 4;
-            let lim = limits
-                .max_storage_buffer_binding_size
-                .min(limits.max_buffer_size);
-            if n > lim {
-                return Err(Error::DeviceLimit {
-                    what: format!("{what} binding (bytes)"),
-                    needed: n,
-                    limit: lim,
-                });
-            }
-        }
-        if u32::try_from(tb * 3 * d * h).is_err() {
-            return Err(Error::Overflow("T·B·3·D·H exceeds u32 indexing".into()));
-        }
-        let proj_groups_y = (tb as u64).div_ceil(super::kernels::GEMM_TILE as u64);
-        let max_dim = limits.max_compute_workgroups_per_dimension as u64;
-        if proj_groups_y > max_dim || b as u64 > max_dim {
-            return Err(Error::DeviceLimit {
-                what: "workgroups per dispatch dimension".into(),
-                needed: proj_groups_y,
-                limit: max_dim,
-            });
-        }
-        Ok(())
-    }
-
     pub(crate) fn new(gru: &Model, steps: usize, batch: usize) -> Result<Self> {
-        Self::check(gru, steps, batch)?;
+        super::plan::fits(gru, steps, batch)?;
         let c = &gru.config;
         let device = &gru.ctx.device;
         let limits = device.limits();
