@@ -44,7 +44,11 @@ impl Layout for Onnx {
     fn export(&self, config: &GruConfig, weights: &GruWeights) -> Result<Vec<NamedTensor>> {
         let (h, i) = (config.hidden_size, config.input_size);
         let [dirs] = weights.layers.as_slice() else {
-            return Err(bad_layout(LAYOUT, config, "an ONNX GRU node holds one layer"));
+            return Err(bad_layout(
+                LAYOUT,
+                config,
+                "an ONNX GRU node holds one layer",
+            ));
         };
         let d_n = dirs.len();
         let (mut w, mut r, mut b) = (Vec::new(), Vec::new(), Vec::new());

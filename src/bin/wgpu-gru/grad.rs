@@ -107,8 +107,7 @@ fn run(args: &Args) -> Result<(), String> {
     let opts = args.cell.import_options();
     let file = SafetensorsFile::open(&args.weights).map_err(|e| at(&args.weights, e))?;
     let file_names = file.names().map_err(|e| at(&args.weights, e))?;
-    let imported = formats::import(&file, args.format, &opts)
-        .map_err(|e| at(&args.weights, e))?;
+    let imported = formats::import(&file, args.format, &opts).map_err(|e| at(&args.weights, e))?;
     let gru = &imported.gru;
     train::check_trainable(&gru.config).map_err(|e| at(&args.weights, e))?;
     let shapes = imported.shapes().map_err(|e| at(&args.weights, e))?;

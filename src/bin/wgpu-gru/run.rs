@@ -29,10 +29,8 @@ use wgpu_gru::{Direction, Error, Gru, GruOutput, SeqInput, wgpu};
 /// its summary, parsed by `Format::from_str`.
 pub fn format_arg() -> impl clap::builder::TypedValueParser<Value = Format> {
     use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
-    PossibleValuesParser::new(
-        Format::ALL.map(|f| PossibleValue::new(f.name()).help(f.summary())),
-    )
-    .try_map(|s| s.parse::<Format>())
+    PossibleValuesParser::new(Format::ALL.map(|f| PossibleValue::new(f.name()).help(f.summary())))
+        .try_map(|s| s.parse::<Format>())
 }
 
 /// Direction of the layers.
@@ -284,8 +282,8 @@ fn run(args: &Args) -> Result<(), String> {
         prefix: args.prefix.clone(),
         ..args.cell.import_options()
     };
-    let imported = formats::load(&args.weights, args.format, &opts)
-        .map_err(|e| at(&args.weights, e))?;
+    let imported =
+        formats::load(&args.weights, args.format, &opts).map_err(|e| at(&args.weights, e))?;
     if let Some(graph) = &imported.onnx
         && args.node.is_none()
     {

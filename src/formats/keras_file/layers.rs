@@ -13,8 +13,8 @@ use crate::config::{Activation, Activations, Direction, GruConfig, Variant};
 use crate::error::{Error, Result};
 use crate::formats::keras::keras_cell;
 use crate::formats::keras_activation;
-use crate::model::Dense;
 use crate::formats::shape_str;
+use crate::model::Dense;
 use crate::weights::{CellWeights, Gru, GruWeights};
 
 /// Most layers a model may list.

@@ -8,7 +8,6 @@ use std::rc::Rc;
 use super::{MAX_DEPTH, MAX_GLOBAL_LINE, MAX_MEMO, MAX_OBJECTS, MAX_RANK, MAX_STACK, parse_err};
 use crate::error::{Error, Result};
 
-
 /// A torch storage class, used only as a dtype marker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum StorageType {
