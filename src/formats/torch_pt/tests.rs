@@ -240,3 +240,30 @@ fn choose_prefixes() {
         Err(Error::UnknownLayout(_))
     ));
 }
+
+/// The pickle machine alone (the `torch_pickle` fuzz target's entry): the descriptors of a
+/// `data.pkl`, without an archive, and its refusals as the checkpoint reader gives them.
+#[test]
+fn pickle_alone_lists_descriptors() {
+    let pkl = state_dict(&[
+        ("weight_ih_l0", "FloatStorage", "0", 12, 1, &[3, 2], &[4, 2]),
+        ("bias_ih_l0", "HalfStorage", "2", 6, 3, &[3], &[1]),
+    ]);
+    let t = pickle_tensors(&pkl, "t.pkl").unwrap();
+    assert_eq!(t.len(), 2);
+    assert_eq!(
+        t[0],
+        PickledTensor {
+            name: "weight_ih_l0".into(),
+            storage: "0".into(),
+            numel: 12,
+            offset: 1,
+            size: vec![3, 2],
+            stride: vec![4, 2],
+        }
+    );
+    assert_eq!((t[1].offset, t[1].size.as_slice()), (3, &[3][..]));
+    let e = pickle_tensors(b"\x80\x02K\x01.", "t.pkl").unwrap_err();
+    assert!(e.to_string().contains("holds a int, not a state_dict"), "{e}");
+    assert!(pickle_tensors(&pkl[..pkl.len() - 1], "t.pkl").is_err());
+}
