@@ -264,6 +264,9 @@ fn pickle_alone_lists_descriptors() {
     );
     assert_eq!((t[1].offset, t[1].size.as_slice()), (3, &[3][..]));
     let e = pickle_tensors(b"\x80\x02K\x01.", "t.pkl").unwrap_err();
-    assert!(e.to_string().contains("holds a int, not a state_dict"), "{e}");
+    assert!(
+        e.to_string().contains("holds a int, not a state_dict"),
+        "{e}"
+    );
     assert!(pickle_tensors(&pkl[..pkl.len() - 1], "t.pkl").is_err());
 }
