@@ -22,6 +22,10 @@ pub mod formats;
 pub mod gpu;
 pub mod io;
 pub mod model;
+// The CLI's `.npy` reader and writer (its tests and the fuzzer use them too); not part of the
+// library's API, and not built without the `cli` feature.
+#[cfg(feature = "cli")]
+#[doc(hidden)]
 pub mod npy;
 pub mod predict;
 pub mod reference;

@@ -143,11 +143,8 @@ impl NpyArray {
     }
 }
 
-/// Formats a shape the way errors print it: `[3, 4, 5]`.
-pub fn shape_str(shape: &[usize]) -> String {
-    let parts: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    format!("[{}]", parts.join(", "))
-}
+/// Formats a shape the way errors print it: `[3, 4, 5]` (the formats' own helper).
+pub use crate::formats::shape_str;
 
 /// Reads a `.npy` file. Errors name `path`.
 pub fn read(path: impl AsRef<Path>) -> Result<NpyArray> {

@@ -37,11 +37,12 @@ fn cli_run(data: &[u8]) {
     targets::cli_run(data);
 }
 
-const TARGETS: [(&str, Target); 6] = [
+const TARGETS: [(&str, Target); 7] = [
     ("safetensors_import", targets::safetensors_import),
     ("npy_parse", targets::npy_parse),
     ("cli_run", cli_run),
     ("torch_pt", targets::torch_pt),
+    ("torch_pickle", targets::torch_pickle),
     ("onnx_model", targets::onnx_model),
     ("keras_model", targets::keras_model),
 ];
@@ -303,6 +304,11 @@ fn mutate_npy_parse() {
 #[test]
 fn mutate_torch_pt() {
     mutation_fuzz("torch_pt", targets::torch_pt, 0x70c4);
+}
+
+#[test]
+fn mutate_torch_pickle() {
+    mutation_fuzz("torch_pickle", targets::torch_pickle, 0x91c1);
 }
 
 #[test]

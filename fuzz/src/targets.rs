@@ -11,6 +11,8 @@
 //! - [`npy_parse`]: any bytes as a `.npy` file; accepted arrays round-trip through the writer.
 //! - [`torch_pt`]: any bytes as a `torch.save` zip checkpoint; accepted tensors are imported in
 //!   the PyTorch layout and run.
+//! - [`torch_pickle`]: any bytes as a checkpoint's `data.pkl`, run by the pickle machine alone
+//!   (no zip, no storage read); the tensor descriptors it builds are checked.
 //! - [`onnx_model`]: any bytes as an `.onnx` model; an accepted GRU chain is run, and its
 //!   initial state and lengths are checked against its shapes.
 //! - [`cli_run`]: a command line and four files (weights, X, h0, lengths), framed by
@@ -615,6 +617,22 @@ pub fn torch_pt(data: &[u8]) {
             Err(e) => no_wrapped_numbers(&e.to_string()),
         }
     }
+}
+
+/// Any bytes as a checkpoint's `data.pkl`, run by the restricted pickle machine alone: an accepted
+/// pickle is a dict whose tensors have one stride per axis, at most 32 axes, and the same
+/// descriptors on a second run (the machine keeps no state between files).
+pub fn torch_pickle(data: &[u8]) {
+    use wgpu_gru::formats::torch_pt::pickle_tensors;
+    let Ok(tensors) = pickle_tensors(data, "fuzz.pkl") else {
+        return;
+    };
+    for t in &tensors {
+        assert_eq!(t.size.len(), t.stride.len(), "{}", t.name);
+        assert!(t.size.len() <= 32, "{}: rank {}", t.name, t.size.len());
+    }
+    let again = pickle_tensors(data, "fuzz.pkl").expect("accepted once, accepted again");
+    assert_eq!(again, tensors);
 }
 
 // ---------------------------------------------------------------------------------------------

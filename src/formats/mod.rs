@@ -10,9 +10,19 @@
 //!
 //! Layers, directions, `H` and `I` are inferred from the tensors; everything else comes from
 //! [`ImportOptions`]. Other tensors in the file (inputs, `expected_*`) are ignored.
+//!
+//! Each layout is one file (`pytorch.rs`, `keras.rs`, `onnx.rs`, `seed.rs`) implementing one
+//! trait that detects its names, imports, exports ([`export_weights`]) and gives its array
+//! shapes ([`FrameworkShapes`]); [`Format`] is generated from the `layouts!` registry below, one
+//! line per layout. File readers yield tensors to a layout: safetensors ([`SafetensorsFile`]),
+//! `torch.save` checkpoints ([`torch_pt`], into the PyTorch layout), `.onnx` graphs
+//! ([`onnx_model`], through the ONNX layout's cell conversion) and Keras `.keras` / `.h5`
+//! models ([`keras_file`], through the Keras layout's).
 
+mod export;
 mod keras;
 pub mod keras_file;
+mod layout;
 mod onnx;
 pub(crate) mod onnx_data;
 pub mod onnx_model;
@@ -30,39 +40,75 @@ use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
+pub use export::{export_grads, export_weights, safetensors_bytes};
+pub use layout::NamedTensor;
 pub use options::{MetadataOptions, keras_activation, options_from_metadata, resolve_activations};
 pub use shapes::{FrameworkShapes, TensorNames};
+#[doc(hidden)]
+pub use tensors::shape_str;
 pub use tensors::{SafetensorsFile, Tensor};
 
 use crate::config::{Direction, GruConfig};
 use crate::error::{Error, Result};
 use crate::weights::Gru;
+use layout::Layout;
 
-/// A framework's weight layout and array conventions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Format {
+/// Declares [`Format`] from the registry of layouts: one line per layout, `Variant =>
+/// module::LayoutType`, in detection order.
+macro_rules! layouts {
+    ($($(#[$doc:meta])* $variant:ident => $module:ident :: $layout:ident,)+) => {
+        /// A framework's weight layout and array conventions.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Format {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl Format {
+            /// All formats, in detection order.
+            pub const ALL: [Format; 0 $(+ { let _ = Format::$variant; 1 })+] =
+                [$(Format::$variant),+];
+
+            /// The layout that detects, imports, exports and shapes this format.
+            fn layout(self) -> &'static dyn Layout {
+                match self {
+                    $(Format::$variant => &$module::$layout,)+
+                }
+            }
+        }
+    };
+}
+
+// The registry: a new layout is a file implementing `Layout`, its `mod` line above, and one line
+// here.
+layouts! {
     /// PyTorch `nn.GRU` state_dict.
-    PyTorch,
+    PyTorch => pytorch::PyTorch,
     /// Keras `layers.GRU` weights.
-    Keras,
+    Keras => keras::Keras,
     /// ONNX `GRU` operator inputs.
-    Onnx,
+    Onnx => onnx::Onnx,
     /// The seed's `W_z`/`W_r`/`W_h` cell.
-    Seed,
+    Seed => seed::Seed,
+}
+
+/// `a, b, c or d`.
+fn or_list(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
 }
 
 impl Format {
-    /// All formats, in detection order.
-    pub const ALL: [Format; 4] = [Format::PyTorch, Format::Keras, Format::Onnx, Format::Seed];
-
     /// The lower-case name (`pytorch`, `keras`, `onnx`, `seed`).
     pub fn name(self) -> &'static str {
-        match self {
-            Format::PyTorch => "pytorch",
-            Format::Keras => "keras",
-            Format::Onnx => "onnx",
-            Format::Seed => "seed",
-        }
+        self.layout().name()
+    }
+
+    /// A one-line description (`PyTorch nn.GRU state_dict`), as the CLI lists the formats.
+    pub fn summary(self) -> &'static str {
+        self.layout().summary()
     }
 
     /// Detects the layout from tensor names: `weight_ih_l{k}` or `weight_hh_l{k}` ⇒ PyTorch,
@@ -71,12 +117,7 @@ impl Format {
     pub fn detect(names: &[String]) -> Result<Format> {
         let hits: Vec<Format> = Format::ALL
             .into_iter()
-            .filter(|f| match f {
-                Format::PyTorch => pytorch::detect(names),
-                Format::Keras => keras::detect(names),
-                Format::Onnx => onnx::detect(names),
-                Format::Seed => seed::detect(names),
-            })
+            .filter(|f| f.layout().detect(names))
             .collect();
         match hits.as_slice() {
             [f] => Ok(*f),
@@ -85,9 +126,10 @@ impl Format {
                 if names.len() > 12 {
                     shown.push("…");
                 }
+                let hints: Vec<&str> = Format::ALL.iter().map(|f| f.layout().hint()).collect();
                 Err(Error::UnknownLayout(format!(
-                    "no pytorch (weight_ih_l0), keras (kernel, recurrent_kernel), onnx (W, R) \
-                     or seed (W_z, W_r, W_h) weights among tensors [{}]",
+                    "no {} weights among tensors [{}]",
+                    or_list(&hints),
                     shown.join(", ")
                 )))
             }
@@ -107,17 +149,19 @@ impl fmt::Display for Format {
 
 impl FromStr for Format {
     type Err = Error;
+    /// A layout's name or one of its aliases (`torch`, `tensorflow`, `tf`), in any case.
     fn from_str(s: &str) -> Result<Format> {
-        match s.to_ascii_lowercase().as_str() {
-            "pytorch" | "torch" => Ok(Format::PyTorch),
-            "keras" | "tensorflow" | "tf" => Ok(Format::Keras),
-            "onnx" => Ok(Format::Onnx),
-            "seed" => Ok(Format::Seed),
-            other => Err(Error::arg(
-                "format",
-                format!("unknown format {other:?} (expected pytorch, keras, onnx or seed)"),
-            )),
-        }
+        let lower = s.to_ascii_lowercase();
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == lower || f.layout().aliases().contains(&lower.as_str()))
+            .ok_or_else(|| {
+                let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+                Error::arg(
+                    "format",
+                    format!("unknown format {lower:?} (expected {})", or_list(&names)),
+                )
+            })
     }
 }
 
@@ -215,12 +259,7 @@ pub fn import(
         Some(f) => f,
         None => Format::detect(&file.names()?)?,
     };
-    let gru = match format {
-        Format::PyTorch => pytorch::import(file, opts)?,
-        Format::Keras => keras::import(file, opts)?,
-        Format::Onnx => onnx::import(file, opts)?,
-        Format::Seed => seed::import(file, opts)?,
-    };
+    let gru = format.layout().import(file, opts)?;
     Ok(Imported {
         format,
         gru,
@@ -309,7 +348,7 @@ pub fn load_bytes(
     match container {
         Container::Safetensors => {
             let file = SafetensorsFile::from_bytes(bytes.to_vec(), name.clone())?;
-            let file = select_module(file, format, opts.prefix.as_deref())?;
+            let file = pytorch::select_module(file, format, opts.prefix.as_deref())?;
             import(&file, format, opts)
         }
         Container::TorchZip => {
@@ -346,40 +385,6 @@ pub fn load_bytes(
             })
         }
     }
-}
-
-/// The module of a full `state_dict` in safetensors: the tensors under `prefix`, or, without
-/// one, under the only module prefix with `nn.GRU` names (the file as it is when its names are
-/// `nn.GRU`'s own, or another layout's).
-fn select_module(
-    file: SafetensorsFile,
-    format: Option<Format>,
-    prefix: Option<&str>,
-) -> Result<SafetensorsFile> {
-    let names = file.names()?;
-    let pytorch_like = matches!(format, None | Some(Format::PyTorch));
-    if prefix.is_none() && (!pytorch_like || Format::detect(&names).is_ok()) {
-        return Ok(file);
-    }
-    if !pytorch_like {
-        let p = prefix.unwrap_or_default();
-        return file.select_prefix(p);
-    }
-    let dims: Vec<(String, Option<(u64, u64)>)> = names
-        .iter()
-        .map(|n| {
-            let d = file.shape(n).ok().flatten().and_then(|s| match s[..] {
-                [a, b] => Some((a as u64, b as u64)),
-                _ => None,
-            });
-            (n.clone(), d)
-        })
-        .collect();
-    let p = torch_pt::gru_prefix(&dims, prefix, file.name())?;
-    if p.is_empty() {
-        return Ok(file);
-    }
-    file.select_prefix(&p)
 }
 
 /// Refuses options that contradict what an `.onnx` file's GRU nodes say.

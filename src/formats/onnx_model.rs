@@ -513,7 +513,7 @@ pub fn read(
             Error::shape(
                 format!("{what} of GRU node {label} in {name}"),
                 want,
-                crate::npy::shape_str(got),
+                crate::formats::shape_str(got),
             )
         };
         // A constant initial_h: zeros, or one given as is, [D, B, H] ([B, D, H] for layout 1).
@@ -688,7 +688,7 @@ fn cells_checked(
         Error::shape(
             format!("{what} of GRU node {label} in {name}"),
             want,
-            crate::npy::shape_str(got),
+            crate::formats::shape_str(got),
         )
     };
     if ws.len() != 3 || ws[0] != d || Some(ws[1]) != h.checked_mul(3) {

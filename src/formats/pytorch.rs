@@ -1,15 +1,95 @@
 //! PyTorch `nn.GRU` state_dict: `weight_ih_l{k}[_reverse]` `[3H, I_k]`,
 //! `weight_hh_l{k}[_reverse]` `[3H, H]`, optional `bias_ih_l{k}[_reverse]` and
 //! `bias_hh_l{k}[_reverse]` `[3H]`. Gate order r, z, n — already the canonical layout.
+//! Arrays: X `[T, B, I]` (`[B, T, I]` batch_first), h0 and h_n `[L·D, B, H]`, Y `[T, B, D·H]`
+//! (`[B, T, D·H]`).
 
-use super::tensors::{SafetensorsFile, check_rank, check_shape, times};
-use super::{ImportOptions, finish_config};
+use super::layout::{Layout, NamedTensor};
+use super::tensors::{SafetensorsFile, check_rank, check_shape, shape_str, times};
+use super::{Format, ImportOptions, TensorNames, finish_config};
 use crate::config::{GruConfig, Variant};
 use crate::error::{Error, Result};
-use crate::npy::shape_str;
 use crate::weights::{CellWeights, Gru, GruWeights};
 
 const LAYOUT: &str = "pytorch";
+
+/// The PyTorch layout.
+pub(super) struct PyTorch;
+
+impl Layout for PyTorch {
+    fn name(&self) -> &'static str {
+        LAYOUT
+    }
+
+    fn aliases(&self) -> &'static [&'static str] {
+        &["torch"]
+    }
+
+    fn summary(&self) -> &'static str {
+        "PyTorch nn.GRU state_dict"
+    }
+
+    fn hint(&self) -> &'static str {
+        "pytorch (weight_ih_l0)"
+    }
+
+    fn detect(&self, names: &[String]) -> bool {
+        detect(names)
+    }
+
+    fn import(&self, file: &SafetensorsFile, opts: &ImportOptions) -> Result<Gru> {
+        import(file, opts)
+    }
+
+    /// `weight_ih_l{k}[_reverse]` `[3H, I_k]`, `weight_hh_l{k}[_reverse]` `[3H, H]`,
+    /// `bias_ih_l{k}[_reverse]`, `bias_hh_l{k}[_reverse]` `[3H]`: the canonical tensors as they
+    /// are.
+    fn export(&self, config: &GruConfig, weights: &GruWeights) -> Result<Vec<NamedTensor>> {
+        let h = config.hidden_size;
+        let mut out = Vec::new();
+        for (l, dirs) in weights.layers.iter().enumerate() {
+            let in_l = config.layer_input_size(l);
+            for (d, c) in dirs.iter().enumerate() {
+                let sfx = if d == 1 { "_reverse" } else { "" };
+                out.push(NamedTensor::new(
+                    format!("weight_ih_l{l}{sfx}"),
+                    vec![3 * h, in_l],
+                    c.w_ih.clone(),
+                ));
+                out.push(NamedTensor::new(
+                    format!("weight_hh_l{l}{sfx}"),
+                    vec![3 * h, h],
+                    c.w_hh.clone(),
+                ));
+                out.push(NamedTensor::new(
+                    format!("bias_ih_l{l}{sfx}"),
+                    vec![3 * h],
+                    c.b_ih.clone(),
+                ));
+                out.push(NamedTensor::new(
+                    format!("bias_hh_l{l}{sfx}"),
+                    vec![3 * h],
+                    c.b_hh.clone(),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    fn refuse_shapes(&self, _config: &GruConfig) -> Option<&'static str> {
+        None
+    }
+
+    fn names(&self) -> TensorNames {
+        TensorNames {
+            x: "input",
+            h0: "h0",
+            lengths: "lengths",
+            output: "output",
+            state: "h_n",
+        }
+    }
+}
 
 /// Parses `{weight,bias}_{ih,hh}_l{k}[_reverse]` into `(k, reverse)`.
 fn parse_name(name: &str) -> Option<(usize, bool)> {
@@ -27,13 +107,13 @@ fn parse_name(name: &str) -> Option<(usize, bool)> {
 }
 
 /// Whether `names` look like a PyTorch GRU state_dict.
-pub(super) fn detect(names: &[String]) -> bool {
+fn detect(names: &[String]) -> bool {
     names
         .iter()
         .any(|n| n.starts_with("weight_") && parse_name(n).is_some())
 }
 
-pub(super) fn import(file: &SafetensorsFile, opts: &ImportOptions) -> Result<Gru> {
+fn import(file: &SafetensorsFile, opts: &ImportOptions) -> Result<Gru> {
     let fname = file.name();
     let names = file.names()?;
     let found: Vec<(usize, bool)> = names.iter().filter_map(|n| parse_name(n)).collect();
@@ -98,4 +178,38 @@ pub(super) fn import(file: &SafetensorsFile, opts: &ImportOptions) -> Result<Gru
     config.batch_first = opts.batch_first;
     finish_config(&mut config, opts, directions, "weight_ih_l0", fname)?;
     Gru::new(config, GruWeights { layers })
+}
+
+/// The module of a full `state_dict` in safetensors: the tensors under `prefix`, or, without
+/// one, under the only module prefix with `nn.GRU` names (the file as it is when its names are
+/// `nn.GRU`'s own, or another layout's).
+pub(super) fn select_module(
+    file: SafetensorsFile,
+    format: Option<Format>,
+    prefix: Option<&str>,
+) -> Result<SafetensorsFile> {
+    let names = file.names()?;
+    let pytorch_like = matches!(format, None | Some(Format::PyTorch));
+    if prefix.is_none() && (!pytorch_like || Format::detect(&names).is_ok()) {
+        return Ok(file);
+    }
+    if !pytorch_like {
+        let p = prefix.unwrap_or_default();
+        return file.select_prefix(p);
+    }
+    let dims: Vec<(String, Option<(u64, u64)>)> = names
+        .iter()
+        .map(|n| {
+            let d = file.shape(n).ok().flatten().and_then(|s| match s[..] {
+                [a, b] => Some((a as u64, b as u64)),
+                _ => None,
+            });
+            (n.clone(), d)
+        })
+        .collect();
+    let p = super::torch_pt::gru_prefix(&dims, prefix, file.name())?;
+    if p.is_empty() {
+        return Ok(file);
+    }
+    file.select_prefix(&p)
 }

@@ -1,10 +1,11 @@
-//! Conversions between each framework's array shapes and the canonical ones.
+//! Conversions between each framework's array shapes and the canonical ones; what differs per
+//! framework is asked of its layout ([`Layout`](super::layout::Layout)).
 
 use super::Format;
+use super::tensors::shape_str;
 use crate::config::GruConfig;
 use crate::error::{Error, Result};
 use crate::io::{Batch, Steps};
-use crate::npy::shape_str;
 
 /// The names a framework gives its inputs and outputs (as in the golden files, where the outputs
 /// carry an `expected_` prefix).
@@ -67,27 +68,8 @@ impl FrameworkShapes {
                 ),
             ))
         };
-        match format {
-            Format::PyTorch => {}
-            Format::Keras => {
-                if l != 1 || d != 1 {
-                    return bad("keras arrays hold one layer and one direction");
-                }
-                if !config.batch_first {
-                    return bad("keras arrays are batch-major");
-                }
-            }
-            Format::Seed => {
-                if l != 1 || d != 1 {
-                    return bad("seed arrays hold one layer and one direction");
-                }
-                if config.batch_first {
-                    return bad("seed arrays are time-major");
-                }
-            }
-            // Several layers come from a stack of GRU nodes in an .onnx file; batch-major arrays
-            // from `layout = 1`.
-            Format::Onnx => {}
+        if let Some(why) = format.layout().refuse_shapes(config) {
+            return bad(why);
         }
         Ok(FrameworkShapes {
             format,
@@ -101,29 +83,7 @@ impl FrameworkShapes {
 
     /// The framework's names for its inputs and outputs.
     pub fn names(&self) -> TensorNames {
-        match self.format {
-            Format::PyTorch => TensorNames {
-                x: "input",
-                h0: "h0",
-                lengths: "lengths",
-                output: "output",
-                state: "h_n",
-            },
-            Format::Keras | Format::Seed => TensorNames {
-                x: "input",
-                h0: "h0",
-                lengths: "lengths",
-                output: "output",
-                state: "state",
-            },
-            Format::Onnx => TensorNames {
-                x: "X",
-                h0: "initial_h",
-                lengths: "sequence_lens",
-                output: "Y",
-                state: "Y_h",
-            },
-        }
+        self.format.layout().names()
     }
 
     fn x_pattern(&self) -> String {
@@ -164,13 +124,7 @@ impl FrameworkShapes {
     /// The initial state's (and the final state's) shape for `batch`:
     /// `[L·D, B, H]`, `[B, H]` or `[D, B, H]`.
     pub fn h0_shape(&self, batch: usize) -> Vec<usize> {
-        let h = self.hidden_size;
-        match self.format {
-            Format::PyTorch => vec![self.layers * self.directions, batch, h],
-            Format::Keras | Format::Seed => vec![batch, h],
-            Format::Onnx if self.batch_first => vec![batch, self.layers * self.directions, h],
-            Format::Onnx => vec![self.layers * self.directions, batch, h],
-        }
+        self.format.layout().state_shape(self, batch)
     }
 
     /// The final state's shape for `batch` (the same as [`FrameworkShapes::h0_shape`]).
@@ -205,14 +159,7 @@ impl FrameworkShapes {
 
     /// Y's shape for `steps` and `batch`.
     pub fn output_shape(&self, steps: Steps, batch: Batch) -> Vec<usize> {
-        let (steps, batch) = (steps.0, batch.0);
-        let (d, h) = (self.directions, self.hidden_size);
-        match self.format {
-            Format::Onnx if self.batch_first => vec![batch, steps, d, h],
-            Format::Onnx => vec![steps, d, batch, h],
-            _ if self.batch_first => vec![batch, steps, d * h],
-            _ => vec![steps, batch, d * h],
-        }
+        self.format.layout().output_shape(self, steps.0, batch.0)
     }
 
     fn check_len(&self, what: &str, shape: &[usize], len: usize) -> Result<()> {
@@ -236,7 +183,10 @@ impl FrameworkShapes {
             &self.output_shape(Steps(steps), Batch(batch)),
             y.len(),
         )?;
-        Ok(self.permute_output(steps, batch, y, true))
+        Ok(self
+            .format
+            .layout()
+            .permute_output(self, steps, batch, y, true))
     }
 
     /// Converts the framework's Y into the canonical output layout (the inverse of
@@ -248,74 +198,23 @@ impl FrameworkShapes {
             &self.output_shape(Steps(steps), Batch(batch)),
             y.len(),
         )?;
-        Ok(self.permute_output(steps, batch, y, false))
-    }
-
-    /// Moves Y between the canonical `[T, B, D, H]` and ONNX's `[T, D, B, H]` (`to_framework`
-    /// says which way); every other layout is the canonical one.
-    fn permute_output(
-        &self,
-        steps: usize,
-        batch: usize,
-        y: &[f32],
-        to_framework: bool,
-    ) -> Vec<f32> {
-        if self.format != Format::Onnx || self.directions == 1 || self.batch_first {
-            return y.to_vec();
-        }
-        let (d_n, h) = (self.directions, self.hidden_size);
-        let mut out = vec![0.0; y.len()];
-        for t in 0..steps {
-            for b in 0..batch {
-                for d in 0..d_n {
-                    let canonical = ((t * batch + b) * d_n + d) * h;
-                    let onnx = ((t * d_n + d) * batch + b) * h;
-                    let (src, dst) = if to_framework {
-                        (canonical, onnx)
-                    } else {
-                        (onnx, canonical)
-                    };
-                    out[dst..dst + h].copy_from_slice(&y[src..src + h]);
-                }
-            }
-        }
-        out
+        Ok(self
+            .format
+            .layout()
+            .permute_output(self, steps, batch, y, false))
     }
 
     /// Converts a canonical `h_n` (`[L·D, B, H]`) into the framework's state: the same elements
     /// under the shape [`FrameworkShapes::state_shape`].
     pub fn state_to_framework(&self, batch: usize, h_n: &[f32]) -> Result<Vec<f32>> {
         self.check_len("h_n", &self.state_shape(batch), h_n.len())?;
-        Ok(self.swap_state_axes(batch, h_n, false))
+        Ok(self.format.layout().permute_state(self, batch, h_n, false))
     }
 
     /// Converts the framework's state (or h0) into the canonical `h_n` `[L·D, B, H]`.
     pub fn state_from_framework(&self, batch: usize, state: &[f32]) -> Result<Vec<f32>> {
         self.check_len(self.names().state, &self.state_shape(batch), state.len())?;
-        Ok(self.swap_state_axes(batch, state, true))
-    }
-
-    /// ONNX layout 1 keeps states as `[B, L·D, H]`: transposes to (`to_canonical`) or from the
-    /// canonical `[L·D, B, H]`; every other layout keeps the canonical order.
-    fn swap_state_axes(&self, batch: usize, v: &[f32], to_canonical: bool) -> Vec<f32> {
-        if !(self.format == Format::Onnx && self.batch_first) {
-            return v.to_vec();
-        }
-        let (s_n, h) = (self.layers * self.directions, self.hidden_size);
-        let mut out = vec![0.0; v.len()];
-        for s in 0..s_n {
-            for b in 0..batch {
-                let canon = (s * batch + b) * h;
-                let framework = (b * s_n + s) * h;
-                let (src, dst) = if to_canonical {
-                    (framework, canon)
-                } else {
-                    (canon, framework)
-                };
-                out[dst..dst + h].copy_from_slice(&v[src..src + h]);
-            }
-        }
-        out
+        Ok(self.format.layout().permute_state(self, batch, state, true))
     }
 }
 

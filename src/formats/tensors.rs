@@ -6,7 +6,13 @@ use std::path::Path;
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
-use crate::npy::shape_str;
+
+/// A shape as every error message writes it: `[2, 3]`.
+#[doc(hidden)]
+pub fn shape_str(shape: &[usize]) -> String {
+    let parts: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    format!("[{}]", parts.join(", "))
+}
 
 /// A tensor converted to `f32`: its shape and its row-major data.
 #[derive(Debug, Clone, PartialEq)]

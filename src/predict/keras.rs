@@ -13,8 +13,8 @@
 use super::{Array, RunGru};
 use crate::error::{Error, Result};
 use crate::formats::keras_file::{KerasLayer, KerasModel, MergeMode};
+use crate::formats::shape_str;
 use crate::io::{Batch, SeqInput, Steps};
-use crate::npy::shape_str;
 use crate::weights::Gru;
 
 /// The GRUs of `model`, in the order they run (a `Bidirectional` is one two-direction GRU).

@@ -241,7 +241,7 @@ impl KerasGpu {
                         return Err(Error::shape(
                             format!("input of GRU layer {k}"),
                             "a sequence [B, T, F] laid out contiguously",
-                            crate::npy::shape_str(&cur.shape),
+                            crate::formats::shape_str(&cur.shape),
                         ));
                     }
                     let mut gws = gru.workspace(Steps(steps), Batch(batch))?;
@@ -307,7 +307,7 @@ impl KerasGpu {
                         return Err(Error::shape(
                             format!("input of Dense layer {k}"),
                             format!("[.., {}]", head.in_features()),
-                            crate::npy::shape_str(&cur.shape),
+                            crate::formats::shape_str(&cur.shape),
                         ));
                     }
                     let buffer = self.buffer(&ws, cur.src);

@@ -66,7 +66,7 @@ impl Array {
         if n != data.len() {
             return Err(Error::shape(
                 "array",
-                format!("{} ({n} elements)", crate::npy::shape_str(&shape)),
+                format!("{} ({n} elements)", crate::formats::shape_str(&shape)),
                 format!("{} elements", data.len()),
             ));
         }

@@ -25,7 +25,7 @@ use wgpu_gru::npy::{self, PendingFile, shape_str};
 use wgpu_gru::train::{self, Gradients};
 use wgpu_gru::{Gru, SeqInput, wgpu};
 
-use crate::run::{Backend, CellArgs, FormatArg, at, check_outputs, read_x};
+use crate::run::{Backend, CellArgs, at, check_outputs, format_arg, read_x};
 
 /// Arguments of `wgpu-gru grad`.
 #[derive(Debug, clap::Args)]
@@ -34,8 +34,8 @@ pub struct Args {
     #[arg(long, value_name = "W.safetensors")]
     pub weights: PathBuf,
     /// Weight layout and array shapes [default: detected from the tensor names].
-    #[arg(long, value_enum)]
-    pub format: Option<FormatArg>,
+    #[arg(long, value_parser = format_arg())]
+    pub format: Option<Format>,
     /// Input sequence X (.npy, float16/32/64).
     #[arg(long, value_name = "X.npy")]
     pub input: PathBuf,
@@ -107,8 +107,7 @@ fn run(args: &Args) -> Result<(), String> {
     let opts = args.cell.import_options();
     let file = SafetensorsFile::open(&args.weights).map_err(|e| at(&args.weights, e))?;
     let file_names = file.names().map_err(|e| at(&args.weights, e))?;
-    let imported = formats::import(&file, args.format.map(Format::from), &opts)
-        .map_err(|e| at(&args.weights, e))?;
+    let imported = formats::import(&file, args.format, &opts).map_err(|e| at(&args.weights, e))?;
     let gru = &imported.gru;
     train::check_trainable(&gru.config).map_err(|e| at(&args.weights, e))?;
     let shapes = imported.shapes().map_err(|e| at(&args.weights, e))?;

@@ -25,28 +25,12 @@ use wgpu_gru::npy::{self, PendingFile, shape_str};
 use wgpu_gru::predict::onnx::OnnxProgram;
 use wgpu_gru::{Direction, Error, Gru, GruOutput, SeqInput, wgpu};
 
-/// Weight layout and array conventions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FormatArg {
-    /// PyTorch nn.GRU state_dict.
-    Pytorch,
-    /// Keras layers.GRU.
-    Keras,
-    /// ONNX GRU operator.
-    Onnx,
-    /// The seed's W_z/W_r/W_h cell.
-    Seed,
-}
-
-impl From<FormatArg> for Format {
-    fn from(f: FormatArg) -> Format {
-        match f {
-            FormatArg::Pytorch => Format::PyTorch,
-            FormatArg::Keras => Format::Keras,
-            FormatArg::Onnx => Format::Onnx,
-            FormatArg::Seed => Format::Seed,
-        }
-    }
+/// `--format`: one of the layouts' names (`pytorch`, `keras`, `onnx`, `seed`), each listed with
+/// its summary, parsed by `Format::from_str`.
+pub fn format_arg() -> impl clap::builder::TypedValueParser<Value = Format> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new(Format::ALL.map(|f| PossibleValue::new(f.name()).help(f.summary())))
+        .try_map(|s| s.parse::<Format>())
 }
 
 /// Direction of the layers.
@@ -91,8 +75,8 @@ pub struct Args {
     #[arg(long, value_name = "S.npy")]
     pub state_out: Option<PathBuf>,
     /// Weight layout and array shapes [default: detected from the tensor names].
-    #[arg(long, value_enum)]
-    pub format: Option<FormatArg>,
+    #[arg(long, value_parser = format_arg())]
+    pub format: Option<Format>,
     /// Initial state (.npy, float).
     #[arg(long, value_name = "H0.npy")]
     pub h0: Option<PathBuf>,
@@ -298,8 +282,8 @@ fn run(args: &Args) -> Result<(), String> {
         prefix: args.prefix.clone(),
         ..args.cell.import_options()
     };
-    let imported = formats::load(&args.weights, args.format.map(Format::from), &opts)
-        .map_err(|e| at(&args.weights, e))?;
+    let imported =
+        formats::load(&args.weights, args.format, &opts).map_err(|e| at(&args.weights, e))?;
     if let Some(graph) = &imported.onnx
         && args.node.is_none()
     {

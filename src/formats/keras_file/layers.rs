@@ -11,10 +11,10 @@ use super::h5::{H5, Weight};
 use super::{DenseActivation, KerasLayer, KerasModel, MergeMode};
 use crate::config::{Activation, Activations, Direction, GruConfig, Variant};
 use crate::error::{Error, Result};
-use crate::formats::keras::{reorder_bias, transpose_gates};
+use crate::formats::keras::keras_cell;
 use crate::formats::keras_activation;
+use crate::formats::shape_str;
 use crate::model::Dense;
-use crate::npy::shape_str;
 use crate::weights::{CellWeights, Gru, GruWeights};
 
 /// Most layers a model may list.
@@ -625,21 +625,14 @@ impl GruSpec {
                 shape_str(&rk.shape),
             ));
         }
-        let mut cell = CellWeights {
-            w_ih: transpose_gates(&k.data, input, h),
-            w_hh: transpose_gates(&rk.data, h, h),
-            b_ih: vec![0.0; h3],
-            b_hh: vec![0.0; h3],
-        };
-        if self.use_bias {
+        let bias = if self.use_bias {
             let b = weight_at(w, 2, what)?;
-            if self.reset_after && b.shape == [2, h3] {
-                let (bi, bh) = b.data.split_at(h3);
-                cell.b_ih = reorder_bias(bi, h);
-                cell.b_hh = reorder_bias(bh, h);
-            } else if !self.reset_after && b.shape == [h3] {
-                cell.b_ih = reorder_bias(&b.data, h);
+            let fits = if self.reset_after {
+                b.shape == [2, h3]
             } else {
+                b.shape == [h3]
+            };
+            if !fits {
                 let want = if self.reset_after {
                     format!("[2, {h3}] (reset_after=True)")
                 } else {
@@ -651,7 +644,11 @@ impl GruSpec {
                     shape_str(&b.shape),
                 ));
             }
-        }
+            Some(b.data.as_slice())
+        } else {
+            None
+        };
+        let cell = keras_cell(&k.data, &rk.data, bias, input, h);
         Ok((cell, input))
     }
 }
