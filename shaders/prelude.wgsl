@@ -9,7 +9,7 @@
 // Specialisation.
 override H: u32 = 1u;              // hidden units
 override RESET_AFTER: bool = true; // variant
-override F_KIND: u32 = 0u;         // gate activation (codes as in config.rs)
+override F_KIND: u32 = 0u;         // gate activation (an ACT_* code, generated from config.rs)
 override F_ALPHA: f32 = 0.0;
 override F_BETA: f32 = 0.0;
 override G_KIND: u32 = 1u;         // candidate activation
@@ -45,17 +45,19 @@ fn act(kind: u32, v: f32, alpha: f32, beta: f32) -> f32 {
     var x = v;
     if (CLIP > 0.0) { x = clamp(x, -CLIP, CLIP); }
     switch kind {
-        case 0u: { return 1.0 / (1.0 + exp(-x)); }
-        case 1u: { return tanh_(x); }
-        case 2u: { return max(x, 0.0); }
-        case 3u: { return clamp(alpha * x + beta, 0.0, 1.0); }
-        case 4u: { return select(alpha * x, x, x >= 0.0); }
-        case 5u: { return select(0.0, x, x > alpha); }
-        case 6u: { return alpha * tanh_(beta * x); }
-        case 7u: { return alpha * x + beta; }
-        case 8u: { return select(alpha * (exp(x) - 1.0), x, x >= 0.0); }
-        case 9u: { return x / (1.0 + abs(x)); }
-        default: { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
+        case ACT_SIGMOID: { return 1.0 / (1.0 + exp(-x)); }
+        case ACT_TANH: { return tanh_(x); }
+        case ACT_RELU: { return max(x, 0.0); }
+        case ACT_HARD_SIGMOID: { return clamp(alpha * x + beta, 0.0, 1.0); }
+        case ACT_LEAKY_RELU: { return select(alpha * x, x, x >= 0.0); }
+        case ACT_THRESHOLDED_RELU: { return select(0.0, x, x > alpha); }
+        case ACT_SCALED_TANH: { return alpha * tanh_(beta * x); }
+        case ACT_AFFINE: { return alpha * x + beta; }
+        case ACT_ELU: { return select(alpha * (exp(x) - 1.0), x, x >= 0.0); }
+        case ACT_SOFTSIGN: { return x / (1.0 + abs(x)); }
+        case ACT_SOFTPLUS: { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
+        // No kind the host sends: NaN, so a bad code cannot pass for an activation.
+        default: { return bitcast<f32>(0x7fc00000u); }
     }
 }
 

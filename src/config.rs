@@ -95,6 +95,33 @@ pub enum Activation {
     Softplus,
 }
 
+/// Declares each activation kind's code once, as a Rust const and in [`ACTIVATION_CODES`] (its
+/// WGSL name and value) for the shaders' generated header.
+macro_rules! activation_codes {
+    ($($name:ident = $v:literal),* $(,)?) => {
+        mod codes {
+            $(pub const $name: u32 = $v;)*
+        }
+        /// Every activation kind's code with its WGSL constant name, generated into each shader
+        /// module's header (`prelude.wgsl`'s `act` switches on them).
+        pub(crate) const ACTIVATION_CODES: &[(&str, u32)] = &[$((stringify!($name), codes::$name)),*];
+    };
+}
+
+activation_codes! {
+    ACT_SIGMOID = 0,
+    ACT_TANH = 1,
+    ACT_RELU = 2,
+    ACT_HARD_SIGMOID = 3,
+    ACT_LEAKY_RELU = 4,
+    ACT_THRESHOLDED_RELU = 5,
+    ACT_SCALED_TANH = 6,
+    ACT_AFFINE = 7,
+    ACT_ELU = 8,
+    ACT_SOFTSIGN = 9,
+    ACT_SOFTPLUS = 10,
+}
+
 impl Activation {
     /// Parses an ONNX activation name, taking α and β from `alpha`/`beta` where the
     /// function has them, and ONNX's defaults otherwise.
@@ -144,20 +171,22 @@ impl Activation {
         }
     }
 
-    /// `(kind, alpha, beta)`: the numeric code the shaders specialise on.
+    /// `(kind, alpha, beta)`: the numeric code the shaders specialise on (the kinds are
+    /// [`ACTIVATION_CODES`], generated into every shader's header).
     pub fn code(self) -> (u32, f32, f32) {
+        use codes::*;
         match self {
-            Activation::Sigmoid => (0, 0.0, 0.0),
-            Activation::Tanh => (1, 0.0, 0.0),
-            Activation::Relu => (2, 0.0, 0.0),
-            Activation::HardSigmoid { alpha, beta } => (3, alpha, beta),
-            Activation::LeakyRelu { alpha } => (4, alpha, 0.0),
-            Activation::ThresholdedRelu { alpha } => (5, alpha, 0.0),
-            Activation::ScaledTanh { alpha, beta } => (6, alpha, beta),
-            Activation::Affine { alpha, beta } => (7, alpha, beta),
-            Activation::Elu { alpha } => (8, alpha, 0.0),
-            Activation::Softsign => (9, 0.0, 0.0),
-            Activation::Softplus => (10, 0.0, 0.0),
+            Activation::Sigmoid => (ACT_SIGMOID, 0.0, 0.0),
+            Activation::Tanh => (ACT_TANH, 0.0, 0.0),
+            Activation::Relu => (ACT_RELU, 0.0, 0.0),
+            Activation::HardSigmoid { alpha, beta } => (ACT_HARD_SIGMOID, alpha, beta),
+            Activation::LeakyRelu { alpha } => (ACT_LEAKY_RELU, alpha, 0.0),
+            Activation::ThresholdedRelu { alpha } => (ACT_THRESHOLDED_RELU, alpha, 0.0),
+            Activation::ScaledTanh { alpha, beta } => (ACT_SCALED_TANH, alpha, beta),
+            Activation::Affine { alpha, beta } => (ACT_AFFINE, alpha, beta),
+            Activation::Elu { alpha } => (ACT_ELU, alpha, 0.0),
+            Activation::Softsign => (ACT_SOFTSIGN, 0.0, 0.0),
+            Activation::Softplus => (ACT_SOFTPLUS, 0.0, 0.0),
         }
     }
 

@@ -1,5 +1,7 @@
 //! The refactor probe (`scripts/probe/run.sh`): dumps the f32 bits (FNV-1a hashes) of every GPU
 //! output of many configurations, for comparing two builds of the crate.
+#[path = "../../tests/common/random.rs"]
+#[allow(dead_code)]
 mod random;
 use random::{Rng, random_gru_with};
 use std::io::Write;

@@ -430,7 +430,7 @@ pub fn read(
             [h] => chain_of(*h)?,
             _ => {
                 return Err(g.perr(format!(
-                    "the graph has {} separate GRU chains (starting at {}); choose one with --node NAME",
+                    "the graph has {} separate GRU chains (starting at {}); choose one by its first node's name (`ImportOptions::node`)",
                     heads.len(),
                     heads.iter().map(|&i| labels[i].as_str()).collect::<Vec<_>>().join(", ")
                 )));

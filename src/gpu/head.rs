@@ -10,7 +10,7 @@ use super::io::{
     check_binding_fits, check_strided_input, grid, pop_scopes, pop_scopes_async, read_back_async,
 };
 use super::layer::GpuGru;
-use super::layout::Layout;
+use super::layout::{Layout, bind_whole};
 use super::options::{ForwardStats, GpuOptions};
 use super::wgsl::{HEAD_WG, HeadParams, Shader, Spec};
 use super::workspace::Workspace;
@@ -224,32 +224,12 @@ impl GpuHead {
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
-        let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("wgpu-gru head group"),
-            layout: &self.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: params.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: input.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: self.weight.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 3,
-                    resource: self.bias.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 4,
-                    resource: probs.as_entire_binding(),
-                },
-            ],
-        });
+        let group = bind_whole(
+            device,
+            "wgpu-gru head group",
+            &self.layout,
+            &[&params, input, &self.weight, &self.bias, &probs],
+        );
         pop_scopes(oom, scope)?;
         Ok(HeadBinding {
             batch,

@@ -87,3 +87,24 @@ impl Layout {
         })
     }
 }
+
+/// A bind group over `layout` that binds each of `buffers` whole, at bindings 0, 1, ….
+pub(crate) fn bind_whole(
+    device: &wgpu::Device,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    buffers: &[&wgpu::Buffer],
+) -> wgpu::BindGroup {
+    let entries: Vec<_> = (0u32..)
+        .zip(buffers)
+        .map(|(binding, b)| wgpu::BindGroupEntry {
+            binding,
+            resource: b.as_entire_binding(),
+        })
+        .collect();
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout,
+        entries: &entries,
+    })
+}

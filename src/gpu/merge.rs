@@ -3,7 +3,7 @@
 
 use super::context::GpuContext;
 use super::io::{check_binding_fits, check_strided_input, grid, pop_scopes};
-use super::layout::Layout;
+use super::layout::{Layout, bind_whole};
 use super::wgsl::{MERGE_WG, MergeParams, Shader, Spec};
 use crate::error::{Error, Result};
 use wgpu::util::DeviceExt;
@@ -205,24 +205,12 @@ impl GpuMerge {
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
-        let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("wgpu-gru merge group"),
-            layout: &self.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: params.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: input.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: out.as_entire_binding(),
-                },
-            ],
-        });
+        let group = bind_whole(
+            device,
+            "wgpu-gru merge group",
+            &self.layout,
+            &[&params, input, &out],
+        );
         pop_scopes(oom, scope)?;
         Ok(MergeBinding {
             rows,

@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 use std::sync::LazyLock;
 
 /// Declares a `#[repr(C)]` uniform block whose fields are all `u32`/`f32`, and its WGSL
-/// declaration (`Self::WGSL`) from the same list, so the two layouts cannot drift apart.
+/// declaration (`Self::WGSL`) from the same list, doc comments included, so the two layouts and
+/// their docs cannot drift apart.
 macro_rules! uniform_block {
     (
         $(#[doc = $doc:literal])*
@@ -23,8 +24,9 @@ macro_rules! uniform_block {
         impl $name {
             /// The block's WGSL declaration.
             pub const WGSL: &'static str = concat!(
+                $("//", $doc, "\n",)*
                 "struct ", $wgsl, " {\n",
-                $("    ", stringify!($field), ": ", stringify!($ty), ",\n",)*
+                $($("    //", $fdoc, "\n",)* "    ", stringify!($field), ": ", stringify!($ty), ",\n",)*
                 "}\n"
             );
         }
@@ -290,6 +292,9 @@ fn header(blocks: &[&str], precision: Precision) -> String {
     for (name, v) in SIZES {
         // Writing to a String cannot fail.
         let _ = writeln!(s, "const {name}: u32 = {v}u;");
+    }
+    for (name, code) in crate::config::ACTIVATION_CODES {
+        let _ = writeln!(s, "const {name}: u32 = {code}u;");
     }
     for a in crate::model::DenseActivation::ALL {
         let _ = writeln!(s, "const {}: u32 = {}u;", a.wgsl_const(), a.code());

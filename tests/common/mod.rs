@@ -6,6 +6,7 @@
 //! inputs and `expected_*` outputs; see `tests/data/golden/README.md`.
 #![allow(dead_code)]
 
+pub mod alloc;
 pub mod cli;
 pub mod errors;
 pub mod flags;

@@ -14,36 +14,6 @@ use wgpu_gru::{
 
 const TOL: f32 = 1e-5;
 
-/// Counts the allocations made by the current thread, so one test can check that a warm
-/// `forward_into` allocates nothing while other tests run in parallel.
-struct CountingAlloc;
-
-thread_local! {
-    static ALLOCS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-// SAFETY: forwards every call to the system allocator; the counter is a const-initialised
-// thread-local `Cell`, which never allocates.
-unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as ours.
-        unsafe { std::alloc::System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { std::alloc::System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new: usize) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as ours.
-        unsafe { std::alloc::System.realloc(ptr, layout, new) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc;
-
 /// In `0..n`: this file's draws, the generator's bits modulo `n` (not `Rng::below`'s).
 fn below(rng: &mut Rng, n: usize) -> usize {
     (rng.next_u64() % n as u64) as usize
@@ -393,11 +363,11 @@ fn warm_forward_into_does_not_allocate() {
             };
             cpu.forward_into(&input, &mut out).unwrap();
             cpu.forward_into(&input, &mut out).unwrap();
-            let before = ALLOCS.with(|c| c.get());
+            let before = common::alloc::count();
             for _ in 0..3 {
                 cpu.forward_into(&input, &mut out).unwrap();
             }
-            let n = ALLOCS.with(|c| c.get()) - before;
+            let n = common::alloc::count() - before;
             assert_eq!(
                 n, 0,
                 "{variant:?} T{t} B{b}: {n} allocations in 3 warm forwards"

@@ -7,6 +7,10 @@ mod common;
 #[path = "../gpu_common/mod.rs"]
 mod gpu_common;
 
+// Counts each thread's allocations (`common::alloc`), for the hot-path tests.
+#[global_allocator]
+static GLOBAL: common::alloc::CountingAlloc = common::alloc::CountingAlloc;
+
 mod cpu_vs_reference;
 mod input_validation;
 mod model;

@@ -27,36 +27,6 @@ const CPU_TOL: f32 = 1e-7;
 /// end, where the one forward carries f64; measured at most 6e-8 (1 ulp at |h| ≤ 1).
 const REF_TOL: f32 = 2.5e-7;
 
-/// Counts the allocations made by the current thread, so that one test can check that a warm
-/// CPU stream allocates nothing while other tests run in parallel.
-struct CountingAlloc;
-
-thread_local! {
-    static ALLOCS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-// SAFETY: forwards every call to the system allocator; the counter is a const-initialised
-// thread-local `Cell`, which never allocates.
-unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as ours.
-        unsafe { std::alloc::System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { std::alloc::System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new: usize) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as ours.
-        unsafe { std::alloc::System.realloc(ptr, layout, new) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc;
-
 /// The f64 reference as a stream: each chunk is one `reference::forward` whose h0 is the state
 /// the previous chunk left, carried in f32 as every stream carries it.
 struct RefStream {
@@ -502,7 +472,7 @@ fn warm_cpu_stream_does_not_allocate() {
         let mut h = vec![0.0; 2 * b * 33];
         let mut s = CpuStream::new(&cpu, b).unwrap();
         s.push_into(&x, 4, &mut y).unwrap();
-        let before = ALLOCS.with(|n| n.get());
+        let before = common::alloc::count();
         for _ in 0..3 {
             let s: &mut dyn Stream = &mut s;
             s.step_into(&x[..b * 5], &mut y[..b * 33]).unwrap();
@@ -513,7 +483,7 @@ fn warm_cpu_stream_does_not_allocate() {
             s.state_into(&mut h).unwrap();
             s.set_state(&h).unwrap();
         }
-        let n = ALLOCS.with(|n| n.get()) - before;
+        let n = common::alloc::count() - before;
         assert_eq!(n, 0, "{variant:?}: {n} allocations in warm pushes");
     }
 }
