@@ -277,6 +277,7 @@ pub fn expand_regs(kq: u32) -> String {
 const PRELUDE: &str = include_str!("../../shaders/prelude.wgsl");
 const REGS: &str = include_str!("../../shaders/regs.wgsl");
 const GEMM_TILE_WGSL: &str = include_str!("../../shaders/gemm_tile.wgsl");
+const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 
 /// The header every module starts with: with f16 weights the `f16` extension, then the shared
 /// sizes, the weights' scalar type `wt`, and the given uniform blocks.
@@ -425,7 +426,7 @@ impl Shader {
             ),
             Shader::Head => compose(
                 &[HeadParams::WGSL],
-                &[include_str!("../../shaders/head.wgsl")],
+                &[REDUCE, include_str!("../../shaders/head.wgsl")],
                 precision,
             ),
             Shader::Merge => compose(
@@ -433,9 +434,10 @@ impl Shader {
                 &[include_str!("../../shaders/merge.wgsl")],
                 precision,
             ),
+            // The prelude's forward bindings go unused: the backward binds its own past them.
             Shader::GruBackward => compose(
-                &[StepParams::WGSL, TrainLayerParams::WGSL],
-                &[include_str!("../../shaders/gru_backward.wgsl")],
+                &[StepParams::WGSL, LayerParams::WGSL, TrainLayerParams::WGSL],
+                &[PRELUDE, include_str!("../../shaders/gru_backward.wgsl")],
                 precision,
             ),
             Shader::TrainGemm => compose(
@@ -448,7 +450,7 @@ impl Shader {
             ),
             Shader::TrainStep => compose(
                 &[OptParams::WGSL],
-                &[include_str!("../../shaders/train_step.wgsl")],
+                &[REDUCE, include_str!("../../shaders/train_step.wgsl")],
                 precision,
             ),
             Shader::Occupancy => compose(

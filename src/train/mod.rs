@@ -15,9 +15,11 @@
 pub mod bench;
 pub mod fit;
 pub mod gpu;
+pub mod optimizer;
 pub mod reference;
 
-pub use gpu::{GpuTrainer, Optimizer, StepStats, TrainWorkspace};
+pub use gpu::{GpuTrainer, StepStats, TrainWorkspace};
+pub use optimizer::Optimizer;
 
 use crate::io::{Batch, Steps};
 use std::collections::HashMap;
