@@ -24,7 +24,7 @@
 //
 // Layouts in `work` (floats), with tape(d, t, b) = (d·T + t)·B + b:
 //   X_l  [T, B, I_l]          layer input (time-major)
-//   XP   [D][T, B, 3H]        X_l·W_ihᵀ (no bias), by t_in
+//   XP   [T, B, D, 3H]        X_l·W_ihᵀ (no bias), by t_in: the forward's layout
 //   Y_l  [T, B, D·H]          layer output, by t_out
 //   HP   [D][T, B, H]         h_{t−1} of the step that read t_in
 //   GT   [D][T, B, 4H]        r, z, n, and hn = U_n h + b_hn (reset-after) or r⊙h (reset-before)
@@ -137,9 +137,12 @@ fn recurrent(hb: u32, d: u32, j: u32, with_n: bool) -> vec3<f32> {
     return acc;
 }
 
-// r and z of unit j at tape row `row`, stored in the tape with h_{t−1}; returns (r, z).
-fn gates_rz(d: u32, row: u32, j: u32, uh: vec3<f32>, hprev: f32) -> vec2<f32> {
-    let xb = tl.xp_off + row * 3u * H;
+// r and z of unit j of slot q, stored in the tape with h_{t−1}; returns (r, z).
+fn gates_rz(q: Slot, uh: vec3<f32>, hprev: f32) -> vec2<f32> {
+    let d = q.d;
+    let j = q.j;
+    let row = q.row;
+    let xb = xp_base(q);
     let bi = bih_off(d);
     let bh = bhh_off(d);
     let r = f_act(d, work[xb + j] + p[bi + j] + uh.x + p[bh + j]);
@@ -163,6 +166,11 @@ struct Slot {
     row: u32,   // tape(d, ti, b)
 }
 
+// First float of slot q's input projection [3H] in XP [T, B, D, 3H].
+fn xp_base(q: Slot) -> u32 {
+    return tl.xp_off + ((q.ti * tl.batch + q.b) * tl.dirs + q.d) * 3u * H;
+}
+
 fn slot(gid: vec3<u32>) -> Slot {
     let len = lens[gid.y];
     let ti = t_in(min(st.s, len - 1u), gid.z, len);
@@ -179,9 +187,9 @@ fn fwd_ra(@builtin(global_invocation_id) gid: vec3<u32>) {
     let uh = recurrent(hb, q.d, q.j, true);
     let row = q.row;
     let hprev = work[hb + q.j];
-    let g = gates_rz(q.d, row, q.j, uh, hprev);
+    let g = gates_rz(q, uh, hprev);
     let hn = uh.z + p[bhh_off(q.d) + 2u * H + q.j];
-    let n = g_act(q.d, work[tl.xp_off + row * 3u * H + 2u * H + q.j] + p[bih_off(q.d) + 2u * H + q.j] + g.x * hn);
+    let n = g_act(q.d, work[xp_base(q) + 2u * H + q.j] + p[bih_off(q.d) + 2u * H + q.j] + g.x * hn);
     let gt = tl.gt_off + row * 4u * H;
     work[gt + 2u * H + q.j] = n;
     work[gt + 3u * H + q.j] = hn;
@@ -197,7 +205,7 @@ fn fwd_rb_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
     let hb = hprev_base(q.s, q.d, q.b);
     let row = q.row;
     let hprev = work[hb + q.j];
-    let g = gates_rz(q.d, row, q.j, recurrent(hb, q.d, q.j, false), hprev);
+    let g = gates_rz(q, recurrent(hb, q.d, q.j, false), hprev);
     work[tl.gt_off + row * 4u * H + 3u * H + q.j] = g.x * hprev;
 }
 
@@ -214,7 +222,7 @@ fn fwd_rb_cand(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var k = 0u; k < H; k++) {
         an += work[wt + k * 3u * H] * work[gt + 3u * H + k];
     }
-    let xb = tl.xp_off + row * 3u * H;
+    let xb = xp_base(q);
     let n = g_act(q.d, work[xb + 2u * H + q.j] + p[bih_off(q.d) + 2u * H + q.j] + an + p[bhh_off(q.d) + 2u * H + q.j]);
     let z = work[gt + H + q.j];
     work[gt + 2u * H + q.j] = n;

@@ -222,8 +222,7 @@ pub fn main(args: Args) -> Result<(), String> {
         OptimizerArg::Adam => Optimizer::adam(args.lr),
         OptimizerArg::Sgd => Optimizer::sgd(args.lr, args.momentum),
     };
-    let mut trainer =
-        GpuTrainer::classifier(&ctx, &model, optimizer).map_err(|e| e.to_string())?;
+    let mut trainer = GpuTrainer::classifier(&ctx, &model, optimizer).map_err(|e| e.to_string())?;
     let opts = FitOptions {
         epochs: args.epochs,
         target: (args.target > 0.0).then_some(args.target),

@@ -117,7 +117,11 @@ impl Recorder<'_> {
         };
         let gemms: usize = ws.fwd_gemms.iter().chain(&ws.bwd_gemms).map(Vec::len).sum();
         let per_layer = t * fwd + 1 + t * bwd;
-        self.config.num_layers as u32 * per_layer + gemms as u32 + 2 + ws.head_gemms.len() as u32 + 1
+        self.config.num_layers as u32 * per_layer
+            + gemms as u32
+            + 2
+            + ws.head_gemms.len() as u32
+            + 1
     }
 }
 

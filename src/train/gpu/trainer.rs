@@ -204,7 +204,11 @@ impl GpuTrainer {
             config: &self.config,
             pipes: &self.pipes,
             ws,
-            max_dim: self.ctx.device.limits().max_compute_workgroups_per_dimension,
+            max_dim: self
+                .ctx
+                .device
+                .limits()
+                .max_compute_workgroups_per_dimension,
         }
     }
 
@@ -452,15 +456,20 @@ impl GpuTrainer {
         step: u64,
     ) -> Result<StepStats> {
         let n = self.layout.total;
-        let (mut encoder, scopes) =
-            self.record_forward(ws, (x, labels), (update, step), "classifier pass", |r, pass| {
+        let (mut encoder, scopes) = self.record_forward(
+            ws,
+            (x, labels),
+            (update, step),
+            "classifier pass",
+            |r, pass| {
                 r.head(pass, true)?;
                 r.backward(pass, false);
                 match update {
                     Some((_, clip)) => r.update(pass, n, clip.is_some()),
                     None => Ok(()),
                 }
-            })?;
+            },
+        )?;
         encoder.copy_buffer_to_buffer(&self.scratch, 0, &ws.staging, 0, 8);
         let index = self.ctx.submit([encoder.finish()]);
         let mut out = [0.0f32; 2];
@@ -495,7 +504,11 @@ impl GpuTrainer {
         ws.write_x(q, &self.config, x);
         ws.write_ints(q, None, labels);
         let block = opt_block(&self.config, &self.layout, ws, update, step);
-        q.write_buffer(&ws.uniforms, ws.opt_offset as u64, bytemuck::bytes_of(&block));
+        q.write_buffer(
+            &ws.uniforms,
+            ws.opt_offset as u64,
+            bytemuck::bytes_of(&block),
+        );
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some(&format!("wgpu-gru train {label}")),
         });

@@ -110,7 +110,7 @@ pub(super) struct GemmCall {
 ///
 /// Its `work` buffer holds, in floats: the layer inputs and outputs `[T, B, ·]`, every step's
 /// state before it `[L][D][T, B, H]` and gates `[L][D][T, B, 4H]`, the input projections
-/// `[L][D][T, B, 3H]`, h0, h_n and their gradients `[L·D, B, H]`, the gate gradients
+/// `[L][T, B, D, 3H]`, h0, h_n and their gradients `[L·D, B, H]`, the gate gradients
 /// `[D][T, B, 4H]`, `W_hhᵀ` `[L][D][H, 3H]` and the head's `[B, C]` logits and gradients.
 #[derive(Debug)]
 pub struct TrainWorkspace {
@@ -286,7 +286,8 @@ impl Shape<'_> {
             .collect()
     }
 
-    /// The GEMMs of cell `(l, d)`: its input projection (into `fwd`), its weight and bias
+    /// The GEMMs of cell `(l, d)`: its input projection (into `fwd`, XP `[T, B, D, 3H]` as the
+    /// forward's), its weight and bias
     /// gradients (into `bwd`), and its input gradient (into `bwd`, or `dx0` for layer 0).
     fn cell_gemms(
         &self,
@@ -316,8 +317,8 @@ impl Shape<'_> {
                 b_sk: 1,
                 b_sn: iw,
                 b_buf: 1,
-                c_off: u(o.xp[l] + d * tb * 3 * h)?,
-                c_sm: 3 * h32,
+                c_off: u(o.xp[l] + d * 3 * h)?,
+                c_sm: u(c.num_directions() * 3 * h)?,
                 c_sn: 1,
                 ..GemmParams::default()
             },
@@ -775,7 +776,11 @@ impl TrainWorkspace {
             let slab = (o.hn - o.h0) as u64 * 4;
             encoder.clear_buffer(&self.work, o.h0 as u64 * 4, Some(slab));
             encoder.clear_buffer(&self.work, o.gs as u64 * 4, Some(slab));
-            encoder.clear_buffer(&self.work, o.gy as u64 * 4, Some((o.dx[0] - o.gy) as u64 * 4));
+            encoder.clear_buffer(
+                &self.work,
+                o.gy as u64 * 4,
+                Some((o.dx[0] - o.gy) as u64 * 4),
+            );
             self.dirty = false;
         }
     }
