@@ -1,8 +1,9 @@
 //! Recording a trainer's passes into a compute pass: the training-mode forward, the backward,
 //! the head's loss and backward (the update is `optimizer.rs`'s).
 
+use super::blocks::GemmCall;
 use super::pipelines::{Pipelines, StepKernels};
-use super::workspace::{GemmCall, TrainWorkspace};
+use super::workspace::TrainWorkspace;
 use crate::config::GruConfig;
 use crate::error::{Error, Result};
 use crate::gpu::wgsl::TRAIN_WG;

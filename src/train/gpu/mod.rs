@@ -11,7 +11,8 @@
 //! Split as `crate::gpu` is:
 //! - `trainer.rs`: [`GpuTrainer`], its constructors and every public pass;
 //! - `layout.rs`: where each parameter tensor lives in the flat parameter buffer;
-//! - `workspace.rs`: [`TrainWorkspace`], its `work` layout, uniform blocks and bind groups;
+//! - `workspace.rs`: [`TrainWorkspace`], its `work` layout, buffers and bind groups;
+//! - `blocks.rs`: a workspace's uniform blocks and GEMM calls;
 //! - `pipelines.rs`: the compute pipelines;
 //! - `encode.rs`: recording the forward, backward and head into a pass;
 //! - `optimizer.rs`: the optimiser's uniform block and its dispatches ([`Optimizer`] itself is
@@ -21,6 +22,7 @@
 //! `shaders/train_gemm.wgsl` (the strided GEMM) and `shaders/train_step.wgsl` (head loss,
 //! clipping, optimisers).
 
+mod blocks;
 mod encode;
 mod layout;
 mod optimizer;
