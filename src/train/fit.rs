@@ -210,8 +210,8 @@ fn score(pred: &[usize], labels: &[u32]) -> f64 {
 }
 
 /// Trains `trainer` (a classifier with a batch-first GRU) with its optimiser on `train`, scoring
-/// `test` after each epoch. `on_batch(done, total)` is called after each minibatch, `on_epoch` after each epoch.
-/// Returns every epoch's report.
+/// `test` after each epoch. `on_batch(done, total)` is called after each minibatch, `on_epoch`
+/// after each epoch. Returns every epoch's report.
 pub fn fit(
     trainer: &mut GpuTrainer,
     train: &Dataset<'_>,
