@@ -1,5 +1,6 @@
 // GRU training: a forward that keeps what the backward needs (the tape), and the backward (BPTT)
-// recurrence, one step per dispatch. Canonical gate order r, z, n; h' = z⊙h + (1−z)⊙n.
+// recurrence, one step per dispatch. Canonical gate order r, z, n; h' = z⊙h + (1−z)⊙n. Composed
+// as the generated header, `prelude.wgsl`, then this file (src/gpu/wgsl.rs).
 //
 // Entry points, all over one bind group layout (bindings below), one dispatch per step s (the
 // s-th step in processing order), grid (⌈H/TRAIN_WG⌉, B, D): invocation (j, b, d) owns unit j of row b
@@ -23,7 +24,7 @@
 //
 // Layouts in `work` (floats), with tape(d, t, b) = (d·T + t)·B + b:
 //   X_l  [T, B, I_l]          layer input (time-major)
-//   XP   [D][T, B, 3H]        X_l·W_ihᵀ (no bias), by t_in
+//   XP   [T, B, D, 3H]        X_l·W_ihᵀ (no bias), by t_in: the forward's layout
 //   Y_l  [T, B, D·H]          layer output, by t_out
 //   HP   [D][T, B, H]         h_{t−1} of the step that read t_in
 //   GT   [D][T, B, 4H]        r, z, n, and hn = U_n h + b_hn (reset-after) or r⊙h (reset-before)
@@ -34,66 +35,55 @@
 //   WT   [D][H, 3H]           this layer's W_hhᵀ (the forward reads it; the backward reads W_hh)
 // llvmpipe ends an invocation after 65,535 loop iterations: no loop here runs more than 3H.
 
-override H: u32 = 1u;
-override RESET_AFTER: bool = true;
-
-@group(0) @binding(0) var<uniform> st: Step;                  // dynamic offset per step
-@group(0) @binding(1) var<uniform> ly: TrainLayer;                 // dynamic offset per layer
-@group(0) @binding(2) var<storage, read> p: array<f32>;       // parameters
-@group(0) @binding(3) var<storage, read_write> work: array<f32>;
-@group(0) @binding(4) var<storage, read> lens: array<u32>;    // [B]
-
-fn sigmoid(x: f32) -> f32 {
-    return 1.0 / (1.0 + exp(-x));
-}
-
-// Overflow-free tanh.
-fn tanh_(x: f32) -> f32 {
-    let e = exp(-2.0 * abs(x));
-    return sign(x) * (1.0 - e) / (1.0 + e);
-}
+// From the prelude: H, RESET_AFTER, the step block `st` (binding 0, a dynamic offset per step),
+// the lengths `lens` [B] (binding 4; a training pass has no mask), the activations f_act and
+// g_act (their defaults, sigmoid and tanh, the only ones trained) and `blend`. This module's own
+// bindings follow the prelude's 0–8.
+@group(0) @binding(9) var<uniform> tl: TrainLayer;              // dynamic offset per layer
+@group(0) @binding(10) var<storage, read> p: array<f32>;        // parameters
+@group(0) @binding(11) var<storage, read_write> work: array<f32>;
 
 fn cell_off(d: u32) -> u32 {
-    return select(ly.p0, ly.p1, d == 1u);
+    return select(tl.p0, tl.p1, d == 1u);
 }
-fn whh_off(d: u32) -> u32 { return cell_off(d) + 3u * H * ly.in_w; }
+fn whh_off(d: u32) -> u32 { return cell_off(d) + 3u * H * tl.in_w; }
 fn bih_off(d: u32) -> u32 { return whh_off(d) + 3u * H * H; }
 fn bhh_off(d: u32) -> u32 { return bih_off(d) + 3u * H; }
 
 fn tape(d: u32, t: u32, b: u32) -> u32 {
-    return (d * ly.steps + t) * ly.batch + b;
+    return (d * tl.steps + t) * tl.batch + b;
 }
 
 // Time index read by step s of row b in direction d (s < len).
 fn t_in(s: u32, d: u32, len: u32) -> u32 {
-    if ((ly.rev_mask >> d) & 1u) == 1u {
+    if ((tl.rev_mask >> d) & 1u) == 1u {
         return len - 1u - s;
     }
-    if ly.go_back == 1u {
-        return ly.steps - 1u - s;
+    if tl.go_back == 1u {
+        return tl.steps - 1u - s;
     }
     return s;
 }
 
 fn t_out(s: u32, ti: u32) -> u32 {
-    return select(ti, s, ly.go_back == 1u);
+    return select(ti, s, tl.go_back == 1u);
 }
 
 // First float of h_{s−1} of (d, b): h0 at step 0, else the ping-pong half step s−1 wrote.
 fn hprev_base(s: u32, d: u32, b: u32) -> u32 {
-    let db = d * ly.batch + b;
+    let db = d * tl.batch + b;
     if s == 0u {
-        return ly.h0_off + db * H;
+        return tl.h0_off + db * H;
     }
-    return ly.hs_off + (s % 2u) * ly.dirs * ly.batch * H + db * H;
+    return tl.hs_off + (s % 2u) * tl.dirs * tl.batch * H + db * H;
 }
 
 fn hnext_base(s: u32, d: u32, b: u32) -> u32 {
-    return ly.hs_off + ((s + 1u) % 2u) * ly.dirs * ly.batch * H + (d * ly.batch + b) * H;
+    return tl.hs_off + ((s + 1u) % 2u) * tl.dirs * tl.batch * H + (d * tl.batch + b) * H;
 }
 
-fn y_index(t: u32, b: u32, d: u32, j: u32) -> u32 {
-    return ly.y_off + (t * ly.batch + b) * ly.dirs * H + d * H + j;
+fn out_index(t: u32, b: u32, d: u32, j: u32) -> u32 {
+    return tl.y_off + (t * tl.batch + b) * tl.dirs * H + d * H + j;
 }
 
 // A step that does not exist (s ≥ len): the state passes through; the output, tape and the
@@ -101,14 +91,14 @@ fn y_index(t: u32, b: u32, d: u32, j: u32) -> u32 {
 fn pass_through(s: u32, d: u32, b: u32, j: u32) {
     let h = work[hprev_base(s, d, b) + j];
     work[hnext_base(s, d, b) + j] = h;
-    if s == ly.steps - 1u {
-        work[ly.hn_off + (d * ly.batch + b) * H + j] = h;
+    if s == tl.steps - 1u {
+        work[tl.hn_off + (d * tl.batch + b) * H + j] = h;
     }
     let row = tape(d, s, b);
-    work[y_index(s, b, d, j)] = 0.0;
-    work[ly.hp_off + row * H + j] = 0.0;
+    work[out_index(s, b, d, j)] = 0.0;
+    work[tl.hp_off + row * H + j] = 0.0;
     for (var g = 0u; g < 4u; g++) {
-        work[ly.gt_off + row * 4u * H + g * H + j] = 0.0;
+        work[tl.gt_off + row * 4u * H + g * H + j] = 0.0;
     }
 }
 
@@ -124,16 +114,16 @@ fn step_exists(j: u32, b: u32, d: u32) -> bool {
 // The end of a forward step: h_t, the output, h_n after the last step.
 fn finish(s: u32, d: u32, b: u32, j: u32, to: u32, h: f32) {
     work[hnext_base(s, d, b) + j] = h;
-    if s == ly.steps - 1u {
-        work[ly.hn_off + (d * ly.batch + b) * H + j] = h;
+    if s == tl.steps - 1u {
+        work[tl.hn_off + (d * tl.batch + b) * H + j] = h;
     }
-    work[y_index(to, b, d, j)] = h;
+    work[out_index(to, b, d, j)] = h;
 }
 
 // U_r·h, U_z·h and (with `with_n`) U_n·h for unit j, h read from `work` at `hb`. W_hh is read
 // transposed (WT), so that the invocations of a workgroup (consecutive j) read consecutive floats.
 fn recurrent(hb: u32, d: u32, j: u32, with_n: bool) -> vec3<f32> {
-    let wt = ly.wt_off + d * H * 3u * H + j;
+    let wt = tl.wt_off + d * H * 3u * H + j;
     var acc = vec3<f32>(0.0);
     for (var k = 0u; k < H; k++) {
         let h = work[hb + k];
@@ -147,17 +137,20 @@ fn recurrent(hb: u32, d: u32, j: u32, with_n: bool) -> vec3<f32> {
     return acc;
 }
 
-// r and z of unit j at tape row `row`, stored in the tape with h_{t−1}; returns (r, z).
-fn gates_rz(d: u32, row: u32, j: u32, u: vec3<f32>, hp: f32) -> vec2<f32> {
-    let xp = ly.xp_off + row * 3u * H;
+// r and z of unit j of slot q, stored in the tape with h_{t−1}; returns (r, z).
+fn gates_rz(q: Slot, uh: vec3<f32>, hprev: f32) -> vec2<f32> {
+    let d = q.d;
+    let j = q.j;
+    let row = q.row;
+    let xb = xp_base(q);
     let bi = bih_off(d);
     let bh = bhh_off(d);
-    let r = sigmoid(work[xp + j] + p[bi + j] + u.x + p[bh + j]);
-    let z = sigmoid(work[xp + H + j] + p[bi + H + j] + u.y + p[bh + H + j]);
-    let gt = ly.gt_off + row * 4u * H;
+    let r = f_act(d, work[xb + j] + p[bi + j] + uh.x + p[bh + j]);
+    let z = f_act(d, work[xb + H + j] + p[bi + H + j] + uh.y + p[bh + H + j]);
+    let gt = tl.gt_off + row * 4u * H;
     work[gt + j] = r;
     work[gt + H + j] = z;
-    work[ly.hp_off + row * H + j] = hp;
+    work[tl.hp_off + row * H + j] = hprev;
     return vec2<f32>(r, z);
 }
 
@@ -173,6 +166,11 @@ struct Slot {
     row: u32,   // tape(d, ti, b)
 }
 
+// First float of slot q's input projection [3H] in XP [T, B, D, 3H].
+fn xp_base(q: Slot) -> u32 {
+    return tl.xp_off + ((q.ti * tl.batch + q.b) * tl.dirs + q.d) * 3u * H;
+}
+
 fn slot(gid: vec3<u32>) -> Slot {
     let len = lens[gid.y];
     let ti = t_in(min(st.s, len - 1u), gid.z, len);
@@ -186,16 +184,16 @@ fn fwd_ra(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let hb = hprev_base(q.s, q.d, q.b);
-    let u = recurrent(hb, q.d, q.j, true);
+    let uh = recurrent(hb, q.d, q.j, true);
     let row = q.row;
-    let hp = work[hb + q.j];
-    let g = gates_rz(q.d, row, q.j, u, hp);
-    let hn = u.z + p[bhh_off(q.d) + 2u * H + q.j];
-    let n = tanh_(work[ly.xp_off + row * 3u * H + 2u * H + q.j] + p[bih_off(q.d) + 2u * H + q.j] + g.x * hn);
-    let gt = ly.gt_off + row * 4u * H;
+    let hprev = work[hb + q.j];
+    let g = gates_rz(q, uh, hprev);
+    let hn = uh.z + p[bhh_off(q.d) + 2u * H + q.j];
+    let n = g_act(q.d, work[xp_base(q) + 2u * H + q.j] + p[bih_off(q.d) + 2u * H + q.j] + g.x * hn);
+    let gt = tl.gt_off + row * 4u * H;
     work[gt + 2u * H + q.j] = n;
     work[gt + 3u * H + q.j] = hn;
-    finish(q.s, q.d, q.b, q.j, t_out(q.s, q.ti), g.y * hp + (1.0 - g.y) * n);
+    finish(q.s, q.d, q.b, q.j, t_out(q.s, q.ti), blend(g.y, hprev, n));
 }
 
 @compute @workgroup_size(TRAIN_WG, 1, 1)
@@ -206,9 +204,9 @@ fn fwd_rb_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let hb = hprev_base(q.s, q.d, q.b);
     let row = q.row;
-    let hp = work[hb + q.j];
-    let g = gates_rz(q.d, row, q.j, recurrent(hb, q.d, q.j, false), hp);
-    work[ly.gt_off + row * 4u * H + 3u * H + q.j] = g.x * hp;
+    let hprev = work[hb + q.j];
+    let g = gates_rz(q, recurrent(hb, q.d, q.j, false), hprev);
+    work[tl.gt_off + row * 4u * H + 3u * H + q.j] = g.x * hprev;
 }
 
 @compute @workgroup_size(TRAIN_WG, 1, 1)
@@ -218,27 +216,27 @@ fn fwd_rb_cand(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let row = q.row;
-    let gt = ly.gt_off + row * 4u * H;
-    let wt = ly.wt_off + q.d * H * 3u * H + 2u * H + q.j;
+    let gt = tl.gt_off + row * 4u * H;
+    let wt = tl.wt_off + q.d * H * 3u * H + 2u * H + q.j;
     var an = 0.0;
     for (var k = 0u; k < H; k++) {
         an += work[wt + k * 3u * H] * work[gt + 3u * H + k];
     }
-    let xp = ly.xp_off + row * 3u * H;
-    let n = tanh_(work[xp + 2u * H + q.j] + p[bih_off(q.d) + 2u * H + q.j] + an + p[bhh_off(q.d) + 2u * H + q.j]);
+    let xb = xp_base(q);
+    let n = g_act(q.d, work[xb + 2u * H + q.j] + p[bih_off(q.d) + 2u * H + q.j] + an + p[bhh_off(q.d) + 2u * H + q.j]);
     let z = work[gt + H + q.j];
     work[gt + 2u * H + q.j] = n;
-    let hp = work[ly.hp_off + row * H + q.j];
-    finish(q.s, q.d, q.b, q.j, t_out(q.s, q.ti), z * hp + (1.0 - z) * n);
+    let hprev = work[tl.hp_off + row * H + q.j];
+    finish(q.s, q.d, q.b, q.j, t_out(q.s, q.ti), blend(z, hprev, n));
 }
 
 // dL/dh_{s} carried into step s (processed in reverse): dL/dh_n at the last step.
 fn carry(s: u32, d: u32, b: u32, j: u32) -> f32 {
-    let db = (d * ly.batch + b) * H + j;
-    if s == ly.steps - 1u {
-        return work[ly.gs_off + db];
+    let db = (d * tl.batch + b) * H + j;
+    if s == tl.steps - 1u {
+        return work[tl.gs_off + db];
     }
-    return work[ly.dh_off + db];
+    return work[tl.dh_off + db];
 }
 
 @compute @workgroup_size(TRAIN_WG, 1, 1)
@@ -247,11 +245,11 @@ fn bwd_elem(@builtin(global_invocation_id) gid: vec3<u32>) {
     if q.j >= H {
         return;
     }
-    let db = (q.d * ly.batch + q.b) * H + q.j;
+    let db = (q.d * tl.batch + q.b) * H + q.j;
     let c = carry(q.s, q.d, q.b, q.j);
     if q.s >= q.len {
-        work[ly.pt_off + db] = c;
-        let da = ly.da_off + tape(q.d, q.s, q.b) * 4u * H;
+        work[tl.pt_off + db] = c;
+        let da = tl.da_off + tape(q.d, q.s, q.b) * 4u * H;
         for (var g = 0u; g < 4u; g++) {
             work[da + g * H + q.j] = 0.0;
         }
@@ -259,15 +257,15 @@ fn bwd_elem(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let to = t_out(q.s, q.ti);
     let row = q.row;
-    let dhp = c + work[ly.dy_off + (to * ly.batch + q.b) * ly.dirs * H + q.d * H + q.j];
-    let gt = ly.gt_off + row * 4u * H;
+    let dhp = c + work[tl.dy_off + (to * tl.batch + q.b) * tl.dirs * H + q.d * H + q.j];
+    let gt = tl.gt_off + row * 4u * H;
     let r = work[gt + q.j];
     let z = work[gt + H + q.j];
     let n = work[gt + 2u * H + q.j];
-    let h = work[ly.hp_off + row * H + q.j];
+    let h = work[tl.hp_off + row * H + q.j];
     let daz = dhp * (h - n) * z * (1.0 - z);
     let dan = dhp * (1.0 - z) * (1.0 - n * n);
-    let da = ly.da_off + row * 4u * H;
+    let da = tl.da_off + row * 4u * H;
     work[da + H + q.j] = daz;
     work[da + 2u * H + q.j] = dan;
     if RESET_AFTER {
@@ -278,7 +276,7 @@ fn bwd_elem(@builtin(global_invocation_id) gid: vec3<u32>) {
     } else {
         work[da + 3u * H + q.j] = dan;
     }
-    work[ly.pt_off + db] = dhp * z;
+    work[tl.pt_off + db] = dhp * z;
 }
 
 // Reset-before: invocation (k, b, d) computes drh_k = Σ_j U_n[j, k]·da_n_j, then da_r_k and the
@@ -290,18 +288,18 @@ fn bwd_mid_rb(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let row = q.row;
-    let da = ly.da_off + row * 4u * H;
+    let da = tl.da_off + row * 4u * H;
     let w = whh_off(q.d) + 2u * H * H + q.j;
     var drh = 0.0;
     for (var j = 0u; j < H; j++) {
         drh += p[w + j * H] * work[da + 2u * H + j];
     }
-    let r = work[ly.gt_off + row * 4u * H + q.j];
-    let h = work[ly.hp_off + row * H + q.j];
+    let r = work[tl.gt_off + row * 4u * H + q.j];
+    let h = work[tl.hp_off + row * H + q.j];
     let dr = drh * h;
     work[da + q.j] = dr * r * (1.0 - r);
-    let db = (q.d * ly.batch + q.b) * H + q.j;
-    work[ly.pt_off + db] += drh * r;
+    let db = (q.d * tl.batch + q.b) * H + q.j;
+    work[tl.pt_off + db] += drh * r;
 }
 
 @compute @workgroup_size(TRAIN_WG, 1, 1)
@@ -310,11 +308,11 @@ fn bwd_rec(@builtin(global_invocation_id) gid: vec3<u32>) {
     if q.j >= H {
         return;
     }
-    let db = (q.d * ly.batch + q.b) * H + q.j;
-    var acc = work[ly.pt_off + db];
+    let db = (q.d * tl.batch + q.b) * H + q.j;
+    var acc = work[tl.pt_off + db];
     if q.s < q.len {
         let row = q.row;
-        let da = ly.da_off + row * 4u * H;
+        let da = tl.da_off + row * 4u * H;
         // W_hh row-major: consecutive units (the invocations of a workgroup) read consecutive floats.
         let w = whh_off(q.d) + q.j;
         for (var j = 0u; j < H; j++) {
@@ -327,9 +325,9 @@ fn bwd_rec(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
     }
     if q.s == 0u {
-        work[ly.dh0_off + db] = acc;
+        work[tl.dh0_off + db] = acc;
     } else {
-        work[ly.dh_off + db] = acc;
+        work[tl.dh_off + db] = acc;
     }
 }
 
@@ -346,5 +344,5 @@ fn transpose_whh(
     }
     let row = i / H;
     let k = i - row * H;
-    work[ly.wt_off + (d * H + k) * 3u * H + row] = p[whh_off(d) + i];
+    work[tl.wt_off + (d * H + k) * 3u * H + row] = p[whh_off(d) + i];
 }

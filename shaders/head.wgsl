@@ -24,7 +24,7 @@ override ACT: u32 = DACT_SOFTMAX;  // the activation's code
 @group(0) @binding(3) var<storage, read> bias: array<f32>;         // [C]
 @group(0) @binding(4) var<storage, read_write> probs: array<f32>;  // [B, C]: logits, then probabilities
 
-const WG: u32 = HEAD_WG;
+const WG: u32 = HEAD_WG;  // and `red`'s length (reduce.wgsl): partial max, then partial sum
 
 // erf to 1.5e-7 (Abramowitz and Stegun 7.1.26): WGSL has none.
 fn erf_(v: f32) -> f32 {
@@ -82,26 +82,6 @@ fn dense(
     probs[i] = act(acc + bias[c]);
 }
 
-var<workgroup> red: array<f32, WG>;  // [WG] partial max, then partial sum
-
-// Leaves the reduction of `red` (max when `is_max`, else sum) in red[0] for every invocation.
-fn reduce(lid: u32, is_max: bool) -> f32 {
-    for (var off = WG / 2u; off > 0u; off /= 2u) {
-        workgroupBarrier();
-        if (lid < off) {
-            if (is_max) {
-                red[lid] = max(red[lid], red[lid + off]);
-            } else {
-                red[lid] += red[lid + off];
-            }
-        }
-    }
-    workgroupBarrier();
-    let v = red[0];
-    workgroupBarrier();
-    return v;
-}
-
 // One workgroup per row, its invocations striding over the C classes.
 @compute @workgroup_size(WG, 1, 1)
 fn softmax(
@@ -116,11 +96,11 @@ fn softmax(
     var m = probs[row];
     for (var c = lid; c < C; c += WG) { m = max(m, probs[row + c]); }
     red[lid] = m;
-    m = reduce(lid, true);
+    m = reduce_max(lid, WG);
     var sum = 0.0;
     for (var c = lid; c < C; c += WG) { sum += exp(probs[row + c] - m); }
     red[lid] = sum;
-    sum = reduce(lid, false);
+    sum = reduce_sum(lid, WG);
     if (ACT == DACT_LOG_SOFTMAX) {
         let lse = m + log(sum);
         for (var c = lid; c < C; c += WG) { probs[row + c] -= lse; }

@@ -30,34 +30,7 @@ const NORM: u32 = 2u;
 const SCALE: u32 = 3u;
 const PARTIALS: u32 = SCRATCH_PARTIALS;
 
-const WG: u32 = OPT_WG;
-var<workgroup> red: array<f32, WG>;
-
-fn reduce_sum(lid: u32, n: u32) -> f32 {
-    for (var off = n / 2u; off > 0u; off /= 2u) {
-        workgroupBarrier();
-        if lid < off {
-            red[lid] += red[lid + off];
-        }
-    }
-    workgroupBarrier();
-    let v = red[0];
-    workgroupBarrier();
-    return v;
-}
-
-fn reduce_max(lid: u32, n: u32) -> f32 {
-    for (var off = n / 2u; off > 0u; off /= 2u) {
-        workgroupBarrier();
-        if lid < off {
-            red[lid] = max(red[lid], red[lid + off]);
-        }
-    }
-    workgroupBarrier();
-    let v = red[0];
-    workgroupBarrier();
-    return v;
-}
+const WG: u32 = OPT_WG;  // and `red`'s length (reduce.wgsl)
 
 // One workgroup of TRAIN_WG per row.
 @compute @workgroup_size(TRAIN_WG, 1, 1)

@@ -115,7 +115,7 @@ impl GpuHead {
         };
         let weight = init("wgpu-gru head dense.weight", &dense.weight);
         let bias = init("wgpu-gru head dense.bias", &dense.bias);
-        use super::io::Bind::{Read, ReadWrite, Uniform};
+        use super::layout::Bind::{Read, ReadWrite, Uniform};
         let layout = Layout::new(
             device,
             "wgpu-gru head",

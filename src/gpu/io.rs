@@ -9,7 +9,6 @@ use std::time::Duration;
 use futures_intrusive::channel::shared::oneshot_channel;
 
 use super::context::GpuContext;
-pub(crate) use super::layout::{Bind, Layout};
 use crate::error::{Error, Result};
 
 /// `items` invocations in workgroups of `wg`, as an `(x, y)` grid within the per-dimension limit

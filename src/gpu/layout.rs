@@ -17,16 +17,23 @@ pub(crate) enum Bind {
 /// pipelines are labelled `label entry`.
 pub(crate) struct Layout {
     label: String,
-    /// The bind group layout: binding `i` as `binds[i]` of [`Layout::new`].
+    /// The bind group layout: binding `i` as `binds[i]` of [`Layout::new`] (or as numbered).
     pub group: wgpu::BindGroupLayout,
     pipeline: wgpu::PipelineLayout,
 }
 
 impl Layout {
     pub(crate) fn new(device: &wgpu::Device, label: &str, binds: &[Bind]) -> Layout {
-        let entries: Vec<_> = (0u32..)
-            .zip(binds)
-            .map(|(binding, b)| {
+        let numbered: Vec<(u32, Bind)> = (0u32..).zip(binds.iter().copied()).collect();
+        Layout::numbered(device, label, &numbered)
+    }
+
+    /// As [`Layout::new`], binding `n` as `b` for each `(n, b)`: for a module whose bindings
+    /// leave gaps (the backward's, past the prelude's).
+    pub(crate) fn numbered(device: &wgpu::Device, label: &str, binds: &[(u32, Bind)]) -> Layout {
+        let entries: Vec<_> = binds
+            .iter()
+            .map(|&(binding, b)| {
                 let ty = match b {
                     Bind::Uniform | Bind::DynUniform => wgpu::BufferBindingType::Uniform,
                     Bind::Read => wgpu::BufferBindingType::Storage { read_only: true },

@@ -128,7 +128,7 @@ impl GpuMerge {
         let device = &ctx.device;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        use super::io::Bind::{Read, ReadWrite, Uniform};
+        use super::layout::Bind::{Read, ReadWrite, Uniform};
         let layout = Layout::new(device, "wgpu-gru merge", &[Uniform, Read, ReadWrite]);
         let module = Shader::Merge.create(device, Spec::default());
         let pipeline = layout.pipeline(device, &module, "merge", &[("MODE", mode.code() as f64)]);

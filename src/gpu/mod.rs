@@ -16,7 +16,7 @@ pub(crate) mod io;
 #[doc(hidden)]
 pub mod kernels;
 mod layer;
-mod layout;
+pub(crate) mod layout;
 mod merge;
 mod occupancy;
 mod options;

@@ -111,12 +111,23 @@ uniform_block! {
 uniform_block! {
     /// `TrainLayer` of `gru_backward.wgsl` (offsets in floats; see the shader's layout table).
     TrainLayerParams as "TrainLayer" {
-        steps: u32, batch: u32, dirs: u32, in_w: u32, rev_mask: u32, go_back: u32,
+        /// T, B, D, and the layer's input features I_l.
+        steps: u32, batch: u32, dirs: u32, in_w: u32,
+        /// Bit d set: direction d runs backwards.
+        rev_mask: u32,
+        /// 1: Keras go_backwards.
+        go_back: u32,
+        /// The layer's X `[T, B, I_l]`, Y `[T, B, D·H]`, XP `[T, B, D, 3H]`, HP `[D][T, B, H]`,
+        /// GT `[D][T, B, 4H]` and the state ping-pong HS `[2][D, B, H]`, in `work`.
         x_off: u32, y_off: u32, xp_off: u32, hp_off: u32, gt_off: u32, hs_off: u32,
+        /// The layer's h0 and h_n `[D, B, H]` in `work`.
         h0_off: u32, hn_off: u32,
         /// Parameter offsets of cells (l, 0) and (l, 1).
         p0: u32, p1: u32,
+        /// dL/dY `[T, B, D·H]`, the gate gradients DA `[D][T, B, 4H]`, the carried dL/dh and its
+        /// partial sum `[D, B, H]`, dL/dh_n and dL/dh0 `[D, B, H]`, in `work`.
         dy_off: u32, da_off: u32, dh_off: u32, pt_off: u32, gs_off: u32, dh0_off: u32,
+        /// The layer's W_hhᵀ `[D][H, 3H]` in `work`.
         wt_off: u32, _p0: u32,
     }
 }
@@ -124,9 +135,13 @@ uniform_block! {
 uniform_block! {
     /// `Gemm` of `train_gemm.wgsl`: C(m, n) (+)= Σ_k A(m, k)·B(k, n) over k in `k0..k1`.
     GemmParams as "Gemm" {
+        /// Rows and columns of C, and this dispatch's K-rows.
         m: u32, n: u32, k0: u32, k1: u32,
+        /// A(m, k) = work[a_off + m·a_sm + k·a_sk].
         a_off: u32, a_sm: u32, a_sk: u32,
+        /// B(k, n) = (b_buf = 1 ? params : work)[b_off + k·b_sk + n·b_sn].
         b_off: u32, b_sk: u32, b_sn: u32, b_buf: u32,
+        /// C(m, n) = (c_buf = 1 ? grads : work)[c_off + m·c_sm + n·c_sn].
         c_off: u32, c_sm: u32, c_sn: u32, c_buf: u32,
         /// 1: add to C.
         acc: u32,
@@ -136,11 +151,24 @@ uniform_block! {
 uniform_block! {
     /// `Opt` of `train_step.wgsl`.
     OptParams as "Opt" {
-        n: u32, batch: u32, hn_off: u32, dl_off: u32, pr_off: u32, lb_off: u32,
+        /// Parameters P, and B.
+        n: u32, batch: u32,
+        /// In `work`: the head's input h_n of the last layer `[B, H]`, dL/dlogits and the
+        /// logits, then probabilities `[B, C]`, and each row's (loss, correct) `[B, 2]`.
+        hn_off: u32, dl_off: u32, pr_off: u32, lb_off: u32,
+        /// The head's weight `[C, H]` and bias `[C]` in the parameters.
         wd_off: u32, bd_off: u32,
+        /// The optimiser's hyper-parameters (Adam's, or SGD's lr, momentum, weight_decay).
         lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32,
-        bc1: f32, bc2: f32, momentum: f32,
-        first: u32, clip: u32, max_norm: f32, groups: u32,
+        /// Adam's bias corrections 1 − β1ᵗ, 1 − β2ᵗ at this step.
+        bc1: f32, bc2: f32,
+        momentum: f32,
+        /// 1: SGD's first step (its buffer starts at g).
+        first: u32,
+        /// 1: scale the gradients to global norm `max_norm`.
+        clip: u32, max_norm: f32,
+        /// Workgroups of `sumsq`.
+        groups: u32,
     }
 }
 
@@ -280,6 +308,7 @@ const PRELUDE: &str = include_str!("../../shaders/prelude.wgsl");
 const REGS: &str = include_str!("../../shaders/regs.wgsl");
 const STEP: &str = include_str!("../../shaders/step.wgsl");
 const GEMM_TILE_WGSL: &str = include_str!("../../shaders/gemm_tile.wgsl");
+const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 
 /// The header every module starts with: with f16 weights the `f16` extension, then the shared
 /// sizes, the weights' scalar type `wt`, and the given uniform blocks.
@@ -473,7 +502,7 @@ impl Shader {
             ),
             Shader::Head => compose(
                 &[HeadParams::WGSL],
-                &[include_str!("../../shaders/head.wgsl")],
+                &[REDUCE, include_str!("../../shaders/head.wgsl")],
                 precision,
             ),
             Shader::Merge => compose(
@@ -481,9 +510,10 @@ impl Shader {
                 &[include_str!("../../shaders/merge.wgsl")],
                 precision,
             ),
+            // The prelude's forward bindings go unused: the backward binds its own past them.
             Shader::GruBackward => compose(
-                &[StepParams::WGSL, TrainLayerParams::WGSL],
-                &[include_str!("../../shaders/gru_backward.wgsl")],
+                &[StepParams::WGSL, LayerParams::WGSL, TrainLayerParams::WGSL],
+                &[PRELUDE, include_str!("../../shaders/gru_backward.wgsl")],
                 precision,
             ),
             Shader::TrainGemm => compose(
@@ -496,7 +526,7 @@ impl Shader {
             ),
             Shader::TrainStep => compose(
                 &[OptParams::WGSL],
-                &[include_str!("../../shaders/train_step.wgsl")],
+                &[REDUCE, include_str!("../../shaders/train_step.wgsl")],
                 precision,
             ),
             Shader::Occupancy => compose(
@@ -608,6 +638,23 @@ mod tests {
                 "{name}: uniform blocks are padded to 16 bytes"
             );
         }
+    }
+
+    /// The backward is composed with the prelude, and the head and the training step with the
+    /// reductions: `tanh_` and `reduce_max` are each defined once in every module using them.
+    #[test]
+    fn shared_wgsl_is_composed_not_copied() {
+        assert!(Shader::GruBackward.source().contains(PRELUDE));
+        for s in [Shader::Head, Shader::TrainStep] {
+            assert!(s.source().contains(REDUCE), "{}", s.name());
+            assert_eq!(
+                s.source().matches("fn reduce_max(").count(),
+                1,
+                "{}",
+                s.name()
+            );
+        }
+        assert_eq!(Shader::GruBackward.source().matches("fn tanh_(").count(), 1);
     }
 
     /// The workgroup memory Rust checks against the device's limit (register kernels) or probes

@@ -33,20 +33,17 @@ pub fn time_train_step(
     let mut config = GruConfig::new(shape.input, shape.hidden).with_variant(variant);
     config.batch_first = true;
     let model = init_classifier(config, TRAIN_STEP_CLASSES, 42)?;
-    let mut trainer = GpuTrainer::classifier(ctx, &model)?;
+    let mut trainer = GpuTrainer::classifier(ctx, &model, Optimizer::adam(1e-4))?;
     let mut ws = trainer.workspace(Steps(shape.steps), Batch(shape.batch))?;
     let x = shape.random_input(7);
     let labels: Vec<u32> = (0..shape.batch)
         .map(|b| (b % TRAIN_STEP_CLASSES) as u32)
         .collect();
-    let opt = Optimizer::adam(1e-4);
     let ms = median_ms(warmup.max(1), reps, || {
-        trainer
-            .train_step(&mut ws, &x, &labels, &opt, None)
-            .map(|_| ())
+        trainer.train_step(&mut ws, &x, &labels, None).map(|_| ())
     })?;
     Ok(TrainStepTiming {
         median_ms: ms,
-        dispatches: trainer.step_dispatches(&ws),
+        dispatches: trainer.step_dispatches(&ws)?,
     })
 }

@@ -7,7 +7,8 @@
 use crate::io::{Batch, Steps};
 use std::time::Instant;
 
-use super::gpu::{GpuTrainer, Optimizer, TrainWorkspace};
+use super::gpu::{GpuTrainer, TrainWorkspace};
+use super::optimizer::Optimizer;
 use crate::config::GruConfig;
 use crate::error::{Error, Result};
 use crate::model::{Dense, GruClassifier, argmax_rows};
@@ -126,8 +127,6 @@ pub struct FitOptions {
     pub min_epochs: usize,
     /// Rows per minibatch (the last one of an epoch takes what is left).
     pub batch_size: usize,
-    /// The optimiser.
-    pub optimizer: Optimizer,
     /// Clip the gradients to this global norm.
     pub clip: Option<f32>,
     /// Seed of the minibatch order.
@@ -135,20 +134,22 @@ pub struct FitOptions {
 }
 
 impl Default for FitOptions {
-    /// The seed script's settings: Adam(3e-3), batches of 64, at most 200 epochs, stop at 97 %
-    /// test accuracy from epoch 10 on.
+    /// The seed script's settings: batches of 64, at most 200 epochs, stop at 97 % test
+    /// accuracy from epoch 10 on (its optimiser, [`SEED_OPTIMIZER`], is the trainer's).
     fn default() -> Self {
         FitOptions {
             epochs: 200,
             target: Some(0.97),
             min_epochs: 10,
             batch_size: 64,
-            optimizer: Optimizer::adam(3e-3),
             clip: None,
             seed: 0,
         }
     }
 }
+
+/// The seed script's optimiser: Adam with learning rate 3e-3.
+pub const SEED_OPTIMIZER: Optimizer = Optimizer::adam(3e-3);
 
 /// One epoch's numbers.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -208,9 +209,9 @@ fn score(pred: &[usize], labels: &[u32]) -> f64 {
     right as f64 / labels.len().max(1) as f64
 }
 
-/// Trains `trainer` (a classifier with a batch-first GRU) on `train`, scoring `test` after each
-/// epoch. `on_batch(done, total)` is called after each minibatch, `on_epoch` after each epoch.
-/// Returns every epoch's report.
+/// Trains `trainer` (a classifier with a batch-first GRU) with its optimiser on `train`, scoring
+/// `test` after each epoch. `on_batch(done, total)` is called after each minibatch, `on_epoch`
+/// after each epoch. Returns every epoch's report.
 pub fn fit(
     trainer: &mut GpuTrainer,
     train: &Dataset<'_>,
@@ -277,7 +278,7 @@ pub fn fit(
                     .as_mut()
                     .ok_or_else(|| Error::arg("batch", "no workspace for the last batch"))?
             };
-            let st = trainer.train_step(ws, &xb, &lb, &opts.optimizer, opts.clip)?;
+            let st = trainer.train_step(ws, &xb, &lb, opts.clip)?;
             if !st.loss.is_finite() {
                 return Err(Error::arg(
                     "training",

@@ -15,9 +15,11 @@
 pub mod bench;
 pub mod fit;
 pub mod gpu;
+pub mod optimizer;
 pub mod reference;
 
-pub use gpu::{GpuTrainer, Optimizer, StepStats, TrainWorkspace};
+pub use gpu::{GpuTrainer, StepStats, TrainWorkspace};
+pub use optimizer::Optimizer;
 // The export lives with the layouts (formats/export.rs); re-exported here, where it began.
 pub use crate::formats::{NamedTensor, export_grads, export_weights, safetensors_bytes};
 

@@ -892,3 +892,47 @@ fn gpu_backward_many_rows() {
         "T·B = 9100 rows",
     );
 }
+
+/// A workspace binds its own trainer's buffers: every pass of another trainer refuses it with
+/// `Error::InvalidArgument` instead of computing with the wrong parameters, and its own trainer
+/// still takes it afterwards.
+#[test]
+fn gpu_training_workspace_of_another_trainer_is_refused() {
+    let Some(ctx) = gpu_common::ctx() else {
+        return;
+    };
+    let p = Problem::new(GruConfig::new(3, 4), 3, 2, 31);
+    let a = train::GpuTrainer::new(ctx, &p.gru).unwrap();
+    let b = train::GpuTrainer::new(ctx, &p.gru).unwrap();
+    let mut ws = a.workspace(Steps(p.steps), Batch(p.batch)).unwrap();
+    let e = b
+        .backward_in(&mut ws, &p.input(), &p.gy, &p.gs)
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument { what, .. } if what == "training workspace"),
+        "{e}"
+    );
+    assert!(a.backward_in(&mut ws, &p.input(), &p.gy, &p.gs).is_ok());
+
+    // The classifier passes too.
+    let mut config = GruConfig::new(3, 4);
+    config.batch_first = true;
+    let model = train::fit::init_classifier(config, 3, 32).unwrap();
+    let opt = train::Optimizer::adam(1e-2);
+    let mut c = train::GpuTrainer::classifier(ctx, &model, opt).unwrap();
+    let d = train::GpuTrainer::classifier(ctx, &model, opt).unwrap();
+    let mut ws_d = d.workspace(Steps(2), Batch(2)).unwrap();
+    let x = vec![0.5f32; 2 * 2 * 3];
+    let labels = [0u32, 2];
+    let refused = |e: Error| matches!(e, Error::InvalidArgument { ref what, .. } if what == "training workspace");
+    assert!(refused(
+        c.train_step(&mut ws_d, &x, &labels, None).unwrap_err()
+    ));
+    assert!(refused(
+        c.classifier_gradients(&mut ws_d, &x, &labels).unwrap_err()
+    ));
+    assert!(refused(c.predict_proba(&mut ws_d, &x).unwrap_err()));
+    assert!(refused(c.step_dispatches(&ws_d).unwrap_err()));
+    assert_eq!(c.steps_taken(), 0, "a refused step is not taken");
+    assert!(d.predict_proba(&mut ws_d, &x).is_ok());
+}

@@ -130,7 +130,7 @@ fn gpu_classifier_gradients_match_reference() {
         let (model, x, labels) = small_problem(config, classes, steps, batch, 10 + k as u64);
         let (loss, g, head) =
             train::reference::classifier_backward(&model, &x, &labels, steps).unwrap();
-        let trainer = GpuTrainer::classifier(ctx, &model).unwrap();
+        let trainer = GpuTrainer::classifier(ctx, &model, Optimizer::adam(1e-3)).unwrap();
         let mut ws = trainer.workspace(Steps(steps), Batch(batch)).unwrap();
         let (st, gg, gh) = trainer.classifier_gradients(&mut ws, &x, &labels).unwrap();
         assert!(
@@ -219,7 +219,7 @@ fn gpu_optimisers_match_reference() {
         (Optimizer::sgd(0.1, 0.9), None),
         (Optimizer::sgd(0.1, 0.0), Some(0.05)),
     ] {
-        let mut trainer = GpuTrainer::classifier(ctx, &model).unwrap();
+        let mut trainer = GpuTrainer::classifier(ctx, &model, opt).unwrap();
         let mut ws = trainer.workspace(Steps(3), Batch(6)).unwrap();
         let mut p = flat(&model);
         let (mut m1, mut m2) = (vec![0.0; p.len()], vec![0.0; p.len()]);
@@ -235,9 +235,7 @@ fn gpu_optimisers_match_reference() {
             p = flat(&trainer.read_classifier().unwrap());
             let before = p.clone();
             opt.step_reference(step, &mut p, &g, &mut m1, &mut m2);
-            trainer
-                .train_step(&mut ws, &x, &labels, &opt, clip)
-                .unwrap();
+            trainer.train_step(&mut ws, &x, &labels, clip).unwrap();
             let got = flat(&trainer.read_classifier().unwrap());
             let worst = got
                 .iter()

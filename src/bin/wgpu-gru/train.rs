@@ -218,17 +218,16 @@ pub fn main(args: Args) -> Result<(), String> {
     config.batch_first = true;
     let model = fit::init_classifier(config, classes, args.seed).map_err(|e| e.to_string())?;
     let ctx = GpuContext::new_default().map_err(|e| format!("gpu backend: {e}"))?;
-    let mut trainer = GpuTrainer::classifier(&ctx, &model).map_err(|e| e.to_string())?;
     let optimizer = match args.optimizer {
         OptimizerArg::Adam => Optimizer::adam(args.lr),
         OptimizerArg::Sgd => Optimizer::sgd(args.lr, args.momentum),
     };
+    let mut trainer = GpuTrainer::classifier(&ctx, &model, optimizer).map_err(|e| e.to_string())?;
     let opts = FitOptions {
         epochs: args.epochs,
         target: (args.target > 0.0).then_some(args.target),
         min_epochs: args.min_epochs,
         batch_size: args.batch_size,
-        optimizer,
         clip: args.clip,
         seed: args.seed,
     };
