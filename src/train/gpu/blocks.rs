@@ -2,8 +2,7 @@
 //! block per step, one `TrainLayer` block per layer, the K-chunked GEMMs of every cell and of
 //! the head, and the optimiser's block, in one uniform buffer read at dynamic offsets.
 
-use super::layout::ParamLayout;
-use super::workspace::WorkOffsets;
+use super::layout::{ParamLayout, WorkOffsets};
 use super::{K_CHUNK, u32_of};
 use crate::config::{GruConfig, Variant};
 use crate::error::{Error, Result};

@@ -1,5 +1,6 @@
 //! Where each parameter tensor lives in a trainer's flat parameter buffer `[P]` (and in the
-//! gradient and moment buffers of the same layout).
+//! gradient and moment buffers of the same layout), and where everything lives in a workspace's
+//! `work` buffer.
 
 use crate::config::GruConfig;
 use crate::model::Dense;
@@ -104,5 +105,88 @@ impl ParamLayout {
             bias: flat[self.head_b..self.total].to_vec(),
         });
         (GruWeights { layers }, head)
+    }
+}
+
+/// Offsets (floats) of everything in a workspace's `work` buffer (the layout table of
+/// `shaders/gru_backward.wgsl`).
+#[derive(Debug, Clone, Default)]
+pub(super) struct WorkOffsets {
+    pub ones: usize,
+    pub x0: usize,
+    pub y: Vec<usize>,
+    pub xp: Vec<usize>,
+    pub hp: Vec<usize>,
+    pub gt: Vec<usize>,
+    pub hs: usize,
+    pub h0: usize,
+    pub hn: usize,
+    pub gs: usize,
+    pub dh0: usize,
+    pub gy: usize,
+    pub dx: [usize; 2],
+    pub da: usize,
+    pub dh: usize,
+    pub pt: usize,
+    pub wt: usize,
+    pub dl: usize,
+    pub pr: usize,
+    pub lb: usize,
+    pub total: usize,
+}
+
+impl WorkOffsets {
+    /// The layout for `t` steps of `b` rows of `c`, with a head of `classes`.
+    pub(super) fn new(c: &GruConfig, t: usize, b: usize, classes: usize) -> WorkOffsets {
+        let tb = t * b;
+        let h = c.hidden_size;
+        let (l_n, d_n) = (c.num_layers, c.num_directions());
+        let mut o = WorkOffsets::default();
+        let mut at = 0usize;
+        let mut take = |n: usize| {
+            let start = at;
+            at += n;
+            start
+        };
+        o.ones = take(4);
+        o.x0 = take(tb * c.input_size);
+        for _ in 0..l_n {
+            o.y.push(take(tb * d_n * h));
+            o.xp.push(take(d_n * tb * 3 * h));
+            o.hp.push(take(d_n * tb * h));
+            o.gt.push(take(d_n * tb * 4 * h));
+        }
+        let slab = l_n * d_n * b * h;
+        o.hs = take(2 * d_n * b * h);
+        o.h0 = take(slab);
+        o.hn = take(slab);
+        o.gs = take(slab);
+        o.dh0 = take(slab);
+        o.gy = take(tb * d_n * h);
+        let dxw = tb * c.input_size.max(d_n * h);
+        o.dx = [take(dxw), take(dxw)];
+        o.da = take(d_n * tb * 4 * h);
+        o.dh = take(d_n * b * h);
+        o.pt = take(d_n * b * h);
+        o.wt = take(l_n * d_n * h * 3 * h);
+        o.dl = take(b * classes);
+        o.pr = take(b * classes);
+        o.lb = take(2 * b);
+        o.total = at;
+        o
+    }
+
+    /// dL/dY of layer `l`: the upstream gradient at the top, else the layer above's dL/dX.
+    pub(super) fn dy(&self, l: usize, layers: usize) -> usize {
+        if l + 1 == layers {
+            self.gy
+        } else {
+            self.dx[(l + 1) % 2]
+        }
+    }
+
+    /// X of layer `l`: the input, else the layer below's output.
+    pub(super) fn x(&self, l: usize) -> usize {
+        if l == 0 { self.x0 } else { self.y[l - 1] }
     }
 }

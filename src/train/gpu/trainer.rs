@@ -10,7 +10,7 @@ use super::encode::{Recorder, need_head};
 use super::layout::ParamLayout;
 use super::optimizer::opt_block;
 use super::pipelines::Pipelines;
-use super::workspace::TrainWorkspace;
+use super::workspace::{Parts, TrainWorkspace};
 use super::{Optimizer, SCRATCH, push_scopes, u32_of};
 use crate::config::GruConfig;
 use crate::error::{Error, Result};
@@ -169,7 +169,20 @@ impl GpuTrainer {
     /// Buffers for passes of shape `(steps, batch)`; `T ≥ 1`, `B ≥ 1`. Only this trainer takes
     /// the workspace.
     pub fn workspace(&self, steps: Steps, batch: Batch) -> Result<TrainWorkspace> {
-        TrainWorkspace::new(self, steps.0, batch.0)
+        let parts = Parts {
+            id: self.id,
+            ctx: &self.ctx,
+            config: &self.config,
+            classes: self.classes,
+            layout: &self.layout,
+            pipes: &self.pipes,
+            params: &self.params,
+            grads: &self.grads,
+            m1: &self.m1,
+            m2: &self.m2,
+            scratch: &self.scratch,
+        };
+        TrainWorkspace::new(&parts, steps.0, batch.0)
     }
 
     /// Refuses a workspace made by another trainer (its bind groups hold that one's buffers).

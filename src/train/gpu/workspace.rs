@@ -4,96 +4,15 @@
 use wgpu::util::DeviceExt;
 
 use super::blocks::{Calls, GemmCall, Shape};
+use super::layout::{ParamLayout, WorkOffsets};
+use super::pipelines::Pipelines;
 use super::pipelines::REC_BINDINGS;
-use super::trainer::GpuTrainer;
 use super::{push_scopes, u32_of, whole};
 use crate::config::GruConfig;
 use crate::error::{Error, Result};
+use crate::gpu::GpuContext;
 use crate::gpu::io::pop_scopes;
 use crate::gpu::wgsl::{GEMM_TILE, GemmParams, OptParams, StepParams, TrainLayerParams};
-
-/// Offsets (floats) of everything in a workspace's `work` buffer (the layout table of
-/// `shaders/gru_backward.wgsl`).
-#[derive(Debug, Clone, Default)]
-pub(super) struct WorkOffsets {
-    pub ones: usize,
-    pub x0: usize,
-    pub y: Vec<usize>,
-    pub xp: Vec<usize>,
-    pub hp: Vec<usize>,
-    pub gt: Vec<usize>,
-    pub hs: usize,
-    pub h0: usize,
-    pub hn: usize,
-    pub gs: usize,
-    pub dh0: usize,
-    pub gy: usize,
-    pub dx: [usize; 2],
-    pub da: usize,
-    pub dh: usize,
-    pub pt: usize,
-    pub wt: usize,
-    pub dl: usize,
-    pub pr: usize,
-    pub lb: usize,
-    pub total: usize,
-}
-
-impl WorkOffsets {
-    /// The layout for `t` steps of `b` rows of `c`, with a head of `classes`.
-    fn new(c: &GruConfig, t: usize, b: usize, classes: usize) -> WorkOffsets {
-        let tb = t * b;
-        let h = c.hidden_size;
-        let (l_n, d_n) = (c.num_layers, c.num_directions());
-        let mut o = WorkOffsets::default();
-        let mut at = 0usize;
-        let mut take = |n: usize| {
-            let start = at;
-            at += n;
-            start
-        };
-        o.ones = take(4);
-        o.x0 = take(tb * c.input_size);
-        for _ in 0..l_n {
-            o.y.push(take(tb * d_n * h));
-            o.xp.push(take(d_n * tb * 3 * h));
-            o.hp.push(take(d_n * tb * h));
-            o.gt.push(take(d_n * tb * 4 * h));
-        }
-        let slab = l_n * d_n * b * h;
-        o.hs = take(2 * d_n * b * h);
-        o.h0 = take(slab);
-        o.hn = take(slab);
-        o.gs = take(slab);
-        o.dh0 = take(slab);
-        o.gy = take(tb * d_n * h);
-        let dxw = tb * c.input_size.max(d_n * h);
-        o.dx = [take(dxw), take(dxw)];
-        o.da = take(d_n * tb * 4 * h);
-        o.dh = take(d_n * b * h);
-        o.pt = take(d_n * b * h);
-        o.wt = take(l_n * d_n * h * 3 * h);
-        o.dl = take(b * classes);
-        o.pr = take(b * classes);
-        o.lb = take(2 * b);
-        o.total = at;
-        o
-    }
-
-    /// dL/dY of layer `l`: the upstream gradient at the top, else the layer above's dL/dX.
-    pub(super) fn dy(&self, l: usize, layers: usize) -> usize {
-        if l + 1 == layers {
-            self.gy
-        } else {
-            self.dx[(l + 1) % 2]
-        }
-    }
-
-    /// X of layer `l`: the input, else the layer below's output.
-    pub(super) fn x(&self, l: usize) -> usize {
-        if l == 0 { self.x0 } else { self.y[l - 1] }
-    }
-}
 
 /// Buffers and bind groups for training or backward passes of one shape `(T, B)` of one
 /// [`GpuTrainer`]. Make it once with [`GpuTrainer::workspace`] and reuse it: a repeated step of
@@ -175,6 +94,23 @@ fn check_shape(limits: &wgpu::Limits, steps: usize, batch: usize) -> Result<usiz
 }
 
 /// The three bind groups of a workspace over `trainer`'s buffers and its own.
+/// What a workspace is built from and binds: its trainer's parts (the trainer, which owns them,
+/// is built on top of this module).
+pub(super) struct Parts<'a> {
+    pub id: u64,
+    pub ctx: &'a GpuContext,
+    pub config: &'a GruConfig,
+    pub classes: usize,
+    pub layout: &'a ParamLayout,
+    pub pipes: &'a Pipelines,
+    /// Parameters, gradients, the optimiser's moments and the scratch of the loss and norms.
+    pub params: &'a wgpu::Buffer,
+    pub grads: &'a wgpu::Buffer,
+    pub m1: &'a wgpu::Buffer,
+    pub m2: &'a wgpu::Buffer,
+    pub scratch: &'a wgpu::Buffer,
+}
+
 struct Groups {
     rec: wgpu::BindGroup,
     gemm: wgpu::BindGroup,
@@ -183,7 +119,7 @@ struct Groups {
 
 impl Groups {
     fn new(
-        t: &GpuTrainer,
+        t: &Parts<'_>,
         uniforms: &wgpu::Buffer,
         work: &wgpu::Buffer,
         ints: &wgpu::Buffer,
@@ -239,8 +175,8 @@ impl Groups {
 
 impl TrainWorkspace {
     /// The workspace of `trainer` for passes of `steps` × `batch` (see
-    /// [`GpuTrainer::workspace`]).
-    pub(super) fn new(trainer: &GpuTrainer, steps: usize, batch: usize) -> Result<TrainWorkspace> {
+    /// [`GpuTrainer::workspace`](super::GpuTrainer::workspace)).
+    pub(super) fn new(trainer: &Parts<'_>, steps: usize, batch: usize) -> Result<TrainWorkspace> {
         let c = &trainer.config;
         let limits = trainer.ctx.device.limits();
         let tb = check_shape(&limits, steps, batch)?;
