@@ -141,7 +141,7 @@ impl Groups {
                 ubind(st, size_of::<StepParams>()),
                 whole(lens, ints),
                 ubind(tl, size_of::<TrainLayerParams>()),
-                whole(params, &t.params),
+                whole(params, t.params),
                 whole(wk, work),
             ],
         });
@@ -150,8 +150,8 @@ impl Groups {
             layout: &t.pipes.gemm_layout,
             entries: &[
                 ubind(0, size_of::<GemmParams>()),
-                whole(1, &t.params),
-                whole(2, &t.grads),
+                whole(1, t.params),
+                whole(2, t.grads),
                 whole(3, work),
             ],
         });
@@ -160,11 +160,11 @@ impl Groups {
             layout: &t.pipes.opt_layout,
             entries: &[
                 ubind(0, size_of::<OptParams>()),
-                whole(1, &t.params),
-                whole(2, &t.grads),
-                whole(3, &t.m1),
-                whole(4, &t.m2),
-                whole(5, &t.scratch),
+                whole(1, t.params),
+                whole(2, t.grads),
+                whole(3, t.m1),
+                whole(4, t.m2),
+                whole(5, t.scratch),
                 whole(6, work),
                 whole(7, ints),
             ],
@@ -199,7 +199,7 @@ impl TrainWorkspace {
         let calls = Calls::new(
             &Shape {
                 c,
-                layout: &trainer.layout,
+                layout: trainer.layout,
                 o: &o,
                 t,
                 b,
