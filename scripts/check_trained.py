@@ -10,7 +10,7 @@ nn.Linear's under `dense.` (dense.weight, dense.bias), as assets/digits_gru.safe
 script loads them with `load_state_dict` (strict) into the Classifier of
 scripts/train_digits.py, classifies the committed test split in eval mode and writes
 assets/digits_trained_torch.safetensors: torch_probs f32 [N, 10] and torch_pred i64 [N], with
-PyTorch's test accuracy in the metadata. tests/train.rs (no PyTorch needed) checks that this
+PyTorch's test accuracy in the metadata. tests/train/train.rs (no PyTorch needed) checks that this
 crate's predictions of the same file equal these.
 
 Needs torch, numpy and safetensors.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes tests/data/pt/: torch.save checkpoints read by tests/pt_checkpoints.rs.
+"""Writes tests/data/pt/: torch.save checkpoints read by tests/formats/pt_checkpoints.rs.
 
 - `pytorch_<case>.pt`: for every PyTorch golden case tests/data/golden/pytorch_<case>.safetensors,
   an nn.GRU loaded with its weights and saved as `torch.save(gru.state_dict())` (an OrderedDict

@@ -366,7 +366,7 @@ fn declared(tensors: &[(&str, &str)]) -> Vec<u8> {
     raw_st(&format!("{{{}}}", parts.join(",")), &[])
 }
 
-/// Found by the import refusal tests (`tests/import_refusals.rs`), then by the fuzzer: a
+/// Found by the import refusal tests (`tests/formats/import_refusals.rs`), then by the fuzzer: a
 /// zero-element `weight_hh_l0`, `recurrent_kernel` or `R` declaring H = usize::MAX made `3 * H`
 /// overflow (a panic with overflow checks, a message with wrapped numbers without).
 #[test]

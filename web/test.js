@@ -90,7 +90,7 @@ async function digits(backend) {
 }
 
 // The JS API as documented, on a PyTorch-layout file with h0 and lengths, against the native
-// reference's output (web/test/fixtures/, checked natively by tests/golden.rs).
+// reference's output (web/test/fixtures/, checked natively by tests/formats/golden.rs).
 async function jsApi(backend) {
   const bytes = await fetchBytes("../tests/data/golden/pytorch_packed_bidir.safetensors");
   const f = parseSafetensors(bytes);

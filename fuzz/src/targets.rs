@@ -423,7 +423,7 @@ pub fn cli_run(data: &[u8]) -> Option<bool> {
     }
     // An X with no data can declare any batch (T = 0), and h_n [L·D, B, H] is then allocated:
     // the refusal of what cannot be allocated is tested under a memory limit in
-    // tests/cli_refusals.rs; here it would trip libFuzzer's malloc limit.
+    // tests/cli/cli_refusals.rs; here it would trip libFuzzer's malloc limit.
     if let Some(x) = s.get(2).and_then(|b| npy::parse(b, "x").ok())
         && x.shape.contains(&0)
         && x.shape.iter().any(|&d| d >= 1 << 20)

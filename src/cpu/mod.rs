@@ -9,7 +9,7 @@
 //!
 //! The hand kernels are compiled for AVX-512F, AVX2+FMA and portable code, and the best one this
 //! CPU supports is picked at run time, so binaries need no `target-cpu` flag.
-//! All arithmetic is f32; `tests/cpu_vs_reference.rs` holds it within 1e-5 of the f64
+//! All arithmetic is f32; `tests/cpu/cpu_vs_reference.rs` holds it within 1e-5 of the f64
 //! [`crate::reference`] (measured maxima are below 1e-6). NaN and ±∞ behave as in the reference.
 //!
 //! [`CpuStream`] feeds a timestep or a chunk at a time and carries h between calls (the

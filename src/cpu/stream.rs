@@ -25,7 +25,7 @@ use crate::stream::{self, Stream};
 /// short chunk is best run on one.
 ///
 /// Against one [`CpuGru::forward`] over the whole sequence the outputs agree to about an f32
-/// ulp (at most 3e-8 in `tests/streaming.rs`), not bit for bit: the input projection runs a
+/// ulp (at most 3e-8 in `tests/gpu/streaming.rs`), not bit for bit: the input projection runs a
 /// one-row tile in two summation chains (even and odd inputs), and which rows fall into such a
 /// tile depends on `T·B`.
 ///

@@ -1,6 +1,6 @@
 //! The `wgpu-gru run` binary on every golden case (reference, cpu and gpu backends), the Keras
 //! mask and ONNX activation cases, input dtypes and orders, and how it picks a backend. Its
-//! refusals are in `tests/cli_refusals.rs`.
+//! refusals are in `tests/cli/cli_refusals.rs`.
 //!
 //! GPU runs are skipped with a message when no adapter exists, unless `REQUIRE_GPU=1`.
 

@@ -1,5 +1,5 @@
 //! Training on the GPU: the classifier head's backward and the optimisers against their f64
-//! references (the training shaders are validated with the others in `tests/shaders.rs`), a short
+//! references (the training shaders are validated with the others in `tests/gpu/shaders.rs`), a short
 //! training run on the digits (CI), and
 //! the committed trained model against PyTorch's predictions of it.
 //!
