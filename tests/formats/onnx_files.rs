@@ -321,6 +321,24 @@ fn bad_onnx_files_are_refused() {
 /// ONNX Runtime on every backend.
 #[test]
 fn onnx_files_through_cli() {
+    // Two GRU chains: the command line names the flag that picks one.
+    let tmp = TempDir::new("onnx-cli-two");
+    let two = dir().join("hand_two_chains.onnx");
+    npy::write_f32(tmp.path("x.npy"), &[2, 1, 3], &[0.0; 6]).unwrap();
+    let o = run_bin(&[
+        "run".into(),
+        "--weights".into(),
+        two.display().to_string(),
+        "--input".into(),
+        tmp.s("x.npy"),
+        "--output".into(),
+        tmp.s("y.npy"),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("--node NAME") && !err.contains("ImportOptions"),
+        "{err}"
+    );
     let mut backends = vec!["reference", "cpu"];
     if gpu_common::ctx().is_some() {
         backends.push("gpu");

@@ -42,8 +42,15 @@ enum Command {
     Occupancy(occupancy::Args),
 }
 
-/// Prints `msg` as one line on stderr.
+/// Library options an error may name, and the flag that sets each on the command line.
+const OPTION_FLAGS: [(&str, &str); 1] = [("`ImportOptions::node`", "--node NAME")];
+
+/// Prints `msg` as one line on stderr, naming flags where the library names options.
 fn report_error(msg: &str) {
+    let mut msg = msg.to_string();
+    for (option, flag) in OPTION_FLAGS {
+        msg = msg.replace(option, flag);
+    }
     let line: String = msg
         .split(['\n', '\r'])
         .map(str::trim)
