@@ -56,8 +56,10 @@ fn act(kind: u32, v: f32, alpha: f32, beta: f32) -> f32 {
         case ACT_ELU: { return select(alpha * (exp(x) - 1.0), x, x >= 0.0); }
         case ACT_SOFTSIGN: { return x / (1.0 + abs(x)); }
         case ACT_SOFTPLUS: { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
-        // No kind the host sends: NaN, so a bad code cannot pass for an activation.
-        default: { return bitcast<f32>(0x7fc00000u); }
+        // No kind the host sends (its codes are ACTIVATION_CODES): a NaN bit pattern, so a bad
+        // code cannot pass for an activation. Built from x, a runtime value: as a constant
+        // expression a NaN is a compile error (Tint).
+        default: { return bitcast<f32>(0x7fc00000u | (bitcast<u32>(x) & 0u)); }
     }
 }
 
