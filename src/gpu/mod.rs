@@ -9,6 +9,7 @@
 //!   the pieces a whole Keras model (`predict::Model`) is recorded from, in one submit.
 //! - [`GpuStream`]: feeds a timestep or a chunk at a time, keeping h on the GPU between calls.
 
+mod algorithms;
 mod context;
 mod head;
 pub(crate) mod io;
