@@ -136,9 +136,9 @@ fn main() {
         }
     }
     // Whole models on the GPU.
-    // The saved models of the checkout the probe was built against (WGPU_GRU_MODELS overrides).
+    // The saved models, from one checkout for both builds.
     let models = std::env::var("WGPU_GRU_MODELS")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/models").into());
+        .expect("WGPU_GRU_MODELS: a checkout's tests/data/models (run.sh sets it)");
     let dir = std::path::Path::new(&models);
     let mut paths: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.to_string_lossy().ends_with(".case.safetensors")).collect();
     paths.sort();

@@ -8,7 +8,7 @@
 
 use super::layout::{Layout, NamedTensor, ZRH, one_cell};
 use super::tensors::{SafetensorsFile, check_rank, shape_str, times};
-use super::{ImportOptions, TensorNames, finish_config};
+use super::{ImportOptions, finish_config};
 use crate::config::{GruConfig, Variant};
 use crate::error::{Error, Result};
 use crate::weights::{CellWeights, Gru, GruWeights};
@@ -80,16 +80,6 @@ impl Layout for Keras {
             Some("keras arrays are batch-major")
         } else {
             None
-        }
-    }
-
-    fn names(&self) -> TensorNames {
-        TensorNames {
-            x: "input",
-            h0: "h0",
-            lengths: "lengths",
-            output: "output",
-            state: "state",
         }
     }
 

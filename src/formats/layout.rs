@@ -64,7 +64,9 @@ pub(crate) trait Layout: Sync {
     fn refuse_shapes(&self, config: &GruConfig) -> Option<&'static str>;
 
     /// The framework's names for its inputs and outputs.
-    fn names(&self) -> TensorNames;
+    fn names(&self) -> TensorNames {
+        TensorNames::CANONICAL
+    }
 
     /// h0's (and the final state's) shape for `batch`.
     fn state_shape(&self, s: &FrameworkShapes, batch: usize) -> Vec<usize> {

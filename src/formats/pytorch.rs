@@ -82,11 +82,8 @@ impl Layout for PyTorch {
 
     fn names(&self) -> TensorNames {
         TensorNames {
-            x: "input",
-            h0: "h0",
-            lengths: "lengths",
-            output: "output",
             state: "h_n",
+            ..TensorNames::CANONICAL
         }
     }
 }

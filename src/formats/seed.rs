@@ -5,7 +5,7 @@
 
 use super::layout::{Layout, NamedTensor, one_cell};
 use super::tensors::{SafetensorsFile, check_rank, check_shape, shape_str};
-use super::{FrameworkShapes, ImportOptions, TensorNames, finish_config};
+use super::{FrameworkShapes, ImportOptions, finish_config};
 use crate::config::{GruConfig, Variant};
 use crate::error::{Error, Result};
 use crate::weights::{CellWeights, Gru, GruWeights};
@@ -77,16 +77,6 @@ impl Layout for Seed {
             Some("seed arrays are time-major")
         } else {
             None
-        }
-    }
-
-    fn names(&self) -> TensorNames {
-        TensorNames {
-            x: "input",
-            h0: "h0",
-            lengths: "lengths",
-            output: "output",
-            state: "state",
         }
     }
 

@@ -23,6 +23,17 @@ pub struct TensorNames {
     pub state: &'static str,
 }
 
+impl TensorNames {
+    /// The names every layout uses unless it has its own (Keras, seed; PyTorch but `h_n`).
+    pub const CANONICAL: TensorNames = TensorNames {
+        x: "input",
+        h0: "h0",
+        lengths: "lengths",
+        output: "output",
+        state: "state",
+    };
+}
+
 /// A framework's array shapes for one model, and the conversions to and from the canonical
 /// [`SeqInput`](crate::SeqInput) / [`GruOutput`](crate::GruOutput) layouts.
 ///

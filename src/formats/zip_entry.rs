@@ -1,13 +1,41 @@
 //! Reading one zip entry of a hostile archive (a `.keras` file, a `torch.save` checkpoint):
 //! exactly the bytes it declares, with a bounded reservation up front, and nothing more.
 
-use std::io::Read;
+use std::io::{Read, Seek};
+
+use zip::ZipArchive;
+use zip::read::ZipFile;
 
 use crate::error::{Error, Result};
 
 /// Bytes reserved before reading, whatever an entry declares: a compressed entry may declare
 /// far more than it holds, so the vector grows with the bytes that really arrive.
 const MAX_RESERVE: u64 = 16 << 20;
+
+/// Entry `index` (`path`) of `zip` (the archive `name`) and the bytes it declares, refused
+/// where it declares more than `limit`.
+pub(crate) fn open_limited<'a, R: Read + Seek>(
+    zip: &'a mut ZipArchive<R>,
+    index: usize,
+    limit: u64,
+    name: &str,
+    path: &str,
+) -> Result<(ZipFile<'a, R>, u64)> {
+    let err = |reason: String| Error::Parse {
+        what: name.to_string(),
+        reason,
+    };
+    let f = zip
+        .by_index(index)
+        .map_err(|e| err(format!("cannot read {path}: {e}")))?;
+    let declared = f.size();
+    if declared > limit {
+        return Err(err(format!(
+            "{path} declares {declared} bytes, more than the {limit} allowed"
+        )));
+    }
+    Ok((f, declared))
+}
 
 /// Reads `entry` (`path` in the archive `name`), which declares `declared` bytes (already checked
 /// against the caller's limits): refuses an entry that holds fewer (truncated) or inflates past

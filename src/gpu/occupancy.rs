@@ -3,7 +3,7 @@
 
 use super::context::GpuContext;
 use super::io::{pop_scopes, read_back};
-use super::layout::{Bind, Layout};
+use super::layout::{Bind, Layout, bind_whole};
 use super::wgsl::{Shader, Spec};
 use crate::error::{Error, Result};
 
@@ -91,14 +91,7 @@ pub fn resident_workgroups(
         usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
-    let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some("wgpu-gru occupancy group"),
-        layout: &layout.group,
-        entries: &[wgpu::BindGroupEntry {
-            binding: 0,
-            resource: slots.as_entire_binding(),
-        }],
-    });
+    let group = bind_whole(device, "wgpu-gru occupancy group", &layout.group, &[&slots]);
     let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
         label: Some("wgpu-gru occupancy"),
     });

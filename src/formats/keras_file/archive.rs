@@ -12,6 +12,7 @@ use std::io::Cursor;
 use zip::ZipArchive;
 
 use crate::error::{Error, Result};
+use crate::formats::zip_entry;
 
 /// Largest `config.json` read.
 pub(super) const MAX_CONFIG_BYTES: u64 = 16 << 20;
@@ -85,15 +86,6 @@ fn read_entry(
             format!("no {path} in the zip archive: not a Keras 3 .keras file"),
         ));
     };
-    let mut f = zip
-        .by_index(index)
-        .map_err(|e| parse_err(name, format!("cannot read {path}: {e}")))?;
-    let declared = f.size();
-    if declared > limit {
-        return Err(parse_err(
-            name,
-            format!("{path} declares {declared} bytes, more than the {limit} allowed"),
-        ));
-    }
-    crate::formats::zip_entry::read_declared(&mut f, declared, name, path)
+    let (mut f, declared) = zip_entry::open_limited(zip, index, limit, name, path)?;
+    zip_entry::read_declared(&mut f, declared, name, path)
 }

@@ -9,6 +9,7 @@ use zip::ZipArchive;
 
 use super::{MAX_TOTAL_BYTES, parse_err};
 use crate::error::{Error, Result};
+use crate::formats::zip_entry;
 
 pub(super) struct Archive<'a> {
     pub(super) zip: ZipArchive<Cursor<&'a [u8]>>,
@@ -102,17 +103,7 @@ impl<'a> Archive<'a> {
                 format!("no entry {path} in the zip archive"),
             ));
         };
-        let mut f = self
-            .zip
-            .by_index(index)
-            .map_err(|e| parse_err(name, format!("cannot read {path}: {e}")))?;
-        let declared = f.size();
-        if declared > limit {
-            return Err(parse_err(
-                name,
-                format!("{path} declares {declared} bytes, more than the {limit} allowed"),
-            ));
-        }
+        let (mut f, declared) = zip_entry::open_limited(&mut self.zip, index, limit, name, path)?;
         if let Some(want) = expect
             && declared != want
         {
@@ -129,7 +120,7 @@ impl<'a> Archive<'a> {
             ));
         }
         self.read_total = total;
-        crate::formats::zip_entry::read_declared(&mut f, declared, name, path)
+        zip_entry::read_declared(&mut f, declared, name, path)
     }
 
     /// The bytes of storage `key`, exactly `bytes` long.
