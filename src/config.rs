@@ -384,3 +384,24 @@ impl GruConfig {
         Ok(())
     }
 }
+
+/// How a model stores its weights, on the GPU ([`GpuOptions::with_precision`]) and the CPU
+/// ([`CpuGru::with_precision`]). Arithmetic and the state are f32 either way.
+///
+/// [`GpuOptions::with_precision`]: crate::gpu::GpuOptions::with_precision
+/// [`CpuGru::with_precision`]: crate::cpu::CpuGru::with_precision
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Precision {
+    /// Weights and biases in f32.
+    #[default]
+    F32,
+    /// W_ih, W_hh and b_hh rounded to f16; every product and sum stays in f32, as do b_ih, h and
+    /// the outputs. The results are those of the model with these weights rounded to f16.
+    ///
+    /// On the GPU the weights are stored as f16 (read through `Features::SHADER_F16`; refused
+    /// with [`Error::MissingFeature`] on a device without it): half the weight memory and
+    /// bandwidth. On the CPU, W_hh is stored as f16 and widened as each step loads it, which
+    /// halves the bytes a small-batch step streams from the caches; W_ih stays f32 (rounded),
+    /// because its one large product per layer is bound by arithmetic, not bytes.
+    F16Weights,
+}

@@ -33,7 +33,7 @@ pub mod stream;
 pub mod train;
 pub mod weights;
 
-pub use config::{Activation, Activations, Direction, GruConfig, Variant};
+pub use config::{Activation, Activations, Direction, GruConfig, Precision, Variant};
 pub use error::{Error, Result};
 pub use io::{Batch, Forward, GruOutput, SeqInput, Steps};
 pub use stream::Stream;

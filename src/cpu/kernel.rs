@@ -17,6 +17,36 @@ pub(crate) const NR: usize = 64;
 /// Vectors per micro-kernel row: a tile is `MR` rows × `NV·W` columns.
 const NV: usize = 4;
 
+/// How [`Panels`] store the weights: f32, or IEEE f16 (half the bytes a batch-1 step streams;
+/// widened to f32 as they are loaded, so every product still sums in f32).
+#[derive(Debug, Clone)]
+enum Data {
+    F32(Vec<f32>),
+    F16(Vec<half::f16>),
+}
+
+/// A weight element a micro-kernel can load a vector of.
+pub(crate) trait Elem: Copy {
+    /// # Safety
+    /// `S` must be supported by the CPU; `p` must hold `S::W` elements.
+    unsafe fn load<S: Simd>(p: *const Self) -> S::V;
+}
+
+impl Elem for f32 {
+    #[inline(always)]
+    unsafe fn load<S: Simd>(p: *const f32) -> S::V {
+        S::load(p)
+    }
+}
+
+impl Elem for half::f16 {
+    #[inline(always)]
+    unsafe fn load<S: Simd>(p: *const half::f16) -> S::V {
+        // `half::f16` is `repr(transparent)` over its `u16` bits.
+        S::load_f16(p.cast::<u16>())
+    }
+}
+
 /// `U` packed as column panels: `[n_panels][k][NR]`, columns past the real ones are zero.
 #[derive(Debug, Clone)]
 pub(crate) struct Panels {
@@ -24,12 +54,12 @@ pub(crate) struct Panels {
     pub(crate) k: usize,
     /// Number of panels; columns covered are `n_panels · NR`.
     pub(crate) n_panels: usize,
-    data: Vec<f32>,
+    data: Data,
 }
 
 impl Panels {
-    /// Packs `cols` columns; `value(c, k)` is `U[c, k]`, the weight from `h[k]` to output `c`
-    /// (it is only called for `c < cols`, `k < k_len`).
+    /// Packs `cols` columns as f32; `value(c, k)` is `U[c, k]`, the weight from `h[k]` to output
+    /// `c` (it is only called for `c < cols`, `k < k_len`).
     pub(crate) fn pack(cols: usize, k_len: usize, value: impl Fn(usize, usize) -> f32) -> Panels {
         let n_panels = cols.div_ceil(NR);
         let mut data = vec![0.0f32; n_panels * k_len * NR];
@@ -42,8 +72,27 @@ impl Panels {
         Panels {
             k: k_len,
             n_panels,
-            data,
+            data: Data::F32(data),
         }
+    }
+
+    /// As [`Panels::pack`], stored as f16 (each value rounded to nearest) when `f16` is set.
+    pub(crate) fn pack_as(
+        f16: bool,
+        cols: usize,
+        k_len: usize,
+        value: impl Fn(usize, usize) -> f32,
+    ) -> Panels {
+        let mut panels = Panels::pack(cols, k_len, value);
+        if let (true, Data::F32(d)) = (f16, &panels.data) {
+            panels.data = Data::F16(d.iter().map(|&v| half::f16::from_f32(v)).collect());
+        }
+        panels
+    }
+
+    /// Whether the weights are stored as f16.
+    pub(crate) fn is_f16(&self) -> bool {
+        matches!(self.data, Data::F16(_))
     }
 
     /// `U[c, k]` as packed (zero past the real columns).
@@ -52,7 +101,19 @@ impl Panels {
         if p >= self.n_panels || k >= self.k {
             return 0.0;
         }
-        self.data[(p * self.k + k) * NR + lane]
+        let i = (p * self.k + k) * NR + lane;
+        match &self.data {
+            Data::F32(d) => d[i],
+            Data::F16(d) => d[i].to_f32(),
+        }
+    }
+
+    /// Bytes the packed weights take (what one pass over them streams).
+    pub(crate) fn bytes(&self) -> usize {
+        match &self.data {
+            Data::F32(d) => std::mem::size_of_val(d.as_slice()),
+            Data::F16(d) => std::mem::size_of_val(d.as_slice()),
+        }
     }
 
     /// Columns covered, a multiple of [`NR`]: the row stride `out` needs at least.
@@ -68,9 +129,9 @@ impl Panels {
 /// As [`block`].
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile<S: Simd>(
+unsafe fn tile<S: Simd, E: Elem>(
     rows_left: usize,
-    w: *const f32,
+    w: *const E,
     k_len: usize,
     x: *const f32,
     x_stride: usize,
@@ -80,13 +141,13 @@ unsafe fn tile<S: Simd>(
 ) -> usize {
     let mr = rows_left.min(S::MR);
     match mr {
-        1 if !accumulate => block1::<S>(w, k_len, x, out),
-        1 => block::<S, 1>(w, k_len, x, x_stride, out, out_stride, accumulate),
-        2 => block::<S, 2>(w, k_len, x, x_stride, out, out_stride, accumulate),
-        3 => block::<S, 3>(w, k_len, x, x_stride, out, out_stride, accumulate),
-        4 => block::<S, 4>(w, k_len, x, x_stride, out, out_stride, accumulate),
-        5 => block::<S, 5>(w, k_len, x, x_stride, out, out_stride, accumulate),
-        _ => block::<S, 6>(w, k_len, x, x_stride, out, out_stride, accumulate),
+        1 if !accumulate => block1::<S, E>(w, k_len, x, out),
+        1 => block::<S, E, 1>(w, k_len, x, x_stride, out, out_stride, accumulate),
+        2 => block::<S, E, 2>(w, k_len, x, x_stride, out, out_stride, accumulate),
+        3 => block::<S, E, 3>(w, k_len, x, x_stride, out, out_stride, accumulate),
+        4 => block::<S, E, 4>(w, k_len, x, x_stride, out, out_stride, accumulate),
+        5 => block::<S, E, 5>(w, k_len, x, x_stride, out, out_stride, accumulate),
+        _ => block::<S, E, 6>(w, k_len, x, x_stride, out, out_stride, accumulate),
     }
     mr
 }
@@ -111,8 +172,16 @@ pub(crate) struct Product<'a> {
 /// `out` must hold `rows` rows of stride `out_stride ≥ u.cols()`.
 #[inline(always)]
 pub(crate) unsafe fn matmul<S: Simd>(m: Product<'_>) {
+    match &m.u.data {
+        Data::F32(d) => matmul_on::<S, f32>(m, d.as_ptr()),
+        Data::F16(d) => matmul_on::<S, half::f16>(m, d.as_ptr()),
+    }
+}
+
+/// [`matmul`] on the panels' data, `base`.
+#[inline(always)]
+unsafe fn matmul_on<S: Simd, E: Elem>(m: Product<'_>, base: *const E) {
     let u = m.u;
-    let base = u.data.as_ptr();
     let tile_cols = NV * S::W;
     if m.rows == 1 && tile_cols == NR {
         // Batch 1: three panels at a time share each broadcast of h[k] (measured on Zen 4:
@@ -121,9 +190,9 @@ pub(crate) unsafe fn matmul<S: Simd>(m: Product<'_>) {
         while p < u.n_panels {
             let (w, o) = (base.add(p * u.k * NR), m.out.add(p * NR));
             match u.n_panels - p {
-                1 => block1::<S>(w, u.k, m.a, o),
-                2 => block1xp::<S, 2>(w, u.k, m.a, o),
-                _ => block1xp::<S, 3>(w, u.k, m.a, o),
+                1 => block1::<S, E>(w, u.k, m.a, o),
+                2 => block1xp::<S, E, 2>(w, u.k, m.a, o),
+                _ => block1xp::<S, E, 3>(w, u.k, m.a, o),
             }
             p += 3;
         }
@@ -135,7 +204,7 @@ pub(crate) unsafe fn matmul<S: Simd>(m: Product<'_>) {
             let o = m.out.add(p * NR + c0);
             let mut i = 0;
             while i < m.rows {
-                i += tile::<S>(
+                i += tile::<S, E>(
                     m.rows - i,
                     w,
                     u.k,
@@ -166,8 +235,16 @@ const MC: usize = 120;
 /// As [`matmul`] (`x` is `m.a`).
 #[inline(always)]
 pub(crate) unsafe fn gemm<S: Simd>(m: Product<'_>) {
+    match &m.u.data {
+        Data::F32(d) => gemm_on::<S, f32>(m, d.as_ptr()),
+        Data::F16(d) => gemm_on::<S, half::f16>(m, d.as_ptr()),
+    }
+}
+
+/// [`gemm`] on the panels' data, `base`.
+#[inline(always)]
+unsafe fn gemm_on<S: Simd, E: Elem>(m: Product<'_>, base: *const E) {
     let u = m.u;
-    let base = u.data.as_ptr();
     let tile_cols = NV * S::W;
     let mut k0 = 0;
     while k0 < u.k {
@@ -181,7 +258,7 @@ pub(crate) unsafe fn gemm<S: Simd>(m: Product<'_>) {
                     let w = base.add((p * u.k + k0) * NR + c0);
                     let mut i = r0;
                     while i < r0 + mc {
-                        i += tile::<S>(
+                        i += tile::<S, E>(
                             r0 + mc - i,
                             w,
                             kc,
@@ -203,7 +280,7 @@ pub(crate) unsafe fn gemm<S: Simd>(m: Product<'_>) {
 /// One row (the GEMV of batch 1): two accumulator sets over even and odd `k`, so that 2·NV
 /// independent FMA chains hide the FMA latency.
 #[inline(always)]
-unsafe fn block1<S: Simd>(w: *const f32, k_len: usize, h: *const f32, out: *mut f32) {
+unsafe fn block1<S: Simd, E: Elem>(w: *const E, k_len: usize, h: *const f32, out: *mut f32) {
     let zero = S::splat(0.0);
     let mut a0 = [zero; NV];
     let mut a1 = [zero; NV];
@@ -214,8 +291,8 @@ unsafe fn block1<S: Simd>(w: *const f32, k_len: usize, h: *const f32, out: *mut 
         let w0 = w.add(k * NR);
         let w1 = w0.add(NR);
         for (v, (x0, x1)) in a0.iter_mut().zip(a1.iter_mut()).enumerate() {
-            *x0 = S::fma(h0, S::load(w0.add(v * S::W)), *x0);
-            *x1 = S::fma(h1, S::load(w1.add(v * S::W)), *x1);
+            *x0 = S::fma(h0, E::load::<S>(w0.add(v * S::W)), *x0);
+            *x1 = S::fma(h1, E::load::<S>(w1.add(v * S::W)), *x1);
         }
         k += 2;
     }
@@ -223,7 +300,7 @@ unsafe fn block1<S: Simd>(w: *const f32, k_len: usize, h: *const f32, out: *mut 
         let h0 = S::splat(*h.add(k));
         let w0 = w.add(k * NR);
         for (v, x0) in a0.iter_mut().enumerate() {
-            *x0 = S::fma(h0, S::load(w0.add(v * S::W)), *x0);
+            *x0 = S::fma(h0, E::load::<S>(w0.add(v * S::W)), *x0);
         }
     }
     for (v, (x0, x1)) in a0.iter().zip(a1.iter()).enumerate() {
@@ -234,8 +311,8 @@ unsafe fn block1<S: Simd>(w: *const f32, k_len: usize, h: *const f32, out: *mut 
 /// One row × `P` consecutive panels (`w + q·k_len·NR`), `P·NV` accumulators: each broadcast of
 /// `h[k]` serves `P` panels, and `P` streams are in flight at once.
 #[inline(always)]
-unsafe fn block1xp<S: Simd, const P: usize>(
-    w: *const f32,
+unsafe fn block1xp<S: Simd, E: Elem, const P: usize>(
+    w: *const E,
     k_len: usize,
     h: *const f32,
     out: *mut f32,
@@ -247,7 +324,7 @@ unsafe fn block1xp<S: Simd, const P: usize>(
         for (q, a) in acc.iter_mut().enumerate() {
             let wk = w.add((q * k_len + k) * NR);
             for (v, x) in a.iter_mut().enumerate() {
-                *x = S::fma(hb, S::load(wk.add(v * S::W)), *x);
+                *x = S::fma(hb, E::load::<S>(wk.add(v * S::W)), *x);
             }
         }
     }
@@ -261,8 +338,8 @@ unsafe fn block1xp<S: Simd, const P: usize>(
 /// `MR` rows × `NV` vectors, all in registers: each weight vector loaded serves `MR` rows.
 /// `accumulate` adds to `out` instead of overwriting it (the GEMM's later `k` blocks).
 #[inline(always)]
-unsafe fn block<S: Simd, const MR: usize>(
-    w: *const f32,
+unsafe fn block<S: Simd, E: Elem, const MR: usize>(
+    w: *const E,
     k_len: usize,
     h: *const f32,
     h_stride: usize,
@@ -288,7 +365,7 @@ unsafe fn block<S: Simd, const MR: usize>(
             *b = S::splat(*h.add(i * h_stride + k));
         }
         for v in 0..NV {
-            let wv = S::load(wk.add(v * S::W));
+            let wv = E::load::<S>(wk.add(v * S::W));
             for (row, b) in acc.iter_mut().zip(hb.iter()) {
                 row[v] = S::fma(*b, wv, row[v]);
             }

@@ -25,7 +25,7 @@ mod simd;
 mod stream;
 mod team;
 
-use crate::config::{GruConfig, Variant};
+use crate::config::{GruConfig, Precision, Variant};
 use crate::error::{Error, Result};
 use crate::io::{GruOutput, SeqInput};
 use crate::weights::Gru;
@@ -99,6 +99,8 @@ pub fn resolve_threads(n: usize) -> usize {
 #[derive(Debug)]
 pub struct CpuGru {
     config: GruConfig,
+    /// How the weights are stored.
+    precision: Precision,
     isa: Isa,
     threads: usize,
     /// Hidden size rounded up to [`H_ALIGN`].
@@ -121,6 +123,7 @@ impl Clone for CpuGru {
     fn clone(&self) -> Self {
         CpuGru {
             config: self.config.clone(),
+            precision: self.precision,
             isa: self.isa,
             threads: self.threads,
             hp: self.hp,
@@ -176,7 +179,25 @@ fn resize(v: &mut Vec<f32>, n: usize) {
 impl CpuGru {
     /// Validates `gru` and packs its weights for the CPU kernels (single-threaded by default).
     pub fn new(gru: &Gru) -> Result<CpuGru> {
+        CpuGru::with_precision(gru, Precision::F32)
+    }
+
+    /// As [`CpuGru::new`], with the weights stored as `precision` says. With
+    /// [`Precision::F16Weights`] the results are those of `gru` with W_ih, W_hh and b_hh rounded
+    /// to f16 (as on the GPU); W_hh is kept as f16, which halves the bytes each step reads and
+    /// pays where a step streams its weights from the caches (small batches); at large batches
+    /// the widening costs more than the bytes save.
+    pub fn with_precision(gru: &Gru, precision: Precision) -> Result<CpuGru> {
         gru.validate()?;
+        let f16 = precision == Precision::F16Weights;
+        // The value the model computes with: f16-rounded where `precision` says.
+        let q = |v: f32| {
+            if f16 {
+                half::f16::from_f32(v).to_f32()
+            } else {
+                v
+            }
+        };
         let c = &gru.config;
         let h = c.hidden_size;
         let hp = h.div_ceil(H_ALIGN) * H_ALIGN;
@@ -189,34 +210,34 @@ impl CpuGru {
             for (d, cell) in cells.iter().enumerate() {
                 let u_at = |g: usize, c: usize, k: usize| {
                     if c < h {
-                        cell.w_hh[(g * h + c) * h + k]
+                        q(cell.w_hh[(g * h + c) * h + k])
                     } else {
                         0.0
                     }
                 };
                 let (u, u_n) = match c.variant {
                     Variant::ResetAfter => (
-                        Panels::pack(3 * hp, h, |col, k| u_at(col / hp, col % hp, k)),
+                        Panels::pack_as(f16, 3 * hp, h, |col, k| u_at(col / hp, col % hp, k)),
                         None,
                     ),
                     Variant::ResetBefore => (
-                        Panels::pack(2 * hp, h, |col, k| u_at(col / hp, col % hp, k)),
-                        Some(Panels::pack(hp, h, |col, k| u_at(2, col, k))),
+                        Panels::pack_as(f16, 2 * hp, h, |col, k| u_at(col / hp, col % hp, k)),
+                        Some(Panels::pack_as(f16, hp, h, |col, k| u_at(2, col, k))),
                     ),
                 };
                 let mut bias = vec![0.0f32; 3 * hp];
                 let mut b_hn = vec![0.0f32; hp];
                 for j in 0..h {
                     for g in 0..2 {
-                        bias[g * hp + j] = cell.b_ih[g * h + j] + cell.b_hh[g * h + j];
+                        bias[g * hp + j] = cell.b_ih[g * h + j] + q(cell.b_hh[g * h + j]);
                     }
                     match c.variant {
                         Variant::ResetAfter => {
                             bias[2 * hp + j] = cell.b_ih[2 * h + j];
-                            b_hn[j] = cell.b_hh[2 * h + j];
+                            b_hn[j] = q(cell.b_hh[2 * h + j]);
                         }
                         Variant::ResetBefore => {
-                            bias[2 * hp + j] = cell.b_ih[2 * h + j] + cell.b_hh[2 * h + j];
+                            bias[2 * hp + j] = cell.b_ih[2 * h + j] + q(cell.b_hh[2 * h + j]);
                         }
                     }
                 }
@@ -235,7 +256,7 @@ impl CpuGru {
             let w_panels = Panels::pack(n_cols, in_size, |col, k| {
                 let (d, g, j) = (col / (3 * hp), col % (3 * hp) / hp, col % hp);
                 if j < h {
-                    cells[d].w_ih[(g * h + j) * in_size + k]
+                    q(cells[d].w_ih[(g * h + j) * in_size + k])
                 } else {
                     0.0
                 }
@@ -248,6 +269,7 @@ impl CpuGru {
         }
         Ok(CpuGru {
             config: c.clone(),
+            precision,
             isa: Isa::detect_up_to(SimdLevel::Avx512),
             threads: 1,
             hp,
@@ -291,6 +313,11 @@ impl CpuGru {
     /// The instruction set the hand kernels use.
     pub fn simd(&self) -> SimdLevel {
         level_of(self.isa)
+    }
+
+    /// How the weights are stored ([`CpuGru::with_precision`]).
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Threads used.
@@ -363,11 +390,13 @@ impl CpuGru {
         resize(rh, if acc_n_cols > 0 { d_n * b_len * hp } else { 0 });
         resize(acc_n, d_n * b_len * acc_n_cols);
 
-        // With threads and a model that has parts (reset-after, one direction, H ≥ 64), the
-        // step's units are split over the threads (`Split`), whatever the batch; while backing
-        // off after a busy machine was seen, this forward runs on one thread.
+        // With threads and a model that has parts (reset-after, one direction, H ≥ 128), the
+        // step's units are split over the threads (`Split`), at batch 1 only if its W_hh is
+        // large enough; while backing off after a busy machine was seen, this forward runs on
+        // one thread.
         let has_parts = first.is_some_and(|d| !d.parts.is_empty());
-        let split = has_parts && self.take_split_turn();
+        let worth = b_len > 1 || first.is_some_and(|d| d.u.bytes() >= SPLIT_MIN_BYTES_B1);
+        let split = has_parts && worth && self.take_split_turn();
         let threads = if has_parts && !split { 1 } else { self.threads };
         let acc_part =
             b_len * first.map_or(0, |d| d.parts.iter().map(|p| p.u.cols()).max().unwrap_or(0));
@@ -568,6 +597,11 @@ impl CpuGru {
 /// its L2). Smaller models run their batch rows on threads, or one thread at batch 1.
 const SPLIT_MIN_H: usize = 128;
 
+/// At batch 1, the least `W_hh` (bytes as stored) whose step is split: the f32 `W_hh` of
+/// H = 128. With f16 weights at H = 128 (96 KB) one step took 1.5 µs, and two threads took
+/// 1.7 µs; at H = 256 (384 KB) two threads were 1.4× faster.
+const SPLIT_MIN_BYTES_B1: usize = 12 * 128 * 128;
+
 /// How many parts a step's hidden units are split into with `threads` threads (1: not
 /// split).
 fn split_parts(threads: usize, c: &GruConfig) -> usize {
@@ -589,7 +623,7 @@ fn pack_parts(u: &Panels, hp: usize, n: usize) -> Vec<Part> {
         let g = groups / n + usize::from(t < groups % n);
         let (j0, width) = (g0 * H_ALIGN, g * H_ALIGN);
         g0 += g;
-        let panels = Panels::pack(3 * width, u.k, |col, k| {
+        let panels = Panels::pack_as(u.is_f16(), 3 * width, u.k, |col, k| {
             u.get((col / width) * hp + j0 + col % width, k)
         });
         parts.push(Part {

@@ -694,13 +694,13 @@ pub(crate) fn run_split_dispatch(isa: simd::Isa, sp: &Split<'_>, me: usize) {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
 unsafe fn part_avx512(sp: &Split<'_>, q: usize, s: usize) {
     run_part::<simd::Avx512>(sp, q, s)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn part_avx2(sp: &Split<'_>, q: usize, s: usize) {
     run_part::<simd::Avx2>(sp, q, s)
 }
@@ -739,25 +739,25 @@ pub(crate) unsafe fn gemm_dispatch(isa: simd::Isa, p: Product<'_>) {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
 unsafe fn gemm_avx512(p: Product<'_>) {
     super::kernel::gemm::<simd::Avx512>(p)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn gemm_avx2(p: Product<'_>) {
     super::kernel::gemm::<simd::Avx2>(p)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
 unsafe fn run_avx512(job: &mut Job<'_>) {
     run::<simd::Avx512>(job)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn run_avx2(job: &mut Job<'_>) {
     run::<simd::Avx2>(job)
 }
@@ -778,13 +778,13 @@ pub(crate) fn stream_dispatch(isa: simd::Isa, data: &[f32], x: f32) -> f32 {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
 unsafe fn stream_avx512(p: *const f32, n: usize, x: f32) -> f32 {
     super::kernel::stream_fma::<simd::Avx512>(p, n, x)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn stream_avx2(p: *const f32, n: usize, x: f32) -> f32 {
     super::kernel::stream_fma::<simd::Avx2>(p, n, x)
 }

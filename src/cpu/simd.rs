@@ -25,6 +25,8 @@ pub(crate) trait Simd: Copy {
     unsafe fn splat(x: f32) -> Self::V;
     /// Unaligned load of `W` floats.
     unsafe fn load(p: *const f32) -> Self::V;
+    /// Unaligned load of `W` IEEE f16 values (raw bits), widened to f32 exactly.
+    unsafe fn load_f16(p: *const u16) -> Self::V;
     /// Unaligned store of `W` floats.
     unsafe fn store(p: *mut f32, v: Self::V);
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
@@ -86,8 +88,8 @@ impl Isa {
         {
             use super::SimdLevel;
             use std::arch::is_x86_feature_detected as has;
-            // The AVX-512 kernels are compiled with AVX2 and FMA enabled too, so check all three.
-            let avx2 = has!("avx2") && has!("fma");
+            // The AVX-512 kernels are compiled with AVX2, FMA and F16C enabled too, so check all.
+            let avx2 = has!("avx2") && has!("fma") && has!("f16c");
             if max >= SimdLevel::Avx512 && avx2 && has!("avx512f") {
                 return Isa::Avx512;
             }
@@ -195,6 +197,11 @@ impl Simd for Portable {
         std::ptr::read_unaligned(p as *const [f32; 8])
     }
     #[inline(always)]
+    unsafe fn load_f16(p: *const u16) -> Self::V {
+        let bits = std::ptr::read_unaligned(p as *const [u16; 8]);
+        lanes!(|i| half::f16::from_bits(bits[i]).to_f32())
+    }
+    #[inline(always)]
     unsafe fn store(p: *mut f32, v: Self::V) {
         std::ptr::write_unaligned(p as *mut [f32; 8], v)
     }
@@ -279,6 +286,10 @@ mod x86 {
             _mm256_loadu_ps(p)
         }
         #[inline(always)]
+        unsafe fn load_f16(p: *const u16) -> Self::V {
+            _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
+        }
+        #[inline(always)]
         unsafe fn store(p: *mut f32, v: Self::V) {
             _mm256_storeu_ps(p, v)
         }
@@ -357,6 +368,10 @@ mod x86 {
         #[inline(always)]
         unsafe fn load(p: *const f32) -> Self::V {
             _mm512_loadu_ps(p)
+        }
+        #[inline(always)]
+        unsafe fn load_f16(p: *const u16) -> Self::V {
+            _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i))
         }
         #[inline(always)]
         unsafe fn store(p: *mut f32, v: Self::V) {

@@ -29,18 +29,7 @@ pub enum Algorithm {
     Grid,
 }
 
-/// How a GPU model stores its weights. Arithmetic and the state are f32 either way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Precision {
-    /// Weights and biases in f32.
-    #[default]
-    F32,
-    /// W_ih, W_hh and b_hh stored as f16 (read through `Features::SHADER_F16`), half the weight
-    /// memory and bandwidth; every product and sum stays in f32, as do b_ih, h and the outputs.
-    /// The results are those of the model with these weights rounded to f16. Refused with
-    /// [`Error::MissingFeature`](crate::Error::MissingFeature) on a device without the feature.
-    F16Weights,
-}
+pub use crate::config::Precision;
 
 /// Tuning options of [`GpuGru::with_options`](super::GpuGru::with_options): `GpuOptions::default()` and its `with_*`
 /// builders (more options may come, so the struct cannot be written out field by field).

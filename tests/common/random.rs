@@ -70,3 +70,20 @@ pub fn random_gru_with(config: GruConfig, rng: &mut Rng) -> Gru {
         .collect();
     Gru::new(config, GruWeights { layers }).expect("valid random model")
 }
+
+/// `gru` with W_ih, W_hh and b_hh rounded to f16 (b_ih stays f32): the model that
+/// `Precision::F16Weights` computes, on the GPU and the CPU.
+pub fn f16_rounded(gru: &Gru) -> Gru {
+    let r = |v: &mut Vec<f32>| {
+        for x in v.iter_mut() {
+            *x = half::f16::from_f32(*x).to_f32();
+        }
+    };
+    let mut g = gru.clone();
+    for cell in g.weights.layers.iter_mut().flatten() {
+        r(&mut cell.w_ih);
+        r(&mut cell.w_hh);
+        r(&mut cell.b_hh);
+    }
+    g
+}

@@ -604,3 +604,57 @@ fn masks_at_batch_one_with_threads() {
         }
     }
 }
+
+/// `Precision::F16Weights` on the CPU computes the model whose W_ih, W_hh and b_hh are rounded
+/// to f16, to f32 accuracy, on every kernel that reads the f16 W_hh: batch 1 (the three-panel
+/// product), batch 3 (the row tiles), the unit split (H ≥ 128 with threads) and reset-before's
+/// second product; at every SIMD level and at 1, 2 and 3 threads.
+#[test]
+fn f16_weights_compute_the_rounded_model() {
+    use wgpu_gru::Precision;
+    let mut rng = Rng::new(0xF16);
+    let mut seen_rounding = 0.0f32;
+    for h in [1, 7, 65, 129, 257] {
+        for variant in [Variant::ResetAfter, Variant::ResetBefore] {
+            for direction in [Direction::Forward, Direction::Bidirectional] {
+                let cfg = GruConfig::new(6, h)
+                    .with_variant(variant)
+                    .with_direction(direction);
+                let gru = random_gru_with(cfg, &mut rng);
+                let rounded = common::random::f16_rounded(&gru);
+                for batch in [1, 3] {
+                    let x = rng.vec(7 * batch * 6, 1.0);
+                    let lengths = [7, 4, 6];
+                    let mut input = SeqInput::new(&x, Steps(7), Batch(batch));
+                    if batch == 3 {
+                        input = input.with_lengths(&lengths);
+                    }
+                    let want = reference::forward(&rounded, &input).expect("reference");
+                    let f32_model = reference::forward(&gru, &input).expect("reference");
+                    seen_rounding = seen_rounding.max(want.max_abs_diff(&f32_model));
+                    for level in levels() {
+                        for threads in [1, 2, 3] {
+                            let cpu = CpuGru::with_precision(&gru, Precision::F16Weights)
+                                .expect("with_precision")
+                                .with_threads(threads)
+                                .with_max_simd(level);
+                            assert_eq!(cpu.precision(), Precision::F16Weights);
+                            let got = cpu.forward(&input).expect("forward");
+                            let err = got.max_abs_diff(&want);
+                            assert!(
+                                err <= TOL,
+                                "H{h} B{batch} {variant:?} {direction:?} {level:?} \
+                                 threads={threads}: {err:e} > {TOL:e}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // The cases must tell the rounded model from the f32 one, or they test nothing.
+    assert!(
+        seen_rounding > 1e-4,
+        "rounding changed outputs by {seen_rounding:e} only"
+    );
+}

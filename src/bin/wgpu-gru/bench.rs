@@ -36,8 +36,9 @@ pub struct Args {
     /// Run the portable GPU kernels even where the adapter has subgroups.
     #[arg(long)]
     no_subgroups: bool,
-    /// How the GPU backends store the weights: f32, or f16 (`Precision::F16Weights`: f16 weights,
-    /// f32 arithmetic; needs `Features::SHADER_F16`). The CPU and reference paths are f32/f64.
+    /// How the GPU and CPU backends store the weights: f32, or f16 (`Precision::F16Weights`: W_ih,
+    /// W_hh and b_hh rounded to f16, f32 arithmetic; the GPU needs `Features::SHADER_F16`). The
+    /// reference is f64 on the f32 weights.
     #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
     precision: String,
     /// Threads for the cpu backend (default 1, as in the library and `wgpu-gru run`; 0: one per
@@ -204,11 +205,7 @@ pub fn main(args: Args) -> Result<(), String> {
             .collect::<Result<_, _>>()
             .map_err(|e| e.to_string())?
     };
-    let precision = if args.precision == "f16" {
-        Precision::F16Weights
-    } else {
-        Precision::F32
-    };
+    let precision = precision_of(&args);
     let (variant, vname) = match args.variant.as_str() {
         "reset-before" => (Variant::ResetBefore, "reset-before"),
         _ => (Variant::ResetAfter, "reset-after"),
@@ -283,7 +280,7 @@ pub fn main(args: Args) -> Result<(), String> {
             let _ = std::io::stderr().flush();
             let (device, median_ms, dispatches, submits) = match backend.as_str() {
                 "cpu" => {
-                    let c = CpuGru::new(&gru)
+                    let c = CpuGru::with_precision(&gru, precision)
                         .map_err(|e| e.to_string())?
                         .with_threads(args.threads);
                     let mut out = GruOutput {
@@ -368,7 +365,7 @@ pub fn main(args: Args) -> Result<(), String> {
                     model.clone()
                 },
                 directions,
-                precision: if backend.starts_with("gpu") {
+                precision: if backend.starts_with("gpu") || backend == "cpu" {
                     args.precision.clone()
                 } else {
                     "f32".into()
@@ -404,7 +401,17 @@ pub fn main(args: Args) -> Result<(), String> {
 }
 
 /// `--floor`: per-step time of the batch-1 time loop against the cache-bandwidth floor.
+/// `--precision` as the library's type.
+fn precision_of(args: &Args) -> Precision {
+    if args.precision == "f16" {
+        Precision::F16Weights
+    } else {
+        Precision::F32
+    }
+}
+
 fn floor(args: &Args) -> Result<(), String> {
+    let precision = precision_of(args);
     let steps = 512;
     println!(
         "{:>5} {:>9} {:>7} {:>12} {:>10} {:>10} {:>12}",
@@ -425,7 +432,7 @@ fn floor(args: &Args) -> Result<(), String> {
         let input = SeqInput::new(&x, Steps(steps), Batch(1));
         for t in 1..=args.threads.max(1) {
             let fl = wgpu_gru::cpu::stream_floor_seconds(bytes, t, args.reps.max(3));
-            let c = CpuGru::new(&gru)
+            let c = CpuGru::with_precision(&gru, precision)
                 .map_err(|e| e.to_string())?
                 .with_threads(t);
             let mut out = GruOutput {
