@@ -198,26 +198,36 @@ unsafe fn matmul_on<S: Simd, E: Elem>(m: Product<'_>, base: *const E) {
         }
         return;
     }
+    let kc_max = if m.rows > S::MR { KC_STEP } else { u.k };
     for p in 0..u.n_panels {
-        for c0 in (0..NR).step_by(tile_cols) {
-            let w = base.add(p * u.k * NR + c0);
-            let o = m.out.add(p * NR + c0);
-            let mut i = 0;
-            while i < m.rows {
-                i += tile::<S, E>(
-                    m.rows - i,
-                    w,
-                    u.k,
-                    m.a.add(i * m.a_stride),
-                    m.a_stride,
-                    o.add(i * m.out_stride),
-                    m.out_stride,
-                    false,
-                );
+        let mut k0 = 0;
+        while k0 < u.k {
+            let kc = kc_max.min(u.k - k0);
+            for c0 in (0..NR).step_by(tile_cols) {
+                let w = base.add((p * u.k + k0) * NR + c0);
+                let o = m.out.add(p * NR + c0);
+                let mut i = 0;
+                while i < m.rows {
+                    i += tile::<S, E>(
+                        m.rows - i,
+                        w,
+                        kc,
+                        m.a.add(i * m.a_stride + k0),
+                        m.a_stride,
+                        o.add(i * m.out_stride),
+                        m.out_stride,
+                        k0 > 0,
+                    );
+                }
             }
+            k0 += kc;
         }
     }
 }
+
+/// Reduction block of a step's product when more than one row tile shares each panel: the
+/// panel's `[KC_STEP, NR]` slice (32 KiB in f32) stays in L1 while every row tile reads it.
+const KC_STEP: usize = 128;
 
 /// Reduction block of [`gemm`]: a panel's `[KC, NR]` weight slice (128 KiB) stays in L2 while
 /// every row tile of the row block reuses it; longer blocks mean fewer passes that reload and
