@@ -16,11 +16,13 @@ Usage:
     bench/peers.py [--threads N] [--reps N] [--shapes latency,long] [--backends ort,torch]
                    [--cuda [--no-tf32] [--fp16]] [--json FILE]
 
+ONNX Runtime's model is one ONNX GRU node written with onnx.helper (`linear_before_reset=1`, the
+node PyTorch's exporter writes), so `--backends ort` needs numpy, onnx and onnxruntime only.
+
 `--json FILE` writes a list of records with keys shape, batch, steps, input, hidden, backend,
 device, variant, median_ms, gflops (plus median_cpu_ms, threads, tf32 for cuda, and versions).
 """
 import argparse
-import io
 import json
 import os
 import sys
@@ -49,10 +51,14 @@ def main():
     os.environ["OMP_NUM_THREADS"] = str(a.threads)
     os.environ.setdefault("MKL_NUM_THREADS", str(a.threads))
     import numpy as np
-    import torch
 
-    torch.set_num_threads(a.threads)
     backends = {b.strip() for b in a.backends.split(",") if b.strip()}
+    # ONNX Runtime alone needs no torch: its model is written with onnx.helper.
+    torch = None
+    if "torch" in backends or a.cuda:
+        import torch
+
+        torch.set_num_threads(a.threads)
     ort = None
     if "ort" in backends:
         import onnxruntime as ort
@@ -63,11 +69,13 @@ def main():
         ap.error(f"unknown shapes: {sorted(unknown)}")
     shapes = [s for s in SHAPES if not wanted or s[0] in wanted]
 
-    versions = {"torch": torch.__version__, "numpy": np.__version__}
+    versions = {"numpy": np.__version__}
+    if torch:
+        versions["torch"] = torch.__version__
     if ort:
         versions["onnxruntime"] = ort.__version__
     print("# " + ", ".join(f"{k} {v}" for k, v in versions.items()) + f"; threads={a.threads}", flush=True)
-    if a.cuda and not torch.cuda.is_available():
+    if a.cuda and not torch.cuda.is_available():  # torch is imported when --cuda is set
         print("# --cuda: torch sees no CUDA device; skipping the GPU", file=sys.stderr)
         a.cuda = False
     if a.cuda:
@@ -106,18 +114,18 @@ def main():
               f"{ms:10.3f} ms {rec['gflops']:8.1f} GFLOP/s   (cpu time {cpu_ms:.3f} ms)", flush=True)
 
     for name, B, T, I, H in shapes:
-        torch.manual_seed(0)
-        gru = torch.nn.GRU(I, H).eval()
-        x = torch.randn(T, B, I)
         if ort:
-            buf = io.BytesIO()
-            torch.onnx.export(gru, (x,), buf, input_names=["x"], output_names=["y", "hn"], dynamo=False)
             so = ort.SessionOptions()
             so.intra_op_num_threads = a.threads
             so.inter_op_num_threads = 1
-            sess = ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
-            xn = x.numpy()
+            sess = ort.InferenceSession(onnx_gru(np, I, H), so, providers=["CPUExecutionProvider"])
+            xn = np.random.default_rng(1).standard_normal((T, B, I), dtype=np.float32)
             record(name, B, T, I, H, "onnxruntime", "cpu", median_ms(lambda: sess.run(None, {"x": xn}), a.reps))
+        if not torch:
+            continue
+        torch.manual_seed(0)
+        gru = torch.nn.GRU(I, H).eval()
+        x = torch.randn(T, B, I)
         if "torch" in backends:
             with torch.inference_mode():
                 record(name, B, T, I, H, "torch", "cpu", median_ms(lambda: gru(x), a.reps))
@@ -134,6 +142,31 @@ def main():
     if a.json:
         with open(a.json, "w") as f:
             json.dump(records, f, indent=1)
+
+
+def onnx_gru(np, I, H):
+    """A one-layer forward ONNX GRU (`linear_before_reset=1`: PyTorch's reset-after cell, the
+    node the torch exporter writes) with random weights of PyTorch's init scale, as bytes."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    k = 1.0 / np.sqrt(H)
+    w = {
+        "W": rng.uniform(-k, k, (1, 3 * H, I)),
+        "R": rng.uniform(-k, k, (1, 3 * H, H)),
+        "B": rng.uniform(-k, k, (1, 6 * H)),
+    }
+    inits = [numpy_helper.from_array(v.astype(np.float32), n) for n, v in w.items()]
+    node = helper.make_node("GRU", ["x", "W", "R", "B"], ["y", "hn"], hidden_size=H, linear_before_reset=1)
+    graph = helper.make_graph(
+        [node], "gru",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", "B", I])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+         helper.make_tensor_value_info("hn", TensorProto.FLOAT, None)],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    return model.SerializeToString()
 
 
 if __name__ == "__main__":
