@@ -11,9 +11,9 @@ use crate::gpu_common;
 
 use std::io::Write;
 
-use common::random::{Rng, random_gru};
+use common::random::{Rng, f16_rounded as rounded, random_gru};
 use wgpu_gru::gpu::{Algorithm, GpuContext, GpuGru, GpuOptions, Precision};
-use wgpu_gru::{Batch, Direction, Error, Gru, GruConfig, SeqInput, Steps, Variant, reference};
+use wgpu_gru::{Batch, Direction, Error, GruConfig, SeqInput, Steps, Variant, reference};
 
 /// Largest error against the f64 reference of the f16-rounded model (f32 arithmetic; lavapipe
 /// measured ≤ 1.2e-7).
@@ -21,22 +21,6 @@ const ROUNDED_TOLERANCE: f32 = 5e-6;
 /// Largest error against the f32 model: weights of |w| ≤ 1/√H rounded to f16 (relative error
 /// ≤ 2⁻¹¹) over H-long dot products and T steps (measured 2.9e-5 to 1.3e-4 on these cases).
 const F16_TOLERANCE: f32 = 1e-3;
-
-/// `gru` with W_ih, W_hh and b_hh rounded to f16 (b_ih stays f32), as `F16Weights` stores it.
-fn rounded(gru: &Gru) -> Gru {
-    let r = |v: &mut Vec<f32>| {
-        for x in v.iter_mut() {
-            *x = half::f16::from_f32(*x).to_f32();
-        }
-    };
-    let mut g = gru.clone();
-    for cell in g.weights.layers.iter_mut().flatten() {
-        r(&mut cell.w_ih);
-        r(&mut cell.w_hh);
-        r(&mut cell.b_hh);
-    }
-    g
-}
 
 #[test]
 fn f16_weights_compute_the_rounded_model() {
