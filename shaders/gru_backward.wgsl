@@ -54,32 +54,26 @@ fn tape(d: u32, t: u32, b: u32) -> u32 {
     return (d * tl.steps + t) * tl.batch + b;
 }
 
-// Time index read by step s of row b in direction d (s < len).
+// Time index read by step s of row b in direction d (s < len), and written (the prelude's rule).
 fn t_in(s: u32, d: u32, len: u32) -> u32 {
-    if ((tl.rev_mask >> d) & 1u) == 1u {
-        return len - 1u - s;
-    }
-    if tl.go_back == 1u {
-        return tl.steps - 1u - s;
-    }
-    return s;
+    return time_in(s, len, tl.steps, ((tl.rev_mask >> d) & 1u) == 1u, tl.go_back == 1u);
 }
 
 fn t_out(s: u32, ti: u32) -> u32 {
-    return select(ti, s, tl.go_back == 1u);
+    return time_out(s, ti, tl.go_back == 1u);
 }
 
-// First float of h_{s−1} of (d, b): h0 at step 0, else the ping-pong half step s−1 wrote.
+// First float of h_{s−1} of (d, b): h0 at step 0, else the ping-pong half step s−1 wrote (the
+// prelude's `pingpong`, with rows of H floats).
 fn hprev_base(s: u32, d: u32, b: u32) -> u32 {
-    let db = d * tl.batch + b;
     if s == 0u {
-        return tl.h0_off + db * H;
+        return tl.h0_off + (d * tl.batch + b) * H;
     }
-    return tl.hs_off + (s % 2u) * tl.dirs * tl.batch * H + db * H;
+    return pingpong(tl.hs_off, s, false, tl.dirs, tl.batch, H, d, b);
 }
 
 fn hnext_base(s: u32, d: u32, b: u32) -> u32 {
-    return tl.hs_off + ((s + 1u) % 2u) * tl.dirs * tl.batch * H + (d * tl.batch + b) * H;
+    return pingpong(tl.hs_off, s, true, tl.dirs, tl.batch, H, d, b);
 }
 
 fn out_index(t: u32, b: u32, d: u32, j: u32) -> u32 {

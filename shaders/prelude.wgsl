@@ -82,12 +82,34 @@ fn g_act(d: u32, x: f32) -> f32 {
 
 fn hp() -> u32 { return ly.hp4 * 4u; }
 
+// The state ping-pong, [2, D, B, stride] from `base`, shared with training: step s reads h_{s−1}
+// from half (s + 1) % 2 (written by step s−1) and writes h_s to half s % 2. Returns the first
+// element of row (d, b) of the half that step s reads (`next` false) or writes (`next` true).
+fn pingpong(base: u32, s: u32, next: bool, dirs: u32, batch: u32, stride: u32, d: u32, b: u32) -> u32 {
+    let half = select((s + 1u) % 2u, s % 2u, next);
+    return base + half * dirs * batch * stride + (d * batch + b) * stride;
+}
+
+// The time index that step s of a row of length `len` reads (s < len), in a pass of `steps`
+// steps: a reversed direction reads len−1−s, go_backwards steps−1−s, otherwise s. Shared with
+// training.
+fn time_in(s: u32, len: u32, steps: u32, reversed: bool, go_back: bool) -> u32 {
+    if (reversed) { return len - 1u - s; }
+    if (go_back) { return steps - 1u - s; }
+    return s;
+}
+
+// The time index step s writes its output at, having read `t`: go_backwards writes at s.
+fn time_out(s: u32, t: u32, go_back: bool) -> u32 {
+    return select(t, s, go_back);
+}
+
 // Previous state of (d, b, k): h0 at step 0, else the ping-pong half written by step s−1.
 fn h_prev(s: u32, d: u32, b: u32, k: u32) -> f32 {
     if (s == 0u) {
         return states[ly.h0_off + (d * ly.batch + b) * H + k];
     }
-    let i = ((s + 1u) % 2u) * ly.dirs * ly.batch * hp() + (d * ly.batch + b) * hp() + k;
+    let i = pingpong(0u, s, false, ly.dirs, ly.batch, hp(), d, b) + k;
     return hbuf[i / 4u][i % 4u];
 }
 
@@ -100,11 +122,11 @@ fn h_prev4(s: u32, d: u32, b: u32, k4: u32) -> vec4<f32> {
         }
         return v;
     }
-    return hbuf[((s + 1u) % 2u) * ly.dirs * ly.batch * ly.hp4 + (d * ly.batch + b) * ly.hp4 + k4];
+    return hbuf[pingpong(0u, s, false, ly.dirs, ly.batch, ly.hp4, d, b) + k4];
 }
 
 fn set_h_next(s: u32, d: u32, b: u32, j: u32, v: f32) {
-    let i = (s % 2u) * ly.dirs * ly.batch * hp() + (d * ly.batch + b) * hp() + j;
+    let i = pingpong(0u, s, true, ly.dirs, ly.batch, hp(), d, b) + j;
     hbuf[i / 4u][i % 4u] = v;
 }
 
@@ -125,25 +147,21 @@ fn position(s: u32, d: u32, b: u32) -> Pos {
 // length is T.
 fn position_len(s: u32, d: u32, b: u32, len: u32) -> Pos {
     var pos: Pos;
+    let reversed = ((ly.rev_mask >> d) & 1u) == 1u;
+    let go_back = ly.go_back == 1u;
     pos.valid = s < len;
     if (!pos.valid) {
         pos.t_in = s;
         pos.t_out = s;
-    } else if (((ly.rev_mask >> d) & 1u) == 1u) {
-        pos.t_in = len - 1u - s;
-        pos.t_out = pos.t_in;
-    } else if (ly.go_back == 1u) {
-        pos.t_in = ly.steps - 1u - s;
-        pos.t_out = s;
     } else {
-        pos.t_in = s;
-        pos.t_out = s;
+        pos.t_in = time_in(s, len, ly.steps, reversed, go_back);
+        pos.t_out = time_out(s, pos.t_in, go_back && !reversed);
     }
     pos.out_h = pos.valid;
     let mode = lens[ly.batch];
     if (mode != 0u) {
         let f = lens[ly.batch + 1u + b * ly.steps + pos.t_in];
-        let backward = ((ly.rev_mask >> d) & 1u) == 1u || ly.go_back == 1u;
+        let backward = reversed || go_back;
         pos.valid = (f & 1u) == 1u;
         pos.out_h = pos.valid || (mode == 1u && ((f >> select(1u, 2u, backward)) & 1u) == 1u);
     }

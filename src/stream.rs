@@ -142,3 +142,14 @@ pub(crate) fn check_state(want: usize, got: usize) -> Result<()> {
     }
     Ok(())
 }
+
+/// Checks a row given to `reset_row`: `row < batch`.
+pub(crate) fn check_row(batch: usize, row: usize) -> Result<()> {
+    if row >= batch {
+        return Err(Error::arg(
+            "row",
+            format!("row {row} is outside 0..{batch}"),
+        ));
+    }
+    Ok(())
+}

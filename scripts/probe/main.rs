@@ -7,7 +7,7 @@ use random::{Rng, random_gru_with};
 use std::io::Write;
 use wgpu_gru::gpu::{Algorithm, GpuContext, GpuGru, GpuOptions, GpuStream, Precision};
 use wgpu_gru::predict::{Array, Backend, Model};
-use wgpu_gru::{Activation, Activations, Batch, Direction, GruConfig, SeqInput, Steps, Variant};
+use wgpu_gru::{Activation, Activations, Batch, Direction, GruConfig, SeqInput, Steps, Stream, Variant};
 
 fn bits(out: &mut impl Write, tag: &str, v: &[f32]) {
     let mut h: u64 = 0xcbf29ce484222325;
@@ -124,7 +124,7 @@ fn main() {
                             let mut k = 0;
                             while k < t {
                                 let n = chunk.min(t - k);
-                                match s.push(&x[k * b * i..(k + n) * b * i], n) { Ok(y) => ys.extend(y), Err(e) => { writeln!(out, "{tag} stream-err {e}").unwrap(); break; } }
+                                match s.seq(&x[k * b * i..(k + n) * b * i], Steps(n)) { Ok(y) => ys.extend(y), Err(e) => { writeln!(out, "{tag} stream-err {e}").unwrap(); break; } }
                                 k += n;
                             }
                             bits(&mut out, &format!("{tag} stream{chunk} y"), &ys);
@@ -132,6 +132,49 @@ fn main() {
                         }
                     }
                 }
+            }
+        }
+    }
+    // Training: forward and backward (BPTT) gradients, with h0 and lengths.
+    for &(i, h, l, dir, var, bf, gb, t, b) in &[
+        (3usize, 1usize, 1usize, Direction::Forward, Variant::ResetAfter, false, false, 5usize, 1usize),
+        (5, 7, 2, Direction::Bidirectional, Variant::ResetAfter, false, false, 6, 3),
+        (5, 7, 1, Direction::Reverse, Variant::ResetBefore, true, false, 4, 2),
+        (9, 65, 1, Direction::Forward, Variant::ResetBefore, false, true, 7, 5),
+        (4, 65, 2, Direction::Bidirectional, Variant::ResetBefore, true, false, 3, 17),
+        (8, 130, 1, Direction::Bidirectional, Variant::ResetAfter, false, true, 4, 9),
+    ] {
+        let mut c = GruConfig::new(i, h).with_layers(l).with_direction(dir).with_variant(var);
+        c.batch_first = bf;
+        c.go_backwards = gb;
+        seed += 1;
+        let mut rng = Rng::new(seed);
+        let gru = random_gru_with(c.clone(), &mut rng);
+        let x = rng.vec(t * b * i, 1.0);
+        let dh = l * c.num_directions() * b * h;
+        let h0 = rng.vec(dh, 0.7);
+        let gy = rng.vec(t * b * c.num_directions() * h, 1.0);
+        let ghn = rng.vec(dh, 1.0);
+        let lens: Vec<usize> = (0..b).map(|k| if k == 0 { t } else { 1 + rng.below(t) }).collect();
+        let tr = wgpu_gru::train::GpuTrainer::new(&ctx, &gru).unwrap();
+        let tag = format!("train i{i} h{h} l{l} {dir:?} {var:?} bf{bf} gb{gb} t{t} b{b}");
+        for (name, input) in [
+            ("plain", SeqInput::new(&x, Steps(t), Batch(b))),
+            ("h0+len", SeqInput::new(&x, Steps(t), Batch(b)).with_h0(&h0).with_lengths(&lens)),
+        ] {
+            match tr.backward(&input, &gy, &ghn) {
+                Ok(g) => {
+                    bits(&mut out, &format!("{tag} {name} dx"), &g.input);
+                    bits(&mut out, &format!("{tag} {name} dh0"), &g.h0);
+                    for (li, cells) in g.weights.layers.iter().enumerate() {
+                        for (d, cw) in cells.iter().enumerate() {
+                            for (wn, w) in [("w_ih", &cw.w_ih), ("w_hh", &cw.w_hh), ("b_ih", &cw.b_ih), ("b_hh", &cw.b_hh)] {
+                                bits(&mut out, &format!("{tag} {name} l{li} d{d} {wn}"), w);
+                            }
+                        }
+                    }
+                }
+                Err(e) => writeln!(out, "{tag} {name} err {e}").unwrap(),
             }
         }
     }

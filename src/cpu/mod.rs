@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::io::{GruOutput, SeqInput};
 use crate::weights::Gru;
 use kernel::Panels;
-use recurrence::{DirWeights, Job, OutPtr, Part, SeqLayout, Split};
+use recurrence::{Dir, DirWeights, Job, OutPtr, Part, SeqLayout, Split};
 use simd::Isa;
 pub use stream::CpuStream;
 
@@ -481,31 +481,11 @@ impl CpuGru {
                 let dir = &layer.dirs[0];
                 let step_team = team::StepTeam::new(dir.parts.len());
                 let sp = Split {
-                    w: dir,
+                    dir: ctx.dir(0, 0, rows.len()),
                     parts: &dir.parts,
-                    h,
-                    hp,
-                    gx: gx.as_ptr(),
-                    gx_stride: gx_cols,
-                    gx_col: 0,
-                    rows: &rows[..],
-                    lens: &lens[..],
-                    seq: SeqLayout {
-                        steps: t_len,
-                        batch: b_len,
-                        batch_first: c.batch_first,
-                        reverse: c.direction.is_reverse(0),
-                        go_backwards: c.go_backwards,
-                    },
                     bufs: [state.as_mut_ptr(), state2.as_mut_ptr()],
                     acc: acc.as_mut_ptr(),
                     acc_part,
-                    out: OutPtr(y.as_mut_ptr()),
-                    out_stride: out_w,
-                    out_col: 0,
-                    clip: c.clip,
-                    mask: masked.then_some(&mask[..]),
-                    zero_output: input.zero_output_for_mask,
                     team: &step_team,
                 };
                 std::thread::scope(|s| {
@@ -675,8 +655,19 @@ impl<'a> JobCtx<'a> {
         rh: &'a mut [f32],
         acc_n: &'a mut [f32],
     ) -> Job<'a> {
-        let c = self.config;
         Job {
+            dir: self.dir(d, lo, hi),
+            state,
+            acc,
+            rh,
+            acc_n,
+        }
+    }
+
+    /// What direction `d`'s pass over state rows `lo..hi` reads and writes.
+    fn dir(&self, d: usize, lo: usize, hi: usize) -> Dir<'a> {
+        let c = self.config;
+        Dir {
             w: &self.layer.dirs[d],
             h: self.h,
             hp: self.hp,
@@ -692,10 +683,6 @@ impl<'a> JobCtx<'a> {
                 reverse: c.direction.is_reverse(d),
                 go_backwards: c.go_backwards,
             },
-            state,
-            acc,
-            rh,
-            acc_n,
             out: self.out,
             out_stride: c.num_directions() * self.h,
             out_col: d * self.h,

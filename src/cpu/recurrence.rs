@@ -174,8 +174,10 @@ unsafe impl Send for OutPtr {}
 // SAFETY: as above.
 unsafe impl Sync for OutPtr {}
 
-/// One direction's recurrence over one chunk of batch rows.
-pub(crate) struct Job<'a> {
+/// What one direction's pass over one chunk of batch rows reads and where it writes: shared
+/// by the one-thread [`Job`] and the unit-split [`Split`].
+#[derive(Clone, Copy)]
+pub(crate) struct Dir<'a> {
     /// The direction's weights.
     pub(crate) w: &'a DirWeights,
     /// Hidden size `H` and its padded width `Hp` (a multiple of every vector width).
@@ -195,14 +197,6 @@ pub(crate) struct Job<'a> {
     pub(crate) lens: &'a [usize],
     /// Time layout.
     pub(crate) seq: SeqLayout,
-    /// State `[rows, Hp]`, initialised by the caller; holds the final states after.
-    pub(crate) state: &'a mut [f32],
-    /// Scratch `[rows, u.cols()]`.
-    pub(crate) acc: &'a mut [f32],
-    /// Reset-before scratch `[rows, Hp]` (r ⊙ h); empty for reset-after.
-    pub(crate) rh: &'a mut [f32],
-    /// Reset-before scratch `[rows, u_n.cols()]`; empty for reset-after.
-    pub(crate) acc_n: &'a mut [f32],
     /// Output `[T·B rows, out_stride]`; this direction writes `H` columns from `out_col`.
     pub(crate) out: OutPtr,
     /// Row stride of the output.
@@ -219,6 +213,46 @@ pub(crate) struct Job<'a> {
     pub(crate) zero_output: bool,
 }
 
+/// One direction's recurrence over one chunk of batch rows, on one thread.
+pub(crate) struct Job<'a> {
+    /// What it reads and writes.
+    pub(crate) dir: Dir<'a>,
+    /// State `[rows, Hp]`, initialised by the caller; holds the final states after.
+    pub(crate) state: &'a mut [f32],
+    /// Scratch `[rows, u.cols()]`.
+    pub(crate) acc: &'a mut [f32],
+    /// Reset-before scratch `[rows, Hp]` (r ⊙ h); empty for reset-after.
+    pub(crate) rh: &'a mut [f32],
+    /// Reset-before scratch `[rows, u_n.cols()]`; empty for reset-after.
+    pub(crate) acc_n: &'a mut [f32],
+}
+
+/// Evaluates `$body` with `$f` and `$g` bound to the gate and candidate activations: the fast
+/// sigmoid and tanh where they are the defaults, the general ones otherwise, each clipped where
+/// ONNX's clip is set. Each arm is its own monomorphisation of the loop the body calls.
+macro_rules! with_acts {
+    (($fa:expr, $ga:expr, $clip:expr), |$f:ident, $g:ident| $body:expr) => {
+        match ($fa, $ga, $clip) {
+            (Activation::Sigmoid, Activation::Tanh, None) => {
+                let ($f, $g) = (SigmoidFn, TanhFn);
+                $body
+            }
+            (Activation::Sigmoid, Activation::Tanh, Some(c)) => {
+                let ($f, $g) = (Clipped(SigmoidFn, c), Clipped(TanhFn, c));
+                $body
+            }
+            (f, g, None) => {
+                let ($f, $g) = (DynFn(f), DynFn(g));
+                $body
+            }
+            (f, g, Some(c)) => {
+                let ($f, $g) = (Clipped(DynFn(f), c), Clipped(DynFn(g), c));
+                $body
+            }
+        }
+    };
+}
+
 /// Runs the job with the activations specialised where they are the defaults.
 ///
 /// # Safety
@@ -226,33 +260,30 @@ pub(crate) struct Job<'a> {
 /// no other thread may write the output cells this job writes.
 #[inline(always)]
 pub(crate) unsafe fn run<S: Simd>(job: &mut Job<'_>) {
-    match (job.w.f, job.w.g, job.clip) {
-        (Activation::Sigmoid, Activation::Tanh, None) => {
-            run_with::<S, _, _>(job, SigmoidFn, TanhFn)
-        }
-        (Activation::Sigmoid, Activation::Tanh, Some(c)) => {
-            run_with::<S, _, _>(job, Clipped(SigmoidFn, c), Clipped(TanhFn, c))
-        }
-        (f, g, None) => run_with::<S, _, _>(job, DynFn(f), DynFn(g)),
-        (f, g, Some(c)) => run_with::<S, _, _>(job, Clipped(DynFn(f), c), Clipped(DynFn(g), c)),
-    }
+    with_acts!((job.dir.w.f, job.dir.w.g, job.dir.clip), |f, g| run_with::<
+        S,
+        _,
+        _,
+    >(
+        job, f, g
+    ))
 }
 
 #[inline(always)]
 unsafe fn run_with<S: Simd, F: ActFn, G: ActFn>(job: &mut Job<'_>, f: F, g: G) {
-    let n_rows = job.rows.len();
+    let n_rows = job.dir.rows.len();
     if n_rows == 0 {
         return;
     }
-    let (h, hp) = (job.h, job.hp);
-    let w = job.w;
+    let (h, hp) = (job.dir.h, job.dir.hp);
+    let w = job.dir.w;
     let acc_stride = w.u.cols();
     let state = job.state.as_mut_ptr();
     let acc = job.acc.as_mut_ptr();
-    let max_len = job.lens[0];
+    let max_len = job.dir.lens[0];
     let mut active = n_rows;
     for s in 0..max_len {
-        while active > 0 && job.lens[active - 1] <= s {
+        while active > 0 && job.dir.lens[active - 1] <= s {
             active -= 1;
         }
         // The projection was written long ago (it is `T·B·3·Hp` floats, usually out of L2) and
@@ -260,8 +291,8 @@ unsafe fn run_with<S: Simd, F: ActFn, G: ActFn>(job: &mut Job<'_>, f: F, g: G) {
         // while this step's matrix product runs instead of stalling the gate loop.
         if s + 1 < max_len {
             for i in 0..active {
-                if job.lens[i] > s + 1 {
-                    let g = gx_row(job, i, s + 1);
+                if job.dir.lens[i] > s + 1 {
+                    let g = job.dir.gx_row(i, s + 1);
                     let mut off = 0;
                     while off < 3 * hp {
                         S::prefetch(g.add(off));
@@ -287,7 +318,7 @@ unsafe fn run_with<S: Simd, F: ActFn, G: ActFn>(job: &mut Job<'_>, f: F, g: G) {
                     if !step_valid(job, i, s) {
                         continue;
                     }
-                    let gx = gx_row(job, i, s);
+                    let gx = job.dir.gx_row(i, s);
                     gates_rz::<S, F>(
                         f,
                         hp,
@@ -312,7 +343,7 @@ unsafe fn run_with<S: Simd, F: ActFn, G: ActFn>(job: &mut Job<'_>, f: F, g: G) {
                         write_masked(job, i, s, h);
                         continue;
                     }
-                    let gx = gx_row(job, i, s);
+                    let gx = job.dir.gx_row(i, s);
                     update_before::<S, G>(
                         g,
                         hp,
@@ -331,7 +362,7 @@ unsafe fn run_with<S: Simd, F: ActFn, G: ActFn>(job: &mut Job<'_>, f: F, g: G) {
                         write_masked(job, i, s, h);
                         continue;
                     }
-                    let gx = gx_row(job, i, s);
+                    let gx = job.dir.gx_row(i, s);
                     let st = state.add(i * hp);
                     update_after::<S, F, G>(
                         f,
@@ -355,59 +386,70 @@ unsafe fn run_with<S: Simd, F: ActFn, G: ActFn>(job: &mut Job<'_>, f: F, g: G) {
     }
 }
 
-/// Start of chunk row `i`'s input projection at step `s`.
-#[inline(always)]
-unsafe fn gx_row(job: &Job<'_>, i: usize, s: usize) -> *const f32 {
-    let (t_in, _) = job.seq.times(s, job.lens[i]);
-    let r = job.seq.row(t_in, job.rows[i]);
-    job.gx.as_ptr().add(r * job.gx_stride + job.gx_col)
-}
+impl Dir<'_> {
+    /// Start of chunk row `i`'s input projection at step `s`.
+    #[inline(always)]
+    unsafe fn gx_row(&self, i: usize, s: usize) -> *const f32 {
+        let (t_in, _) = self.seq.times(s, self.lens[i]);
+        let r = self.seq.row(t_in, self.rows[i]);
+        self.gx.as_ptr().add(r * self.gx_stride + self.gx_col)
+    }
 
-/// The mask flags of chunk row `i` at step `s` (valid and nothing seen yet without a mask: 1).
-#[inline(always)]
-fn mask_flags(job: &Job<'_>, i: usize, s: usize) -> u32 {
-    match job.mask {
-        None => 1,
-        Some(m) => {
-            let (t_in, _) = job.seq.times(s, job.lens[i]);
-            m[job.rows[i] * job.seq.steps + t_in]
+    /// Start of chunk row `i`'s output at step `s`.
+    #[inline(always)]
+    unsafe fn out_row(&self, i: usize, s: usize) -> *mut f32 {
+        let (_, t_out) = self.seq.times(s, self.lens[i]);
+        let r = self.seq.row(t_out, self.rows[i]);
+        self.out.0.add(r * self.out_stride + self.out_col)
+    }
+
+    /// The mask flags of chunk row `i` at step `s` (valid and nothing seen yet without a mask: 1).
+    #[inline(always)]
+    fn mask_flags(&self, i: usize, s: usize) -> u32 {
+        match self.mask {
+            None => 1,
+            Some(m) => {
+                let (t_in, _) = self.seq.times(s, self.lens[i]);
+                m[self.rows[i] * self.seq.steps + t_in]
+            }
         }
+    }
+
+    /// Whether a masked step with mask `flags` repeats the state as its output (a valid step
+    /// came before it in this direction's order: Keras's "previous output"); else it is zero.
+    #[inline(always)]
+    fn repeats(&self, flags: u32) -> bool {
+        let backward = self.seq.reverse || self.seq.go_backwards;
+        let seen = (flags >> if backward { 2 } else { 1 }) & 1 == 1;
+        seen && !self.zero_output
     }
 }
 
 /// Whether chunk row `i` runs step `s` (always without a mask).
 #[inline(always)]
 fn step_valid(job: &Job<'_>, i: usize, s: usize) -> bool {
-    mask_flags(job, i, s) & 1 == 1
+    job.dir.mask_flags(i, s) & 1 == 1
 }
 
-/// A masked step of chunk row `i`: its state stays; its output repeats the state once a valid
-/// step has run in this direction's order (Keras's "previous output"), else it is zero.
+/// A masked step of chunk row `i`: its state stays; its output repeats the state or is zero
+/// ([`Dir::repeats`]).
 ///
 /// # Safety
 /// As [`write_out`].
 #[inline(always)]
 unsafe fn write_masked(job: &Job<'_>, i: usize, s: usize, h: usize) {
-    let backward = job.seq.reverse || job.seq.go_backwards;
-    let bit = if backward { 2 } else { 1 };
-    let seen = (mask_flags(job, i, s) >> bit) & 1 == 1;
-    if seen && !job.zero_output {
+    if job.dir.repeats(job.dir.mask_flags(i, s)) {
         write_out(job, i, s, h);
     } else {
-        let (_, t_out) = job.seq.times(s, job.lens[i]);
-        let r = job.seq.row(t_out, job.rows[i]);
-        let dst = job.out.0.add(r * job.out_stride + job.out_col);
-        std::ptr::write_bytes(dst, 0, h);
+        std::ptr::write_bytes(job.dir.out_row(i, s), 0, h);
     }
 }
 
 /// Copies chunk row `i`'s new state (its first `H` values) to the output at step `s`.
 #[inline(always)]
 unsafe fn write_out(job: &Job<'_>, i: usize, s: usize, h: usize) {
-    let (_, t_out) = job.seq.times(s, job.lens[i]);
-    let r = job.seq.row(t_out, job.rows[i]);
-    let dst = job.out.0.add(r * job.out_stride + job.out_col);
-    std::ptr::copy_nonoverlapping(job.state.as_ptr().add(i * job.hp), dst, h);
+    let src = job.state.as_ptr().add(i * job.dir.hp);
+    std::ptr::copy_nonoverlapping(src, job.dir.out_row(i, s), h);
 }
 
 /// Where one row's gates lie: `width` units, gate `g` at `g·gs` in the projection and biases
@@ -536,30 +578,15 @@ pub(crate) struct Part {
 /// atomic count per step, [`super::team::StepTeam`]). The state is double-buffered, so nobody
 /// overwrites what another thread may still be reading.
 pub(crate) struct Split<'a> {
-    pub(crate) w: &'a DirWeights,
+    /// What it reads and writes (direction 0: the split runs forward-only GRUs).
+    pub(crate) dir: Dir<'a>,
     pub(crate) parts: &'a [Part],
-    pub(crate) h: usize,
-    pub(crate) hp: usize,
-    pub(crate) gx: *const f32,
-    pub(crate) gx_stride: usize,
-    pub(crate) gx_col: usize,
-    /// Original batch index of each state row, sorted by length, longest first, and the
-    /// lengths (so the rows still running at a step are a prefix).
-    pub(crate) rows: &'a [usize],
-    pub(crate) lens: &'a [usize],
-    pub(crate) seq: SeqLayout,
     /// The two state buffers, `[rows, Hp]` each; `bufs[0]` holds the initial states, and after
     /// the loop row `i`'s final state is in `bufs[lens[i] % 2]`.
     pub(crate) bufs: [*mut f32; 2],
     /// Accumulators, `acc_part` floats per part (`[rows, part.u.cols()]`).
     pub(crate) acc: *mut f32,
     pub(crate) acc_part: usize,
-    pub(crate) out: OutPtr,
-    pub(crate) out_stride: usize,
-    pub(crate) out_col: usize,
-    pub(crate) clip: Option<f32>,
-    pub(crate) mask: Option<&'a [u32]>,
-    pub(crate) zero_output: bool,
     pub(crate) team: &'a super::team::StepTeam,
 }
 
@@ -570,18 +597,13 @@ unsafe impl Sync for Split<'_> {}
 
 #[inline(always)]
 unsafe fn run_part<S: Simd>(sp: &Split<'_>, q: usize, s: usize) {
-    match (sp.w.f, sp.w.g, sp.clip) {
-        (Activation::Sigmoid, Activation::Tanh, None) => {
-            part_with::<S, _, _>(sp, q, s, SigmoidFn, TanhFn)
-        }
-        (Activation::Sigmoid, Activation::Tanh, Some(c)) => {
-            part_with::<S, _, _>(sp, q, s, Clipped(SigmoidFn, c), Clipped(TanhFn, c))
-        }
-        (f, g, None) => part_with::<S, _, _>(sp, q, s, DynFn(f), DynFn(g)),
-        (f, g, Some(c)) => {
-            part_with::<S, _, _>(sp, q, s, Clipped(DynFn(f), c), Clipped(DynFn(g), c))
-        }
-    }
+    with_acts!((sp.dir.w.f, sp.dir.w.g, sp.dir.clip), |f, g| part_with::<
+        S,
+        _,
+        _,
+    >(
+        sp, q, s, f, g
+    ))
 }
 
 /// Part `q` of step `s`: its columns of `h·U` for the rows still running, its gates, its units
@@ -591,18 +613,13 @@ unsafe fn part_with<S: Simd, F: ActFn, G: ActFn>(sp: &Split<'_>, q: usize, s: us
     let Some(part) = sp.parts.get(q) else {
         return;
     };
-    let (j0, width, hp) = (part.j0, part.width, sp.hp);
+    let (j0, width, hp) = (part.j0, part.width, sp.dir.hp);
     let acc = sp.acc.add(q * sp.acc_part);
     let acc_stride = part.u.cols();
     // Output columns this part owns (padding units have none).
-    let n_out = sp.h.saturating_sub(j0).min(width);
-    let backward = sp.seq.reverse || sp.seq.go_backwards;
-    let gx_at = |i: usize, s: usize| {
-        let (t_in, _) = sp.seq.times(s, sp.lens[i]);
-        sp.gx
-            .add(sp.seq.row(t_in, sp.rows[i]) * sp.gx_stride + sp.gx_col + j0)
-    };
-    let active = sp.lens.partition_point(|&l| l > s);
+    let n_out = sp.dir.h.saturating_sub(j0).min(width);
+    let gx_at = |i: usize, s: usize| sp.dir.gx_row(i, s).add(j0);
+    let active = sp.dir.lens.partition_point(|&l| l > s);
     let (cur, next) = (sp.bufs[s % 2], sp.bufs[(s + 1) % 2]);
     // The other parts' units of the state were just written by other cores: ask for all of
     // their cache lines at once, rather than one miss at a time as the product reaches them.
@@ -617,7 +634,7 @@ unsafe fn part_with<S: Simd, F: ActFn, G: ActFn>(sp: &Split<'_>, q: usize, s: us
         }
     }
     for i in 0..active {
-        if sp.lens[i] > s + 1 {
+        if sp.dir.lens[i] > s + 1 {
             let gn = gx_at(i, s + 1);
             for gate in 0..3 {
                 let mut off = 0;
@@ -637,13 +654,8 @@ unsafe fn part_with<S: Simd, F: ActFn, G: ActFn>(sp: &Split<'_>, q: usize, s: us
         out_stride: acc_stride,
     });
     for i in 0..active {
-        let (t_in, t_out) = sp.seq.times(s, sp.lens[i]);
-        let b = sp.rows[i];
-        let flags = sp.mask.map_or(1, |m| m[b * sp.seq.steps + t_in]);
-        let dst = sp
-            .out
-            .0
-            .add(sp.seq.row(t_out, b) * sp.out_stride + sp.out_col + j0);
+        let flags = sp.dir.mask_flags(i, s);
+        let dst = sp.dir.out_row(i, s).add(j0);
         let (h_in, h_out) = (cur.add(i * hp + j0), next.add(i * hp + j0));
         if flags & 1 == 1 {
             update_after::<S, F, G>(
@@ -655,8 +667,8 @@ unsafe fn part_with<S: Simd, F: ActFn, G: ActFn>(sp: &Split<'_>, q: usize, s: us
                     ga: width,
                 },
                 gx_at(i, s),
-                sp.w.bias.as_ptr().add(j0),
-                sp.w.b_hn.as_ptr().add(j0),
+                sp.dir.w.bias.as_ptr().add(j0),
+                sp.dir.w.b_hn.as_ptr().add(j0),
                 acc.add(i * acc_stride),
                 h_in,
                 h_out,
@@ -665,8 +677,7 @@ unsafe fn part_with<S: Simd, F: ActFn, G: ActFn>(sp: &Split<'_>, q: usize, s: us
         } else {
             // A masked step: the state carries over (see `write_masked`).
             std::ptr::copy_nonoverlapping(h_in, h_out, width);
-            let seen = (flags >> if backward { 2 } else { 1 }) & 1 == 1;
-            if seen && !sp.zero_output {
+            if sp.dir.repeats(flags) {
                 std::ptr::copy_nonoverlapping(h_out, dst, n_out);
             } else {
                 std::ptr::write_bytes(dst, 0, n_out);
@@ -679,7 +690,7 @@ unsafe fn part_with<S: Simd, F: ActFn, G: ActFn>(sp: &Split<'_>, q: usize, s: us
 /// `me`; parts whose owner is late are taken over ([`super::team::StepTeam`]), so it finishes
 /// even if it runs alone.
 pub(crate) fn run_split_dispatch(isa: simd::Isa, sp: &Split<'_>, me: usize) {
-    let steps = sp.lens.first().copied().unwrap_or(0);
+    let steps = sp.dir.lens.first().copied().unwrap_or(0);
     sp.team.run(me, steps, |q, s| match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Isa::detect` saw AVX-512F on this CPU; buffer sizes are `CpuGru`'s contract,

@@ -1,7 +1,7 @@
 //! [`CpuStream`]: a stateful GRU on the CPU path that takes a timestep or a chunk at a time and
 //! carries h between calls.
 //!
-//! A push is one [`CpuGru::forward_into`] of the chunk with the carried state as its h0; its
+//! A chunk is one [`CpuGru::forward_into`] of the chunk with the carried state as its h0; its
 //! h_n becomes the carry (a swap of two buffers, no copy).
 
 use super::CpuGru;
@@ -13,16 +13,15 @@ use crate::stream::{self, Stream};
 /// A streaming GRU on the CPU over a fixed batch of `B` independent streams: the CPU twin of
 /// [`crate::gpu::GpuStream`], with the same methods and the [`Stream`] trait.
 ///
-/// Each [`push`](CpuStream::push) of `T` steps continues every row from where the previous push
-/// left it. Shapes (with `D = 1`: streaming needs a forward-only GRU):
+/// Each [`Stream::seq`] of `T` steps continues every row from where the previous call left it. Shapes (with `D = 1`: streaming needs a forward-only GRU):
 /// - a chunk `x`: `[T, B, I]`, or `[B, T, I]` when the config is `batch_first`;
 /// - its output: `[T, B, H]` (`[B, T, H]` when `batch_first`);
 /// - the state: `[L, B, H]`.
 ///
 /// The stream keeps its buffers, and the [`CpuGru`] its workspace, so repeated
-/// [`push_into`](CpuStream::push_into) calls of one chunk length allocate nothing with one
-/// thread. With more threads ([`CpuGru::with_threads`]) each push starts its threads anew, so a
-/// short chunk is best run on one.
+/// [`Stream::seq_into`] calls of one chunk length allocate nothing with one thread. With more
+/// threads ([`CpuGru::with_threads`]) each call starts its threads anew, so a short chunk is
+/// best run on one.
 ///
 /// Against one [`CpuGru::forward`] over the whole sequence the outputs agree to about an f32
 /// ulp (at most 3e-8 in `tests/gpu/streaming.rs`), not bit for bit: the input projection runs a
@@ -31,13 +30,13 @@ use crate::stream::{self, Stream};
 ///
 /// ```
 /// use wgpu_gru::cpu::{CpuGru, CpuStream};
-/// use wgpu_gru::{CellWeights, Gru, GruConfig};
+/// use wgpu_gru::{CellWeights, Gru, GruConfig, Steps, Stream};
 /// let gru = Gru::single(GruConfig::new(3, 16), CellWeights::zeros(3, 16))?;
 /// let cpu = CpuGru::new(&gru)?;
 /// let mut stream = CpuStream::new(&cpu, 2)?; // B = 2 streams
-/// let y1 = stream.push(&[0.1; 2 * 3], 1)?; // one step: x [1, 2, 3] → y [1, 2, 16]
-/// let y2 = stream.push(&[0.2; 5 * 2 * 3], 5)?; // five more steps
-/// stream.reset_row(1)?; // row 1 starts over at the next push; row 0 continues
+/// let y1 = stream.step(&[0.1; 2 * 3])?; // one step: x [1, 2, 3] → y [1, 2, 16]
+/// let y2 = stream.seq(&[0.2; 5 * 2 * 3], Steps(5))?; // five more steps
+/// stream.reset_row(1)?; // row 1 starts over at the next call; row 0 continues
 /// let h = stream.state(); // [1, 2, 16]
 /// # Ok::<(), wgpu_gru::Error>(())
 /// ```
@@ -80,64 +79,12 @@ impl<'g> CpuStream<'g> {
         })
     }
 
-    /// Rows B.
-    pub fn batch(&self) -> usize {
-        self.batch
-    }
-
     /// The GRU this stream runs.
     pub fn gru(&self) -> &CpuGru {
         self.gru
     }
 
-    /// Runs `steps` more steps of every row and returns their output (shapes in the type's docs).
-    pub fn push(&mut self, x: &[f32], steps: usize) -> Result<Vec<f32>> {
-        let mut out = vec![0.0f32; stream::output_len(self.gru.config(), self.batch, steps)?];
-        self.push_into(x, steps, &mut out)?;
-        Ok(out)
-    }
-
-    /// [`push`](Self::push) into `out` (`T·B·H` floats). A refused push leaves the state as it
-    /// was.
-    pub fn push_into(&mut self, x: &[f32], steps: usize, out: &mut [f32]) -> Result<()> {
-        let batch = self.batch;
-        stream::check_chunk(self.gru.config(), batch, x, steps, out.len())?;
-        let input = SeqInput::new(x, Steps(steps), Batch(batch)).with_h0(&self.state);
-        self.gru.forward_into(&input, &mut self.out)?;
-        out.copy_from_slice(&self.out.output);
-        // h_n is the new state; the old state's buffer is the next push's h_n.
-        std::mem::swap(&mut self.state, &mut self.out.h_n);
-        Ok(())
-    }
-
-    /// Restarts row `b` from h = 0 at the next push, in every layer; other rows are untouched.
-    pub fn reset_row(&mut self, b: usize) -> Result<()> {
-        if b >= self.batch {
-            return Err(crate::Error::arg(
-                "row",
-                format!("row {b} is outside 0..{}", self.batch),
-            ));
-        }
-        let h = self.gru.config().hidden_size;
-        for layer in self.state.chunks_exact_mut(self.batch * h) {
-            layer[b * h..(b + 1) * h].fill(0.0);
-        }
-        Ok(())
-    }
-
-    /// Restarts every row from h = 0.
-    pub fn reset(&mut self) {
-        self.state.fill(0.0);
-    }
-
-    /// Replaces the state of every row with `h` `[L, B, H]`.
-    pub fn set_state(&mut self, h: &[f32]) -> Result<()> {
-        stream::check_state(self.state.len(), h.len())?;
-        self.state.copy_from_slice(h);
-        Ok(())
-    }
-
-    /// The current state `[L, B, H]`, borrowed (it lives on the host).
+    /// The current state `[L, B, H]`, borrowed (it lives on the host; [`Stream::state`] copies).
     pub fn state(&self) -> &[f32] {
         &self.state
     }
@@ -151,14 +98,21 @@ impl Stream for CpuStream<'_> {
         self.batch
     }
     fn zero_state(&mut self) -> Result<()> {
-        self.reset();
+        self.state.fill(0.0);
         Ok(())
     }
     fn reset_row(&mut self, row: usize) -> Result<()> {
-        CpuStream::reset_row(self, row)
+        stream::check_row(self.batch, row)?;
+        let h = self.gru.config().hidden_size;
+        for layer in self.state.chunks_exact_mut(self.batch * h) {
+            layer[row * h..(row + 1) * h].fill(0.0);
+        }
+        Ok(())
     }
     fn set_state(&mut self, h: &[f32]) -> Result<()> {
-        CpuStream::set_state(self, h)
+        stream::check_state(self.state.len(), h.len())?;
+        self.state.copy_from_slice(h);
+        Ok(())
     }
     fn state_into(&self, h: &mut [f32]) -> Result<()> {
         stream::check_state(self.state.len(), h.len())?;
@@ -168,7 +122,16 @@ impl Stream for CpuStream<'_> {
     fn state_len(&self) -> usize {
         self.state.len()
     }
+    /// One [`CpuGru::forward_into`] of the chunk from the carried state; with one thread it
+    /// allocates nothing.
     fn seq_into(&mut self, x: &[f32], steps: Steps, out: &mut [f32]) -> Result<()> {
-        self.push_into(x, steps.0, out)
+        let batch = self.batch;
+        stream::check_chunk(self.gru.config(), batch, x, steps.0, out.len())?;
+        let input = SeqInput::new(x, steps, Batch(batch)).with_h0(&self.state);
+        self.gru.forward_into(&input, &mut self.out)?;
+        out.copy_from_slice(&self.out.output);
+        // h_n is the new state; the old state's buffer is the next call's h_n.
+        std::mem::swap(&mut self.state, &mut self.out.h_n);
+        Ok(())
     }
 }

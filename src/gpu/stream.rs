@@ -1,7 +1,7 @@
 //! [`GpuStream`]: a stateful GRU that takes a timestep or a chunk at a time and keeps h on the GPU
 //! between calls (real-time audio, sensors).
 //!
-//! How a push runs, in one submit: the carried state `[L, D, B, H]` is copied into the h0 region
+//! How a chunk runs, in one submit: the carried state `[L, D, B, H]` is copied into the h0 region
 //! of the chunk's [`Workspace`] states buffer, the GRU is encoded as usual (with `zero_h0` off, so
 //! it starts from that h0), h_n is copied back into the carry, and the chunk's output is copied to
 //! the workspace's staging buffer. The carry is a buffer of its own because wgpu refuses a copy
@@ -22,10 +22,10 @@ const MAX_CACHED: usize = 4;
 /// A streaming GRU over a fixed batch of `B` independent streams (the [`Stream`] trait, as
 /// [`crate::cpu::CpuStream`] on the CPU).
 ///
-/// Each [`push`](GpuStream::push) of `T` steps continues every row from where the previous push
-/// left it, so pushing a sequence step by step, or in chunks of any lengths, gives the same output
-/// as one [`GpuGru::forward`] over the whole sequence. Rows can be restarted one at a time with
-/// [`reset_row`](GpuStream::reset_row) while the others continue.
+/// Each [`Stream::seq`] of `T` steps continues every row from where the previous call left it,
+/// so feeding a sequence step by step, or in chunks of any lengths, gives the same output as one
+/// [`GpuGru::forward`] over the whole sequence. Rows can be restarted one at a time with
+/// [`Stream::reset_row`] while the others continue.
 ///
 /// Shapes (with `D = 1`: streaming needs a forward-only GRU):
 /// - a chunk `x`: `[T, B, I]`, or `[B, T, I]` when the config is `batch_first`;
@@ -37,13 +37,13 @@ const MAX_CACHED: usize = 4;
 ///
 /// ```no_run
 /// use wgpu_gru::gpu::{GpuContext, GpuGru, GpuStream};
-/// use wgpu_gru::{CellWeights, Gru, GruConfig};
+/// use wgpu_gru::{CellWeights, Gru, GruConfig, Steps, Stream};
 /// let gru = Gru::single(GruConfig::new(3, 16), CellWeights::zeros(3, 16))?;
 /// let gpu = GpuGru::new(&GpuContext::new_default()?, &gru)?;
 /// let mut stream = GpuStream::new(&gpu, 2)?; // B = 2 streams
-/// let y1 = stream.push(&[0.1; 2 * 3], 1)?; // one step: x [1, 2, 3] → y [1, 2, 16]
-/// let y2 = stream.push(&[0.2; 5 * 2 * 3], 5)?; // five more steps
-/// stream.reset_row(1)?; // row 1 starts over at the next push; row 0 continues
+/// let y1 = stream.step(&[0.1; 2 * 3])?; // one step: x [1, 2, 3] → y [1, 2, 16]
+/// let y2 = stream.seq(&[0.2; 5 * 2 * 3], Steps(5))?; // five more steps
+/// stream.reset_row(1)?; // row 1 starts over at the next call; row 0 continues
 /// let h = stream.state()?; // [1, 2, 16]
 /// # Ok::<(), wgpu_gru::Error>(())
 /// ```
@@ -54,7 +54,7 @@ pub struct GpuStream<'g> {
     state_len: usize,
     /// The running state between pushes `[L, D, B, H]`.
     carry: wgpu::Buffer,
-    /// Staging for [`GpuStream::state`].
+    /// Staging for [`Stream::state_into`].
     read_state: wgpu::Buffer,
     /// Workspaces by chunk length, most recently used last.
     cache: Vec<Workspace>,
@@ -120,25 +120,13 @@ impl<'g> GpuStream<'g> {
         })
     }
 
-    /// Rows B.
-    pub fn batch(&self) -> usize {
-        self.batch
-    }
-
     /// The GRU this stream runs.
     pub fn gru(&self) -> &GpuGru {
         self.gru
     }
 
-    /// Runs `steps` more steps of every row and returns their output (shapes in the type's docs).
-    pub fn push(&mut self, x: &[f32], steps: usize) -> Result<Vec<f32>> {
-        let mut out = vec![0.0f32; stream::output_len(self.gru.config(), self.batch, steps)?];
-        self.push_into(x, steps, &mut out)?;
-        Ok(out)
-    }
-
-    /// [`push`](Self::push) into `out` (`T·B·H` floats), allocating nothing on the host.
-    pub fn push_into(&mut self, x: &[f32], steps: usize, out: &mut [f32]) -> Result<()> {
+    /// [`Stream::seq_into`]: one submit, allocating nothing on the host.
+    fn run_chunk(&mut self, x: &[f32], steps: usize, out: &mut [f32]) -> Result<()> {
         let gru = self.gru;
         let c = gru.config();
         let batch = self.batch;
@@ -184,20 +172,30 @@ impl<'g> GpuStream<'g> {
         self.cache.push(ws);
         Ok(self.cache.len() - 1)
     }
+}
 
-    /// Restarts row `b` from h = 0 at the next push, in every layer; other rows are untouched.
-    pub fn reset_row(&mut self, b: usize) -> Result<()> {
-        if b >= self.batch {
-            return Err(Error::arg(
-                "row",
-                format!("row {b} is outside 0..{}", self.batch),
-            ));
-        }
+impl Stream for GpuStream<'_> {
+    fn config(&self) -> &GruConfig {
+        self.gru.config()
+    }
+    fn batch(&self) -> usize {
+        self.batch
+    }
+    fn zero_state(&mut self) -> Result<()> {
+        let zeros = vec![0.0f32; self.state_len];
+        self.gru
+            .context()
+            .queue
+            .write_buffer(&self.carry, 0, bytemuck::cast_slice(&zeros));
+        Ok(())
+    }
+    fn reset_row(&mut self, row: usize) -> Result<()> {
+        stream::check_row(self.batch, row)?;
         let h = self.gru.config().hidden_size;
         let slots = self.state_len / (self.batch * h);
-        // Queued writes run before the next submit's commands, so the next push sees them.
+        // Queued writes run before the next submit's commands, so the next call sees them.
         for slot in 0..slots {
-            let offset = ((slot * self.batch + b) * h * 4) as u64;
+            let offset = ((slot * self.batch + row) * h * 4) as u64;
             self.gru.context().queue.write_buffer(
                 &self.carry,
                 offset,
@@ -206,18 +204,7 @@ impl<'g> GpuStream<'g> {
         }
         Ok(())
     }
-
-    /// Restarts every row from h = 0.
-    pub fn reset(&mut self) {
-        let zeros = vec![0.0f32; self.state_len];
-        self.gru
-            .context()
-            .queue
-            .write_buffer(&self.carry, 0, bytemuck::cast_slice(&zeros));
-    }
-
-    /// Replaces the state of every row with `h` `[L, B, H]`.
-    pub fn set_state(&mut self, h: &[f32]) -> Result<()> {
+    fn set_state(&mut self, h: &[f32]) -> Result<()> {
         stream::check_state(self.state_len, h.len())?;
         self.gru
             .context()
@@ -225,16 +212,8 @@ impl<'g> GpuStream<'g> {
             .write_buffer(&self.carry, 0, bytemuck::cast_slice(h));
         Ok(())
     }
-
-    /// The current state `[L, B, H]` (blocking read-back; the state stays on the GPU).
-    pub fn state(&self) -> Result<Vec<f32>> {
-        let mut h = vec![0.0f32; self.state_len];
-        self.state_into(&mut h)?;
-        Ok(h)
-    }
-
-    /// [`state`](Self::state) into `h` (`L·B·H` floats), allocating nothing on the host.
-    pub fn state_into(&self, h: &mut [f32]) -> Result<()> {
+    /// A blocking read-back, allocating nothing on the host; the state stays on the GPU.
+    fn state_into(&self, h: &mut [f32]) -> Result<()> {
         stream::check_state(self.state_len, h.len())?;
         let ctx = self.gru.context();
         ctx.check_lost()?;
@@ -252,32 +231,10 @@ impl<'g> GpuStream<'g> {
         read?;
         ctx.check_lost()
     }
-}
-
-impl Stream for GpuStream<'_> {
-    fn config(&self) -> &GruConfig {
-        self.gru.config()
-    }
-    fn batch(&self) -> usize {
-        self.batch
-    }
-    fn zero_state(&mut self) -> Result<()> {
-        self.reset();
-        Ok(())
-    }
-    fn reset_row(&mut self, row: usize) -> Result<()> {
-        GpuStream::reset_row(self, row)
-    }
-    fn set_state(&mut self, h: &[f32]) -> Result<()> {
-        GpuStream::set_state(self, h)
-    }
-    fn state_into(&self, h: &mut [f32]) -> Result<()> {
-        GpuStream::state_into(self, h)
-    }
     fn state_len(&self) -> usize {
         self.state_len
     }
     fn seq_into(&mut self, x: &[f32], steps: Steps, out: &mut [f32]) -> Result<()> {
-        self.push_into(x, steps.0, out)
+        self.run_chunk(x, steps.0, out)
     }
 }

@@ -62,8 +62,9 @@ impl Stream for RefStream {
         if row >= b {
             return Err(Error::arg("row", "out of range"));
         }
-        for layer in self.state.chunks_exact_mut(b * h) {
-            layer[row * h..(row + 1) * h].fill(0.0);
+        // Written apart from the crate's streams, by index: state [L, B, H].
+        for l in 0..self.gru.config.num_layers {
+            self.state[(l * b + row) * h..][..h].fill(0.0);
         }
         Ok(())
     }
@@ -189,25 +190,79 @@ fn cases() -> Vec<(Gru, usize, usize)> {
     .collect()
 }
 
-/// One path's stream of `b` rows and that path's one forward.
-type MakeStream<'a> = dyn Fn(usize) -> Box<dyn Stream + 'a> + 'a;
-type OneForward<'a> = dyn Fn(&SeqInput<'_>) -> GruOutput + 'a;
+/// A path under test: its streams of `b` rows and its one forward.
+trait Path {
+    fn stream(&self, b: usize) -> Box<dyn Stream + '_>;
+    fn forward(&self, input: &SeqInput<'_>) -> GruOutput;
+}
+
+impl Path for Gru {
+    fn stream(&self, b: usize) -> Box<dyn Stream + '_> {
+        Box::new(RefStream::new(self, b))
+    }
+    fn forward(&self, input: &SeqInput<'_>) -> GruOutput {
+        reference::forward(self, input).unwrap()
+    }
+}
+
+impl Path for CpuGru {
+    fn stream(&self, b: usize) -> Box<dyn Stream + '_> {
+        Box::new(CpuStream::new(self, b).unwrap())
+    }
+    fn forward(&self, input: &SeqInput<'_>) -> GruOutput {
+        CpuGru::forward(self, input).unwrap()
+    }
+}
+
+impl Path for GpuGru {
+    fn stream(&self, b: usize) -> Box<dyn Stream + '_> {
+        Box::new(GpuStream::new(self, b).unwrap())
+    }
+    fn forward(&self, input: &SeqInput<'_>) -> GruOutput {
+        GpuGru::forward(self, input).unwrap()
+    }
+}
+
+/// Checks every case on the path `build` makes of its model: any chunking (within `same` of the
+/// path's one forward), and with `reset`, row resets. Returns the largest differences.
+fn check_path(
+    cases: &[(Gru, usize, usize)],
+    same: f32,
+    reset: bool,
+    build: &dyn Fn(&Gru) -> Box<dyn Path>,
+) -> Worst {
+    let mut worst = Worst::default();
+    for (k, (gru, t, b)) in cases.iter().enumerate() {
+        let path = build(gru);
+        check_chunkings(&*path, gru, (*t, *b), k as u64 + 1, same, &mut worst);
+        if reset {
+            check_reset(&*path, gru, same);
+        }
+    }
+    worst
+}
 
 /// Largest differences seen, for the report: (vs the path's own forward, vs the reference).
 #[derive(Default, Debug)]
 struct Worst(f32, f32);
 
+impl std::fmt::Display for Worst {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "max |Δ| {:e} vs its one forward, {:e} vs the reference",
+            self.0, self.1
+        )
+    }
+}
+
 /// Any chunking of `x`, from zero state and from an h0 given by `set_state`, equals the one
 /// forward of the stream's own path (within `same`) and the f64 reference (within [`TOL`]).
-#[allow(clippy::too_many_arguments)]
 fn check_chunkings(
-    path: &str,
+    path: &dyn Path,
     gru: &Gru,
-    t: usize,
-    b: usize,
+    (t, b): (usize, usize),
     seed: u64,
-    make: &MakeStream<'_>,
-    one: &OneForward<'_>,
     same: f32,
     worst: &mut Worst,
 ) {
@@ -220,13 +275,13 @@ fn check_chunkings(
         if with_h0 {
             input = input.with_h0(&h0);
         }
-        let own = one(&input);
+        let own = path.forward(&input);
         let want = reference::forward(gru, &input).unwrap();
         for sizes in chunkings(t, seed) {
-            let mut s = make(b);
+            let mut s = path.stream(b);
             if with_h0 {
                 s.set_state(&h0).unwrap();
-                assert_eq!(s.state().unwrap(), h0, "{path}: set_state then state");
+                assert_eq!(s.state().unwrap(), h0, "set_state then state");
             }
             let (y, h) = feed(&mut *s, &x, t, &sizes);
             let (e_own, e_ref) = (diff(&y, &h, &own), diff(&y, &h, &want));
@@ -234,7 +289,7 @@ fn check_chunkings(
             worst.1 = worst.1.max(e_ref);
             assert!(
                 e_own <= same && e_ref <= TOL,
-                "{path}, chunks {sizes:?}, h0 {with_h0}, {c:?}: vs its one forward {e_own:e}, \
+                "chunks {sizes:?}, h0 {with_h0}, {c:?}: vs its one forward {e_own:e}, \
                  vs the reference {e_ref:e}"
             );
         }
@@ -243,17 +298,17 @@ fn check_chunkings(
 
 /// Row 1 is reset after `t1` steps: its rest equals a fresh start on the rest, while the other
 /// rows carry on as in the uninterrupted sequence. Then `zero_state` restarts every row.
-fn check_reset(path: &str, gru: &Gru, make: &MakeStream<'_>, one: &OneForward<'_>, tol: f32) {
+fn check_reset(path: &dyn Path, gru: &Gru, tol: f32) {
     let c = &gru.config;
     let (i, h, b, t1, t2) = (c.input_size, c.hidden_size, 3usize, 5usize, 6usize);
     let t = t1 + t2;
     let x = Rng(99).vec(t * b * i, 1.0);
-    let whole = one(&SeqInput::new(&x, Steps(t), Batch(b)));
+    let whole = path.forward(&SeqInput::new(&x, Steps(t), Batch(b)));
     let first = steps_of(&x, c.batch_first, t, b, 0, t1);
     let second = steps_of(&x, c.batch_first, t, b, t1, t);
-    let fresh = one(&SeqInput::new(&second, Steps(t2), Batch(b)));
+    let fresh = path.forward(&SeqInput::new(&second, Steps(t2), Batch(b)));
 
-    let mut s = make(b);
+    let mut s = path.stream(b);
     s.seq(&first, Steps(t1)).unwrap();
     s.reset_row(1).unwrap();
     let y = s.seq(&second, Steps(t2)).unwrap();
@@ -275,7 +330,7 @@ fn check_reset(path: &str, gru: &Gru, make: &MakeStream<'_>, one: &OneForward<'_
                 &whole.output[at(t1 + step, t)..][..h]
             };
             let e = max_abs_diff(got, want);
-            assert!(e <= tol, "{path}: step {step} row {r}: {e:e}");
+            assert!(e <= tol, "step {step} row {r}: {e:e}");
         }
     }
     for l in 0..c.num_layers {
@@ -283,7 +338,7 @@ fn check_reset(path: &str, gru: &Gru, make: &MakeStream<'_>, one: &OneForward<'_
             let got = &state[(l * b + r) * h..][..h];
             let want = if r == 1 { &fresh.h_n } else { &whole.h_n };
             let e = max_abs_diff(got, &want[(l * b + r) * h..][..h]);
-            assert!(e <= tol, "{path}: layer {l} row {r}: {e:e}");
+            assert!(e <= tol, "layer {l} row {r}: {e:e}");
         }
     }
 
@@ -291,32 +346,13 @@ fn check_reset(path: &str, gru: &Gru, make: &MakeStream<'_>, one: &OneForward<'_
     assert_eq!(s.state().unwrap(), vec![0.0; c.num_layers * b * h]);
     let y = s.seq(&second, Steps(t2)).unwrap();
     let e = diff(&y, &s.state().unwrap(), &fresh);
-    assert!(e <= tol, "{path}: after zero_state: {e:e}");
+    assert!(e <= tol, "after zero_state: {e:e}");
 }
 
 #[test]
 fn reference_stream_any_chunking_equals_one_forward() {
-    let mut worst = Worst::default();
-    for (k, (gru, t, b)) in cases().into_iter().enumerate() {
-        let make = |b| Box::new(RefStream::new(&gru, b)) as Box<dyn Stream + '_>;
-        let one = |i: &SeqInput<'_>| reference::forward(&gru, i).unwrap();
-        check_chunkings(
-            "reference",
-            &gru,
-            t,
-            b,
-            k as u64 + 1,
-            &make,
-            &one,
-            REF_TOL,
-            &mut worst,
-        );
-        check_reset("reference", &gru, &make, &one, REF_TOL);
-    }
-    eprintln!(
-        "reference stream: max |Δ| vs its one forward {:e}, vs the reference {:e}",
-        worst.0, worst.1
-    );
+    let worst = check_path(&cases(), REF_TOL, true, &|g| Box::new(g.clone()));
+    eprintln!("reference stream: {worst}");
 }
 
 #[test]
@@ -325,86 +361,28 @@ fn cpu_stream_any_chunking_equals_one_forward() {
     let mut all = cases();
     all.push((random_gru(GruConfig::new(4, 130), 300), 6, 1));
     for threads in [1, 2] {
-        let mut worst = Worst::default();
-        for (k, (gru, t, b)) in all.iter().cloned().enumerate() {
-            let cpu = CpuGru::new(&gru).unwrap().with_threads(threads);
-            let make = |b| Box::new(CpuStream::new(&cpu, b).unwrap()) as Box<dyn Stream + '_>;
-            let one = |i: &SeqInput<'_>| cpu.forward(i).unwrap();
-            check_chunkings(
-                "cpu",
-                &gru,
-                t,
-                b,
-                k as u64 + 1,
-                &make,
-                &one,
-                CPU_TOL,
-                &mut worst,
-            );
-            check_reset("cpu", &gru, &make, &one, CPU_TOL);
-        }
-        eprintln!(
-            "cpu stream ({threads} threads): max |Δ| vs CpuGru::forward {:e}, vs the reference {:e}",
-            worst.0, worst.1
-        );
+        let worst = check_path(&all, CPU_TOL, true, &|g| {
+            Box::new(CpuGru::new(g).unwrap().with_threads(threads))
+        });
+        eprintln!("cpu stream ({threads} threads): {worst}");
     }
 }
 
+/// Every case on the GPU's own choice, with resets; the first four also on the forced per-step
+/// and sequence algorithms (each chunk length gets a workspace of its own).
 #[test]
 fn gpu_stream_any_chunking_equals_one_forward() {
     let Some(ctx) = ctx() else { return };
-    let mut worst = Worst::default();
-    for (k, (gru, t, b)) in cases().into_iter().enumerate() {
-        let gpu = GpuGru::new(ctx, &gru).unwrap();
-        let make = |b| Box::new(GpuStream::new(&gpu, b).unwrap()) as Box<dyn Stream + '_>;
-        let one = |i: &SeqInput<'_>| gpu.forward(i).unwrap();
-        check_chunkings(
-            "gpu",
-            &gru,
-            t,
-            b,
-            k as u64 + 1,
-            &make,
-            &one,
-            TOL,
-            &mut worst,
-        );
-        check_reset("gpu", &gru, &make, &one, TOL);
-    }
-    eprintln!(
-        "gpu stream: max |Δ| vs GpuGru::forward {:e}, vs the reference {:e}",
-        worst.0, worst.1
-    );
-}
-
-/// The GPU's forced algorithms stream alike (each chunk length gets a workspace of its own).
-#[test]
-fn gpu_stream_per_step_and_sequence_algorithms() {
-    let Some(ctx) = ctx() else { return };
-    let mut worst = Worst::default();
-    for (k, (gru, t, b)) in cases().into_iter().take(4).enumerate() {
-        for algo in [Algorithm::PerStep, Algorithm::Sequence] {
+    let all = cases();
+    for algo in [Algorithm::Auto, Algorithm::PerStep, Algorithm::Sequence] {
+        let auto = algo == Algorithm::Auto;
+        let some = if auto { &all[..] } else { &all[..4] };
+        let worst = check_path(some, TOL, auto, &|g| {
             let opts = GpuOptions::default().with_algorithm(algo);
-            let gpu = GpuGru::with_options(ctx, &gru, opts).unwrap();
-            let make = |b| Box::new(GpuStream::new(&gpu, b).unwrap()) as Box<dyn Stream + '_>;
-            let one = |i: &SeqInput<'_>| gpu.forward(i).unwrap();
-            check_chunkings(
-                "gpu",
-                &gru,
-                t,
-                b,
-                k as u64 + 1,
-                &make,
-                &one,
-                TOL,
-                &mut worst,
-            );
-        }
+            Box::new(GpuGru::with_options(ctx, g, opts).unwrap())
+        });
+        eprintln!("gpu stream ({algo:?}): {worst}");
     }
-    eprintln!(
-        "gpu stream, forced algorithms: max |Δ| vs GpuGru::forward {:e}, vs the reference {:e}",
-        worst.0, worst.1
-    );
 }
 
 #[test]
@@ -459,7 +437,7 @@ fn check_errors(path: &str, s: &mut dyn Stream) {
 }
 
 /// Once it has seen its longest chunk, a CPU stream (one thread) allocates nothing per call,
-/// whatever the chunk lengths, through the trait as through its own methods.
+/// whatever the chunk lengths.
 #[test]
 fn warm_cpu_stream_does_not_allocate() {
     for variant in [Variant::ResetAfter, Variant::ResetBefore] {
@@ -471,7 +449,7 @@ fn warm_cpu_stream_does_not_allocate() {
         let mut y = vec![0.0; 4 * b * 33];
         let mut h = vec![0.0; 2 * b * 33];
         let mut s = CpuStream::new(&cpu, b).unwrap();
-        s.push_into(&x, 4, &mut y).unwrap();
+        s.seq_into(&x, Steps(4), &mut y).unwrap();
         let before = common::alloc::count();
         for _ in 0..3 {
             let s: &mut dyn Stream = &mut s;
