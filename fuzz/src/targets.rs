@@ -34,7 +34,7 @@ use wgpu_gru::cpu::CpuGru;
 use wgpu_gru::formats::{self, Format, ImportOptions, Imported, SafetensorsFile};
 use wgpu_gru::model::GruClassifier;
 use wgpu_gru::npy::{self, NpyData};
-use wgpu_gru::{Activations, Direction, SeqInput, reference};
+use wgpu_gru::{Activations, Direction, Gru, SeqInput, reference};
 
 // ---------------------------------------------------------------------------------------------
 // Safetensors importer.
@@ -146,6 +146,19 @@ fn no_wrapped_numbers(msg: &str) {
     }
 }
 
+/// Whether a model is small enough to run (keeps the fuzzer fast): at most 20,000 matrix
+/// weights.
+fn small(gru: &Gru) -> bool {
+    let weights: usize = gru
+        .weights
+        .layers
+        .iter()
+        .flatten()
+        .map(|w| w.w_ih.len() + w.w_hh.len())
+        .sum();
+    weights <= 20_000
+}
+
 /// Runs an imported model on small inputs: reference and CPU outputs have the documented shapes,
 /// and agree where the model is tame.
 fn exercise(imported: &Imported) {
@@ -157,15 +170,7 @@ fn exercise(imported: &Imported) {
         assert_eq!(s.input_size, c.input_size);
         assert_eq!(s.hidden_size, c.hidden_size);
     }
-    // Keep the fuzzer fast: only small models are run.
-    let weights: usize = gru
-        .weights
-        .layers
-        .iter()
-        .flatten()
-        .map(|w| w.w_ih.len() + w.w_hh.len())
-        .sum();
-    if weights > 20_000 {
+    if !small(gru) {
         return;
     }
     let ld = c.num_layers * c.num_directions();
@@ -702,14 +707,7 @@ pub fn keras_model(data: &[u8]) {
                     }
                     _ => c.hidden_size,
                 });
-                let weights: usize = gru
-                    .weights
-                    .layers
-                    .iter()
-                    .flatten()
-                    .map(|w| w.w_ih.len() + w.w_hh.len())
-                    .sum();
-                if weights <= 20_000 {
+                if small(gru) {
                     let (t, b) = (3usize, 2usize);
                     let x: Vec<f32> = (0..t * b * c.input_size)
                         .map(|k| ((k * 7919) % 17) as f32 / 8.0 - 1.0)

@@ -9,6 +9,19 @@ use wgpu_gru::gpu::{Algorithm, GpuContext, GpuGru, GpuOptions, GpuStream, Precis
 use wgpu_gru::predict::{Array, Backend, Model};
 use wgpu_gru::{Activation, Activations, Batch, Direction, GruConfig, SeqInput, Steps, Stream, Variant};
 
+/// (I, H, L, direction, variant, batch-first, go_backwards, T, B) of each configuration.
+type Case = (usize, usize, usize, Direction, Variant, bool, bool, usize, usize);
+const CASES: [Case; 8] = [
+    (3, 1, 1, Direction::Forward, Variant::ResetAfter, false, false, 5, 1),
+    (5, 7, 2, Direction::Bidirectional, Variant::ResetAfter, false, false, 6, 3),
+    (5, 7, 1, Direction::Reverse, Variant::ResetBefore, true, false, 4, 2),
+    (9, 65, 1, Direction::Forward, Variant::ResetBefore, false, true, 7, 5),
+    (4, 65, 2, Direction::Bidirectional, Variant::ResetBefore, true, false, 3, 17),
+    (6, 130, 1, Direction::Forward, Variant::ResetAfter, false, false, 4, 33),
+    (8, 257, 1, Direction::Bidirectional, Variant::ResetAfter, false, false, 3, 2),
+    (8, 32, 2, Direction::Forward, Variant::ResetAfter, true, false, 9, 70),
+];
+
 fn bits(out: &mut impl Write, tag: &str, v: &[f32]) {
     let mut h: u64 = 0xcbf29ce484222325;
     for x in v {
@@ -58,16 +71,7 @@ fn main() {
     ];
     let precisions = [Precision::F32, Precision::F16Weights];
     let mut seed = 1u64;
-    for &(i, h, l, dir, var, bf, gb, t, b) in &[
-        (3usize, 1usize, 1usize, Direction::Forward, Variant::ResetAfter, false, false, 5usize, 1usize),
-        (5, 7, 2, Direction::Bidirectional, Variant::ResetAfter, false, false, 6, 3),
-        (5, 7, 1, Direction::Reverse, Variant::ResetBefore, true, false, 4, 2),
-        (9, 65, 1, Direction::Forward, Variant::ResetBefore, false, true, 7, 5),
-        (4, 65, 2, Direction::Bidirectional, Variant::ResetBefore, true, false, 3, 17),
-        (6, 130, 1, Direction::Forward, Variant::ResetAfter, false, false, 4, 33),
-        (8, 257, 1, Direction::Bidirectional, Variant::ResetAfter, false, false, 3, 2),
-        (8, 32, 2, Direction::Forward, Variant::ResetAfter, true, false, 9, 70),
-    ] {
+    for &(i, h, l, dir, var, bf, gb, t, b) in &CASES {
         for acts in [false, true] {
             let mut c = GruConfig::new(i, h)
                 .with_layers(l)
@@ -136,14 +140,7 @@ fn main() {
         }
     }
     // Training: forward and backward (BPTT) gradients, with h0 and lengths.
-    for &(i, h, l, dir, var, bf, gb, t, b) in &[
-        (3usize, 1usize, 1usize, Direction::Forward, Variant::ResetAfter, false, false, 5usize, 1usize),
-        (5, 7, 2, Direction::Bidirectional, Variant::ResetAfter, false, false, 6, 3),
-        (5, 7, 1, Direction::Reverse, Variant::ResetBefore, true, false, 4, 2),
-        (9, 65, 1, Direction::Forward, Variant::ResetBefore, false, true, 7, 5),
-        (4, 65, 2, Direction::Bidirectional, Variant::ResetBefore, true, false, 3, 17),
-        (8, 130, 1, Direction::Bidirectional, Variant::ResetAfter, false, true, 4, 9),
-    ] {
+    for &(i, h, l, dir, var, bf, gb, t, b) in &CASES[..7] {
         let mut c = GruConfig::new(i, h).with_layers(l).with_direction(dir).with_variant(var);
         c.batch_first = bf;
         c.go_backwards = gb;

@@ -428,6 +428,12 @@ impl Shader {
         self.source_for(Precision::F32)
     }
 
+    /// Whether the module reads the GRU's weights, and so has an f16-weights variant: the
+    /// forward's kernels, which come first in [`Shader::ALL`], before [`Shader::Head`].
+    pub fn reads_weights(self) -> bool {
+        (self as usize) < Shader::Head as usize
+    }
+
     /// The module as it is compiled for weights stored in `precision` (KQ = 8).
     pub fn source_for(self, precision: Precision) -> &'static str {
         match precision {

@@ -192,13 +192,13 @@ fn cases() -> Vec<(Gru, usize, usize)> {
 
 /// A path under test: its streams of `b` rows and its one forward.
 trait Path {
-    fn stream(&self, b: usize) -> Box<dyn Stream + '_>;
+    fn stream(&self, b: usize) -> Result<Box<dyn Stream + '_>>;
     fn forward(&self, input: &SeqInput<'_>) -> GruOutput;
 }
 
 impl Path for Gru {
-    fn stream(&self, b: usize) -> Box<dyn Stream + '_> {
-        Box::new(RefStream::new(self, b))
+    fn stream(&self, b: usize) -> Result<Box<dyn Stream + '_>> {
+        Ok(Box::new(RefStream::new(self, b)))
     }
     fn forward(&self, input: &SeqInput<'_>) -> GruOutput {
         reference::forward(self, input).unwrap()
@@ -206,8 +206,8 @@ impl Path for Gru {
 }
 
 impl Path for CpuGru {
-    fn stream(&self, b: usize) -> Box<dyn Stream + '_> {
-        Box::new(CpuStream::new(self, b).unwrap())
+    fn stream(&self, b: usize) -> Result<Box<dyn Stream + '_>> {
+        Ok(Box::new(CpuStream::new(self, b)?))
     }
     fn forward(&self, input: &SeqInput<'_>) -> GruOutput {
         CpuGru::forward(self, input).unwrap()
@@ -215,8 +215,8 @@ impl Path for CpuGru {
 }
 
 impl Path for GpuGru {
-    fn stream(&self, b: usize) -> Box<dyn Stream + '_> {
-        Box::new(GpuStream::new(self, b).unwrap())
+    fn stream(&self, b: usize) -> Result<Box<dyn Stream + '_>> {
+        Ok(Box::new(GpuStream::new(self, b)?))
     }
     fn forward(&self, input: &SeqInput<'_>) -> GruOutput {
         GpuGru::forward(self, input).unwrap()
@@ -278,7 +278,7 @@ fn check_chunkings(
         let own = path.forward(&input);
         let want = reference::forward(gru, &input).unwrap();
         for sizes in chunkings(t, seed) {
-            let mut s = path.stream(b);
+            let mut s = path.stream(b).unwrap();
             if with_h0 {
                 s.set_state(&h0).unwrap();
                 assert_eq!(s.state().unwrap(), h0, "set_state then state");
@@ -308,7 +308,7 @@ fn check_reset(path: &dyn Path, gru: &Gru, tol: f32) {
     let second = steps_of(&x, c.batch_first, t, b, t1, t);
     let fresh = path.forward(&SeqInput::new(&second, Steps(t2), Batch(b)));
 
-    let mut s = path.stream(b);
+    let mut s = path.stream(b).unwrap();
     s.seq(&first, Steps(t1)).unwrap();
     s.reset_row(1).unwrap();
     let y = s.seq(&second, Steps(t2)).unwrap();
@@ -466,8 +466,9 @@ fn warm_cpu_stream_does_not_allocate() {
     }
 }
 
-#[test]
-fn cpu_stream_errors_are_typed() {
+/// What cannot stream is refused with a typed error on the path `build` makes; then
+/// [`check_errors`] on a stream of two rows.
+fn check_refusals(path: &str, build: &dyn Fn(&Gru) -> Box<dyn Path>) {
     for (dir, back) in [
         (Direction::Reverse, false),
         (Direction::Bidirectional, false),
@@ -477,44 +478,27 @@ fn cpu_stream_errors_are_typed() {
             go_backwards: back,
             ..GruConfig::new(2, 4).with_direction(dir)
         };
-        let cpu = CpuGru::new(&random_gru(c, 1)).unwrap();
-        assert!(matches!(
-            CpuStream::new(&cpu, 1),
-            Err(Error::Unsupported(_))
-        ));
+        let refused = build(&random_gru(c, 1)).stream(1).err();
+        assert!(matches!(refused, Some(Error::Unsupported(_))), "{path}");
     }
-    let cpu = CpuGru::new(&random_gru(GruConfig::new(2, 4), 1)).unwrap();
-    assert!(matches!(
-        CpuStream::new(&cpu, 0),
-        Err(Error::InvalidArgument { .. })
-    ));
-    check_errors("cpu", &mut CpuStream::new(&cpu, 2).unwrap());
+    let p = build(&random_gru(GruConfig::new(2, 4), 1));
+    let refused = p.stream(0).err();
+    assert!(
+        matches!(refused, Some(Error::InvalidArgument { .. })),
+        "{path}"
+    );
+    check_errors(path, &mut *p.stream(2).unwrap());
+}
+
+#[test]
+fn cpu_stream_errors_are_typed() {
+    check_refusals("cpu", &|g| Box::new(CpuGru::new(g).unwrap()));
 }
 
 #[test]
 fn gpu_stream_errors_are_typed() {
     let Some(ctx) = ctx() else { return };
-    for (dir, back) in [
-        (Direction::Reverse, false),
-        (Direction::Bidirectional, false),
-        (Direction::Forward, true),
-    ] {
-        let c = GruConfig {
-            go_backwards: back,
-            ..GruConfig::new(2, 4).with_direction(dir)
-        };
-        let gpu = GpuGru::new(ctx, &random_gru(c, 1)).unwrap();
-        assert!(matches!(
-            GpuStream::new(&gpu, 1),
-            Err(Error::Unsupported(_))
-        ));
-    }
-    let gpu = GpuGru::new(ctx, &random_gru(GruConfig::new(2, 4), 1)).unwrap();
-    assert!(matches!(
-        GpuStream::new(&gpu, 0),
-        Err(Error::InvalidArgument { .. })
-    ));
-    check_errors("gpu", &mut GpuStream::new(&gpu, 2).unwrap());
+    check_refusals("gpu", &|g| Box::new(GpuGru::new(ctx, g).unwrap()));
 }
 
 /// The CPU and GPU streams, pushed the same chunks side by side, agree with each other.

@@ -609,24 +609,8 @@ impl OnnxProgram {
         };
         let h0: Option<Vec<f32>> = match ins.get(5).copied().flatten() {
             None => None,
-            Some(s) if s.all_zero() => {
-                // Zeros: checked for shape all the same.
-                let want: &[usize] = if c.batch_first {
-                    &[b, d, h]
-                } else {
-                    &[d, b, h]
-                };
-                if s.shape != want {
-                    return Err(Error::shape(
-                        what("initial_h"),
-                        format!("{want:?}"),
-                        format!("{:?}", s.shape),
-                    ));
-                }
-                None
-            }
             Some(s) => {
-                let v = s.as_f32(&what("initial_h"))?;
+                // Checked for shape even when all zeros (then the GRU starts from zero anyway).
                 let want: &[usize] = if c.batch_first {
                     &[b, d, h]
                 } else {
@@ -639,11 +623,16 @@ impl OnnxProgram {
                         format!("{:?}", s.shape),
                     ));
                 }
-                Some(if c.batch_first {
-                    swap01(v, b, d, h)
+                if s.all_zero() {
+                    None
                 } else {
-                    v.to_vec()
-                })
+                    let v = s.as_f32(&what("initial_h"))?;
+                    Some(if c.batch_first {
+                        swap01(v, b, d, h)
+                    } else {
+                        v.to_vec()
+                    })
+                }
             }
         };
         let mut input = SeqInput::new(xv, Steps(t), Batch(b));

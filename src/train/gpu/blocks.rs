@@ -274,53 +274,33 @@ impl Shape<'_> {
                 ..GemmParams::default()
             })
         };
-        // dW_ih = DA[:, 0:3H]ᵀ · X_l.
-        calls.extend(ub.gemm(
-            GemmParams {
-                n: iw,
-                b_off: u(o.x(l))?,
-                b_sk: iw,
+        // dW (rows of C at `c_off`, `n` wide) = DA[:, c0..c0 + rows]ᵀ · B, B [T·B, n] from
+        // `b_off` with row stride `b_sk`.
+        let mut dw = |c0: usize, rows: usize, n: u32, b_off: usize, b_sk: usize, c_off: usize| {
+            let p = GemmParams {
+                n,
+                b_off: u(b_off)?,
+                b_sk: u(b_sk)?,
                 b_sn: 1,
-                c_off: u(w_ih)?,
-                c_sm: iw,
+                c_off: u(c_off)?,
+                c_sm: n,
                 c_sn: 1,
-                ..da_t(0, 3 * h)?
-            },
-            tb,
-        )?);
+                ..da_t(c0, rows)?
+            };
+            calls.extend(ub.gemm(p, tb)?);
+            Ok::<_, Error>(())
+        };
+        // dW_ih = DA[:, 0:3H]ᵀ · X_l.
+        dw(0, 3 * h, iw, o.x(l), c.layer_input_size(l), w_ih)?;
         // dW_hh rows r, z = DA[:, 0:2H]ᵀ · HP.
         let hp = o.hp[l] + d * tb * h;
-        calls.extend(ub.gemm(
-            GemmParams {
-                n: h32,
-                b_off: u(hp)?,
-                b_sk: h32,
-                b_sn: 1,
-                c_off: u(w_hh)?,
-                c_sm: h32,
-                c_sn: 1,
-                ..da_t(0, 2 * h)?
-            },
-            tb,
-        )?);
+        dw(0, 2 * h, h32, hp, h, w_hh)?;
         // dW_hh rows n = DA[:, 3H:4H]ᵀ · (HP, or r⊙h from the tape for reset-before).
         let (n_src, n_stride) = match c.variant {
             Variant::ResetAfter => (hp, h),
             Variant::ResetBefore => (o.gt[l] + d * tb * 4 * h + 3 * h, 4 * h),
         };
-        calls.extend(ub.gemm(
-            GemmParams {
-                n: h32,
-                b_off: u(n_src)?,
-                b_sk: u(n_stride)?,
-                b_sn: 1,
-                c_off: u(w_hh + 2 * h * h)?,
-                c_sm: h32,
-                c_sn: 1,
-                ..da_t(3 * h, h)?
-            },
-            tb,
-        )?);
+        dw(3 * h, h, h32, n_src, n_stride, w_hh + 2 * h * h)?;
         // Bias gradients: column sums (B = ones).
         let ones = GemmParams {
             n: 1,
