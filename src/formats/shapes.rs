@@ -188,31 +188,28 @@ impl FrameworkShapes {
     /// Converts a canonical output (`[T, B, D·H]`, or `[B, T, D·H]` when batch-first) into
     /// the framework's Y (see [`FrameworkShapes::output_shape`]).
     pub fn output_to_framework(&self, steps: Steps, batch: Batch, y: &[f32]) -> Result<Vec<f32>> {
-        let (steps, batch) = (steps.0, batch.0);
-        self.check_len(
-            "output",
-            &self.output_shape(Steps(steps), Batch(batch)),
-            y.len(),
-        )?;
-        Ok(self
-            .format
-            .layout()
-            .permute_output(self, steps, batch, y, true))
+        self.convert_output("output", steps, batch, y, true)
     }
 
     /// Converts the framework's Y into the canonical output layout (the inverse of
     /// [`FrameworkShapes::output_to_framework`]).
     pub fn output_from_framework(&self, steps: Steps, batch: Batch, y: &[f32]) -> Result<Vec<f32>> {
-        let (steps, batch) = (steps.0, batch.0);
-        self.check_len(
-            self.names().output,
-            &self.output_shape(Steps(steps), Batch(batch)),
-            y.len(),
-        )?;
-        Ok(self
-            .format
-            .layout()
-            .permute_output(self, steps, batch, y, false))
+        self.convert_output(self.names().output, steps, batch, y, false)
+    }
+
+    /// Checks `y` (named `what`) against the output's size, then permutes it to or from the
+    /// framework's layout.
+    fn convert_output(
+        &self,
+        what: &str,
+        steps: Steps,
+        batch: Batch,
+        y: &[f32],
+        to_framework: bool,
+    ) -> Result<Vec<f32>> {
+        self.check_len(what, &self.output_shape(steps, batch), y.len())?;
+        let layout = self.format.layout();
+        Ok(layout.permute_output(self, steps.0, batch.0, y, to_framework))
     }
 
     /// Converts a canonical `h_n` (`[L·D, B, H]`) into the framework's state: the same elements

@@ -443,7 +443,7 @@ impl GpuGru {
         }
 
         match plan::fits(&self.model, input.steps, input.batch) {
-            Ok(()) => {
+            Ok(_) => {
                 let flags = input.mask_flags();
                 let mask = flags.as_deref().map(|f| (f, input.zero_output_for_mask));
                 self.forward_single(

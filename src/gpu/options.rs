@@ -29,6 +29,18 @@ pub enum Algorithm {
     Grid,
 }
 
+impl Algorithm {
+    /// Every algorithm a caller can force (all but [`Algorithm::Auto`]), in declaration order:
+    /// the per-step kernels, the sequence kernels, the tiled one, then the grid.
+    pub const FORCED: [Algorithm; 5] = [
+        Algorithm::PerStep,
+        Algorithm::Sequence,
+        Algorithm::SequenceRegisters,
+        Algorithm::Tiled,
+        Algorithm::Grid,
+    ];
+}
+
 pub use crate::config::Precision;
 
 /// Tuning options of [`GpuGru::with_options`](super::GpuGru::with_options): `GpuOptions::default()` and its `with_*`

@@ -172,15 +172,23 @@ pub(crate) fn chunking(
     Ok((bc, tc))
 }
 
+/// A workspace's sizes: steps T, batch B, hidden H, directions D, layers L.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dims {
+    pub(crate) t: usize,
+    pub(crate) b: usize,
+    pub(crate) h: usize,
+    pub(crate) d: usize,
+    pub(crate) l: usize,
+}
+
 /// Checks that a workspace of `(steps, batch)` fits the device's buffer, binding and
-/// dispatch limits (and u32 indexing), without creating anything.
-pub(crate) fn fits(gru: &Model, steps: usize, batch: usize) -> Result<()> {
+/// dispatch limits (and u32 indexing), without creating anything; returns its sizes.
+pub(crate) fn fits(gru: &Model, steps: usize, batch: usize) -> Result<Dims> {
     let c = &gru.config;
-    let device = &gru.ctx.device;
-    let limits = device.limits();
+    let limits = gru.ctx.device.limits();
     let (t, b, h) = (steps, batch, c.hidden_size);
-    let d = c.num_directions();
-    let l = c.num_layers;
+    let (d, l) = (c.num_directions(), c.num_layers);
     let tb = t
         .checked_mul(b)
         .ok_or_else(|| Error::Overflow("T·B".into()))?;
@@ -215,7 +223,7 @@ pub(crate) fn fits(gru: &Model, steps: usize, batch: usize) -> Result<()> {
             limit: max_dim,
         });
     }
-    Ok(())
+    Ok(Dims { t, b, h, d, l })
 }
 
 impl Model {

@@ -119,13 +119,10 @@ impl Workspace {
     }
 
     pub(crate) fn new(gru: &Model, steps: usize, batch: usize) -> Result<Self> {
-        super::plan::fits(gru, steps, batch)?;
+        let super::plan::Dims { t, b, h, d, l } = super::plan::fits(gru, steps, batch)?;
         let c = &gru.config;
         let device = &gru.ctx.device;
         let limits = device.limits();
-        let (t, b, h) = (steps, batch, c.hidden_size);
-        let d = c.num_directions();
-        let l = c.num_layers;
         let hp = h.next_multiple_of(4);
         let tb = t * b;
         let storage = |label: &str, size: u64, extra: wgpu::BufferUsages| {

@@ -42,6 +42,22 @@ impl Optimizer {
             weight_decay: 0.0,
         }
     }
+    /// The learning rate.
+    pub fn lr(&self) -> f32 {
+        match *self {
+            Optimizer::Adam { lr, .. } | Optimizer::Sgd { lr, .. } => lr,
+        }
+    }
+
+    /// The L2 penalty added to the gradient.
+    pub fn weight_decay(&self) -> f32 {
+        match *self {
+            Optimizer::Adam { weight_decay, .. } | Optimizer::Sgd { weight_decay, .. } => {
+                weight_decay
+            }
+        }
+    }
+
     /// SGD with momentum `momentum` and learning rate `lr`.
     pub const fn sgd(lr: f32, momentum: f32) -> Self {
         Optimizer::Sgd {

@@ -124,12 +124,8 @@ fn onnx_activation_cases_match_on_every_gpu_kernel() {
         })
         .collect();
     assert!(bidir.len() >= 6);
-    for algorithm in [
-        Algorithm::PerStep,
-        Algorithm::Sequence,
-        Algorithm::SequenceRegisters,
-        Algorithm::Tiled,
-    ] {
+    // Every forced algorithm but the grid.
+    for &algorithm in &Algorithm::FORCED[..4] {
         for subgroups in [true, false] {
             let opts = GpuOptions::default()
                 .with_algorithm(algorithm)

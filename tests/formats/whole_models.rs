@@ -181,42 +181,21 @@ fn failed_commands_leave_existing_outputs_alone() {
     let model = c.model.display().to_string();
     let bad_x = dir.s("bad_x.npy");
     npy::write_f32(&bad_x, &[2, 3], &[0.0; 6]).unwrap();
+    let predict = |model: &str, input: &str| {
+        args(&[
+            "predict", "--model", model, "--input", input, "--output", &y,
+        ])
+    };
+    let run = |weights: &str| {
+        let out = ["--output", &y, "--state-out", &s];
+        args(&[&["run", "--weights", weights, "--input", &x], &out[..]].concat())
+    };
     let attempts = [
-        args(&[
-            "predict",
-            "--model",
-            "missing.keras",
-            "--input",
-            &x,
-            "--output",
-            &y,
-        ]),
-        args(&[
-            "predict", "--model", &model, "--input", &bad_x, "--output", &y,
-        ]),
-        args(&["predict", "--model", &x, "--input", &x, "--output", &y]),
-        args(&[
-            "run",
-            "--weights",
-            "missing.safetensors",
-            "--input",
-            &x,
-            "--output",
-            &y,
-            "--state-out",
-            &s,
-        ]),
-        args(&[
-            "run",
-            "--weights",
-            &model,
-            "--input",
-            &x,
-            "--output",
-            &y,
-            "--state-out",
-            &s,
-        ]),
+        predict("missing.keras", &x),
+        predict(&model, &bad_x),
+        predict(&x, &x),
+        run("missing.safetensors"),
+        run(&model),
     ];
     for a in &attempts {
         let o = run_bin(a);

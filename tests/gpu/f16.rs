@@ -73,13 +73,8 @@ fn f16_weights_compute_the_rounded_model() {
             apart > 4.0 * ROUNDED_TOLERANCE,
             "H={h}: models only {apart} apart"
         );
-        for algorithm in [
-            Algorithm::Auto,
-            Algorithm::PerStep,
-            Algorithm::Sequence,
-            Algorithm::SequenceRegisters,
-            Algorithm::Tiled,
-        ] {
+        // Auto and every forced algorithm but the grid.
+        for &algorithm in [Algorithm::Auto].iter().chain(&Algorithm::FORCED[..4]) {
             for subgroups in [true, false] {
                 let opts = GpuOptions::default()
                     .with_precision(Precision::F16Weights)

@@ -6,7 +6,7 @@ use crate::common;
 use crate::gpu_common;
 
 use common::random::{Rng, random_gru};
-use gpu_common::ctx;
+use gpu_common::{ctx, run_and_read};
 use safetensors::SafeTensors;
 use wgpu_gru::gpu::{Algorithm, GpuClassifier, GpuOptions, final_state_offset};
 use wgpu_gru::model::{Dense, GruClassifier, argmax_rows};
@@ -243,33 +243,6 @@ fn storage(ctx: &wgpu_gru::gpu::GpuContext, data: &[f32]) -> wgpu_gru::wgpu::Buf
             contents: bytemuck::cast_slice(data),
             usage: wgpu_gru::wgpu::BufferUsages::STORAGE,
         })
-}
-
-/// Records `record`, copies `n` floats of `out` back, and returns them.
-fn run_and_read(
-    ctx: &wgpu_gru::gpu::GpuContext,
-    record: impl FnOnce(&mut wgpu_gru::wgpu::CommandEncoder),
-    out: &wgpu_gru::wgpu::Buffer,
-    n: usize,
-) -> Vec<f32> {
-    use wgpu_gru::wgpu;
-    let dev = &ctx.device;
-    let staging = dev.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("test readback"),
-        size: (n * 4) as u64,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let mut enc = dev.create_command_encoder(&Default::default());
-    record(&mut enc);
-    enc.copy_buffer_to_buffer(out, 0, &staging, 0, (n * 4) as u64);
-    ctx.queue.submit([enc.finish()]);
-    let slice = staging.slice(..);
-    slice.map_async(wgpu::MapMode::Read, |_| {});
-    dev.poll(wgpu::PollType::wait_indefinitely()).unwrap();
-    let got: Vec<f32> = bytemuck::cast_slice(&slice.get_mapped_range().unwrap()).to_vec();
-    staging.unmap();
-    got
 }
 
 /// Every Dense activation of the GPU head (Keras 3's definitions) against the f64 CPU one, on

@@ -54,8 +54,8 @@ impl Stream for RefStream {
         self.batch
     }
     fn zero_state(&mut self) -> Result<()> {
-        self.state.fill(0.0);
-        Ok(())
+        let zeros = vec![0.0; self.state.len()];
+        self.set_state(&zeros)
     }
     fn reset_row(&mut self, row: usize) -> Result<()> {
         let (b, h) = (self.batch, self.gru.config.hidden_size);

@@ -74,17 +74,14 @@ pub fn main(args: Args) -> Result<(), String> {
 /// Refuses an output path that is also an input, is not a regular file, or has no directory.
 fn check_paths(args: &Args) -> Result<(), String> {
     let inputs = [
-        Some(&args.weights),
-        Some(&args.input),
-        Some(&args.grad_output),
-        Some(&args.grad_state),
-        args.h0.as_ref(),
-        args.lengths.as_ref(),
-    ];
-    check_outputs(
-        &inputs.into_iter().flatten().collect::<Vec<_>>(),
-        &[&args.out],
-    )
+        &args.weights,
+        &args.input,
+        &args.grad_output,
+        &args.grad_state,
+    ]
+    .map(Some);
+    let more = [args.h0.as_ref(), args.lengths.as_ref()];
+    check_outputs(inputs.iter().chain(&more), &[Some(&args.out)])
 }
 
 /// Reads an f32 array and checks its shape.

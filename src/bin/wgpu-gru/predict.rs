@@ -16,7 +16,7 @@ use wgpu_gru::gpu::GpuContext;
 use wgpu_gru::npy::{self, NpyData, PendingFile, shape_str};
 use wgpu_gru::predict::{Array, Backend as ModelBackend, FeedValue, Model};
 
-use crate::run::{Backend, at, check_outputs};
+use crate::run::{Backend, Exec, at, check_outputs};
 
 /// Arguments of `wgpu-gru predict`.
 #[derive(Debug, clap::Args)]
@@ -34,15 +34,8 @@ pub struct Args {
     /// A further ONNX graph input (initial_h, sequence_lens, …) by its name in the graph.
     #[arg(long, value_name = "NAME=FILE.npy")]
     pub feed: Vec<String>,
-    /// Which implementation runs the model's GRU layers.
-    #[arg(long, value_enum, default_value_t = Backend::Auto)]
-    pub backend: Backend,
-    /// Threads for the CPU path (default 1, as in the library and `run`; 0: one per core).
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    pub threads: usize,
-    /// Print nothing on stderr but errors.
-    #[arg(long, short)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub exec: Exec,
 }
 
 /// Runs `wgpu-gru predict`.
@@ -55,15 +48,11 @@ pub fn main(args: Args) -> Result<(), String> {
             _ => Err(format!("--feed {f:?}: expected NAME=FILE.npy")),
         })
         .collect::<Result<_, _>>()?;
-    let mut inputs = vec![&args.model, &args.input];
-    inputs.extend(feeds.iter().map(|(_, p)| p));
-    check_outputs(&inputs, &[&args.output])?;
+    let mut inputs = vec![Some(&args.model), Some(&args.input)];
+    inputs.extend(feeds.iter().map(|(_, p)| Some(p)));
+    check_outputs(&inputs, &[Some(&args.output)])?;
 
-    let say = |line: String| {
-        if !args.quiet {
-            eprintln!("wgpu-gru: {line}");
-        }
-    };
+    let say = |line| args.exec.say(line);
     let model = Model::load(&args.model).map_err(|e| at(&args.model, e))?;
     say(format!("model: {}", model.describe()));
     let x = npy::read(&args.input).map_err(|e| at(&args.input, e))?;
@@ -85,9 +74,15 @@ pub fn main(args: Args) -> Result<(), String> {
         })
         .collect::<Result<Vec<_>, String>>()?;
 
-    let threads = wgpu_gru::cpu::resolve_threads(args.threads);
-    let y =
-        predict(&model, &x, &feeds, args.backend, threads, &say).map_err(|e| at(&args.model, e))?;
+    let y = predict(
+        &model,
+        &x,
+        &feeds,
+        args.exec.backend,
+        args.exec.threads(),
+        &say,
+    )
+    .map_err(|e| at(&args.model, e))?;
     let bytes = npy::to_bytes_f32(&y.shape, &y.data).map_err(|e| at(&args.output, e))?;
     let pending = PendingFile::create(&args.output, &bytes).map_err(|e| at(&args.output, e))?;
     npy::publish_all(vec![pending]).map_err(|e| e.to_string())?;

@@ -96,21 +96,11 @@ pub struct Args {
     /// ONNX activations, f,g per direction (e.g. Sigmoid,Tanh).
     #[arg(long, value_delimiter = ',', value_name = "F,G[,F,G]")]
     pub activations: Vec<String>,
-    /// ONNX activation_alpha values.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        allow_hyphen_values = true,
-        value_name = "A,.."
-    )]
+    /// ONNX activation_alpha values, comma-separated (A,..).
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     pub activation_alpha: Vec<f32>,
-    /// ONNX activation_beta values.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        allow_hyphen_values = true,
-        value_name = "B,.."
-    )]
+    /// ONNX activation_beta values, comma-separated (B,..).
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     pub activation_beta: Vec<f32>,
     /// ONNX clip: activation inputs are clamped to [-C, C].
     #[arg(long, value_name = "C", allow_hyphen_values = true)]
@@ -122,7 +112,14 @@ pub struct Args {
     /// `encoder.gru.`).
     #[arg(long, value_name = "PREFIX")]
     pub prefix: Option<String>,
-    /// Which implementation runs the model.
+    #[command(flatten)]
+    pub exec: Exec,
+}
+
+/// Where a subcommand runs the model and what it says (shared by `run` and `predict`).
+#[derive(Debug, clap::Args)]
+pub struct Exec {
+    /// Which implementation runs the model's GRU layers.
     #[arg(long, value_enum, default_value_t = Backend::Auto)]
     pub backend: Backend,
     /// Threads for the CPU path (default 1, as in the library; 0: one per core the OS gives
@@ -133,6 +130,20 @@ pub struct Args {
     /// Print nothing on stderr but errors (no line saying which path ran and why).
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+impl Exec {
+    /// Says `line` on stderr unless `--quiet`.
+    pub fn say(&self, line: String) {
+        if !self.quiet {
+            eprintln!("wgpu-gru: {line}");
+        }
+    }
+
+    /// The CPU path's thread count, 0 resolved to the cores this process may use.
+    pub fn threads(&self) -> usize {
+        wgpu_gru::cpu::resolve_threads(self.threads)
+    }
 }
 
 /// Prefixes `e` with `path` unless the message already names it.
@@ -154,26 +165,12 @@ pub fn main(args: Args) -> Result<(), String> {
 
 /// Refuses output paths that coincide with an input or with each other.
 fn check_paths(args: &Args) -> Result<(), String> {
-    let inputs = [
-        Some(&args.weights),
-        Some(&args.input),
-        args.h0.as_ref(),
-        args.lengths.as_ref(),
-    ];
-    let outputs = [Some(&args.output), args.state_out.as_ref()];
+    let inputs = [&args.weights, &args.input].map(Some);
+    let more = [args.h0.as_ref(), args.lengths.as_ref()];
     check_outputs(
-        &inputs.into_iter().flatten().collect::<Vec<_>>(),
-        &outputs.into_iter().flatten().collect::<Vec<_>>(),
-    )?;
-    if let Some(s) = &args.state_out
-        && same_file(s, &args.output)
-    {
-        return Err(format!(
-            "--output and --state-out are the same file {}",
-            s.display()
-        ));
-    }
-    Ok(())
+        inputs.iter().chain(&more),
+        &[Some(&args.output), args.state_out.as_ref()],
+    )
 }
 
 /// Whether two paths name the same file.
@@ -185,10 +182,25 @@ fn same_file(a: &Path, b: &Path) -> bool {
         }
 }
 
-/// Refuses an output that is also an input, exists and is not a regular file, or has no
-/// directory (shared by the subcommands that write files).
-pub(crate) fn check_outputs(inputs: &[&PathBuf], outputs: &[&PathBuf]) -> Result<(), String> {
-    for o in outputs {
+/// Refuses an output that is also an input or another output, exists and is not a regular
+/// file, or has no directory (shared by the subcommands that write files; `None`s are paths not
+/// given).
+pub(crate) fn check_outputs<'p>(
+    inputs: impl IntoIterator<Item = &'p Option<&'p PathBuf>>,
+    outputs: &[Option<&PathBuf>],
+) -> Result<(), String> {
+    let inputs: Vec<&PathBuf> = inputs.into_iter().flatten().copied().collect();
+    let outputs: Vec<&PathBuf> = outputs.iter().flatten().copied().collect();
+    for (k, o) in outputs.iter().enumerate() {
+        if let Some(other) = outputs[..k].iter().find(|p| same_file(o, p)) {
+            return Err(format!(
+                "outputs {} and {} are the same file",
+                other.display(),
+                o.display()
+            ));
+        }
+    }
+    for o in &outputs {
         if let Some(i) = inputs.iter().find(|i| same_file(o, i)) {
             return Err(format!(
                 "output {} is also an input ({}); refusing to overwrite it",
@@ -364,13 +376,8 @@ fn run(args: &Args) -> Result<(), String> {
     input.validate(&gru.config).map_err(|e| e.to_string())?;
     check_memory(&gru.config, steps, batch)?;
 
-    let say = |line: String| {
-        if !args.quiet {
-            eprintln!("wgpu-gru: {line}");
-        }
-    };
-    let threads = wgpu_gru::cpu::resolve_threads(args.threads);
-    let out = forward(args.backend, threads, gru, &input, &say)?;
+    let say = |line| args.exec.say(line);
+    let out = forward(args.exec.backend, args.exec.threads(), gru, &input, &say)?;
 
     let y = shapes
         .output_to_framework(Steps(steps), Batch(batch), &out.output)

@@ -41,30 +41,20 @@ pub(super) fn opt_block(
     let Some((opt, clip)) = update else {
         return u;
     };
+    u.lr = opt.lr();
+    u.weight_decay = opt.weight_decay();
     match *opt {
         Optimizer::Adam {
-            lr,
-            beta1,
-            beta2,
-            eps,
-            weight_decay,
+            beta1, beta2, eps, ..
         } => {
-            u.lr = lr;
             u.beta1 = beta1;
             u.beta2 = beta2;
             u.eps = eps;
-            u.weight_decay = weight_decay;
             u.bc1 = (1.0 - (beta1 as f64).powi(step as i32)) as f32;
             u.bc2 = (1.0 - (beta2 as f64).powi(step as i32)) as f32;
         }
-        Optimizer::Sgd {
-            lr,
-            momentum,
-            weight_decay,
-        } => {
-            u.lr = lr;
+        Optimizer::Sgd { momentum, .. } => {
             u.momentum = momentum;
-            u.weight_decay = weight_decay;
             u.first = u32::from(step == 1);
         }
     }
