@@ -172,7 +172,7 @@ impl Activation {
     }
 
     /// `(kind, alpha, beta)`: the numeric code the shaders specialise on (the kinds are
-    /// [`ACTIVATION_CODES`], generated into every shader's header).
+    /// `ACTIVATION_CODES`, generated into every shader's header).
     pub fn code(self) -> (u32, f32, f32) {
         use codes::*;
         match self {

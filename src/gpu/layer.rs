@@ -80,7 +80,8 @@ impl GpuGru {
         let device = &self.model.ctx.device;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let ws = Workspace::new(&self.model, steps, batch);
+        let ws =
+            plan::Plan::new(&self.model, steps, batch).and_then(|p| Workspace::new(&self.model, p));
         pop_scopes(oom, scope)?;
         ws
     }

@@ -10,12 +10,10 @@
 //! - [`GpuStream`]: feeds a timestep or a chunk at a time, keeping h on the GPU between calls.
 
 mod algorithms;
+mod blocks;
 mod context;
 mod head;
 pub(crate) mod io;
-// Public for the naga tests and benchmarks only.
-#[doc(hidden)]
-pub mod kernels;
 mod layer;
 pub(crate) mod layout;
 mod merge;

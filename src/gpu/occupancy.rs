@@ -63,7 +63,7 @@ pub fn resident_workgroups(
     ctx.refresh_lost()?;
     // Polls per workgroup: within llvmpipe's 65,535 loop iterations per invocation on software
     // adapters; long enough on hardware for a device-full of workgroups to arrive.
-    let spin = super::kernels::grid_spin(ctx.facts().software);
+    let spin = super::wgsl::grid_spin(ctx.facts().software);
     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let layout = Layout::new(device, "wgpu-gru occupancy", &[Bind::ReadWrite]);

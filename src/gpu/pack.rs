@@ -7,8 +7,8 @@ use wgpu::util::DeviceExt;
 
 use super::context::GpuContext;
 use super::io::pop_scopes;
-use super::kernels::{self, Kernels};
 use super::options::{Algorithm, GpuOptions, Precision};
+use super::wgsl::{self, Kernels};
 use crate::config::GruConfig;
 use crate::error::{Error, Result};
 use crate::weights::Gru;
@@ -43,14 +43,10 @@ impl Model {
     /// Uploads `gru` to `ctx`'s device, packed for the kernels.
     pub(crate) fn upload(ctx: &GpuContext, gru: &Gru, options: &GpuOptions) -> Result<Model> {
         gru.validate()?;
-        if options.subgroup_units > kernels::STEP_WG {
+        if options.subgroup_units > wgsl::STEP_WG {
             return Err(Error::arg(
                 "subgroup_units",
-                format!(
-                    "{} is more than {}",
-                    options.subgroup_units,
-                    kernels::STEP_WG
-                ),
+                format!("{} is more than {}", options.subgroup_units, wgsl::STEP_WG),
             ));
         }
         if ![8, 16, 32].contains(&options.register_columns) {
@@ -154,8 +150,7 @@ impl Model {
             let bytes = super::wgsl::GRID_WORKGROUP_BYTES;
             let launch = if ctx.facts().software { 64 } else { 8192 };
             options.grid_workgroups =
-                super::occupancy::resident_workgroups(ctx, kernels::STEP_WG, bytes, launch)?
-                    .resident;
+                super::occupancy::resident_workgroups(ctx, wgsl::STEP_WG, bytes, launch)?.resident;
         }
         let kernels = Kernels::new(ctx, h as u32, c.variant, acts, c.clip, &options)?;
         pop_scopes(oom, scope)?;

@@ -1,17 +1,92 @@
 //! The plan of a forward, as data: which algorithm runs a `(model, T, B)` on this adapter
 //! ([`choose`], the one place that decides), and the list of dispatches that records it (each
 //! algorithm's own in `algorithms/`)
-//! ([`Plan`]), built once when a [`Workspace`](super::Workspace) is made. Encoding loops over the
-//! list, and [`ForwardStats`] is read from it. A forward too large for one workspace is split by
+//! ([`Plan`], through a [`Recorder`]), built once per workspace: `GpuGru::workspace` makes the
+//! plan, then the [`Workspace`](super::Workspace) for it. Encoding loops over the list, and
+//! [`ForwardStats`] is read from it. A forward too large for one workspace is split by
 //! [`chunking`].
 
-pub(crate) use super::algorithms::{Dispatch, Group};
-use super::algorithms::{Recorder, grid, sequence, sequence_regs, sg_enabled, step, tiled};
-use super::kernels::{self, Kernel, SEQ_MAX};
+use std::sync::Arc;
+
+use super::algorithms::{grid, sequence, sequence_regs, sg_enabled, step, tiled};
 use super::options::{Algorithm, ForwardStats};
 use super::pack::Model;
+use super::wgsl::{self, Kernel, SEQ_MAX};
 use crate::config::Direction;
 use crate::error::{Error, Result};
+
+/// Which of a workspace's bind groups a dispatch binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Group {
+    /// Layer `l`'s input projection (layer 0's may be swapped for an app buffer's).
+    Proj(usize),
+    /// Layer `l`'s recurrence.
+    Gru(usize),
+}
+
+/// One recorded dispatch: pipeline, bind group, dynamic offset, workgroups.
+#[derive(Debug, Clone)]
+pub(crate) struct Dispatch {
+    pub pipeline: Arc<wgpu::ComputePipeline>,
+    pub group: Group,
+    /// The dynamic offset of the step-index uniform: which step (or K-chunk) this dispatch runs.
+    pub offset: u32,
+    pub workgroups: [u32; 3],
+}
+
+/// The dispatches of a plan being built, for a forward of `steps` × `batch` rows.
+pub(crate) struct Recorder<'a> {
+    pub model: &'a Model,
+    pub steps: u32,
+    pub batch: u32,
+    /// Bytes between step-index slots.
+    pub stride: u32,
+    pub dispatches: Vec<Dispatch>,
+}
+
+impl Recorder<'_> {
+    /// The pipeline of `kernel` for the model (built or cached).
+    pub(crate) fn pipeline(&self, kernel: Kernel) -> Result<Arc<wgpu::ComputePipeline>> {
+        self.model.kernels.pipeline(kernel)
+    }
+
+    /// Records `pipeline` over `group` at step (or K-chunk) `step`, with `workgroups`.
+    pub(crate) fn push(
+        &mut self,
+        pipeline: &Arc<wgpu::ComputePipeline>,
+        group: Group,
+        step: u32,
+        workgroups: [u32; 3],
+    ) {
+        self.dispatches.push(Dispatch {
+            pipeline: pipeline.clone(),
+            group,
+            offset: step * self.stride,
+            workgroups,
+        });
+    }
+
+    /// The first step of each dispatch of a kernel that runs `per` steps each (0: all T).
+    pub(crate) fn chunks(&self, per: u32) -> impl Iterator<Item = u32> + use<> {
+        let t = self.steps;
+        (0..t).step_by(if per == 0 { t } else { per }.max(1) as usize)
+    }
+
+    /// Directions D.
+    pub(crate) fn dirs(&self) -> u32 {
+        self.model.config.num_directions() as u32
+    }
+
+    /// Hidden units H.
+    pub(crate) fn hidden(&self) -> u32 {
+        self.model.config.hidden_size as u32
+    }
+
+    /// Whether the adapter is a software one.
+    pub(crate) fn software(&self) -> bool {
+        self.model.ctx.facts().software
+    }
+}
 
 /// What [`choose`] picked for one batch size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +152,10 @@ pub(crate) fn choose(model: &Model, batch: usize) -> Result<Choice> {
 /// Everything one forward of a `(T, B)` records, in order.
 #[derive(Debug)]
 pub(crate) struct Plan {
+    /// The shape it runs, checked against the device's limits.
+    pub dims: Dims,
+    /// Bytes between step-index slots (the uniform offset alignment).
+    pub stride: u32,
     pub choice: Choice,
     /// Steps per dispatch of the grid kernel (0: all), where the plan runs it: its `sync` words
     /// are cleared before the pass.
@@ -85,10 +164,13 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
-    /// The plan of a forward of `steps` × `batch` rows of `model`, with step-index slots
-    /// `stride` bytes apart. Builds (or takes from the context's cache) every pipeline it
-    /// dispatches, and no other.
-    pub(crate) fn new(model: &Model, steps: usize, batch: usize, stride: u32) -> Result<Plan> {
+    /// The plan of a forward of `steps` × `batch` rows of `model`, after checking that the
+    /// shape fits the device ([`fits`]). Builds (or takes from the context's cache) every
+    /// pipeline it dispatches, and no other.
+    pub(crate) fn new(model: &Model, steps: usize, batch: usize) -> Result<Plan> {
+        let dims = fits(model, steps, batch)?;
+        let limits = model.ctx.device.limits();
+        let stride = limits.min_uniform_buffer_offset_alignment.max(16);
         let choice = choose(model, batch)?;
         let c = &model.config;
         let mut r = Recorder {
@@ -100,7 +182,7 @@ impl Plan {
         };
         let proj = r.pipeline(Kernel::Proj)?;
         let n = 3 * r.dirs() * r.hidden();
-        let (m, tile) = (r.steps * r.batch, kernels::GEMM_TILE);
+        let (m, tile) = (r.steps * r.batch, wgsl::GEMM_TILE);
         let mut grid_steps = None;
         for l in 0..c.num_layers {
             for i in 0..model.proj_chunks(l) {
@@ -123,6 +205,8 @@ impl Plan {
             }
         }
         Ok(Plan {
+            dims,
+            stride,
             choice,
             grid_steps,
             dispatches: r.dispatches,
@@ -214,7 +298,7 @@ pub(crate) fn fits(gru: &Model, steps: usize, batch: usize) -> Result<Dims> {
     if u32::try_from(tb * 3 * d * h).is_err() {
         return Err(Error::Overflow("T·B·3·D·H exceeds u32 indexing".into()));
     }
-    let proj_groups_y = (tb as u64).div_ceil(super::kernels::GEMM_TILE as u64);
+    let proj_groups_y = (tb as u64).div_ceil(super::wgsl::GEMM_TILE as u64);
     let max_dim = limits.max_compute_workgroups_per_dimension as u64;
     if proj_groups_y > max_dim || b as u64 > max_dim {
         return Err(Error::DeviceLimit {

@@ -1,251 +1,20 @@
-//! The only `include_str!` site. Every WGSL module the crate runs is composed here, once, from the
-//! files in `shaders/` and a header generated from Rust: the sizes that both the host and the
-//! kernels use (as WGSL `const`s) and the uniform blocks' declarations (from the same field lists
-//! as their `#[repr(C)]` Rust twins). So no size or layout is written twice.
+//! The only `include_str!` site, and the pipelines. Every WGSL module the crate runs is composed
+//! here, once, from the files in `shaders/` and a header generated from Rust (the shared sizes
+//! and uniform blocks of `blocks.rs`), so no size or layout is written twice. Each `Kernel` a
+//! plan dispatches names its module, entry point and override constants (`Kernels::pipeline`);
+//! pipelines are built on first use and cached on the [`GpuContext`], so that every model of one
+//! specialisation on a device shares them.
 
-use super::options::Precision;
 use std::fmt::Write as _;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
-/// Declares a `#[repr(C)]` uniform block whose fields are all `u32`/`f32`, and its WGSL
-/// declaration (`Self::WGSL`) from the same list, doc comments included, so the two layouts and
-/// their docs cannot drift apart.
-macro_rules! uniform_block {
-    (
-        $(#[doc = $doc:literal])*
-        $name:ident as $wgsl:literal { $($(#[doc = $fdoc:literal])* $field:ident: $ty:ident),* $(,)? }
-    ) => {
-        $(#[doc = $doc])*
-        #[repr(C)]
-        #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-        pub(crate) struct $name {
-            $($(#[doc = $fdoc])* pub $field: $ty,)*
-        }
-        impl $name {
-            /// The block's WGSL declaration.
-            pub const WGSL: &'static str = concat!(
-                $("//", $doc, "\n",)*
-                "struct ", $wgsl, " {\n",
-                $($("    //", $fdoc, "\n",)* "    ", stringify!($field), ": ", stringify!($ty), ",\n",)*
-                "}\n"
-            );
-        }
-    };
-}
+use super::context::GpuContext;
+use super::layout::{Bind, Layout};
+use super::options::{GpuOptions, Precision};
+use crate::config::{Activations, Variant};
+use crate::error::Result;
 
-uniform_block! {
-    /// `Step` of the recurrence modules: the step index, read at a dynamic offset per step.
-    StepParams as "Step" { s: u32, _p0: u32, _p1: u32, _p2: u32 }
-}
-
-uniform_block! {
-    /// `Layer` of the recurrence modules (`prelude.wgsl`).
-    LayerParams as "Layer" {
-        /// T.
-        steps: u32,
-        /// B.
-        batch: u32,
-        /// D.
-        dirs: u32,
-        /// Padded H / 4: row length of W_hh and h in vec4s.
-        hp4: u32,
-        /// Strides of t, b and the direction in y (floats).
-        y_st: u32, y_sb: u32, y_sd: u32,
-        /// Bit d set: direction d runs backwards.
-        rev_mask: u32,
-        /// 1: Keras go_backwards.
-        go_back: u32,
-        /// Offset (floats) of b_hh `[D, 3H]` in `u`.
-        bhh_off: u32,
-        /// Offset (vec4s) of the transposed W_hh `[D, H(k), H(j)]` × (r, z, n, 0) in `u`.
-        ut_off: u32,
-        /// Offsets (floats) of this layer's h0 and h_n `[D, B, H]` in `states`.
-        h0_off: u32, hn_off: u32,
-        /// Offset (words) of this layer's slots in `sync` (the grid kernel's).
-        sync_off: u32,
-        _p1: u32, _p2: u32,
-    }
-}
-
-uniform_block! {
-    /// `ProjParams` of `input_proj.wgsl`.
-    ProjParams as "ProjParams" {
-        /// Rows T·B, columns D·3H, input features.
-        m: u32, n: u32, k: u32,
-        /// B.
-        rows_per_t: u32,
-        /// Strides of t and b in A, and its first float.
-        a_st: u32, a_sb: u32, a_off: u32,
-        _p0: u32,
-    }
-}
-
-uniform_block! {
-    /// `Chunk` of `input_proj.wgsl`: the K-chunk of a dispatch, at a dynamic offset.
-    ChunkParams as "Chunk" { i: u32, _p0: u32, _p1: u32, _p2: u32 }
-}
-
-uniform_block! {
-    /// `HeadParams` of `head.wgsl`.
-    HeadParams as "HeadParams" {
-        /// B.
-        batch: u32,
-        /// Float offset of row 0 of x, and its row stride.
-        x_off: u32, x_sb: u32,
-        _p0: u32,
-    }
-}
-
-uniform_block! {
-    /// `MergeParams` of `merge.wgsl`.
-    MergeParams as "MergeParams" {
-        /// Rows N and units H of each half.
-        rows: u32, h: u32,
-        /// Float offset of the forward half's row 0, its row stride, and how far the backward
-        /// half is from it.
-        src_off: u32, row_stride: u32, dir_stride: u32,
-        _p0: u32, _p1: u32, _p2: u32,
-    }
-}
-
-uniform_block! {
-    /// `TrainLayer` of `gru_backward.wgsl` (offsets in floats; see the shader's layout table).
-    TrainLayerParams as "TrainLayer" {
-        /// T, B, D, and the layer's input features I_l.
-        steps: u32, batch: u32, dirs: u32, in_w: u32,
-        /// Bit d set: direction d runs backwards.
-        rev_mask: u32,
-        /// 1: Keras go_backwards.
-        go_back: u32,
-        /// The layer's X `[T, B, I_l]`, Y `[T, B, D·H]`, XP `[T, B, D, 3H]`, HP `[D][T, B, H]`,
-        /// GT `[D][T, B, 4H]` and the state ping-pong HS `[2][D, B, H]`, in `work`.
-        x_off: u32, y_off: u32, xp_off: u32, hp_off: u32, gt_off: u32, hs_off: u32,
-        /// The layer's h0 and h_n `[D, B, H]` in `work`.
-        h0_off: u32, hn_off: u32,
-        /// Parameter offsets of cells (l, 0) and (l, 1).
-        p0: u32, p1: u32,
-        /// dL/dY `[T, B, D·H]`, the gate gradients DA `[D][T, B, 4H]`, the carried dL/dh and its
-        /// partial sum `[D, B, H]`, dL/dh_n and dL/dh0 `[D, B, H]`, in `work`.
-        dy_off: u32, da_off: u32, dh_off: u32, pt_off: u32, gs_off: u32, dh0_off: u32,
-        /// The layer's W_hhᵀ `[D][H, 3H]` in `work`.
-        wt_off: u32, _p0: u32,
-    }
-}
-
-uniform_block! {
-    /// `Gemm` of `train_gemm.wgsl`: C(m, n) (+)= Σ_k A(m, k)·B(k, n) over k in `k0..k1`.
-    GemmParams as "Gemm" {
-        /// Rows and columns of C, and this dispatch's K-rows.
-        m: u32, n: u32, k0: u32, k1: u32,
-        /// A(m, k) = work[a_off + m·a_sm + k·a_sk].
-        a_off: u32, a_sm: u32, a_sk: u32,
-        /// B(k, n) = (b_buf = 1 ? params : work)[b_off + k·b_sk + n·b_sn].
-        b_off: u32, b_sk: u32, b_sn: u32, b_buf: u32,
-        /// C(m, n) = (c_buf = 1 ? grads : work)[c_off + m·c_sm + n·c_sn].
-        c_off: u32, c_sm: u32, c_sn: u32, c_buf: u32,
-        /// 1: add to C.
-        acc: u32,
-    }
-}
-
-uniform_block! {
-    /// `Opt` of `train_step.wgsl`.
-    OptParams as "Opt" {
-        /// Parameters P, and B.
-        n: u32, batch: u32,
-        /// In `work`: the head's input h_n of the last layer `[B, H]`, dL/dlogits and the
-        /// logits, then probabilities `[B, C]`, and each row's (loss, correct) `[B, 2]`.
-        hn_off: u32, dl_off: u32, pr_off: u32, lb_off: u32,
-        /// The head's weight `[C, H]` and bias `[C]` in the parameters.
-        wd_off: u32, bd_off: u32,
-        /// The optimiser's hyper-parameters (Adam's, or SGD's lr, momentum, weight_decay).
-        lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32,
-        /// Adam's bias corrections 1 − β1ᵗ, 1 − β2ᵗ at this step.
-        bc1: f32, bc2: f32,
-        momentum: f32,
-        /// 1: SGD's first step (its buffer starts at g).
-        first: u32,
-        /// 1: scale the gradients to global norm `max_norm`.
-        clip: u32, max_norm: f32,
-        /// Workgroups of `sumsq`.
-        groups: u32,
-    }
-}
-
-/// Hidden units one workgroup of the step kernels serves.
-pub const STEP_UNITS: u32 = 8;
-/// Batch rows one workgroup of the step kernels serves.
-pub const STEP_ROWS: u32 = 4;
-/// Invocations per workgroup of the step kernels, portable and subgroup.
-pub const STEP_WG: u32 = 256;
-/// Invocations per workgroup of the sequence kernel.
-pub const SEQ_WG: u32 = 256;
-/// Largest `rows · H` the sequence kernel keeps in workgroup memory.
-pub const SEQ_MAX: u32 = 1024;
-/// Largest batch slice per workgroup of the sequence kernel (powers of two up to it are built).
-pub const SEQ_MAX_ROWS: u32 = 8;
-/// Largest H of the register-resident sequence kernels.
-pub const REGS_MAX_H: u32 = 160;
-/// Largest workgroup of the register-resident sequence kernels.
-pub const REGS_MAX_WG: u32 = 1024;
-/// Hidden units one workgroup of the tiled step kernels serves (its `workgroup_size.x`).
-pub const TILED_UNITS: u32 = 16;
-/// Row groups of a tile (its `workgroup_size.y`): a tile is this × rows per invocation.
-pub const TILED_GROUPS: u32 = 16;
-/// Most batch rows per invocation of the tiled kernels (1, 2 or 4 are built).
-pub const TILED_MAX_RPI: u32 = 4;
-/// Output tile (square) of the GEMMs: the input projection and the training GEMM.
-pub const GEMM_TILE: u32 = 64;
-/// K-columns per stage of the GEMMs.
-pub const GEMM_KT: u32 = 16;
-/// Invocations per workgroup of the head's entry points.
-pub const HEAD_WG: u32 = 64;
-/// Invocations per workgroup of the bidirectional merge.
-pub const MERGE_WG: u32 = 256;
-/// Invocations per workgroup of the training recurrence and the column sums.
-pub const TRAIN_WG: u32 = 64;
-/// Invocations per workgroup of the optimisers and reductions of `train_step.wgsl`.
-pub const OPT_WG: u32 = 256;
-/// First float of the partial sums in the training scratch buffer (after loss, correct count,
-/// norm and scale).
-pub const SCRATCH_PARTIALS: u32 = 4;
-
-/// Every size above, as the header declares it.
-const SIZES: &[(&str, u32)] = &[
-    ("STEP_UNITS", STEP_UNITS),
-    ("STEP_ROWS", STEP_ROWS),
-    ("STEP_WG", STEP_WG),
-    ("SEQ_WG", SEQ_WG),
-    ("SEQ_MAX", SEQ_MAX),
-    ("SEQ_MAX_ROWS", SEQ_MAX_ROWS),
-    ("REGS_MAX_H", REGS_MAX_H),
-    ("REGS_MAX_WG", REGS_MAX_WG),
-    ("TILED_UNITS", TILED_UNITS),
-    ("TILED_GROUPS", TILED_GROUPS),
-    ("TILED_MAX_RPI", TILED_MAX_RPI),
-    ("GEMM_TILE", GEMM_TILE),
-    ("GEMM_KT", GEMM_KT),
-    ("HEAD_WG", HEAD_WG),
-    ("MERGE_WG", MERGE_WG),
-    ("TRAIN_WG", TRAIN_WG),
-    ("OPT_WG", OPT_WG),
-    ("SCRATCH_PARTIALS", SCRATCH_PARTIALS),
-];
-
-/// Workgroup memory (bytes) of the register-resident kernels' shared part (`regs.wgsl`): the h
-/// ping-pong and r⊙h, `3 · REGS_MAX_H` floats.
-pub const REGS_SHARED_BYTES: u32 = 3 * REGS_MAX_H * 4;
-/// Workgroup memory (bytes) `sequence_regs` declares: the shared part and its partial sums over
-/// the K-slices, one per gate and invocation.
-pub const REGS_WORKGROUP_BYTES: u32 = REGS_SHARED_BYTES + 3 * REGS_MAX_WG * 4;
-/// Workgroup memory (bytes) `sequence_regs_sg` declares: the shared part only (the slices are
-/// summed by subgroup shuffles).
-pub const REGS_SG_WORKGROUP_BYTES: u32 = REGS_SHARED_BYTES;
-
-/// Workgroup memory (bytes) `grid.wgsl::grid` declares: the step kernels' reduction arrays
-/// (`red`, `pre`: `STEP_UNITS · STEP_ROWS · 3` sums per lane and reduced) and one word.
-pub const GRID_WORKGROUP_BYTES: u32 =
-    (STEP_UNITS * STEP_ROWS * 3 * (STEP_WG / STEP_UNITS) + STEP_UNITS * STEP_ROWS * 3 + 1) * 4;
+pub use super::blocks::*;
 
 /// What a module is built for beyond its override constants: how the weights are stored, and the
 /// register kernels' vec4s per gate row slice, `KQ` (1 to 8), for which `regs.wgsl`'s unrolled
@@ -544,6 +313,335 @@ impl Shader {
     }
 }
 
+/// Batch rows per tile of the tiled step kernels, one pipeline each: [`TILED_GROUPS`] · 1, 2 and
+/// 4 rows per invocation.
+pub const TILED_ROWS: [u32; 3] = [TILED_GROUPS, 2 * TILED_GROUPS, TILED_MAX_RPI * TILED_GROUPS];
+/// Workgroups per tiled step dispatch below which `choose` halves the tile rows (down to 16) to
+/// spread a step over more of the device's cores.
+pub const TILED_FILL_WORKGROUPS: u32 = 128;
+
+/// Words of the grid kernel's `sync` slots one layer needs for `steps` steps run `per` to a chunk
+/// (0: all in one): `[done]` and `[arrivals, failed]` per chunk and attempt.
+pub fn grid_sync_words(per: u32, steps: u32) -> u32 {
+    let chunks = if per > 0 {
+        steps.div_ceil(per).max(1)
+    } else {
+        1
+    };
+    1 + chunks * 3 * 2
+}
+
+/// Polls per wait of the grid kernel: within llvmpipe's loop cap on software adapters, and long
+/// enough on hardware for every resident workgroup to arrive.
+pub fn grid_spin(software: bool) -> u32 {
+    if software { 20_000 } else { 200_000 }
+}
+
+/// Loop iterations one shader invocation may run on Mesa's llvmpipe (`LP_MAX_TGSI_LOOP_ITERATIONS`,
+/// shared by every loop of the shader): past it, loops end early and results are silently wrong.
+pub const LLVMPIPE_LOOP_LIMIT: u32 = 65_535;
+
+/// Units of work (sequence steps, projection K-stages) per dispatch of a kernel whose units each
+/// run up to `per_step` loop iterations: 0 (all in one dispatch) on hardware, and within
+/// [`LLVMPIPE_LOOP_LIMIT`], with room for the prologue, on software adapters.
+pub fn seq_steps(software: bool, per_step: u32) -> u32 {
+    if !software {
+        return 0;
+    }
+    ((LLVMPIPE_LOOP_LIMIT - 5_535) / per_step.max(1)).max(1)
+}
+
+/// `(KQ, KS, WG)` of `sequence_regs_sg` for `hidden` with up to `columns` K-columns per
+/// invocation: KS is rounded up to a power of two (the shuffle reduction needs it) and KQ shrunk to
+/// match.
+pub fn regs_sg_shape(hidden: u32, columns: u32) -> (u32, u32, u32) {
+    let ks = hidden.div_ceil(columns).max(1).next_power_of_two();
+    let kq = hidden.div_ceil(4).div_ceil(ks).max(1);
+    (kq, ks, (hidden * ks).next_multiple_of(32))
+}
+
+/// Whether a register kernel of `(KQ, KS, WG)` for `hidden`, declaring `bytes` of workgroup memory,
+/// fits its arrays (`regs.wgsl`) and the device's limits.
+pub(crate) fn regs_fit(
+    limits: &wgpu::Limits,
+    hidden: u32,
+    kq: u32,
+    ks: u32,
+    wg: u32,
+    bytes: u32,
+) -> bool {
+    hidden <= REGS_MAX_H
+        && ks * kq <= REGS_MAX_H / 4
+        && wg <= REGS_MAX_WG
+        && wg <= limits.max_compute_invocations_per_workgroup
+        && wg <= limits.max_compute_workgroup_size_x
+        && bytes <= limits.max_compute_workgroup_storage_size
+}
+
+/// `(KS, WG)` of `sequence_regs` for `hidden` with `columns` K-columns per invocation:
+/// K-slices per unit and invocations per workgroup.
+pub fn regs_shape(hidden: u32, columns: u32) -> (u32, u32) {
+    let ks = hidden.div_ceil(columns).max(1);
+    (ks, (hidden * ks).next_multiple_of(32))
+}
+
+/// The three kinds of step work: reset-after's fused step, and reset-before's two halves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum StepKind {
+    /// Reset-after: r, z, n from one pass over W_hh, then h_t.
+    Fused,
+    /// Reset-before, half 1: z and r⊙h.
+    Gates,
+    /// Reset-before, half 2: n from U_n·(r⊙h), then h_t.
+    Candidate,
+}
+
+impl StepKind {
+    /// The step kinds one step of `variant` runs, in order.
+    pub(crate) fn of(variant: Variant) -> &'static [StepKind] {
+        match variant {
+            Variant::ResetAfter => &[StepKind::Fused],
+            Variant::ResetBefore => &[StepKind::Gates, StepKind::Candidate],
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            StepKind::Fused => "fused",
+            StepKind::Gates => "gates",
+            StepKind::Candidate => "candidate",
+        }
+    }
+}
+
+/// One pipeline a plan dispatches, with the specialisation that depends on the plan (the
+/// model's own, H and the activations, is in [`Kernels`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Kernel {
+    /// `input_proj.wgsl::main`.
+    Proj,
+    /// `step.wgsl::step_*`, or `step_subgroup.wgsl::step_*_sg`.
+    Step { kind: StepKind, subgroup: bool },
+    /// `sequence.wgsl::sequence` with `rows` batch rows per workgroup, `steps` per dispatch.
+    Sequence { rows: u32, steps: u32 },
+    /// `sequence_regs.wgsl::sequence_regs` (or `sequence_regs_subgroup.wgsl::sequence_regs_sg`)
+    /// with `ks` K-slices, `wg` invocations, `steps` per dispatch.
+    SequenceRegs {
+        subgroup: bool,
+        kq: u32,
+        ks: u32,
+        wg: u32,
+        steps: u32,
+    },
+    /// `tiled.wgsl::tiled_*` with `rpi` rows per invocation.
+    Tiled { kind: StepKind, rpi: u32 },
+    /// `grid.wgsl::grid`, attempt `attempt` of `workgroups` workgroups.
+    Grid {
+        attempt: u32,
+        workgroups: u32,
+        spin: u32,
+        steps: u32,
+    },
+}
+
+/// The bind group layout of `input_proj.wgsl`.
+const PROJ_BINDS: [Bind; 6] = [
+    Bind::Uniform,
+    Bind::Read,
+    Bind::Read,
+    Bind::Read,
+    Bind::ReadWrite,
+    Bind::DynUniform,
+];
+/// The bind group layout every recurrence module shares (`prelude.wgsl`, plus `grid.wgsl`'s
+/// `sync`).
+const GRU_BINDS: [Bind; 10] = [
+    Bind::DynUniform,
+    Bind::Uniform,
+    Bind::Read,
+    Bind::Read,
+    Bind::Read,
+    Bind::ReadWrite,
+    Bind::ReadWrite,
+    Bind::ReadWrite,
+    Bind::ReadWrite,
+    Bind::ReadWrite,
+];
+
+/// One model's specialisation (H, variant, activations, clip, precision, KQ): what turns a
+/// [`Kernel`] into a pipeline. Building it builds nothing on the device but the two layouts
+/// (cached on the context); pipelines come on first use.
+pub(crate) struct Kernels {
+    ctx: GpuContext,
+    /// The layout of `input_proj.wgsl`.
+    pub proj_layout: Arc<Layout>,
+    /// The layout every recurrence module shares.
+    pub gru_layout: Arc<Layout>,
+    precision: super::options::Precision,
+    /// KQ of the portable register kernel.
+    pub kq: u32,
+    /// K-columns per projection dispatch (0: all in one; see [`seq_steps`]).
+    pub proj_k_chunk: u32,
+    /// Hidden units per workgroup of the subgroup step kernels.
+    pub sg_units: u32,
+    /// H, the activations of both direction slots, clip and the variant.
+    base: Vec<(&'static str, f64)>,
+}
+
+impl Kernels {
+    /// The specialisation of a model of `hidden` units; `acts` are the activations of direction
+    /// slots 0 and 1.
+    pub(crate) fn new(
+        ctx: &GpuContext,
+        hidden: u32,
+        variant: Variant,
+        acts: [Activations; 2],
+        clip: Option<f32>,
+        options: &GpuOptions,
+    ) -> Result<Self> {
+        let facts = ctx.facts();
+        let cache = &ctx.pipelines;
+        let layout = |label: &str, binds: &[Bind]| {
+            cache.layout(label, || Layout::new(&ctx.device, label, binds))
+        };
+        let proj_layout = layout("wgpu-gru input_proj", &PROJ_BINDS)?;
+        let gru_layout = layout("wgpu-gru gru", &GRU_BINDS)?;
+        let mut base: Vec<(&'static str, f64)> = vec![("H", f64::from(hidden))];
+        // Direction slot 0, then slot 1 (the same pair where the directions share one).
+        for (a, [fk, fa, fb, gk, ga, gb]) in acts.iter().zip([
+            ["F_KIND", "F_ALPHA", "F_BETA", "G_KIND", "G_ALPHA", "G_BETA"],
+            [
+                "F_KIND_R",
+                "F_ALPHA_R",
+                "F_BETA_R",
+                "G_KIND_R",
+                "G_ALPHA_R",
+                "G_BETA_R",
+            ],
+        ]) {
+            let (f, g) = (a.f.code(), a.g.code());
+            base.extend([
+                (fk, f64::from(f.0)),
+                (fa, f64::from(f.1)),
+                (fb, f64::from(f.2)),
+                (gk, f64::from(g.0)),
+                (ga, f64::from(g.1)),
+                (gb, f64::from(g.2)),
+            ]);
+        }
+        base.extend([
+            ("CLIP", f64::from(clip.unwrap_or(0.0))),
+            (
+                "RESET_AFTER",
+                if variant == Variant::ResetAfter {
+                    1.0
+                } else {
+                    0.0
+                },
+            ),
+        ]);
+        let sg_units = match options.subgroup_units {
+            0 => (STEP_WG / facts.subgroup_min_size.max(1)).max(1),
+            n => n,
+        };
+        Ok(Kernels {
+            ctx: ctx.clone(),
+            proj_layout,
+            gru_layout,
+            precision: options.precision,
+            kq: (options.register_columns / 4).clamp(1, 8),
+            // Per 16-column K-stage: the stage, its 4 loads and 16 FMAs, should none be unrolled.
+            proj_k_chunk: seq_steps(facts.software, 21) * GEMM_KT,
+            sg_units,
+            base,
+        })
+    }
+
+    /// The pipeline of `kernel` for this specialisation: from the context's cache, or built now.
+    /// Call it inside the caller's error scopes: a failed build shows there.
+    pub(crate) fn pipeline(&self, kernel: Kernel) -> Result<Arc<wgpu::ComputePipeline>> {
+        let mut constants: Vec<(&'static str, f64)> = Vec::new();
+        let u = f64::from;
+        let (layout, shader, kq, entry) = match kernel {
+            Kernel::Proj => {
+                constants.push(("K_CHUNK", u(self.proj_k_chunk)));
+                (&self.proj_layout, Shader::InputProj, 8, "main".to_string())
+            }
+            Kernel::Step { kind, subgroup } => {
+                constants.extend_from_slice(&self.base);
+                if subgroup {
+                    constants.push(("SG_UNITS", u(self.sg_units)));
+                    let entry = format!("step_{}_sg", kind.name());
+                    (&self.gru_layout, Shader::StepSubgroup, 8, entry)
+                } else {
+                    let entry = format!("step_{}", kind.name());
+                    (&self.gru_layout, Shader::Step, 8, entry)
+                }
+            }
+            Kernel::Sequence { rows, steps } => {
+                constants.extend_from_slice(&self.base);
+                constants.extend([("BS", u(rows)), ("SEQ_STEPS", u(steps))]);
+                (&self.gru_layout, Shader::Sequence, 8, "sequence".into())
+            }
+            Kernel::SequenceRegs {
+                subgroup,
+                kq,
+                ks,
+                wg,
+                steps,
+            } => {
+                constants.extend_from_slice(&self.base);
+                constants.extend([("KS", u(ks)), ("WG", u(wg)), ("SEQ_STEPS", u(steps))]);
+                if subgroup {
+                    let entry = "sequence_regs_sg".into();
+                    (&self.gru_layout, Shader::SequenceRegsSubgroup, kq, entry)
+                } else {
+                    let entry = "sequence_regs".into();
+                    (&self.gru_layout, Shader::SequenceRegs, kq, entry)
+                }
+            }
+            Kernel::Tiled { kind, rpi } => {
+                constants.extend_from_slice(&self.base);
+                constants.push(("RPI", u(rpi)));
+                let entry = format!("tiled_{}", kind.name());
+                (&self.gru_layout, Shader::Tiled, 8, entry)
+            }
+            Kernel::Grid {
+                attempt,
+                workgroups,
+                spin,
+                steps,
+            } => {
+                constants.extend_from_slice(&self.base);
+                constants.extend([
+                    ("GRID_WGS", u(workgroups)),
+                    ("ATTEMPT", u(attempt)),
+                    ("SPIN", u(spin)),
+                    ("SEQ_STEPS", u(steps)),
+                ]);
+                (&self.gru_layout, Shader::Grid, 8, "grid".into())
+            }
+        };
+        let spec = Spec {
+            precision: self.precision,
+            kq,
+        };
+        // Everything the pipeline is specialised by, constants as their exact bits.
+        let mut key = format!("{} {shader:?} {spec:?} {entry}", layout.label());
+        for (n, v) in &constants {
+            key.push_str(&format!(" {n}={:x}", v.to_bits()));
+        }
+        let device = &self.ctx.device;
+        let cache = &self.ctx.pipelines;
+        let module = cache.module(&format!("{shader:?} {spec:?}"), || {
+            shader.create(device, spec)
+        })?;
+        cache.pipeline(&key, || {
+            layout.pipeline(device, &module, &entry, &constants)
+        })
+    }
+}
+
 static MODULES: LazyLock<[String; 14]> =
     LazyLock::new(|| Shader::ALL.map(|s| s.compose(Precision::F32, 8)));
 static MODULES_F16: LazyLock<[String; 14]> =
@@ -552,6 +650,30 @@ static MODULES_F16: LazyLock<[String; 14]> =
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn register_kernel_shapes() {
+        assert_eq!(regs_shape(128, 32), (4, 512));
+        assert_eq!(regs_shape(160, 32), (5, 800));
+        // The subgroup kernel rounds K-slices up to a power of two and shrinks KQ to match.
+        assert_eq!(regs_sg_shape(128, 32), (8, 4, 512));
+        assert_eq!(regs_sg_shape(65, 32), (5, 4, 288));
+        assert_eq!(regs_sg_shape(20, 32), (5, 1, 32));
+        assert_eq!(regs_sg_shape(160, 32), (5, 8, 1280));
+    }
+
+    #[test]
+    fn sequence_steps_stay_under_llvmpipe_cap() {
+        assert_eq!(seq_steps(false, 1000), 0);
+        for per_step in [1, 36, 1032, 70_000] {
+            let n = seq_steps(true, per_step);
+            assert!(n >= 1);
+            assert!(
+                n == 1 || n * per_step < LLVMPIPE_LOOP_LIMIT,
+                "{per_step}: {n}"
+            );
+        }
+    }
 
     fn parse(shader: Shader) -> (naga::Module, naga::valid::ModuleInfo) {
         let src = shader.source();

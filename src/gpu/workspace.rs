@@ -72,7 +72,7 @@ pub struct Workspace {
     pub(crate) read_h: wgpu::Buffer,
     /// Index slots read through dynamic offsets, `min_uniform_buffer_offset_alignment` apart.
     pub(crate) step_uniform: wgpu::Buffer,
-    /// The grid kernel's `sync` slots, `[L]` × [`kernels::grid_sync_words`](super::kernels::grid_sync_words), zeroed per forward.
+    /// The grid kernel's `sync` slots, `[L]` × [`wgsl::grid_sync_words`](super::wgsl::grid_sync_words), zeroed per forward.
     pub(crate) sync: wgpu::Buffer,
     /// Layer 0's projection bind group over an app-owned input buffer, kept for the next
     /// `encode_from_buffer` with the same buffer (and the same weights): (input, W_ih, group).
@@ -118,11 +118,12 @@ impl Workspace {
         &self.x
     }
 
-    pub(crate) fn new(gru: &Model, steps: usize, batch: usize) -> Result<Self> {
-        let super::plan::Dims { t, b, h, d, l } = super::plan::fits(gru, steps, batch)?;
+    /// The buffers and bind groups of `plan`'s shape.
+    pub(crate) fn new(gru: &Model, plan: Plan) -> Result<Self> {
+        let super::plan::Dims { t, b, h, d, l } = plan.dims;
+        let (steps, batch) = (t, b);
         let c = &gru.config;
         let device = &gru.ctx.device;
-        let limits = device.limits();
         let hp = h.next_multiple_of(4);
         let tb = t * b;
         let storage = |label: &str, size: u64, extra: wgpu::BufferUsages| {
@@ -178,8 +179,7 @@ impl Workspace {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let align = limits.min_uniform_buffer_offset_alignment.max(16);
-        let plan = Plan::new(gru, steps, batch, align)?;
+        let align = plan.stride;
         // One 16-byte index per aligned slot, read through a dynamic offset: the step of a step
         // kernel, the first step of a sequence-kernel dispatch, or the K-chunk of a projection.
         let slots = t.max(gru.proj_chunks_max());
@@ -193,7 +193,7 @@ impl Workspace {
             contents: &steps_data,
             usage: wgpu::BufferUsages::UNIFORM,
         });
-        let sync_words = super::kernels::grid_sync_words(plan.grid_steps.unwrap_or(0), t as u32);
+        let sync_words = super::wgsl::grid_sync_words(plan.grid_steps.unwrap_or(0), t as u32);
         let sync = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("wgpu-gru grid sync"),
             size: u64::from(sync_words) * l as u64 * 4,

@@ -301,7 +301,7 @@ fn tiled_dispatch_counts() {
         let (_, s) = g.forward_with_stats(&input).unwrap();
         assert_eq!(s.algorithm, Algorithm::Tiled);
         assert!(
-            wgpu_gru::gpu::kernels::TILED_ROWS.contains(&s.rows_per_workgroup),
+            wgpu_gru::gpu::wgsl::TILED_ROWS.contains(&s.rows_per_workgroup),
             "tile rows {} (the fill rule depends on the device)",
             s.rows_per_workgroup
         );
@@ -559,7 +559,7 @@ fn encode_from_app_buffers() {
 #[test]
 fn forced_algorithms_that_cannot_run_are_refused() {
     let Some(ctx) = ctx() else { return };
-    use wgpu_gru::gpu::kernels::{REGS_MAX_H, SEQ_MAX};
+    use wgpu_gru::gpu::wgsl::{REGS_MAX_H, SEQ_MAX};
     let big = random_gru(GruConfig::new(3, SEQ_MAX as usize + 1), 5);
     for (algo, why) in [
         (Algorithm::Sequence, "H ≤"),

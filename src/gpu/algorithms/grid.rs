@@ -1,10 +1,10 @@
 //! [`Algorithm::Grid`](crate::gpu::Algorithm::Grid): all steps of a chunk in one dispatch by
 //! workgroups that wait for each other, in three bounded attempts; `grid.wgsl`.
 
-use super::{Group, Recorder};
 use crate::error::Result;
-use crate::gpu::kernels::{self, Kernel, STEP_ROWS, STEP_UNITS, StepKind};
 use crate::gpu::pack::Model;
+use crate::gpu::plan::{Group, Recorder};
+use crate::gpu::wgsl::{self, Kernel, STEP_ROWS, STEP_UNITS, StepKind};
 
 /// Whether one step of the single-workgroup attempt stays within llvmpipe's loop cap for
 /// `batch` rows (always, on hardware).
@@ -17,11 +17,11 @@ pub(crate) fn fits(model: &Model, batch: usize) -> bool {
     let virtual_groups = h.div_ceil(STEP_UNITS) * b.div_ceil(STEP_ROWS) * c.num_directions() as u32;
     let phases = StepKind::of(c.variant).len() as u32;
     // Per virtual workgroup: the K loop (BT rows each), the lane reduction, the finishes.
-    let lanes = kernels::STEP_WG / STEP_UNITS;
+    let lanes = wgsl::STEP_WG / STEP_UNITS;
     let per_group =
         h.next_multiple_of(4).div_ceil(4).div_ceil(lanes) * (1 + STEP_ROWS) + lanes + 16;
-    let per_step = phases * (virtual_groups * per_group + kernels::grid_spin(true));
-    per_step <= kernels::LLVMPIPE_LOOP_LIMIT - 5_535
+    let per_step = phases * (virtual_groups * per_group + wgsl::grid_spin(true));
+    per_step <= wgsl::LLVMPIPE_LOOP_LIMIT - 5_535
 }
 
 /// Why it does not fit `batch` rows.
@@ -29,7 +29,7 @@ pub(crate) fn refusal(batch: usize) -> String {
     format!(
         "one step of {batch} batch rows would pass llvmpipe's loop cap of {} iterations per \
          invocation",
-        kernels::LLVMPIPE_LOOP_LIMIT
+        wgsl::LLVMPIPE_LOOP_LIMIT
     )
 }
 
@@ -48,7 +48,7 @@ pub(crate) fn record(r: &mut Recorder<'_>, gru: Group) -> Result<u32> {
             let p = r.pipeline(Kernel::Grid {
                 attempt,
                 workgroups: w,
-                spin: kernels::grid_spin(software),
+                spin: wgsl::grid_spin(software),
                 steps,
             })?;
             Ok((p, w))

@@ -2,10 +2,10 @@
 //! chunk of steps on software adapters), a workgroup owning a slice of the batch with h in
 //! workgroup memory; `sequence.wgsl`.
 
-use super::{Group, Recorder};
 use crate::error::Result;
-use crate::gpu::kernels::{self, Kernel, SEQ_MAX, SEQ_MAX_ROWS};
 use crate::gpu::pack::Model;
+use crate::gpu::plan::{Group, Recorder};
+use crate::gpu::wgsl::{self, Kernel, SEQ_MAX, SEQ_MAX_ROWS};
 
 /// Batch rows per workgroup the kernel can take for H: 1, 2, 4, … up to [`SEQ_MAX_ROWS`], with
 /// rows·H ≤ [`SEQ_MAX`] (none where H > `SEQ_MAX`).
@@ -30,8 +30,8 @@ pub(crate) fn record(r: &mut Recorder<'_>, gru: Group, bs: u32) -> Result<()> {
     let h = r.hidden();
     // Per step, both halves (reset-before), every loop counted: units per invocation × (H
     // iterations over k, each with BS rows, and the row loops).
-    let per_step = 2 * h.div_ceil(kernels::SEQ_WG) * (h * (1 + bs) + 2 * bs) + 4;
-    let steps = kernels::seq_steps(r.software(), per_step);
+    let per_step = 2 * h.div_ceil(wgsl::SEQ_WG) * (h * (1 + bs) + 2 * bs) + 4;
+    let steps = wgsl::seq_steps(r.software(), per_step);
     let p = r.pipeline(Kernel::Sequence { rows: bs, steps })?;
     let wg = [r.batch.div_ceil(bs), 1, r.dirs()];
     for first in r.chunks(steps) {

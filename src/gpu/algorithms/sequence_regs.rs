@@ -2,12 +2,11 @@
 //! dispatch with W_hh in registers, a workgroup per batch row; `sequence_regs.wgsl`, or
 //! `sequence_regs_subgroup.wgsl` with subgroup shuffles.
 
-use super::{Group, Recorder, sg_enabled};
+use super::sg_enabled;
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{
-    self, Kernel, REGS_MAX_H, REGS_SG_WORKGROUP_BYTES, REGS_WORKGROUP_BYTES,
-};
 use crate::gpu::pack::Model;
+use crate::gpu::plan::{Group, Recorder};
+use crate::gpu::wgsl::{self, Kernel, REGS_MAX_H, REGS_SG_WORKGROUP_BYTES, REGS_WORKGROUP_BYTES};
 
 /// The register kernel's shape: subgroup or portable, `(KQ, KS, WG)`.
 #[derive(Debug, Clone, Copy)]
@@ -25,9 +24,9 @@ pub(crate) fn kernel(model: &Model) -> Option<Regs> {
     let h = model.config.hidden_size as u32;
     let kq = model.kernels.kq;
     if sg_enabled(model) {
-        let (kq, ks, wg) = kernels::regs_sg_shape(h, kq * 4);
+        let (kq, ks, wg) = wgsl::regs_sg_shape(h, kq * 4);
         if ks <= facts.subgroup_min_size
-            && kernels::regs_fit(&facts.limits, h, kq, ks, wg, REGS_SG_WORKGROUP_BYTES)
+            && wgsl::regs_fit(&facts.limits, h, kq, ks, wg, REGS_SG_WORKGROUP_BYTES)
         {
             return Some(Regs {
                 subgroup: true,
@@ -37,8 +36,8 @@ pub(crate) fn kernel(model: &Model) -> Option<Regs> {
             });
         }
     }
-    let (ks, wg) = kernels::regs_shape(h, kq * 4);
-    kernels::regs_fit(&facts.limits, h, kq, ks, wg, REGS_WORKGROUP_BYTES).then_some(Regs {
+    let (ks, wg) = wgsl::regs_shape(h, kq * 4);
+    wgsl::regs_fit(&facts.limits, h, kq, ks, wg, REGS_WORKGROUP_BYTES).then_some(Regs {
         subgroup: false,
         kq,
         ks,
@@ -50,7 +49,7 @@ pub(crate) fn kernel(model: &Model) -> Option<Regs> {
 pub(crate) fn refusal(model: &Model) -> String {
     let limits = &model.ctx.facts().limits;
     let h = model.config.hidden_size as u32;
-    let (ks, wg) = kernels::regs_shape(h, model.kernels.kq * 4);
+    let (ks, wg) = wgsl::regs_shape(h, model.kernels.kq * 4);
     format!(
         "it needs H ≤ {REGS_MAX_H} (H = {h}) and a workgroup of {wg} invocations ({ks} K-slices \
          per unit) with {REGS_WORKGROUP_BYTES} bytes of workgroup memory; the device allows {} \
@@ -70,7 +69,7 @@ pub(crate) fn record(r: &mut Recorder<'_>, gru: Group) -> Result<()> {
     else {
         return Err(Error::Gpu("register kernel chosen but unfit".into()));
     };
-    let steps = kernels::seq_steps(r.software(), 3 * kq + ks + 8);
+    let steps = wgsl::seq_steps(r.software(), 3 * kq + ks + 8);
     let p = r.pipeline(Kernel::SequenceRegs {
         subgroup,
         kq,

@@ -1,9 +1,9 @@
 //! [`Algorithm::PerStep`](crate::gpu::Algorithm::PerStep): one dispatch per step (reset-after),
 //! two (reset-before); `step.wgsl`, or `step_subgroup.wgsl` with subgroup reductions.
 
-use super::{Group, Recorder};
 use crate::error::Result;
-use crate::gpu::kernels::{Kernel, STEP_ROWS, STEP_UNITS, StepKind};
+use crate::gpu::plan::{Group, Recorder};
+use crate::gpu::wgsl::{Kernel, STEP_ROWS, STEP_UNITS, StepKind};
 
 /// Records layer `gru`'s T steps.
 pub(crate) fn record(r: &mut Recorder<'_>, gru: Group, subgroup: bool) -> Result<()> {

@@ -1,13 +1,13 @@
 //! [`Algorithm::Tiled`](crate::gpu::Algorithm::Tiled): the per-step dispatches, each a GEMM tile
 //! of 16–64 batch rows × 16 hidden units; `tiled.wgsl`.
 
-use super::{Group, Recorder};
 use crate::error::Result;
-use crate::gpu::kernels::{self, Kernel, StepKind, TILED_GROUPS, TILED_UNITS};
 use crate::gpu::pack::Model;
+use crate::gpu::plan::{Group, Recorder};
+use crate::gpu::wgsl::{self, Kernel, StepKind, TILED_GROUPS, TILED_UNITS};
 
 /// Tile rows for `batch`: the largest tile (fewest W_hh reads) that does not leave half a tile
-/// empty and still gives [`kernels::TILED_FILL_WORKGROUPS`] workgroups per step on a real GPU.
+/// empty and still gives [`wgsl::TILED_FILL_WORKGROUPS`] workgroups per step on a real GPU.
 pub(crate) fn rows_for(model: &Model, batch: usize) -> u32 {
     let c = &model.config;
     let (b, h) = (batch as u32, c.hidden_size as u32);
@@ -15,10 +15,10 @@ pub(crate) fn rows_for(model: &Model, batch: usize) -> u32 {
     let fill = if model.ctx.facts().software {
         0
     } else {
-        kernels::TILED_FILL_WORKGROUPS
+        wgsl::TILED_FILL_WORKGROUPS
     };
-    let mut rows = kernels::TILED_ROWS[kernels::TILED_ROWS.len() - 1];
-    while rows > kernels::TILED_ROWS[0] {
+    let mut rows = wgsl::TILED_ROWS[wgsl::TILED_ROWS.len() - 1];
+    while rows > wgsl::TILED_ROWS[0] {
         let groups = h.div_ceil(TILED_UNITS) * b.div_ceil(rows) * d;
         if b > rows / 2 && groups >= fill {
             break;
