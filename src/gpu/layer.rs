@@ -1,6 +1,6 @@
-//! [`GpuGru`]: every method of it. Uploaded weights (`pack.rs`), a workspace per shape with its
-//! plan (`workspace.rs`, `plan.rs`), `encode` (the primitive: a loop over the plan), and the
-//! blocking and async forwards on top, which split what does not fit one workspace.
+//! [`GpuGru`]: every method of it. Uploaded weights (`pack.rs`), per shape a plan (`plan/mod.rs`)
+//! and the workspace for it (`workspace.rs`), `encode` (the primitive: a loop over the plan), and
+//! the blocking and async forwards on top, which split what does not fit one workspace.
 
 use super::context::GpuContext;
 use super::io::{pop_scopes, pop_scopes_async, read_back_async};
@@ -199,7 +199,7 @@ impl GpuGru {
     }
 
     /// The algorithm and rows per workgroup (sequence kernel) or tile (tiled kernels) a forward
-    /// of `batch` rows runs ([`Algorithm`]; `plan.rs`'s `choose`). A forced algorithm that
+    /// of `batch` rows runs ([`Algorithm`]; `plan::choose`). A forced algorithm that
     /// cannot run is [`Error::Unsupported`].
     pub fn choose(&self, batch: usize) -> Result<(Algorithm, u32)> {
         let c = plan::choose(&self.model, batch)?;

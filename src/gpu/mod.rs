@@ -9,7 +9,6 @@
 //!   the pieces a whole Keras model (`predict::Model`) is recorded from, in one submit.
 //! - [`GpuStream`]: feeds a timestep or a chunk at a time, keeping h on the GPU between calls.
 
-mod algorithms;
 mod blocks;
 mod context;
 mod head;

@@ -85,7 +85,7 @@ pub struct Workspace {
     pub(crate) lens_host: Vec<u32>,
     /// Bytes of h0 to clear in `encode` when the input gave none (a new workspace: all of it).
     pub(crate) zero_h0: Option<u64>,
-    /// What a forward of this shape records (`plan.rs`), built with the workspace.
+    /// What a forward of this shape records (`plan/mod.rs`), made just before the workspace.
     pub(crate) plan: Plan,
 }
 

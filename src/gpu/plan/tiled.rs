@@ -1,9 +1,9 @@
 //! [`Algorithm::Tiled`](crate::gpu::Algorithm::Tiled): the per-step dispatches, each a GEMM tile
 //! of 16–64 batch rows × 16 hidden units; `tiled.wgsl`.
 
+use super::{Group, Recorder};
 use crate::error::Result;
 use crate::gpu::pack::Model;
-use crate::gpu::plan::{Group, Recorder};
 use crate::gpu::wgsl::{self, Kernel, StepKind, TILED_GROUPS, TILED_UNITS};
 
 /// Tile rows for `batch`: the largest tile (fewest W_hh reads) that does not leave half a tile

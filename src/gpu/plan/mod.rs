@@ -1,14 +1,26 @@
 //! The plan of a forward, as data: which algorithm runs a `(model, T, B)` on this adapter
-//! ([`choose`], the one place that decides), and the list of dispatches that records it (each
-//! algorithm's own in `algorithms/`)
+//! ([`choose`], the one place that decides), and the list of dispatches that records it, each
+//! algorithm's from its own submodule, whose kernel is the WGSL file of the same name:
+//!
+//! - [`step`]: one dispatch per step (`step.wgsl`, `step_subgroup.wgsl`).
+//! - [`sequence`]: all steps in one dispatch, h in workgroup memory (`sequence.wgsl`).
+//! - [`sequence_regs`]: all steps in one dispatch, W_hh in registers (`sequence_regs*.wgsl`).
+//! - [`tiled`]: per step, GEMM-tiled over batch rows (`tiled.wgsl`).
+//! - [`grid`]: all steps in one dispatch of waiting workgroups (`grid.wgsl`).
+//!
 //! ([`Plan`], through a [`Recorder`]), built once per workspace: `GpuGru::workspace` makes the
 //! plan, then the [`Workspace`](super::Workspace) for it. Encoding loops over the list, and
 //! [`ForwardStats`] is read from it. A forward too large for one workspace is split by
 //! [`chunking`].
 
+pub(crate) mod grid;
+pub(crate) mod sequence;
+pub(crate) mod sequence_regs;
+pub(crate) mod step;
+pub(crate) mod tiled;
+
 use std::sync::Arc;
 
-use super::algorithms::{grid, sequence, sequence_regs, sg_enabled, step, tiled};
 use super::options::{Algorithm, ForwardStats};
 use super::pack::Model;
 use super::wgsl::{self, Kernel, SEQ_MAX};
@@ -327,4 +339,9 @@ impl Model {
             .max()
             .unwrap_or(1)
     }
+}
+
+/// Whether the subgroup kernels run: asked for, and the device has the feature.
+pub(crate) fn sg_enabled(model: &Model) -> bool {
+    model.options.subgroups && model.ctx.facts().subgroups
 }

@@ -1,8 +1,8 @@
 //! [`Algorithm::PerStep`](crate::gpu::Algorithm::PerStep): one dispatch per step (reset-after),
 //! two (reset-before); `step.wgsl`, or `step_subgroup.wgsl` with subgroup reductions.
 
+use super::{Group, Recorder};
 use crate::error::Result;
-use crate::gpu::plan::{Group, Recorder};
 use crate::gpu::wgsl::{Kernel, STEP_ROWS, STEP_UNITS, StepKind};
 
 /// Records layer `gru`'s T steps.

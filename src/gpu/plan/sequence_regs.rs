@@ -3,9 +3,9 @@
 //! `sequence_regs_subgroup.wgsl` with subgroup shuffles.
 
 use super::sg_enabled;
+use super::{Group, Recorder};
 use crate::error::{Error, Result};
 use crate::gpu::pack::Model;
-use crate::gpu::plan::{Group, Recorder};
 use crate::gpu::wgsl::{self, Kernel, REGS_MAX_H, REGS_SG_WORKGROUP_BYTES, REGS_WORKGROUP_BYTES};
 
 /// The register kernel's shape: subgroup or portable, `(KQ, KS, WG)`.

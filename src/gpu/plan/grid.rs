@@ -1,9 +1,9 @@
 //! [`Algorithm::Grid`](crate::gpu::Algorithm::Grid): all steps of a chunk in one dispatch by
 //! workgroups that wait for each other, in three bounded attempts; `grid.wgsl`.
 
+use super::{Group, Recorder};
 use crate::error::Result;
 use crate::gpu::pack::Model;
-use crate::gpu::plan::{Group, Recorder};
 use crate::gpu::wgsl::{self, Kernel, STEP_ROWS, STEP_UNITS, StepKind};
 
 /// Whether one step of the single-workgroup attempt stays within llvmpipe's loop cap for

@@ -2,9 +2,9 @@
 //! chunk of steps on software adapters), a workgroup owning a slice of the batch with h in
 //! workgroup memory; `sequence.wgsl`.
 
+use super::{Group, Recorder};
 use crate::error::Result;
 use crate::gpu::pack::Model;
-use crate::gpu::plan::{Group, Recorder};
 use crate::gpu::wgsl::{self, Kernel, SEQ_MAX, SEQ_MAX_ROWS};
 
 /// Batch rows per workgroup the kernel can take for H: 1, 2, 4, … up to [`SEQ_MAX_ROWS`], with
