@@ -28,7 +28,8 @@
 //   Y_l  [T, B, D·H]          layer output, by t_out
 //   HP   [D][T, B, H]         h_{t−1} of the step that read t_in
 //   GT   [D][T, B, 4H]        r, z, n, and hn = U_n h + b_hn (reset-after) or r⊙h (reset-before)
-//   HS   [2][D, B, H]         forward state, ping-pong by step parity
+//   HS   [2, D, B, HP]        forward state, ping-pong by step parity: the forward's layout
+//                             (rows of HP = H rounded up to 4 floats)
 //   DY   [T, B, D·H]          dL/dY_l;    DA [D][T, B, 4H]: da_r, da_z, da_n, and dhn (reset-after)
 //                             or da_n (reset-before): the left factor of dU_n
 //   DH   [D, B, H]            carried dL/dh;  PT [D, B, H]: its partial sum within a step
@@ -42,6 +43,11 @@
 @group(0) @binding(9) var<uniform> tl: TrainLayer;              // dynamic offset per layer
 @group(0) @binding(10) var<storage, read> p: array<f32>;        // parameters
 @group(0) @binding(11) var<storage, read_write> work: array<f32>;
+
+// Floats per row of the state ping-pong, HP: H rounded up to 4, as the forward pads them.
+fn hs_row() -> u32 {
+    return (H + 3u) / 4u * 4u;
+}
 
 fn cell_off(d: u32) -> u32 {
     return select(tl.p0, tl.p1, d == 1u);
@@ -64,16 +70,16 @@ fn t_out(s: u32, ti: u32) -> u32 {
 }
 
 // First float of h_{s−1} of (d, b): h0 at step 0, else the ping-pong half step s−1 wrote (the
-// prelude's `pingpong`, with rows of H floats).
+// prelude's `pingpong`, with the forward's rows of HP floats).
 fn hprev_base(s: u32, d: u32, b: u32) -> u32 {
     if s == 0u {
         return tl.h0_off + (d * tl.batch + b) * H;
     }
-    return pingpong(tl.hs_off, s, false, tl.dirs, tl.batch, H, d, b);
+    return pingpong(tl.hs_off, s, false, tl.dirs, tl.batch, hs_row(), d, b);
 }
 
 fn hnext_base(s: u32, d: u32, b: u32) -> u32 {
-    return pingpong(tl.hs_off, s, true, tl.dirs, tl.batch, H, d, b);
+    return pingpong(tl.hs_off, s, true, tl.dirs, tl.batch, hs_row(), d, b);
 }
 
 fn out_index(t: u32, b: u32, d: u32, j: u32) -> u32 {

@@ -157,7 +157,8 @@ impl WorkOffsets {
             o.gt.push(take(d_n * tb * 4 * h));
         }
         let slab = l_n * d_n * b * h;
-        o.hs = take(2 * d_n * b * h);
+        // The forward's state ping-pong layout: rows padded to HP, a multiple of 4.
+        o.hs = take(2 * d_n * b * h.next_multiple_of(4));
         o.h0 = take(slab);
         o.hn = take(slab);
         o.gs = take(slab);
