@@ -126,7 +126,7 @@ pub(crate) fn check_chunk(
 ) -> Result<()> {
     SeqInput::new(x, Steps(steps), Batch(batch)).validate(config)?;
     if steps == 0 {
-        return Err(Error::arg("steps", "a push needs T ≥ 1 steps"));
+        return Err(Error::arg("steps", "a chunk needs T ≥ 1 steps"));
     }
     let want = output_len(config, batch, steps)?;
     if out_len != want {

@@ -231,8 +231,8 @@ pub(crate) struct Job<'a> {
 /// sigmoid and tanh where they are the defaults, the general ones otherwise, each clipped where
 /// ONNX's clip is set. Each arm is its own monomorphisation of the loop the body calls.
 macro_rules! with_acts {
-    (($fa:expr, $ga:expr, $clip:expr), |$f:ident, $g:ident| $body:expr) => {
-        match ($fa, $ga, $clip) {
+    (|$f:ident, $g:ident| of $w:expr, clip $clip:expr => $body:expr) => {
+        match ($w.f, $w.g, $clip) {
             (Activation::Sigmoid, Activation::Tanh, None) => {
                 let ($f, $g) = (SigmoidFn, TanhFn);
                 $body
@@ -260,13 +260,7 @@ macro_rules! with_acts {
 /// no other thread may write the output cells this job writes.
 #[inline(always)]
 pub(crate) unsafe fn run<S: Simd>(job: &mut Job<'_>) {
-    with_acts!((job.dir.w.f, job.dir.w.g, job.dir.clip), |f, g| run_with::<
-        S,
-        _,
-        _,
-    >(
-        job, f, g
-    ))
+    with_acts!(|f, g| of job.dir.w, clip job.dir.clip => run_with::<S, _, _>(job, f, g))
 }
 
 #[inline(always)]
@@ -597,13 +591,7 @@ unsafe impl Sync for Split<'_> {}
 
 #[inline(always)]
 unsafe fn run_part<S: Simd>(sp: &Split<'_>, q: usize, s: usize) {
-    with_acts!((sp.dir.w.f, sp.dir.w.g, sp.dir.clip), |f, g| part_with::<
-        S,
-        _,
-        _,
-    >(
-        sp, q, s, f, g
-    ))
+    with_acts!(|f, g| of sp.dir.w, clip sp.dir.clip => part_with::<S, _, _>(sp, q, s, f, g))
 }
 
 /// Part `q` of step `s`: its columns of `h·U` for the rows still running, its gates, its units

@@ -11,9 +11,10 @@ use crate::io::{Batch, GruOutput, SeqInput, Steps};
 use crate::stream::{self, Stream};
 
 /// A streaming GRU on the CPU over a fixed batch of `B` independent streams: the CPU twin of
-/// [`crate::gpu::GpuStream`], with the same methods and the [`Stream`] trait.
+/// [`crate::gpu::GpuStream`], through the same [`Stream`] trait.
 ///
-/// Each [`Stream::seq`] of `T` steps continues every row from where the previous call left it. Shapes (with `D = 1`: streaming needs a forward-only GRU):
+/// Each [`Stream::seq`] of `T` steps continues every row from where the previous call left it.
+/// Shapes (with `D = 1`: streaming needs a forward-only GRU):
 /// - a chunk `x`: `[T, B, I]`, or `[B, T, I]` when the config is `batch_first`;
 /// - its output: `[T, B, H]` (`[B, T, H]` when `batch_first`);
 /// - the state: `[L, B, H]`.
@@ -46,7 +47,7 @@ pub struct CpuStream<'g> {
     batch: usize,
     /// The running state `[L, B, H]`.
     state: Vec<f32>,
-    /// The last push's result: `output` `[T, B, H]`, and `h_n`, the previous state's buffer.
+    /// The last chunk's result: `output` `[T, B, H]`, and `h_n`, the previous state's buffer.
     out: GruOutput,
 }
 

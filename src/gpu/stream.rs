@@ -32,7 +32,7 @@ const MAX_CACHED: usize = 4;
 /// - its output: `[T, B, H]` (`[B, T, H]` when `batch_first`);
 /// - the state: `[L, B, H]`.
 ///
-/// Workspaces are cached per chunk length, so repeated pushes of the same length create no
+/// Workspaces are cached per chunk length, so repeated calls with the same length create no
 /// buffers.
 ///
 /// ```no_run
@@ -52,7 +52,7 @@ pub struct GpuStream<'g> {
     batch: usize,
     /// Floats of one state `[L, D, B, H]`.
     state_len: usize,
-    /// The running state between pushes `[L, D, B, H]`.
+    /// The running state between calls `[L, D, B, H]`.
     carry: wgpu::Buffer,
     /// Staging for [`Stream::state_into`].
     read_state: wgpu::Buffer,

@@ -187,8 +187,17 @@ fn failed_commands_leave_existing_outputs_alone() {
         ])
     };
     let run = |weights: &str| {
-        let out = ["--output", &y, "--state-out", &s];
-        args(&[&["run", "--weights", weights, "--input", &x], &out[..]].concat())
+        args(&[
+            "run",
+            "--weights",
+            weights,
+            "--input",
+            &x,
+            "--output",
+            &y,
+            "--state-out",
+            &s,
+        ])
     };
     let attempts = [
         predict("missing.keras", &x),

@@ -223,9 +223,11 @@ impl Path for GpuGru {
     }
 }
 
-/// Checks every case on the path `build` makes of its model: any chunking (within `same` of the
-/// path's one forward), and with `reset`, row resets. Returns the largest differences.
+/// Checks every case on the path `build` makes of its model (`name` in messages): any chunking
+/// (within `same` of the path's one forward), and with `reset`, row resets. Returns the largest
+/// differences.
 fn check_path(
+    name: &str,
     cases: &[(Gru, usize, usize)],
     same: f32,
     reset: bool,
@@ -234,9 +236,9 @@ fn check_path(
     let mut worst = Worst::default();
     for (k, (gru, t, b)) in cases.iter().enumerate() {
         let path = build(gru);
-        check_chunkings(&*path, gru, (*t, *b), k as u64 + 1, same, &mut worst);
+        check_chunkings(name, &*path, gru, (*t, *b), k as u64 + 1, same, &mut worst);
         if reset {
-            check_reset(&*path, gru, same);
+            check_reset(name, &*path, gru, same);
         }
     }
     worst
@@ -259,6 +261,7 @@ impl std::fmt::Display for Worst {
 /// Any chunking of `x`, from zero state and from an h0 given by `set_state`, equals the one
 /// forward of the stream's own path (within `same`) and the f64 reference (within [`TOL`]).
 fn check_chunkings(
+    name: &str,
     path: &dyn Path,
     gru: &Gru,
     (t, b): (usize, usize),
@@ -281,7 +284,7 @@ fn check_chunkings(
             let mut s = path.stream(b).unwrap();
             if with_h0 {
                 s.set_state(&h0).unwrap();
-                assert_eq!(s.state().unwrap(), h0, "set_state then state");
+                assert_eq!(s.state().unwrap(), h0, "{name}: set_state then state");
             }
             let (y, h) = feed(&mut *s, &x, t, &sizes);
             let (e_own, e_ref) = (diff(&y, &h, &own), diff(&y, &h, &want));
@@ -289,7 +292,7 @@ fn check_chunkings(
             worst.1 = worst.1.max(e_ref);
             assert!(
                 e_own <= same && e_ref <= TOL,
-                "chunks {sizes:?}, h0 {with_h0}, {c:?}: vs its one forward {e_own:e}, \
+                "{name}, chunks {sizes:?}, h0 {with_h0}, {c:?}: vs its one forward {e_own:e}, \
                  vs the reference {e_ref:e}"
             );
         }
@@ -298,7 +301,7 @@ fn check_chunkings(
 
 /// Row 1 is reset after `t1` steps: its rest equals a fresh start on the rest, while the other
 /// rows carry on as in the uninterrupted sequence. Then `zero_state` restarts every row.
-fn check_reset(path: &dyn Path, gru: &Gru, tol: f32) {
+fn check_reset(name: &str, path: &dyn Path, gru: &Gru, tol: f32) {
     let c = &gru.config;
     let (i, h, b, t1, t2) = (c.input_size, c.hidden_size, 3usize, 5usize, 6usize);
     let t = t1 + t2;
@@ -330,7 +333,7 @@ fn check_reset(path: &dyn Path, gru: &Gru, tol: f32) {
                 &whole.output[at(t1 + step, t)..][..h]
             };
             let e = max_abs_diff(got, want);
-            assert!(e <= tol, "step {step} row {r}: {e:e}");
+            assert!(e <= tol, "{name}: step {step} row {r}: {e:e}");
         }
     }
     for l in 0..c.num_layers {
@@ -338,7 +341,7 @@ fn check_reset(path: &dyn Path, gru: &Gru, tol: f32) {
             let got = &state[(l * b + r) * h..][..h];
             let want = if r == 1 { &fresh.h_n } else { &whole.h_n };
             let e = max_abs_diff(got, &want[(l * b + r) * h..][..h]);
-            assert!(e <= tol, "layer {l} row {r}: {e:e}");
+            assert!(e <= tol, "{name}: layer {l} row {r}: {e:e}");
         }
     }
 
@@ -346,12 +349,14 @@ fn check_reset(path: &dyn Path, gru: &Gru, tol: f32) {
     assert_eq!(s.state().unwrap(), vec![0.0; c.num_layers * b * h]);
     let y = s.seq(&second, Steps(t2)).unwrap();
     let e = diff(&y, &s.state().unwrap(), &fresh);
-    assert!(e <= tol, "after zero_state: {e:e}");
+    assert!(e <= tol, "{name}: after zero_state: {e:e}");
 }
 
 #[test]
 fn reference_stream_any_chunking_equals_one_forward() {
-    let worst = check_path(&cases(), REF_TOL, true, &|g| Box::new(g.clone()));
+    let worst = check_path("reference", &cases(), REF_TOL, true, &|g| {
+        Box::new(g.clone())
+    });
     eprintln!("reference stream: {worst}");
 }
 
@@ -361,9 +366,13 @@ fn cpu_stream_any_chunking_equals_one_forward() {
     let mut all = cases();
     all.push((random_gru(GruConfig::new(4, 130), 300), 6, 1));
     for threads in [1, 2] {
-        let worst = check_path(&all, CPU_TOL, true, &|g| {
-            Box::new(CpuGru::new(g).unwrap().with_threads(threads))
-        });
+        let worst = check_path(
+            &format!("cpu ({threads} threads)"),
+            &all,
+            CPU_TOL,
+            true,
+            &|g| Box::new(CpuGru::new(g).unwrap().with_threads(threads)),
+        );
         eprintln!("cpu stream ({threads} threads): {worst}");
     }
 }
@@ -377,7 +386,7 @@ fn gpu_stream_any_chunking_equals_one_forward() {
     for algo in [Algorithm::Auto, Algorithm::PerStep, Algorithm::Sequence] {
         let auto = algo == Algorithm::Auto;
         let some = if auto { &all[..] } else { &all[..4] };
-        let worst = check_path(some, TOL, auto, &|g| {
+        let worst = check_path(&format!("gpu {algo:?}"), some, TOL, auto, &|g| {
             let opts = GpuOptions::default().with_algorithm(algo);
             Box::new(GpuGru::with_options(ctx, g, opts).unwrap())
         });

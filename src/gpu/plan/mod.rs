@@ -1,6 +1,7 @@
-//! The plan of a forward, as data: which algorithm runs a `(model, T, B)` on this adapter
-//! ([`choose`], the one place that decides), and the list of dispatches that records it, each
-//! algorithm's from its own submodule, whose kernel is the WGSL file of the same name:
+//! The plan of a forward, as data ([`Plan`]): which algorithm runs a `(model, T, B)` on this
+//! adapter ([`choose`], the one place that decides), and the list of dispatches that records it,
+//! built through a [`Recorder`] by each algorithm's own submodule, whose kernel is the WGSL file
+//! of the same name:
 //!
 //! - [`step`]: one dispatch per step (`step.wgsl`, `step_subgroup.wgsl`).
 //! - [`sequence`]: all steps in one dispatch, h in workgroup memory (`sequence.wgsl`).
@@ -8,10 +9,9 @@
 //! - [`tiled`]: per step, GEMM-tiled over batch rows (`tiled.wgsl`).
 //! - [`grid`]: all steps in one dispatch of waiting workgroups (`grid.wgsl`).
 //!
-//! ([`Plan`], through a [`Recorder`]), built once per workspace: `GpuGru::workspace` makes the
-//! plan, then the [`Workspace`](super::Workspace) for it. Encoding loops over the list, and
-//! [`ForwardStats`] is read from it. A forward too large for one workspace is split by
-//! [`chunking`].
+//! A plan is built once per workspace: `GpuGru::workspace` makes the plan, then the
+//! [`Workspace`](super::Workspace) for it. Encoding loops over the list, and [`ForwardStats`] is
+//! read from it. A forward too large for one workspace is split by [`chunking`].
 
 pub(crate) mod grid;
 pub(crate) mod sequence;

@@ -15,7 +15,8 @@ use crate::gpu::io::pop_scopes;
 use crate::gpu::wgsl::{GEMM_TILE, GemmParams, OptParams, StepParams, TrainLayerParams};
 
 /// Buffers and bind groups for training or backward passes of one shape `(T, B)` of one
-/// [`GpuTrainer`](crate::train::GpuTrainer). Make it once with [`GpuTrainer::workspace`](crate::train::GpuTrainer::workspace) and reuse it: a repeated step of
+/// [`GpuTrainer`](crate::train::GpuTrainer). Make it once with
+/// [`GpuTrainer::workspace`](crate::train::GpuTrainer::workspace) and reuse it: a repeated step of
 /// the same shape creates no buffer. Another trainer refuses it ([`Error::InvalidArgument`]).
 ///
 /// Its `work` buffer holds, in floats: the layer inputs and outputs `[T, B, ·]`, every step's
