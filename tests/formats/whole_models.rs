@@ -166,6 +166,13 @@ fn predict_command_matches_every_case() {
 
 /// A failed `predict` or `run` leaves the file at the output path byte-identical; a later
 /// successful one replaces it.
+/// `wgpu-gru run --weights W --input X --output Y`, then `extra`.
+fn run_args(weights: &str, x: &str, y: &str, extra: &[&str]) -> Vec<String> {
+    let mut a = args(&["run", "--weights", weights, "--input", x, "--output", y]);
+    a.extend(args(extra));
+    a
+}
+
 #[test]
 fn failed_commands_leave_existing_outputs_alone() {
     let c = cases()
@@ -186,19 +193,7 @@ fn failed_commands_leave_existing_outputs_alone() {
             "predict", "--model", model, "--input", input, "--output", &y,
         ])
     };
-    let run = |weights: &str| {
-        args(&[
-            "run",
-            "--weights",
-            weights,
-            "--input",
-            &x,
-            "--output",
-            &y,
-            "--state-out",
-            &s,
-        ])
-    };
+    let run = |weights: &str| run_args(weights, &x, &y, &["--state-out", &s]);
     let attempts = [
         predict("missing.keras", &x),
         predict(&model, &bad_x),
@@ -264,18 +259,7 @@ fn run_reads_a_full_state_dict_in_safetensors() {
     let full = full.display().to_string();
 
     let run = |weights: &str, extra: &[&str], out: &str| {
-        let mut a = args(&[
-            "run",
-            "--weights",
-            weights,
-            "--input",
-            &x,
-            "--output",
-            out,
-            "-q",
-        ]);
-        a.extend(args(extra));
-        run_bin(&a)
+        run_bin(&run_args(weights, &x, out, &[&["-q"], extra].concat()))
     };
     let want_path = dir.s("want.npy");
     let o = run(&golden.display().to_string(), &[], &want_path);
