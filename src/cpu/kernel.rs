@@ -424,3 +424,31 @@ pub(crate) unsafe fn stream_fma<S: Simd>(p: *const f32, n: usize, x: f32) -> f32
     S::store(buf.as_mut_ptr(), sum);
     buf.iter().take(S::W).sum()
 }
+
+/// Independent FMA chains of [`fma_peak`]: enough to cover the FMA latency on two ports, few
+/// enough for 16 AVX2 registers.
+pub(crate) const PEAK_CHAINS: usize = 12;
+
+/// The FMA peak: `n` rounds of [`PEAK_CHAINS`] independent FMAs on registers alone (no memory
+/// traffic). Each chain converges (`a·(1 - 2⁻¹⁴) + x`), so the values stay finite; returns their
+/// sum, so the loop cannot be optimised away.
+///
+/// # Safety
+/// `S` must be supported by the CPU.
+#[inline(always)]
+pub(crate) unsafe fn fma_peak<S: Simd>(n: usize, x: f32) -> f32 {
+    let (b, c) = (S::splat(1.0 - 1.0 / 16384.0), S::splat(x));
+    let mut acc = [S::splat(0.0); PEAK_CHAINS];
+    for _ in 0..n {
+        for a in acc.iter_mut() {
+            *a = S::fma(*a, b, c);
+        }
+    }
+    let mut sum = S::splat(0.0);
+    for a in acc {
+        sum = S::add(sum, a);
+    }
+    let mut buf = [0.0f32; 16];
+    S::store(buf.as_mut_ptr(), sum);
+    buf.iter().take(S::W).sum()
+}

@@ -697,6 +697,13 @@ impl<'a> JobCtx<'a> {
 /// height, so only the last band has a short tile).
 const PROJECTION_BAND_MIN: usize = 60;
 
+/// Least work (multiply-adds × 2) for which the input projection is split over threads: a
+/// scoped thread costs 12–110 µs to start and join on the 2-core project machine (median 57),
+/// so a projection under about 0.2 ms on one core runs on the calling thread alone. (At
+/// B = 1, T = 512, I = 16, H = 64, splitting its 3 MFLOP made a forward take 0.35–0.74 ms
+/// against 0.30 on one thread.)
+const PROJECTION_THREADS_MIN_FLOP: usize = 32_000_000;
+
 /// `gx[rows, gx_cols] = x[rows, in] · W_ihᵀ` (biases are added later, in the gate loop), split
 /// by rows over `threads` threads.
 fn input_projection(
@@ -739,7 +746,8 @@ fn input_projection(
     // Rows are independent: with threads, bands of them are taken in turn from a counter, so a
     // thread that gets less of a core (a busy machine) takes fewer bands.
     let band = rows.div_ceil(4 * threads.max(1)).max(PROJECTION_BAND_MIN);
-    if threads <= 1 || band >= rows {
+    let flop = 2 * rows * k * layer.w_panels.cols();
+    if threads <= 1 || band >= rows || flop < PROJECTION_THREADS_MIN_FLOP {
         run(0, rows);
     } else {
         let n_bands = rows.div_ceil(band);
@@ -774,34 +782,69 @@ pub fn stream_floor_seconds(bytes: usize, threads: usize, reps: usize) -> f64 {
     let isa = Isa::detect_up_to(SimdLevel::Avx512);
     let threads = threads.max(1);
     let n = (bytes / 4 / threads).div_ceil(128).max(1) * 128;
-    let barrier = team::SpinBarrier::new(threads);
     // Passes per timed round: about 4 MB read, so the timer's own cost does not count.
     let inner = (1usize << 20) / n + 1;
-    let one = |_: usize| {
+    best_on_threads(threads, reps, inner, || {
         let data: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.125).collect();
-        let mut best = f64::INFINITY;
         let mut sink = 0.0f32;
+        move || {
+            sink += recurrence::stream_dispatch(isa, &data, 1.0 + sink * 1e-30);
+            std::hint::black_box(sink);
+        }
+    })
+}
+
+/// The arithmetic floor: the FMA peak, in flop per second (a multiply-add counts 2), of
+/// `threads` threads that each run independent FMA chains with no memory traffic, at the same
+/// time; the best of `reps` rounds after one warm-up. A product of `F` flop cannot take less
+/// than `F` divided by this on the CPU path's ISA.
+pub fn fma_peak_flop_per_s(threads: usize, reps: usize) -> f64 {
+    let isa = Isa::detect_up_to(SimdLevel::Avx512);
+    let threads = threads.max(1);
+    let seconds = best_on_threads(threads, reps, 8, || {
+        let mut sink = 0.0f32;
+        move || {
+            sink += recurrence::fma_peak_dispatch(isa, 1.0 + sink * 1e-30);
+            std::hint::black_box(sink);
+        }
+    });
+    let per_pass = (recurrence::FMA_PEAK_ROUNDS * recurrence::fma_peak_flop_per_round(isa)) as f64;
+    threads as f64 * per_pass / seconds
+}
+
+/// The best time, in seconds, of one call of a pass, timed over `inner` calls per round, out of
+/// `reps` rounds after one warm-up; on `threads` threads that start every round together (each
+/// builds its own pass with `make`), the slowest thread's best.
+fn best_on_threads<P: FnMut()>(
+    threads: usize,
+    reps: usize,
+    inner: usize,
+    make: impl Fn() -> P + Sync,
+) -> f64 {
+    let barrier = team::SpinBarrier::new(threads);
+    let one = || {
+        let mut pass = make();
+        let mut best = f64::INFINITY;
         for rep in 0..=reps.max(1) {
             // Start together, so the threads share the machine as the time loop's do.
             barrier.wait();
             let t0 = std::time::Instant::now();
             for _ in 0..inner {
-                sink += recurrence::stream_dispatch(isa, &data, 1.0 + sink * 1e-30);
+                pass();
             }
             let dt = t0.elapsed().as_secs_f64() / inner as f64;
             if rep > 0 {
                 best = best.min(dt);
             }
         }
-        std::hint::black_box(sink);
         best
     };
     if threads == 1 {
-        return one(0);
+        return one();
     }
     std::thread::scope(|s| {
-        let others: Vec<_> = (1..threads).map(|t| s.spawn(move || one(t))).collect();
-        let mut worst = one(0);
+        let others: Vec<_> = (1..threads).map(|_| s.spawn(one)).collect();
+        let mut worst = one();
         for h in others {
             worst = worst.max(h.join().unwrap_or(f64::INFINITY));
         }

@@ -787,3 +787,45 @@ unsafe fn stream_avx512(p: *const f32, n: usize, x: f32) -> f32 {
 unsafe fn stream_avx2(p: *const f32, n: usize, x: f32) -> f32 {
     super::kernel::stream_fma::<simd::Avx2>(p, n, x)
 }
+
+/// Rounds of [`super::kernel::fma_peak`] per call of [`fma_peak_dispatch`].
+pub(crate) const FMA_PEAK_ROUNDS: usize = 100_000;
+
+/// Flop of one round of [`super::kernel::fma_peak`] on `isa` (a multiply-add counts 2).
+pub(crate) fn fma_peak_flop_per_round(isa: simd::Isa) -> usize {
+    let lanes = match isa {
+        #[cfg(target_arch = "x86_64")]
+        simd::Isa::Avx512 => <simd::Avx512 as Simd>::W,
+        #[cfg(target_arch = "x86_64")]
+        simd::Isa::Avx2 => <simd::Avx2 as Simd>::W,
+        simd::Isa::Portable => <simd::Portable as Simd>::W,
+    };
+    2 * super::kernel::PEAK_CHAINS * lanes
+}
+
+/// [`super::kernel::fma_peak`] on the best ISA, [`FMA_PEAK_ROUNDS`] rounds.
+pub(crate) fn fma_peak_dispatch(isa: simd::Isa, x: f32) -> f32 {
+    let n = FMA_PEAK_ROUNDS;
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::detect` saw AVX-512F on this CPU.
+        simd::Isa::Avx512 => unsafe { peak_avx512(n, x) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::detect` saw AVX2 and FMA on this CPU.
+        simd::Isa::Avx2 => unsafe { peak_avx2(n, x) },
+        // SAFETY: portable code needs no CPU feature.
+        simd::Isa::Portable => unsafe { super::kernel::fma_peak::<simd::Portable>(n, x) },
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+unsafe fn peak_avx512(n: usize, x: f32) -> f32 {
+    super::kernel::fma_peak::<simd::Avx512>(n, x)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn peak_avx2(n: usize, x: f32) -> f32 {
+    super::kernel::fma_peak::<simd::Avx2>(n, x)
+}

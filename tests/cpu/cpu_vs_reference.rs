@@ -577,6 +577,20 @@ fn odd_shapes_at_one_two_and_three_threads() {
     }
 }
 
+/// A projection large enough to be split over threads (38 MFLOP: bands of 60 rows of 250,
+/// the last one short), at 1, 2 and 3 threads, with and without lengths.
+#[test]
+fn threaded_input_projection() {
+    let mut rng = Rng::new(26);
+    let gru = random_gru_with(GruConfig::new(300, 65).with_layers(2), &mut rng);
+    let lengths = [50, 17, 1, 33, 49];
+    for threads in [1, 2, 3] {
+        let name = format!("I300 H65 T50 B5 threads={threads}");
+        check(&name, &gru, 50, 5, true, None, threads, &mut rng);
+        check(&name, &gru, 50, 5, false, Some(&lengths), threads, &mut rng);
+    }
+}
+
 /// Keras masks through the batch-1 split (a masked step carries the state over; its output
 /// repeats it, or is zero with `zero_output_for_mask`), at 1, 2 and 3 threads.
 #[test]

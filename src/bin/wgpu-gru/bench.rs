@@ -456,6 +456,27 @@ fn floor(args: &Args) -> Result<(), String> {
             }));
         }
     }
+    // The arithmetic floor of the standard shapes: their flop at the FMA peak.
+    println!(
+        "\n{:>8} {:>7} {:>8} {:>12} {:>14}",
+        "shape", "threads", "GFLOP", "peak GF/s", "floor ms"
+    );
+    for t in 1..=args.threads.max(1) {
+        let peak = wgpu_gru::cpu::fma_peak_flop_per_s(t, args.reps.max(3));
+        for shape in STANDARD_SHAPES {
+            let floor_ms = shape.flops() / peak * 1e3;
+            println!(
+                "{:>8} {t:>7} {:>8.2} {:>12.1} {floor_ms:>14.3}",
+                shape.name.unwrap_or("?"),
+                shape.flops() / 1e9,
+                peak / 1e9
+            );
+            rows.push(serde_json::json!({
+                "shape": shape.name, "threads": t, "flop": shape.flops(),
+                "fma_peak_gflop_s": peak / 1e9, "compute_floor_ms": floor_ms, "cpu": cpu_name(),
+            }));
+        }
+    }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?;
         std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
