@@ -233,11 +233,12 @@ const KC_STEP: usize = 128;
 /// thread: medium 44.3 → 42.1 ms, 16·256·16·256 11.4 → 11.0 ms; 16 rows no better).
 const PF_ROWS: usize = 8;
 
-/// Reduction block of [`gemm`]: a panel's `[KC, NR]` weight slice (128 KiB) stays in L2 while
+/// Reduction block of [`gemm`]: a panel's `[KC, NR]` weight slice (256 KiB) stays in L2 while
 /// every row tile of the row block reuses it; longer blocks mean fewer passes that reload and
-/// store the output tiles (measured on Zen 4: 256 → 512 gained 3–5%, 1024 nothing more).
-const KC: usize = 512;
-/// Row block of [`gemm`]: `MC` rows × `KC` inputs (240 KiB) stay in L2 across all panels.
+/// store the output tiles (measured on Zen 4: 256 → 512 gained 3–5%; on the 2-core Xeon VM,
+/// 8192·1024·3072, alternating: 512 → 1024 149–155 → 162–167 GF/s).
+const KC: usize = 1024;
+/// Row block of [`gemm`]: `MC` rows × `KC` inputs (480 KiB) stay in L2 across all panels.
 /// A multiple of every micro-kernel height.
 const MC: usize = 120;
 
