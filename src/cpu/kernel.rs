@@ -236,7 +236,7 @@ const PF_ROWS: usize = 8;
 /// Reduction block of [`gemm`]: a panel's `[KC, NR]` weight slice (256 KiB) stays in L2 while
 /// every row tile of the row block reuses it; longer blocks mean fewer passes that reload and
 /// store the output tiles (measured on Zen 4: 256 → 512 gained 3–5%; on the 2-core Xeon VM,
-/// 8192·1024·3072, alternating: 512 → 1024 149–155 → 162–167 GF/s).
+/// 8192·1024·3072, alternating: 512 → 1024 153–156 → 164–167 GF/s).
 const KC: usize = 1024;
 /// Row block of [`gemm`]: `MC` rows × `KC` inputs (480 KiB) stay in L2 across all panels.
 /// A multiple of every micro-kernel height.
