@@ -357,3 +357,44 @@ fn occupancy_reports_resident_workgroups() {
         assert!((1..=16).contains(&resident), "{r}");
     }
 }
+
+/// `wgpu-gru bench --floor` writes the batch-1 bandwidth floor for every H and thread count,
+/// then the FMA peak and each standard shape's time at it.
+#[test]
+fn bench_floor_reports_both_floors() {
+    let dir = TempDir::new("floor");
+    let json = dir.path("floor.json");
+    let o = run_bin(&args(&[
+        "bench",
+        "--floor",
+        "--threads",
+        "2",
+        "--reps",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+        json.to_str().unwrap(),
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let (steps, peaks): (Vec<_>, Vec<_>) = rows.iter().partition(|r| r.get("hidden").is_some());
+    assert_eq!(steps.len(), 5 * 2, "H = 64 … 1024 at 1 and 2 threads");
+    assert_eq!(
+        peaks.len(),
+        5 * 2,
+        "five standard shapes at 1 and 2 threads"
+    );
+    for r in &steps {
+        assert!(r["floor_us"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["step_us"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    for r in &peaks {
+        let peak = r["fma_peak_gflop_s"].as_f64().unwrap();
+        let floor = r["compute_floor_ms"].as_f64().unwrap();
+        let flop = r["flop"].as_f64().unwrap();
+        assert!(peak > 0.1, "{r}");
+        assert!((floor * 1e-3 * peak * 1e9 / flop - 1.0).abs() < 1e-9, "{r}");
+    }
+}

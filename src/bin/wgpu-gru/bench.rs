@@ -47,7 +47,8 @@ pub struct Args {
     threads: usize,
     /// Print the cache-bandwidth floor of a batch-1 step (a read-and-FMA pass over W_hh,
     /// 12·H² bytes) against the CPU path's measured time per step (B = 1, T = 512, I = 16), at
-    /// 1 … --threads threads, for H = 64 … 1024, and exit.
+    /// 1 … --threads threads, for H = 64 … 1024; then the FMA peak and each standard shape's
+    /// time at it (the arithmetic floor), and exit.
     #[arg(long)]
     floor: bool,
     /// Write the results as a JSON array to this file.
