@@ -113,7 +113,15 @@ pub struct CpuGru {
     split_backoff: std::sync::atomic::AtomicUsize,
     /// Split forwards in a row that found a thread without a core ([`backoff_after`]).
     split_strikes: std::sync::atomic::AtomicUsize,
+    /// Least flop of one layer's time loop that runs on the threads
+    /// ([`CpuGru::with_parallel_min_flop`]).
+    loop_min_flop: usize,
 }
+
+/// Default of [`CpuGru::with_parallel_min_flop`]: 8 MFLOP, about 0.2 ms of a batch-1 time loop
+/// on one core. A forward of 2 steps at B = 1, H = 256 (0.8 MFLOP) took 0.057–0.072 ms at 2
+/// threads against 0.026 on one: starting a thread costs 12–110 µs here (median 57).
+pub const TIME_LOOP_THREADS_MIN_FLOP: usize = 8_000_000;
 
 /// Most forwards that run their time loop without the split after split ones found the
 /// machine busy (a thread lost its core and left): on a machine whose other cores are taken, a
@@ -148,6 +156,7 @@ impl Clone for CpuGru {
             ws: std::sync::Mutex::new(Workspace::default()),
             split_backoff: std::sync::atomic::AtomicUsize::new(0),
             split_strikes: std::sync::atomic::AtomicUsize::new(0),
+            loop_min_flop: self.loop_min_flop,
         }
     }
 }
@@ -295,7 +304,18 @@ impl CpuGru {
             ws: std::sync::Mutex::new(Workspace::default()),
             split_backoff: std::sync::atomic::AtomicUsize::new(0),
             split_strikes: std::sync::atomic::AtomicUsize::new(0),
+            loop_min_flop: TIME_LOOP_THREADS_MIN_FLOP,
         })
+    }
+
+    /// Runs a layer's time loop on the threads only when its work, `6·T·B·D·H²` flop, is at
+    /// least `flop` (default [`TIME_LOOP_THREADS_MIN_FLOP`]); smaller ones, such as a stream's
+    /// short chunks, run on the calling thread, where starting threads would cost more than
+    /// they save. `0` uses the threads whatever the size. (The input projection has its own
+    /// rule: it is split from 32 MFLOP.)
+    pub fn with_parallel_min_flop(mut self, flop: usize) -> Self {
+        self.loop_min_flop = flop;
+        self
     }
 
     /// Uses up to `n` threads (`0` is taken as 1; [`resolve_threads`] turns 0 into one per
@@ -305,7 +325,8 @@ impl CpuGru {
     /// rows and directions (rows are independent), and run batch 1 on one thread, where a
     /// second thread was measured to lose. Threads live for one layer's forward, never one step.
     /// Where a thread finds no free core (a busy machine), the others take over its share, and
-    /// the next few forwards run on one thread before threads are tried again.
+    /// the next few forwards run on one thread before threads are tried again. A forward whose
+    /// time loop is smaller than [`CpuGru::with_parallel_min_flop`] runs on one thread.
     pub fn with_threads(mut self, n: usize) -> Self {
         self.threads = n.max(1);
         let parts = split_parts(self.threads, &self.config);
@@ -413,10 +434,18 @@ impl CpuGru {
         // step's units are split over the threads (`Split`), at batch 1 only if its W_hh is
         // large enough; while backing off after a busy machine was seen, this forward runs on
         // one thread.
+        // A time loop too small to pay for starting threads runs on this one, and so does the
+        // whole forward then.
+        let loop_flop = 6 * t_len * b_len * d_n * h * h;
+        let loop_pays = loop_flop >= self.loop_min_flop;
         let has_parts = first.is_some_and(|d| !d.parts.is_empty());
         let worth = b_len > 1 || first.is_some_and(|d| d.u.bytes() >= SPLIT_MIN_BYTES_B1);
-        let split = has_parts && worth && self.take_split_turn();
-        let threads = if has_parts && !split { 1 } else { self.threads };
+        let split = has_parts && worth && loop_pays && self.take_split_turn();
+        let threads = if (has_parts && !split) || !loop_pays {
+            1
+        } else {
+            self.threads
+        };
         let acc_part =
             b_len * first.map_or(0, |d| d.parts.iter().map(|p| p.u.cols()).max().unwrap_or(0));
         let n_parts = first.map_or(0, |d| d.parts.len());

@@ -21,8 +21,8 @@ use crate::stream::{self, Stream};
 ///
 /// The stream keeps its buffers, and the [`CpuGru`] its workspace, so repeated
 /// [`Stream::seq_into`] calls of one chunk length allocate nothing with one thread. With more
-/// threads ([`CpuGru::with_threads`]) each call starts its threads anew, so a short chunk is
-/// best run on one.
+/// threads ([`CpuGru::with_threads`]) each call starts its threads anew; a chunk whose time loop
+/// is under [`CpuGru::with_parallel_min_flop`] (8 MFLOP by default) runs on the calling thread.
 ///
 /// Against one [`CpuGru::forward`] over the whole sequence the outputs agree to about an f32
 /// ulp (at most 3e-8 in `tests/gpu/streaming.rs`), not bit for bit: the input projection runs a

@@ -58,6 +58,7 @@ fn check(
         let cpu = CpuGru::new(gru)
             .expect("CpuGru::new")
             .with_threads(threads)
+            .with_parallel_min_flop(0)
             .with_max_simd(level);
         let got = cpu.forward(&input).expect("CpuGru::forward");
         assert_eq!(got.output.len(), want.output.len(), "{name}: output length");
@@ -520,6 +521,7 @@ fn all_golden_cases_match_on_cpu() {
                     CpuGru::new(g)?
                         .with_max_simd(level)
                         .with_threads(threads)
+                        .with_parallel_min_flop(0)
                         .forward(i)
                 },
                 &common::f32_tolerance,
@@ -610,6 +612,7 @@ fn masks_at_batch_one_with_threads() {
                 let got = CpuGru::new(&gru)
                     .expect("CpuGru::new")
                     .with_threads(threads)
+                    .with_parallel_min_flop(0)
                     .forward(&input)
                     .expect("forward");
                 let err = got.max_abs_diff(&want);
@@ -651,6 +654,7 @@ fn f16_weights_compute_the_rounded_model() {
                             let cpu = CpuGru::with_precision(&gru, Precision::F16Weights)
                                 .expect("with_precision")
                                 .with_threads(threads)
+                                .with_parallel_min_flop(0)
                                 .with_max_simd(level);
                             assert_eq!(cpu.precision(), Precision::F16Weights);
                             let got = cpu.forward(&input).expect("forward");

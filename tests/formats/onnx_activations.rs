@@ -98,7 +98,12 @@ fn onnx_activation_cases_match_on_cpu() {
         run_cases_within(
             &format!("cpu x{threads}"),
             &onnx_activation_cases(),
-            &mut |g, i| CpuGru::new(g)?.with_threads(threads).forward(i),
+            &mut |g, i| {
+                CpuGru::new(g)?
+                    .with_threads(threads)
+                    .with_parallel_min_flop(0)
+                    .forward(i)
+            },
             &f32_tolerance,
         );
     }

@@ -56,7 +56,12 @@ fn keras_masks_on_cpu() {
         run_cases_within(
             &format!("cpu x{threads}"),
             &keras_mask_cases(),
-            &mut |g, i| CpuGru::new(g)?.with_threads(threads).forward(i),
+            &mut |g, i| {
+                CpuGru::new(g)?
+                    .with_threads(threads)
+                    .with_parallel_min_flop(0)
+                    .forward(i)
+            },
             &common::f32_tolerance,
         );
     }
@@ -167,6 +172,7 @@ fn random_masks_match_the_reference_on_every_path() {
             let cpu = CpuGru::new(&gru)
                 .unwrap()
                 .with_threads(2)
+                .with_parallel_min_flop(0)
                 .forward(&input)
                 .unwrap();
             let e = cpu.max_abs_diff(&want);

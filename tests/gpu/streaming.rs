@@ -371,7 +371,14 @@ fn cpu_stream_any_chunking_equals_one_forward() {
             &all,
             CPU_TOL,
             true,
-            &|g| Box::new(CpuGru::new(g).unwrap().with_threads(threads)),
+            &|g| {
+                Box::new(
+                    CpuGru::new(g)
+                        .unwrap()
+                        .with_threads(threads)
+                        .with_parallel_min_flop(0),
+                )
+            },
         );
         eprintln!("cpu stream ({threads} threads): {worst}");
     }

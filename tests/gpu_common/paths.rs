@@ -40,7 +40,8 @@ pub fn run_on(
             ("cpu", CpuGru::new(gru).and_then(|c| c.forward(input))),
             (
                 "cpu x2",
-                CpuGru::new(gru).and_then(|c| c.with_threads(2).forward(input)),
+                CpuGru::new(gru)
+                    .and_then(|c| c.with_threads(2).with_parallel_min_flop(0).forward(input)),
             ),
         ],
         Impl::Gpu => match ctx() {
