@@ -150,10 +150,18 @@ impl CostModel {
         gpu_gflops: 6000.0,
     };
 
-    /// Estimated milliseconds per forward on the CPU path, on the workload's CPU threads.
+    /// Estimated milliseconds per forward on the CPU path, on the workload's CPU threads: one
+    /// where a layer's time loop is under [`crate::cpu::TIME_LOOP_THREADS_MIN_FLOP`], since
+    /// the CPU path starts no threads there.
     pub fn cpu_ms(&self, w: &Workload) -> f64 {
         let steps = (w.layers * w.directions * w.steps) as f64;
-        let gain = 1.0 + self.cpu_thread_gain * (w.cpu_threads.max(1) - 1) as f64;
+        let loop_flop = crate::cpu::time_loop_flop(w.steps, w.batch, w.directions, w.hidden_size);
+        let threads = if loop_flop >= crate::cpu::TIME_LOOP_THREADS_MIN_FLOP {
+            w.cpu_threads.max(1)
+        } else {
+            1
+        };
+        let gain = 1.0 + self.cpu_thread_gain * (threads - 1) as f64;
         self.cpu_fixed_ms
             + steps * self.cpu_step_us * 1e-3
             + w.flops() / (self.cpu_gflops * gain * 1e6)
@@ -389,6 +397,9 @@ mod tests {
         let (one, two) = (m.cpu_ms(&w), m.cpu_ms(&w.with_cpu_threads(2)));
         assert!(two < one && two > one / 2.0, "{one} {two}");
         assert_eq!(m.cpu_ms(&w.with_cpu_threads(0)), one);
+        // A loop too small for the CPU path to start threads gains nothing from them.
+        let small = work(2, 1, 256);
+        assert_eq!(m.cpu_ms(&small.with_cpu_threads(2)), m.cpu_ms(&small));
     }
 
     #[test]

@@ -123,6 +123,14 @@ pub struct CpuGru {
 /// threads against 0.026 on one: starting a thread costs 12–110 µs here (median 57).
 pub const TIME_LOOP_THREADS_MIN_FLOP: usize = 8_000_000;
 
+/// Flop of one layer's time loop, `6·T·B·D·H²` (saturating), which
+/// [`CpuGru::with_parallel_min_flop`] compares.
+pub(crate) fn time_loop_flop(steps: usize, batch: usize, directions: usize, h: usize) -> usize {
+    [steps, batch, directions, h, h]
+        .into_iter()
+        .fold(6, usize::saturating_mul)
+}
+
 /// Most forwards that run their time loop without the split after split ones found the
 /// machine busy (a thread lost its core and left): on a machine whose other cores are taken, a
 /// loop that meets every few microseconds loses to one thread.
@@ -436,8 +444,7 @@ impl CpuGru {
         // one thread.
         // A time loop too small to pay for starting threads runs on this one, and so does the
         // whole forward then.
-        let loop_flop = 6 * t_len * b_len * d_n * h * h;
-        let loop_pays = loop_flop >= self.loop_min_flop;
+        let loop_pays = time_loop_flop(t_len, b_len, d_n, h) >= self.loop_min_flop;
         let has_parts = first.is_some_and(|d| !d.parts.is_empty());
         let worth = b_len > 1 || first.is_some_and(|d| d.u.bytes() >= SPLIT_MIN_BYTES_B1);
         let split = has_parts && worth && loop_pays && self.take_split_turn();
