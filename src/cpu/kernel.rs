@@ -426,13 +426,7 @@ pub(crate) unsafe fn stream_fma<S: Simd>(p: *const f32, n: usize, x: f32) -> f32
         }
         i += 8 * S::W;
     }
-    let mut sum = S::splat(0.0);
-    for a in acc {
-        sum = S::add(sum, a);
-    }
-    let mut buf = [0.0f32; 16];
-    S::store(buf.as_mut_ptr(), sum);
-    buf.iter().take(S::W).sum()
+    sum_all::<S>(&acc)
 }
 
 /// Independent FMA chains of [`fma_peak`]: enough to cover the FMA latency on two ports, few
@@ -454,8 +448,18 @@ pub(crate) unsafe fn fma_peak<S: Simd>(n: usize, x: f32) -> f32 {
             *a = S::fma(*a, b, c);
         }
     }
+    sum_all::<S>(&acc)
+}
+
+/// The sum of every lane of every vector in `acc` (what the floor loops return, so that their
+/// work cannot be optimised away).
+///
+/// # Safety
+/// `S` must be supported by the CPU.
+#[inline(always)]
+unsafe fn sum_all<S: Simd>(acc: &[S::V]) -> f32 {
     let mut sum = S::splat(0.0);
-    for a in acc {
+    for &a in acc {
         sum = S::add(sum, a);
     }
     let mut buf = [0.0f32; 16];

@@ -440,10 +440,8 @@ impl CpuGru {
 
         // With threads and a model that has parts (reset-after, one direction, H ≥ 128), the
         // step's units are split over the threads (`Split`), at batch 1 only if its W_hh is
-        // large enough; while backing off after a busy machine was seen, this forward runs on
-        // one thread.
-        // A time loop too small to pay for starting threads runs on this one, and so does the
-        // whole forward then.
+        // large enough; while backing off after a busy machine was seen, or where the time loop
+        // is too small to pay for starting threads, this forward runs on one thread.
         let loop_pays = time_loop_flop(t_len, b_len, d_n, h) >= self.loop_min_flop;
         let has_parts = first.is_some_and(|d| !d.parts.is_empty());
         let worth = b_len > 1 || first.is_some_and(|d| d.u.bytes() >= SPLIT_MIN_BYTES_B1);
