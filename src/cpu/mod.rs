@@ -795,6 +795,7 @@ fn input_projection(
                     rows: n,
                     out: gx.get().add(r0 * gx_cols),
                     out_stride: gx_cols,
+                    reverse: false,
                 },
             )
         }
@@ -833,6 +834,7 @@ fn input_projection(
 /// cheapest read-and-FMA loop over `bytes` of f32 (rounded up to whole vectors) that is already
 /// in cache, out of `reps` passes after one warm-up, on `threads` threads that each stream a
 /// buffer of their own of `bytes / threads` at the same time (as the split time loop does).
+/// Passes alternate direction, as the time loop's steps do.
 /// `12·H²` bytes is one step's `W_hh` at hidden size `H`.
 pub fn stream_floor_seconds(bytes: usize, threads: usize, reps: usize) -> f64 {
     let isa = Isa::detect_up_to(SimdLevel::Avx512);
@@ -842,9 +844,10 @@ pub fn stream_floor_seconds(bytes: usize, threads: usize, reps: usize) -> f64 {
     let inner = (1usize << 20) / n + 1;
     best_on_threads(threads, reps, inner, || {
         let data: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.125).collect();
-        let mut sink = 0.0f32;
+        let (mut sink, mut reverse) = (0.0f32, false);
         move || {
-            sink += recurrence::stream_dispatch(isa, &data, 1.0 + sink * 1e-30);
+            sink += recurrence::stream_dispatch(isa, &data, 1.0 + sink * 1e-30, reverse);
+            reverse = !reverse;
             std::hint::black_box(sink);
         }
     })

@@ -302,6 +302,7 @@ unsafe fn run_with<S: Simd, F: ActFn, G: ActFn>(job: &mut Job<'_>, f: F, g: G) {
             rows: active,
             out: acc,
             out_stride: acc_stride,
+            reverse: s % 2 == 1,
         });
         match &w.u_n {
             Some(u_n) => {
@@ -330,6 +331,7 @@ unsafe fn run_with<S: Simd, F: ActFn, G: ActFn>(job: &mut Job<'_>, f: F, g: G) {
                     rows: active,
                     out: acc_n,
                     out_stride: u_n.cols(),
+                    reverse: s % 2 == 1,
                 });
                 // Phase 2: n and the new state.
                 for i in 0..active {
@@ -640,6 +642,7 @@ unsafe fn part_with<S: Simd, F: ActFn, G: ActFn>(sp: &Split<'_>, q: usize, s: us
         rows: active,
         out: acc,
         out_stride: acc_stride,
+        reverse: s % 2 == 1,
     });
     for i in 0..active {
         let flags = sp.dir.mask_flags(i, s);
@@ -762,30 +765,32 @@ unsafe fn run_avx2(job: &mut Job<'_>) {
 }
 
 /// [`super::kernel::stream_fma`] on the best ISA.
-pub(crate) fn stream_dispatch(isa: simd::Isa, data: &[f32], x: f32) -> f32 {
+pub(crate) fn stream_dispatch(isa: simd::Isa, data: &[f32], x: f32, reverse: bool) -> f32 {
     let (p, n) = (data.as_ptr(), data.len());
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Isa::detect` saw AVX-512F on this CPU; `p` holds `n` floats.
-        simd::Isa::Avx512 => unsafe { stream_avx512(p, n, x) },
+        simd::Isa::Avx512 => unsafe { stream_avx512(p, n, x, reverse) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Isa::detect` saw AVX2 and FMA on this CPU.
-        simd::Isa::Avx2 => unsafe { stream_avx2(p, n, x) },
+        simd::Isa::Avx2 => unsafe { stream_avx2(p, n, x, reverse) },
         // SAFETY: portable code needs no CPU feature.
-        simd::Isa::Portable => unsafe { super::kernel::stream_fma::<simd::Portable>(p, n, x) },
+        simd::Isa::Portable => unsafe {
+            super::kernel::stream_fma::<simd::Portable>(p, n, x, reverse)
+        },
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma,f16c")]
-unsafe fn stream_avx512(p: *const f32, n: usize, x: f32) -> f32 {
-    super::kernel::stream_fma::<simd::Avx512>(p, n, x)
+unsafe fn stream_avx512(p: *const f32, n: usize, x: f32, reverse: bool) -> f32 {
+    super::kernel::stream_fma::<simd::Avx512>(p, n, x, reverse)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn stream_avx2(p: *const f32, n: usize, x: f32) -> f32 {
-    super::kernel::stream_fma::<simd::Avx2>(p, n, x)
+unsafe fn stream_avx2(p: *const f32, n: usize, x: f32, reverse: bool) -> f32 {
+    super::kernel::stream_fma::<simd::Avx2>(p, n, x, reverse)
 }
 
 /// Rounds of [`super::kernel::fma_peak`] per call of [`fma_peak_dispatch`].
