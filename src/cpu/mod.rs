@@ -871,6 +871,38 @@ pub fn fma_peak_flop_per_s(threads: usize, reps: usize) -> f64 {
     threads as f64 * per_pass / seconds
 }
 
+/// What the input projection's GEMM does on one thread: `out[M, N] = x[M, K] · Wᵀ` on packed
+/// panels (the CPU path's own kernel), in flop per second (a multiply-add counts 2); the best of
+/// `reps` products after one warm-up. At `M = T·B`, `K = I`, `N = 3H` it is a layer's
+/// projection, so it says how close a shape can come to the FMA peak
+/// ([`fma_peak_flop_per_s`]), and it compares with other libraries' SGEMM on the same sizes.
+pub fn gemm_flop_per_s(m: usize, k: usize, n: usize, reps: usize) -> f64 {
+    let isa = Isa::detect_up_to(SimdLevel::Avx512);
+    let (m, k, n) = (m.max(1), k.max(1), n.max(1));
+    let w = Panels::pack(n, k, |c, kk| ((c * 7 + kk * 3) % 17) as f32 * 0.01 - 0.08);
+    let x: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32 * 0.01).collect();
+    let seconds = best_on_threads(1, reps, 1, || {
+        let (w, x) = (&w, &x);
+        let mut out = vec![0.0f32; m * w.cols()];
+        move || {
+            let p = kernel::Product {
+                u: w,
+                a: x.as_ptr(),
+                a_stride: k,
+                rows: m,
+                out: out.as_mut_ptr(),
+                out_stride: w.cols(),
+                reverse: false,
+            };
+            // SAFETY: `x` holds `m` rows of `k`, `out` holds `m` rows of `w.cols()`, and this
+            // one thread is the only one that touches them.
+            unsafe { recurrence::gemm_dispatch(isa, p) };
+            std::hint::black_box(out.as_ptr());
+        }
+    });
+    2.0 * (m * k * n) as f64 / seconds
+}
+
 /// The best time, in seconds, of one call of a pass, timed over `inner` calls per round, out of
 /// `reps` rounds after one warm-up; on `threads` threads that start every round together (each
 /// builds its own pass with `make`), the slowest thread's best.

@@ -361,7 +361,7 @@ fn occupancy_reports_resident_workgroups() {
 /// `wgpu-gru bench --floor` writes the batch-1 bandwidth floor for every H and thread count,
 /// then the FMA peak and each standard shape's time at it.
 #[test]
-fn bench_floor_reports_both_floors() {
+fn bench_floor_reports_both_floors_and_the_gemm() {
     let dir = TempDir::new("floor");
     let json = dir.path("floor.json");
     let o = run_bin(&args(&[
@@ -379,8 +379,20 @@ fn bench_floor_reports_both_floors() {
     assert!(o.status.success(), "{}", stderr(&o));
     let rows: Vec<serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let (steps, peaks): (Vec<_>, Vec<_>) = rows.iter().partition(|r| r.get("hidden").is_some());
+    let (steps, rest): (Vec<_>, Vec<_>) = rows.iter().partition(|r| r.get("hidden").is_some());
+    let (gemms, peaks): (Vec<_>, Vec<_>) = rest.into_iter().partition(|r| r.get("gemm").is_some());
     assert_eq!(steps.len(), 5 * 2, "H = 64 … 1024 at 1 and 2 threads");
+    let names: Vec<_> = gemms.iter().map(|r| r["gemm"].as_str().unwrap()).collect();
+    assert_eq!(names, ["medium", "large"], "the projections above 1 GFLOP");
+    for r in &gemms {
+        let (m, k, n) = (
+            r["m"].as_u64().unwrap(),
+            r["k"].as_u64().unwrap(),
+            r["n"].as_u64().unwrap(),
+        );
+        assert!(m * k * n > 1 << 30, "{r}");
+        assert!(r["gemm_gflop_s"].as_f64().unwrap() > 0.1, "{r}");
+    }
     assert_eq!(
         peaks.len(),
         5 * 2,

@@ -48,7 +48,8 @@ pub struct Args {
     /// Print the cache-bandwidth floor of a batch-1 step (a read-and-FMA pass over W_hh,
     /// 12·H² bytes) against the CPU path's measured time per step (B = 1, T = 512, I = 16), at
     /// 1 … --threads threads, for H = 64 … 1024; then the FMA peak and each standard shape's
-    /// time at it (the arithmetic floor), and exit.
+    /// time at it (the arithmetic floor); then the GEMM's GF/s on one thread on the medium and
+    /// large projections (M = T·B, K = I, N = 3H), and exit.
     #[arg(long)]
     floor: bool,
     /// Write the results as a JSON array to this file.
@@ -477,6 +478,27 @@ fn floor(args: &Args) -> Result<(), String> {
                 "fma_peak_gflop_s": peak / 1e9, "compute_floor_ms": floor_ms, "cpu": cpu_name(),
             }));
         }
+    }
+    // What the CPU path's GEMM reaches on the projections of medium and large (M = T·B, K = I,
+    // N = 3H), one thread: the practical ceiling a whole forward works under.
+    println!(
+        "\n{:>8} {:>6} {:>6} {:>6} {:>9} {:>10}",
+        "gemm", "M", "K", "N", "GF/s", "of peak"
+    );
+    let peak = wgpu_gru::cpu::fma_peak_flop_per_s(1, args.reps.max(3));
+    for shape in STANDARD_SHAPES.iter().filter(|s| s.flops() > 1e9) {
+        let (m, k, n) = (shape.steps * shape.batch, shape.input, 3 * shape.hidden);
+        let flop_s = wgpu_gru::cpu::gemm_flop_per_s(m, k, n, args.reps.clamp(3, 5));
+        println!(
+            "{:>8} {m:>6} {k:>6} {n:>6} {:>9.1} {:>9.0}%",
+            shape.name.unwrap_or("?"),
+            flop_s / 1e9,
+            100.0 * flop_s / peak
+        );
+        rows.push(serde_json::json!({
+            "gemm": shape.name, "m": m, "k": k, "n": n, "threads": 1,
+            "gemm_gflop_s": flop_s / 1e9, "fma_peak_gflop_s": peak / 1e9, "cpu": cpu_name(),
+        }));
     }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?;
